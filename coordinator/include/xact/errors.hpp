@@ -1,0 +1,111 @@
+// The error hierarchy of xact, named after what the caller does next.
+//
+//   Error                       every error xact throws
+//   ├── TransientError          retry the whole transaction (xact::run does)
+//   │   ├── ConflictError       someone else changed what this transaction changes
+//   │   │   └── ReadConflictError   ... or what it read and asked to keep current
+//   │   ├── SerializationFailure    the database could not serialize this transaction
+//   │   └── DeadlockError           the database chose this transaction as the victim
+//   ├── InDoubtError            never retry: the outcome is unknown; recovery decides
+//   ├── InvalidObjectReference  a reference the seat belt forbids; fix the program
+//   ├── UsageError              the program called something in the wrong state or with
+//   │   │                       bad arguments; fix the program
+//   │   ├── NoTransactionError
+//   │   ├── DoomedTransactionError
+//   │   └── TransactionFailedError  a commit failed: abort() before anything else
+//   ├── TransactionTimeoutError the transaction ran past its timeout; it must be aborted
+//   ├── StorageError            I/O on xact's own files failed (a message names the file)
+//   │   └── LogFailedError      the decision log refused a write after an earlier fsync
+//   │                           failure; restart the process to recover
+//   └── ResourceError           a participant failed for a reason that is not transient
+//
+// Every message says what happened and what to do. All classes are immutable values and
+// safe to share between threads.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace xact {
+
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class TransientError : public Error {
+ public:
+  using Error::Error;
+};
+
+class ConflictError : public TransientError {
+ public:
+  using TransientError::TransientError;
+};
+
+class ReadConflictError : public ConflictError {
+ public:
+  using ConflictError::ConflictError;
+};
+
+class SerializationFailure : public TransientError {
+ public:
+  using TransientError::TransientError;
+};
+
+class DeadlockError : public TransientError {
+ public:
+  using TransientError::TransientError;
+};
+
+class InDoubtError : public Error {
+ public:
+  using Error::Error;
+};
+
+class InvalidObjectReference : public Error {
+ public:
+  using Error::Error;
+};
+
+class UsageError : public Error {
+ public:
+  using Error::Error;
+};
+
+class NoTransactionError : public UsageError {
+ public:
+  using UsageError::UsageError;
+};
+
+class DoomedTransactionError : public UsageError {
+ public:
+  using UsageError::UsageError;
+};
+
+class TransactionFailedError : public UsageError {
+ public:
+  using UsageError::UsageError;
+};
+
+class TransactionTimeoutError : public Error {
+ public:
+  using Error::Error;
+};
+
+class StorageError : public Error {
+ public:
+  using Error::Error;
+};
+
+class LogFailedError : public StorageError {
+ public:
+  using StorageError::StorageError;
+};
+
+class ResourceError : public Error {
+ public:
+  using Error::Error;
+};
+
+}  // namespace xact

@@ -1,0 +1,176 @@
+// Transaction managers: where the application begins, commits and aborts transactions, and
+// where resource managers find the current transaction.
+//
+// - ThreadTransactionManager (the default, xact::thread_manager()): every thread has its own
+//   current transaction. Thread-safe: any thread may use it, each sees only its own transaction
+//   and its own synchronizers. Like Python's `transaction.manager`: begin() aborts a
+//   transaction left open on this thread, get() begins one when none is open.
+// - ExplicitTransactionManager: one current transaction, no implicit behaviour: begin() throws
+//   if a transaction is open, get()/commit()/doom()/savepoint() throw if none is. Not
+//   synchronized, but not bound to a thread either: one per request or coroutine, used by one
+//   thread at a time, moved between threads freely (Boost.Asio coroutine handlers).
+// - current_manager() / ManagerBinding: code that does not get a manager passed (a resource
+//   manager deep in a call chain) asks current_manager(), which is the manager bound on this
+//   thread by the innermost live ManagerBinding, or thread_manager(). A coroutine that moves
+//   between threads passes its manager explicitly, or re-binds after each resumption.
+//
+// abort() never throws and is a no-op when no transaction is open, so it is safe in every
+// cleanup path. A manager must outlive the transactions it began.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include <xact/transaction.hpp>
+
+namespace xact {
+
+class DecisionLog;
+
+/// Told about the transactions of the manager it is registered with. Must not throw; an
+/// exception is logged and ignored (except from before_completion at commit: it fails the commit).
+class Synchronizer {
+ public:
+  virtual ~Synchronizer() = default;
+  virtual void new_transaction(Transaction&) {}
+  /// Before commit (after the before-commit hooks) and before abort.
+  virtual void before_completion(Transaction&) {}
+  /// After commit, failed commit or abort: exactly once per transaction.
+  virtual void after_completion(Transaction&) {}
+};
+
+struct ManagerOptions {
+  /// Where decisions of transactions with two or more voters are made durable. Without one the
+  /// coordinator still runs the two-phase commit, but a crash between the decision and the end
+  /// of phase 2 can leave participants in different states: use one in production.
+  std::shared_ptr<DecisionLog> decision_log;
+  /// Applied to every transaction at begin (Transaction::set_timeout).
+  std::optional<std::chrono::steady_clock::duration> timeout;
+};
+
+class TransactionManager {
+ public:
+  virtual ~TransactionManager() = default;
+
+  /// Begins a transaction and makes it current.
+  virtual Transaction& begin() = 0;
+  /// The current transaction (see the class comments for what happens when there is none).
+  virtual Transaction& get() = 0;
+  /// The current, not yet ended transaction, or null.
+  virtual Transaction* current() noexcept = 0;
+  virtual CommitOutcome commit() = 0;
+  virtual void abort() noexcept = 0;
+  virtual void register_synchronizer(std::shared_ptr<Synchronizer> s) = 0;
+  virtual void unregister_synchronizer(const Synchronizer& s) = 0;
+  virtual bool is_explicit() const noexcept = 0;
+
+  void doom() { get().doom(); }
+  bool is_doomed() { return get().is_doomed(); }
+  Savepoint savepoint(bool optimistic = false) { return get().savepoint(optimistic); }
+};
+
+/// One current transaction; the building block of the other managers. Not synchronized.
+class BasicTransactionManager : public TransactionManager {
+ public:
+  explicit BasicTransactionManager(bool explicit_mode, ManagerOptions options = {});
+  ~BasicTransactionManager() override;
+
+  Transaction& begin() override;
+  Transaction& get() override;
+  Transaction* current() noexcept override;
+  CommitOutcome commit() override;
+  void abort() noexcept override;
+  void register_synchronizer(std::shared_ptr<Synchronizer> s) override;
+  void unregister_synchronizer(const Synchronizer& s) override;
+  bool is_explicit() const noexcept override { return explicit_; }
+
+  const ManagerOptions& options() const noexcept { return options_; }
+  void set_options(ManagerOptions options) { options_ = std::move(options); }
+
+ private:
+  bool explicit_;
+  ManagerOptions options_;
+  std::shared_ptr<Transaction> current_;
+  // Copy-on-write so a transaction keeps the list it began with.
+  std::shared_ptr<const std::vector<std::weak_ptr<Synchronizer>>> synchronizers_;
+};
+
+class ExplicitTransactionManager final : public BasicTransactionManager {
+ public:
+  explicit ExplicitTransactionManager(ManagerOptions options = {})
+      : BasicTransactionManager(true, std::move(options)) {}
+};
+
+class ThreadTransactionManager final : public TransactionManager {
+ public:
+  explicit ThreadTransactionManager(ManagerOptions options = {});
+  ~ThreadTransactionManager() override;
+
+  Transaction& begin() override { return local().begin(); }
+  Transaction& get() override { return local().get(); }
+  Transaction* current() noexcept override;
+  CommitOutcome commit() override { return local().commit(); }
+  void abort() noexcept override;
+  /// Registers for transactions of the calling thread only.
+  void register_synchronizer(std::shared_ptr<Synchronizer> s) override {
+    local().register_synchronizer(std::move(s));
+  }
+  void unregister_synchronizer(const Synchronizer& s) override {
+    local().unregister_synchronizer(s);
+  }
+  bool is_explicit() const noexcept override { return false; }
+
+  /// Applies to transactions begun afterwards, on every thread.
+  void set_options(ManagerOptions options);
+  ManagerOptions options() const;
+
+ private:
+  BasicTransactionManager& local();
+  BasicTransactionManager* find_local() noexcept;
+
+  const std::uint64_t id_;  // keys the per-thread state; never reused, unlike an address
+  mutable std::mutex mutex_;
+  ManagerOptions options_;
+  std::uint64_t options_version_ = 0;
+};
+
+/// The process-wide thread-bound manager.
+ThreadTransactionManager& thread_manager();
+/// The manager bound on this thread by the innermost ManagerBinding, or thread_manager().
+TransactionManager& current_manager() noexcept;
+
+/// Binds a manager to this thread for the binding's lifetime (see current_manager()).
+class ManagerBinding {
+ public:
+  explicit ManagerBinding(TransactionManager& manager) noexcept;
+  ~ManagerBinding();
+  ManagerBinding(const ManagerBinding&) = delete;
+  ManagerBinding& operator=(const ManagerBinding&) = delete;
+
+ private:
+  TransactionManager* previous_;
+};
+
+/// RAII: begins a transaction; aborts it at scope exit unless commit() was called.
+///   { xact::TransactionGuard g(tm); ...; g.commit(); }
+class TransactionGuard {
+ public:
+  explicit TransactionGuard(TransactionManager& manager = current_manager());
+  ~TransactionGuard();
+  TransactionGuard(const TransactionGuard&) = delete;
+  TransactionGuard& operator=(const TransactionGuard&) = delete;
+
+  Transaction& transaction() noexcept { return *txn_; }
+  Transaction* operator->() noexcept { return txn_.get(); }
+  /// Commits; if the commit throws, the guard still aborts at scope exit.
+  CommitOutcome commit();
+  void abort() noexcept;
+
+ private:
+  std::shared_ptr<Transaction> txn_;
+};
+
+}  // namespace xact

@@ -1,0 +1,239 @@
+// The resource-manager protocol: what the transaction manager calls on every participant of
+// a transaction, in which order, what each call may do, and what its failure means.
+//
+// This header is the protocol's reference (after Zope's `transaction.interfaces`, with what
+// that leaves vague written down). An implementation that follows it can be checked with the
+// conformance suite (<xact/testing/conformance.hpp>).
+//
+// ---------------------------------------------------------------------------------------------
+// Joining
+// ---------------------------------------------------------------------------------------------
+// A resource manager (RM) joins a transaction with Transaction::join() the first time the
+// application changes something through it. Joining the same RM twice is a no-op. Two distinct
+// RMs with equal sort keys or equal resource names in one transaction are refused (UsageError):
+// sort keys must be unique so the commit order is deterministic, and resource names must be
+// unique because they become the branch qualifiers of the transaction ids.
+//
+// Joins are accepted while the transaction is active or doomed, and from before-commit hooks.
+// A join once the commit has started (from an RM's commit() or tpc_vote(), or an after-commit
+// hook) is a "late join": it is refused with UsageError, which fails the commit it happens in.
+//
+// ---------------------------------------------------------------------------------------------
+// Call order (RMs sorted by sort_key(), ascending; each RM sees each call at most once)
+// ---------------------------------------------------------------------------------------------
+//
+//   tpc_begin(txn) -> commit(txn) -> tpc_vote(txn) -> tpc_finish(txn)     success
+//                                                 \-> tpc_abort(txn)      failure before the decision
+//   abort(txn)                                                            abort before tpc_begin
+//
+// Phase 1 calls tpc_begin on every RM, then commit on every RM, then tpc_vote on every RM.
+// The decision is made once every RM voted. Phase 2 calls tpc_finish on every RM that voted
+// yes. Precisely:
+//
+// - abort(txn) is called only on an RM that never got tpc_begin(txn): on Transaction::abort()
+//   of an active or doomed transaction, on a commit that failed before this RM's tpc_begin,
+//   and on a savepoint rollback to a savepoint taken before this RM joined. It is NEVER called
+//   after tpc_begin (Zope does; its own interface forbids it): tpc_abort is that path.
+// - tpc_abort(txn) is called on every RM that got tpc_begin (also when its own tpc_begin threw)
+//   and did not vote read-only, when
+//   the transaction fails before the decision (an exception from any tpc_begin, commit or
+//   tpc_vote, from a before-commit hook or synchronizer, or a no vote).
+// - A read-only vote (Vote::read_only) means the RM has nothing to commit and has already
+//   released everything it held for the transaction: it gets no phase-2 call at all.
+// - tpc_finish(txn) is called on every RM that voted yes, once the decision is commit.
+//
+// ---------------------------------------------------------------------------------------------
+// Failures and what they mean
+// ---------------------------------------------------------------------------------------------
+// - tpc_begin, commit: may throw anything; the transaction fails and is rolled back everywhere.
+//   commit() stages the work (e.g. runs the SQL); errors that SQL can raise must surface here,
+//   before any prepare.
+// - tpc_vote: returning Vote::yes is a promise: the RM's work is DURABLE and it can commit or
+//   roll back later on request, even after a crash of the RM's process or server or of the
+//   coordinator (PREPARE TRANSACTION, XA PREPARE, a prepared record in a storage file).
+//   Throwing is a "no" vote: the transaction fails and is rolled back everywhere.
+// - tpc_finish: must not fail for a logical reason (it must not refuse to commit what it
+//   prepared). It may fail for an I/O reason (server gone): then the transaction is STILL
+//   COMMITTED. The coordinator goes on finishing the others, commit() does not throw, and the
+//   RM's branch is reported as a pending completion (CommitOutcome::pending) that recovery
+//   re-drives with commit_prepared(xid) until it succeeds. tpc_finish must be idempotent.
+// - tpc_abort and abort: must not fail for a logical reason, and must be idempotent. If one
+//   throws (I/O), the coordinator logs it and carries on with the other RMs; a prepared branch
+//   left behind is rolled back by recovery (presumed abort: no commit record means roll back).
+// - "Heuristic" outcome: reserved for an RM that decided on its own (rolled back what the log
+//   says is committed, or the reverse) and for a compensation that found someone else's value.
+//   Not an I/O error.
+//
+// ---------------------------------------------------------------------------------------------
+// Transaction ids, durability of the decision, one-phase commit
+// ---------------------------------------------------------------------------------------------
+// Each RM's branch is named by txn.xid_for(rm) (see <xact/xid.hpp>): the global id shared by
+// the whole transaction plus the RM's resource_name() as branch qualifier. Presumed abort:
+// nothing is written by the coordinator before the decision. With two or more yes votes the
+// coordinator forces a commit record to its decision log before the first tpc_finish. With
+// exactly one yes vote (the others read-only) no record is needed: until tpc_finish the RM is
+// merely prepared, and a crash rolls it back.
+//
+// OnePhaseCommit (optional): an RM that can commit without a prepare. When it is the only
+// participant, the coordinator calls tpc_begin, commit, commit_one_phase instead of
+// tpc_vote + tpc_finish. An RM whose can_prepare() is false (SQLite) is a "last resource": at
+// most one may join a transaction; it is committed in one phase after every other RM voted
+// yes, and its commit carries the decision: it must store `decision` (the commit record) in
+// the same local transaction, so that recovery can ask it (DecisionStore) whether the
+// transaction committed. If commit_one_phase throws InDoubtError the prepared RMs are left
+// prepared for recovery; any other exception rolls everything back.
+//
+// ---------------------------------------------------------------------------------------------
+// Threading
+// ---------------------------------------------------------------------------------------------
+// The transaction manager calls an RM for one transaction from one thread at a time, and never
+// concurrently for the same transaction. An RM that is shared between transactions of several
+// threads (a storage) must synchronize itself. Calls for a transaction may come from different
+// threads over its lifetime (coroutines move between threads).
+//
+// ---------------------------------------------------------------------------------------------
+// Crash points (for the crash harness): coordinator side
+// ---------------------------------------------------------------------------------------------
+//   before tpc_begin | after tpc_begin | after commit | after each vote | before the commit
+//   record | after the commit record | after each tpc_finish | after the done record
+// At each, a restart followed by recovery must leave every RM committed or rolled back together.
+#pragma once
+
+#include <compare>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include <xact/xid.hpp>
+
+namespace xact {
+
+class Transaction;
+class SavepointSupport;
+class RetryClassifier;
+class OnePhaseCommit;
+class RecoverableResource;
+class DecisionStore;
+struct CommitRecord;
+
+/// A typed sort key. Integers order before strings; within a kind the natural order applies.
+/// Mixed kinds never crash the sort (Zope's string-only sortKey did). Value type.
+class SortKey {
+ public:
+  SortKey(std::int64_t n) : v_(n) {}                // NOLINT: implicit on purpose
+  SortKey(int n) : v_(static_cast<std::int64_t>(n)) {}  // NOLINT
+  SortKey(std::string s) : v_(std::move(s)) {}      // NOLINT
+  SortKey(const char* s) : v_(std::string(s)) {}    // NOLINT
+  std::strong_ordering operator<=>(const SortKey& other) const;
+  bool operator==(const SortKey& other) const = default;
+  std::string to_string() const;
+
+ private:
+  std::variant<std::int64_t, std::string> v_;
+};
+
+enum class Vote {
+  yes,        ///< prepared and durable: will commit or roll back on request
+  read_only,  ///< nothing to commit; released; no phase-2 call follows
+};
+
+/// The participant interface. See the protocol above for the call order and failure rules.
+class ResourceManager {
+ public:
+  virtual ~ResourceManager() = default;
+
+  /// Stable name of this resource across restarts ("pg:orders", "objects:main"). It is the
+  /// branch qualifier of this RM's transaction ids, so it must be 1..64 bytes and unique among
+  /// the RMs of one transaction; recovery finds the RM by it.
+  virtual std::string resource_name() const = 0;
+  /// Commit order; must be unique within a transaction. Defaults to the resource name.
+  virtual SortKey sort_key() const { return SortKey(resource_name()); }
+
+  virtual void abort(Transaction& txn) = 0;
+  virtual void tpc_begin(Transaction& txn) = 0;
+  virtual void commit(Transaction& txn) = 0;
+  virtual Vote tpc_vote(Transaction& txn) = 0;
+  virtual void tpc_finish(Transaction& txn) = 0;
+  virtual void tpc_abort(Transaction& txn) = 0;
+
+  // Optional capabilities (separate interfaces below). An RM that implements one returns
+  // `this` from the matching accessor; the default is "not supported". The transaction asks
+  // once, at join.
+  virtual SavepointSupport* savepoint_support() noexcept { return nullptr; }
+  virtual RetryClassifier* retry_classifier() noexcept { return nullptr; }
+  virtual OnePhaseCommit* one_phase_commit() noexcept { return nullptr; }
+  virtual RecoverableResource* recoverable() noexcept { return nullptr; }
+  virtual DecisionStore* decision_store() noexcept { return nullptr; }
+};
+
+/// One RM's savepoint. rollback() restores the RM's state as of the savepoint; it may be called
+/// more than once. Throwing from rollback poisons the transaction (it must then be aborted).
+class ResourceSavepoint {
+ public:
+  virtual ~ResourceSavepoint() = default;
+  virtual void rollback() = 0;
+};
+
+/// Optional capability: savepoints. An RM without it makes Transaction::savepoint() fail,
+/// unless an optimistic savepoint is asked for (which then cannot be rolled back).
+class SavepointSupport {
+ public:
+  virtual ~SavepointSupport() = default;
+  virtual std::unique_ptr<ResourceSavepoint> savepoint(Transaction& txn) = 0;
+};
+
+/// Optional capability: retry classification. Asked by the retry helpers, before the abort
+/// drops the RM from the transaction, whether an error is worth retrying the transaction for
+/// (e.g. an RM-specific lock timeout). An InDoubtError is never retried, whatever this says.
+class RetryClassifier {
+ public:
+  virtual ~RetryClassifier() = default;
+  virtual bool should_retry(const std::exception_ptr& error) const noexcept = 0;
+};
+
+/// Optional capability: one-phase commit (see "one-phase commit" above).
+class OnePhaseCommit {
+ public:
+  virtual ~OnePhaseCommit() = default;
+  /// Commits without a prepare. `decision` is null when this RM is the only participant;
+  /// otherwise it is the commit record, to be stored atomically with the commit.
+  virtual void commit_one_phase(Transaction& txn, const CommitRecord* decision) = 0;
+  /// False for a last resource that cannot prepare: tpc_vote is then never called.
+  virtual bool can_prepare() const { return true; }
+};
+
+/// Optional capability of a last resource: it can answer, for recovery, whether a transaction
+/// whose decision it carried committed.
+class DecisionStore {
+ public:
+  enum class Lookup { committed, not_found, unreadable };
+  virtual ~DecisionStore() = default;
+  /// `unreadable` (the store cannot be read now) makes recovery wait; it never presumes abort.
+  virtual Lookup lookup_decision(const Gtrid& gtrid) = 0;
+  /// Drops the marker once every other participant finished. Must not throw.
+  virtual void forget_decision(const Gtrid& gtrid) noexcept = 0;
+};
+
+/// Optional capability: recovery. Implemented by every RM whose yes vote survives a crash.
+/// Recovery (and the re-driving of pending completions) works on a fresh instance of the RM,
+/// found by resource name, without any Transaction object.
+class RecoverableResource {
+ public:
+  enum class Outcome {
+    done,        ///< the branch is now committed (or rolled back)
+    unknown_id,  ///< the RM has no such prepared id: already finished, or finished by an
+                 ///< administrator; counted as done and reported
+  };
+  virtual ~RecoverableResource() = default;
+  /// Ids this RM holds prepared whose gtrid belongs to `node`. Throws when unreachable.
+  virtual std::vector<Xid> recover(const NodeId& node) = 0;
+  virtual Outcome commit_prepared(const Xid& xid) = 0;
+  virtual Outcome rollback_prepared(const Xid& xid) = 0;
+};
+
+}  // namespace xact

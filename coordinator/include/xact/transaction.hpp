@@ -1,0 +1,199 @@
+// A transaction: the unit of work that the resource managers joined to it commit or roll back
+// together. Obtained from a TransactionManager (<xact/manager.hpp>), never constructed by the
+// application.
+//
+// Thread-safety: a Transaction is used by one thread at a time (it may move between threads,
+// as coroutine handlers do). Nothing in it is synchronized.
+//
+// Lifecycle (status()):
+//   active ──doom()──> doomed ──abort()──> aborted
+//     │                  │
+//     │ commit()         └─commit() throws DoomedTransactionError (stays doomed)
+//     v
+//   committing ──> committed            every participant voted yes and the decision is made
+//        └───────> commit_failed        something failed before the decision; every participant
+//                                       was rolled back; abort() is the only call accepted
+//
+// Hooks run exactly once each: before-commit hooks at commit() (they may still join RMs);
+// after-commit hooks after a commit, told whether it succeeded (their errors are logged, never
+// undo a commit); before-abort and after-abort hooks on every abort path: abort() of an active
+// or doomed transaction, and a failed commit (whose later abort() runs no hooks again).
+#pragma once
+
+#include <any>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include <xact/resource_manager.hpp>
+#include <xact/xid.hpp>
+
+namespace xact {
+
+class DecisionLog;
+class BasicTransactionManager;
+class Synchronizer;
+namespace detail {
+struct SavepointState;
+struct Participant;
+}  // namespace detail
+
+enum class Status { active, doomed, committing, committed, commit_failed, aborted };
+std::string_view to_string(Status status);
+
+/// A branch that was told to commit and failed for an I/O reason. The transaction IS
+/// committed; recovery re-drives the branch (see <xact/resource_manager.hpp>).
+struct PendingCompletion {
+  std::string resource;
+  Xid xid;
+  std::string error;
+};
+
+/// What commit() returns. Committed is always true when commit() returns (a failure throws);
+/// `pending` lists branches still to be finished by recovery.
+struct CommitOutcome {
+  bool committed = false;
+  /// True when the decision was recorded durably (commit record in the decision log, or in the
+  /// last resource's own store); false for one-phase and single-voter commits that need none.
+  bool decision_logged = false;
+  std::vector<PendingCompletion> pending;
+  bool complete() const { return committed && pending.empty(); }
+};
+
+/// A savepoint over every participant of a transaction. Value type (cheap to copy); rollback()
+/// restores every participant's state as of the savepoint, aborts participants that joined
+/// after it, and invalidates savepoints taken after it. Thread-safety: as the Transaction.
+class Savepoint {
+ public:
+  Savepoint() = default;
+  /// Throws UsageError if the savepoint is no longer valid (a rollback to an earlier one, or the
+  /// transaction ended) or was optimistic over an RM without savepoint support. A participant
+  /// whose rollback fails poisons the transaction (commit_failed) and the error is rethrown.
+  void rollback();
+  bool valid() const noexcept;
+
+ private:
+  friend class Transaction;
+  explicit Savepoint(std::shared_ptr<detail::SavepointState> s) : state_(std::move(s)) {}
+  std::shared_ptr<detail::SavepointState> state_;
+};
+
+class Transaction : public std::enable_shared_from_this<Transaction> {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  ~Transaction();
+
+  // --- resource managers -------------------------------------------------------------------
+  /// Adds a participant (no-op when already joined). Throws UsageError for a late join (once
+  /// the commit started), a duplicate sort key or resource name, a bad resource name, or a
+  /// transaction that already ended; TransactionTimeoutError once the timeout passed.
+  void join(std::shared_ptr<ResourceManager> rm);
+  bool has_joined(const ResourceManager& rm) const noexcept;
+  std::size_t participant_count() const noexcept;
+
+  // --- completion ----------------------------------------------------------------------------
+  /// Runs the two-phase commit. Returns only when committed; throws the error that made the
+  /// commit fail (every participant rolled back, status commit_failed: abort() next), or
+  /// InDoubtError when the outcome is left to recovery. See <xact/resource_manager.hpp>.
+  CommitOutcome commit();
+  /// Rolls back every participant. Never throws; a no-op on an ended transaction.
+  void abort() noexcept;
+  /// Marks the transaction so that it can only be aborted.
+  void doom();
+  bool is_doomed() const noexcept;
+  Status status() const noexcept { return status_; }
+  /// Whether `error` is worth retrying the whole transaction for: a TransientError, or an error
+  /// some participant's RetryClassifier says yes to; never an InDoubtError.
+  bool is_retryable(const std::exception_ptr& error) const noexcept;
+
+  // --- savepoints -------------------------------------------------------------------------------
+  /// A savepoint over every participant. Throws UsageError naming the first participant without
+  /// savepoint support unless `optimistic` (then that savepoint cannot be rolled back).
+  Savepoint savepoint(bool optimistic = false);
+
+  // --- metadata --------------------------------------------------------------------------------
+  const std::string& user() const noexcept { return user_; }
+  void set_user(std::string user) { user_ = std::move(user); }
+  const std::string& description() const noexcept { return description_; }
+  /// Appends a line to the description.
+  void note(std::string_view text);
+  const std::map<std::string, std::string>& extension() const noexcept { return extension_; }
+  void set_extension(std::string key, std::string value);
+
+  // --- per-transaction data for resource managers ----------------------------------------------
+  /// The slot for `key` (an RM's address, typically), created empty on first use.
+  std::any& data(const void* key);
+  /// The slot for `key`, or null.
+  std::any* find_data(const void* key) noexcept;
+
+  // --- timeout ---------------------------------------------------------------------------------
+  /// Sets the deadline to now + timeout. Past it, commit() and join() throw
+  /// TransactionTimeoutError and is_doomed() is true: the transaction must be aborted.
+  void set_timeout(Clock::duration timeout);
+  std::optional<Clock::time_point> deadline() const noexcept { return deadline_; }
+  bool timed_out() const noexcept;
+
+  // --- hooks -----------------------------------------------------------------------------------
+  void add_before_commit_hook(std::function<void()> hook);
+  void add_after_commit_hook(std::function<void(bool committed)> hook);
+  void add_before_abort_hook(std::function<void()> hook);
+  void add_after_abort_hook(std::function<void()> hook);
+
+  // --- ids -------------------------------------------------------------------------------------
+  /// The global transaction id (assigned on first use).
+  const Gtrid& gtrid();
+  /// The id of `rm`'s branch: the gtrid plus rm.resource_name() as branch qualifier.
+  Xid xid_for(const ResourceManager& rm);
+
+  /// The error that made the commit fail (null unless status() is commit_failed).
+  std::exception_ptr failure() const noexcept { return failure_; }
+
+ private:
+  friend class BasicTransactionManager;
+  friend class Savepoint;
+  Transaction(std::shared_ptr<const std::vector<std::weak_ptr<Synchronizer>>> synchronizers,
+              std::shared_ptr<DecisionLog> log, std::optional<Clock::duration> timeout);
+
+  void check_joinable(const ResourceManager& rm) const;
+  void run_before_commit_hooks();
+  CommitOutcome commit_participants();
+  void fail_commit(std::exception_ptr error) noexcept;
+  void end(Status final_status) noexcept;
+  void rollback_to(detail::SavepointState& sp);
+  void invalidate_savepoints_from(std::size_t index) noexcept;
+  void notify_synchronizers(bool before) noexcept;
+  void run_abort_hooks(bool before) noexcept;
+  void run_after_commit_hooks(bool committed) noexcept;
+  std::string describe() const;
+
+  std::shared_ptr<const std::vector<std::weak_ptr<Synchronizer>>> synchronizers_;
+  std::shared_ptr<DecisionLog> log_;
+  Status status_ = Status::active;
+  std::vector<std::unique_ptr<detail::Participant>> participants_;
+  std::vector<std::shared_ptr<detail::SavepointState>> savepoints_;
+  std::vector<std::function<void()>> before_commit_;
+  std::vector<std::function<void(bool)>> after_commit_;
+  std::vector<std::function<void()>> before_abort_;
+  std::vector<std::function<void()>> after_abort_;
+  std::string user_;
+  std::string description_;
+  std::map<std::string, std::string> extension_;
+  std::unordered_map<const void*, std::any> data_;
+  std::optional<Clock::time_point> deadline_;
+  Gtrid gtrid_;
+  std::exception_ptr failure_;
+  std::string doom_reason_;
+};
+
+}  // namespace xact

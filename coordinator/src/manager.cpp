@@ -1,0 +1,189 @@
+#include <xact/manager.hpp>
+
+#include <algorithm>
+#include <atomic>
+
+#include <xact/errors.hpp>
+#include <xact/log.hpp>
+
+namespace xact {
+
+namespace {
+
+bool is_open(const std::shared_ptr<Transaction>& t) {
+  return t && t->status() != Status::committed && t->status() != Status::aborted;
+}
+
+}  // namespace
+
+// ---- BasicTransactionManager -------------------------------------------------------------
+
+BasicTransactionManager::BasicTransactionManager(bool explicit_mode, ManagerOptions options)
+    : explicit_(explicit_mode), options_(std::move(options)) {}
+
+BasicTransactionManager::~BasicTransactionManager() { abort(); }
+
+Transaction& BasicTransactionManager::begin() {
+  if (is_open(current_)) {
+    if (explicit_) {
+      throw UsageError("begin(): a transaction is already open (status " +
+                       std::string(to_string(current_->status())) +
+                       "); commit or abort it first");
+    }
+    current_->abort();
+  }
+  current_ = std::shared_ptr<Transaction>(
+      new Transaction(synchronizers_, options_.decision_log, options_.timeout));
+  if (synchronizers_) {
+    for (const auto& weak : *synchronizers_) {
+      if (auto s = weak.lock()) {
+        try {
+          s->new_transaction(*current_);
+        } catch (const std::exception& e) {
+          log(LogLevel::error, std::string("synchronizer new_transaction failed: ") + e.what());
+        }
+      }
+    }
+  }
+  return *current_;
+}
+
+Transaction* BasicTransactionManager::current() noexcept {
+  return is_open(current_) ? current_.get() : nullptr;
+}
+
+Transaction& BasicTransactionManager::get() {
+  if (Transaction* t = current()) return *t;
+  if (explicit_) throw NoTransactionError("no transaction is open: call begin() first");
+  return begin();
+}
+
+CommitOutcome BasicTransactionManager::commit() { return get().commit(); }
+
+void BasicTransactionManager::abort() noexcept {
+  if (Transaction* t = current()) t->abort();
+}
+
+void BasicTransactionManager::register_synchronizer(std::shared_ptr<Synchronizer> s) {
+  auto next = std::make_shared<std::vector<std::weak_ptr<Synchronizer>>>();
+  if (synchronizers_) {
+    for (const auto& w : *synchronizers_) {
+      auto locked = w.lock();
+      if (!locked) continue;
+      if (locked == s) return;  // already registered
+      next->push_back(w);
+    }
+  }
+  next->push_back(s);
+  synchronizers_ = std::move(next);
+}
+
+void BasicTransactionManager::unregister_synchronizer(const Synchronizer& s) {
+  if (!synchronizers_) return;
+  auto next = std::make_shared<std::vector<std::weak_ptr<Synchronizer>>>();
+  for (const auto& w : *synchronizers_) {
+    auto locked = w.lock();
+    if (locked && locked.get() != &s) next->push_back(w);
+  }
+  synchronizers_ = std::move(next);
+}
+
+// ---- ThreadTransactionManager ------------------------------------------------------------
+
+namespace {
+
+std::atomic<std::uint64_t> next_manager_id{1};
+
+struct ThreadSlot {
+  std::uint64_t manager_id;
+  std::uint64_t options_version;
+  std::unique_ptr<BasicTransactionManager> manager;
+};
+
+// Per thread: the state of each ThreadTransactionManager used on this thread. Keyed by a
+// never-reused id, so a slot of a destroyed manager is never picked up by a new one.
+thread_local std::vector<ThreadSlot> thread_slots;
+
+thread_local TransactionManager* bound_manager = nullptr;
+
+}  // namespace
+
+ThreadTransactionManager::ThreadTransactionManager(ManagerOptions options)
+    : id_(next_manager_id.fetch_add(1)), options_(std::move(options)) {}
+
+ThreadTransactionManager::~ThreadTransactionManager() {
+  // Only this thread's slot can be reached; other threads' slots die with their threads.
+  auto it = std::find_if(thread_slots.begin(), thread_slots.end(),
+                         [&](const ThreadSlot& s) { return s.manager_id == id_; });
+  if (it != thread_slots.end()) thread_slots.erase(it);
+}
+
+BasicTransactionManager* ThreadTransactionManager::find_local() noexcept {
+  for (auto& slot : thread_slots) {
+    if (slot.manager_id == id_) return slot.manager.get();
+  }
+  return nullptr;
+}
+
+BasicTransactionManager& ThreadTransactionManager::local() {
+  std::lock_guard lock(mutex_);
+  for (auto& slot : thread_slots) {
+    if (slot.manager_id != id_) continue;
+    if (slot.options_version != options_version_) {
+      slot.manager->set_options(options_);
+      slot.options_version = options_version_;
+    }
+    return *slot.manager;
+  }
+  thread_slots.push_back(
+      {id_, options_version_, std::make_unique<BasicTransactionManager>(false, options_)});
+  return *thread_slots.back().manager;
+}
+
+Transaction* ThreadTransactionManager::current() noexcept {
+  BasicTransactionManager* m = find_local();
+  return m ? m->current() : nullptr;
+}
+
+void ThreadTransactionManager::abort() noexcept {
+  if (BasicTransactionManager* m = find_local()) m->abort();
+}
+
+void ThreadTransactionManager::set_options(ManagerOptions options) {
+  std::lock_guard lock(mutex_);
+  options_ = std::move(options);
+  ++options_version_;
+}
+
+ManagerOptions ThreadTransactionManager::options() const {
+  std::lock_guard lock(mutex_);
+  return options_;
+}
+
+ThreadTransactionManager& thread_manager() {
+  static ThreadTransactionManager manager;
+  return manager;
+}
+
+TransactionManager& current_manager() noexcept {
+  return bound_manager ? *bound_manager : thread_manager();
+}
+
+ManagerBinding::ManagerBinding(TransactionManager& manager) noexcept : previous_(bound_manager) {
+  bound_manager = &manager;
+}
+
+ManagerBinding::~ManagerBinding() { bound_manager = previous_; }
+
+// ---- TransactionGuard ----------------------------------------------------------------------
+
+TransactionGuard::TransactionGuard(TransactionManager& manager)
+    : txn_(manager.begin().shared_from_this()) {}
+
+TransactionGuard::~TransactionGuard() { txn_->abort(); }
+
+CommitOutcome TransactionGuard::commit() { return txn_->commit(); }
+
+void TransactionGuard::abort() noexcept { txn_->abort(); }
+
+}  // namespace xact

@@ -1,0 +1,70 @@
+#include <xact/retry.hpp>
+
+#include <algorithm>
+#include <random>
+#include <thread>
+
+#include <xact/log.hpp>
+
+namespace xact {
+
+namespace {
+
+std::chrono::microseconds jittered(std::chrono::microseconds backoff) {
+  thread_local std::minstd_rand rng{std::random_device{}()};
+  std::uniform_int_distribution<std::int64_t> dist(0, backoff.count());
+  return std::chrono::microseconds(dist(rng));
+}
+
+}  // namespace
+
+Attempts::Attempts(TransactionManager& manager, RetryPolicy policy)
+    : manager_(manager), policy_(std::move(policy)), backoff_(policy_.initial_backoff) {
+  if (policy_.attempts < 1) throw UsageError("RetryPolicy::attempts must be at least 1");
+  if (!policy_.sleep) policy_.sleep = [](std::chrono::microseconds d) { std::this_thread::sleep_for(d); };
+}
+
+Attempts::~Attempts() {
+  if (txn_) txn_->abort();
+}
+
+bool Attempts::next() {
+  if (done_) return false;
+  if (attempt_ >= policy_.attempts) return false;
+  ++attempt_;
+  txn_ = manager_.begin().shared_from_this();
+  return true;
+}
+
+Transaction& Attempts::transaction() {
+  if (!txn_) throw UsageError("Attempts::transaction(): call next() first");
+  return *txn_;
+}
+
+CommitOutcome Attempts::commit() {
+  CommitOutcome outcome = transaction().commit();
+  done_ = true;
+  return outcome;
+}
+
+void Attempts::failed(std::exception_ptr error) {
+  // Ask before the abort: it drops the participants whose RetryClassifier may say yes.
+  const bool retryable = txn_ && txn_->is_retryable(error);
+  if (txn_) txn_->abort();
+  if (!retryable || attempt_ >= policy_.attempts) std::rethrow_exception(error);
+  detail::count(detail::Counter::retries);
+  auto wait = policy_.jitter ? jittered(backoff_) : backoff_;
+  backoff_ = std::min(policy_.max_backoff,
+                      std::chrono::microseconds(static_cast<std::int64_t>(
+                          static_cast<double>(backoff_.count()) * policy_.multiplier)));
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    log(LogLevel::info, "retrying transaction (attempt " + std::to_string(attempt_ + 1) + " of " +
+                            std::to_string(policy_.attempts) + ") after: " + e.what());
+  } catch (...) {
+  }
+  policy_.sleep(wait);
+}
+
+}  // namespace xact

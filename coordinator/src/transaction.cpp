@@ -1,0 +1,662 @@
+#include <xact/transaction.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cassert>
+
+#include <xact/decision_log.hpp>
+#include <xact/errors.hpp>
+#include <xact/log.hpp>
+#include <xact/manager.hpp>
+
+#include "participant.hpp"
+
+namespace xact {
+
+// ---- SortKey -------------------------------------------------------------------------------
+
+std::strong_ordering SortKey::operator<=>(const SortKey& other) const {
+  if (v_.index() != other.v_.index()) return v_.index() <=> other.v_.index();
+  if (auto* n = std::get_if<std::int64_t>(&v_)) return *n <=> std::get<std::int64_t>(other.v_);
+  const int c = std::get<std::string>(v_).compare(std::get<std::string>(other.v_));
+  return c < 0 ? std::strong_ordering::less
+               : (c > 0 ? std::strong_ordering::greater : std::strong_ordering::equal);
+}
+
+std::string SortKey::to_string() const {
+  if (auto* n = std::get_if<std::int64_t>(&v_)) return std::to_string(*n);
+  return "'" + std::get<std::string>(v_) + "'";
+}
+
+std::string_view to_string(Status status) {
+  switch (status) {
+    case Status::active: return "active";
+    case Status::doomed: return "doomed";
+    case Status::committing: return "committing";
+    case Status::committed: return "committed";
+    case Status::commit_failed: return "commit_failed";
+    case Status::aborted: return "aborted";
+  }
+  return "unknown";
+}
+
+namespace {
+
+std::string what_of(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    return ex.what();
+  } catch (...) {
+    return "an exception that is not a std::exception";
+  }
+}
+
+bool is_a_transient(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const TransientError&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+bool is_in_doubt(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const InDoubtError&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+// Transactions of managers without a decision log still need ids that do not collide with
+// another run's: a random node id and epoch per process.
+Gtrid ephemeral_gtrid() {
+  static const NodeId node = NodeId::random();
+  static const std::uint32_t epoch = [] {
+    const NodeId r = NodeId::random();
+    return static_cast<std::uint32_t>(r.bytes[0]) << 24 | static_cast<std::uint32_t>(r.bytes[1]) << 16 |
+           static_cast<std::uint32_t>(r.bytes[2]) << 8 | r.bytes[3];
+  }();
+  static std::atomic<std::uint64_t> sequence{0};
+  return Gtrid(node, epoch, sequence.fetch_add(1, std::memory_order_relaxed) + 1);
+}
+
+std::int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Runs `f` on an RM in a cleanup path: errors are logged, never propagated.
+template <class F>
+void best_effort(const detail::Participant& p, const char* call, F&& f) noexcept {
+  try {
+    f();
+  } catch (...) {
+    log(LogLevel::error, "resource '" + p.name + "': " + call + " failed: " +
+                             what_of(std::current_exception()) +
+                             " (a prepared branch left behind is rolled back by recovery)");
+  }
+}
+
+}  // namespace
+
+// ---- Transaction ----------------------------------------------------------------------------
+
+Transaction::Transaction(
+    std::shared_ptr<const std::vector<std::weak_ptr<Synchronizer>>> synchronizers,
+    std::shared_ptr<DecisionLog> log, std::optional<Clock::duration> timeout)
+    : synchronizers_(std::move(synchronizers)), log_(std::move(log)) {
+  if (timeout) set_timeout(*timeout);
+}
+
+Transaction::~Transaction() = default;
+
+std::string Transaction::describe() const {
+  std::string s = "transaction";
+  if (!gtrid_.empty()) s += " " + gtrid_.to_hex();
+  return s + " (status " + std::string(to_string(status_)) + ")";
+}
+
+void Transaction::check_joinable(const ResourceManager& rm) const {
+  switch (status_) {
+    case Status::active:
+    case Status::doomed:
+      break;
+    case Status::committing:
+      throw UsageError("late join: resource '" + rm.resource_name() +
+                       "' tried to join while the transaction is committing; join before "
+                       "commit() or from a before-commit hook");
+    case Status::commit_failed:
+      throw TransactionFailedError("resource '" + rm.resource_name() +
+                                   "' cannot join: the commit of this transaction failed (" +
+                                   what_of(failure_) + "); call abort() and begin a new one");
+    case Status::committed:
+    case Status::aborted:
+      throw UsageError("resource '" + rm.resource_name() + "' cannot join an ended " +
+                       describe() + "; begin a new transaction");
+  }
+  if (timed_out()) {
+    throw TransactionTimeoutError("resource '" + rm.resource_name() +
+                                  "' cannot join: the transaction ran past its timeout; abort "
+                                  "it (retry with a longer timeout if the work is legitimate)");
+  }
+}
+
+void Transaction::join(std::shared_ptr<ResourceManager> rm) {
+  if (!rm) throw UsageError("Transaction::join: null resource manager");
+  check_joinable(*rm);
+  if (has_joined(*rm)) return;
+  auto p = std::make_unique<detail::Participant>();
+  p->name = rm->resource_name();
+  check_branch_name(p->name);
+  p->key = rm->sort_key();
+  for (const auto& other : participants_) {
+    if (other->key == p->key) {
+      throw UsageError("resources '" + other->name + "' and '" + p->name +
+                       "' have the same sort key " + p->key.to_string() +
+                       "; sort keys must be unique within a transaction so the commit order is "
+                       "deterministic: include an instance name in sort_key()");
+    }
+    if (other->name == p->name) {
+      throw UsageError("two resources named '" + p->name +
+                       "' joined one transaction; resource names are branch qualifiers and "
+                       "must be unique: give each instance its own name");
+    }
+  }
+  p->savepoints = rm->savepoint_support();
+  p->retry = rm->retry_classifier();
+  p->one_phase = rm->one_phase_commit();
+  p->rm = std::move(rm);
+  participants_.push_back(std::move(p));
+}
+
+bool Transaction::has_joined(const ResourceManager& rm) const noexcept {
+  return std::any_of(participants_.begin(), participants_.end(),
+                     [&](const auto& p) { return p->rm.get() == &rm; });
+}
+
+std::size_t Transaction::participant_count() const noexcept { return participants_.size(); }
+
+void Transaction::doom() {
+  switch (status_) {
+    case Status::active:
+      status_ = Status::doomed;
+      return;
+    case Status::doomed:
+      return;
+    default:
+      throw UsageError("doom(): the " + describe() + " can no longer be doomed");
+  }
+}
+
+bool Transaction::is_doomed() const noexcept {
+  return status_ == Status::doomed ||
+         ((status_ == Status::active) && timed_out());
+}
+
+void Transaction::set_timeout(Clock::duration timeout) { deadline_ = Clock::now() + timeout; }
+
+bool Transaction::timed_out() const noexcept { return deadline_ && Clock::now() > *deadline_; }
+
+void Transaction::note(std::string_view text) {
+  if (!description_.empty()) description_ += '\n';
+  description_ += text;
+}
+
+void Transaction::set_extension(std::string key, std::string value) {
+  extension_[std::move(key)] = std::move(value);
+}
+
+std::any& Transaction::data(const void* key) { return data_[key]; }
+
+std::any* Transaction::find_data(const void* key) noexcept {
+  auto it = data_.find(key);
+  return it == data_.end() ? nullptr : &it->second;
+}
+
+void Transaction::add_before_commit_hook(std::function<void()> hook) {
+  before_commit_.push_back(std::move(hook));
+}
+void Transaction::add_after_commit_hook(std::function<void(bool)> hook) {
+  after_commit_.push_back(std::move(hook));
+}
+void Transaction::add_before_abort_hook(std::function<void()> hook) {
+  before_abort_.push_back(std::move(hook));
+}
+void Transaction::add_after_abort_hook(std::function<void()> hook) {
+  after_abort_.push_back(std::move(hook));
+}
+
+const Gtrid& Transaction::gtrid() {
+  if (gtrid_.empty()) gtrid_ = log_ ? log_->new_gtrid() : ephemeral_gtrid();
+  return gtrid_;
+}
+
+Xid Transaction::xid_for(const ResourceManager& rm) {
+  Xid xid;
+  xid.gtrid = gtrid();
+  xid.bqual = rm.resource_name();
+  return xid;
+}
+
+bool Transaction::is_retryable(const std::exception_ptr& error) const noexcept {
+  if (!error || is_in_doubt(error)) return false;
+  if (is_a_transient(error)) return true;
+  return std::any_of(participants_.begin(), participants_.end(), [&](const auto& p) {
+    return p->retry != nullptr && p->retry->should_retry(error);
+  });
+}
+
+// ---- hooks and synchronizers -----------------------------------------------------------------
+
+void Transaction::run_before_commit_hooks() {
+  // A hook may add hooks (and join RMs); each runs exactly once.
+  while (!before_commit_.empty()) {
+    auto hooks = std::move(before_commit_);
+    before_commit_.clear();
+    for (auto& hook : hooks) hook();
+  }
+}
+
+void Transaction::run_after_commit_hooks(bool committed) noexcept {
+  auto hooks = std::move(after_commit_);
+  after_commit_.clear();
+  for (auto& hook : hooks) {
+    try {
+      hook(committed);
+    } catch (...) {
+      log(LogLevel::error, "after-commit hook failed (the outcome stands): " +
+                               what_of(std::current_exception()));
+    }
+  }
+}
+
+void Transaction::run_abort_hooks(bool before) noexcept {
+  auto hooks = std::move(before ? before_abort_ : after_abort_);
+  (before ? before_abort_ : after_abort_).clear();
+  for (auto& hook : hooks) {
+    try {
+      hook();
+    } catch (...) {
+      log(LogLevel::error, std::string(before ? "before" : "after") +
+                               "-abort hook failed (the abort goes on): " +
+                               what_of(std::current_exception()));
+    }
+  }
+}
+
+void Transaction::notify_synchronizers(bool before) noexcept {
+  if (!synchronizers_) return;
+  for (const auto& weak : *synchronizers_) {
+    if (auto s = weak.lock()) {
+      try {
+        before ? s->before_completion(*this) : s->after_completion(*this);
+      } catch (...) {
+        log(LogLevel::error, "synchronizer failed: " + what_of(std::current_exception()));
+      }
+    }
+  }
+}
+
+// ---- commit -------------------------------------------------------------------------------------
+
+CommitOutcome Transaction::commit() {
+  switch (status_) {
+    case Status::active:
+      break;
+    case Status::doomed:
+      throw DoomedTransactionError("commit(): the transaction is doomed" +
+                                   (doom_reason_.empty() ? "" : " (" + doom_reason_ + ")") +
+                                   "; abort it");
+    case Status::committing:
+      throw UsageError("commit() called while the transaction is already committing (from a "
+                       "hook or a resource manager?)");
+    case Status::commit_failed:
+      throw TransactionFailedError("commit(): an earlier commit of this transaction failed (" +
+                                   what_of(failure_) +
+                                   "); call abort() and begin a new transaction");
+    case Status::committed:
+    case Status::aborted:
+      throw UsageError("commit(): the " + describe() + " has ended; begin a new transaction");
+  }
+  if (timed_out()) {
+    status_ = Status::doomed;
+    doom_reason_ = "it ran past its timeout";
+    throw TransactionTimeoutError(
+        "commit(): the transaction ran past its timeout and was not committed; abort it (and "
+        "retry with a longer timeout if the work is legitimate)");
+  }
+  auto keep_alive = shared_from_this();  // a hook may make the manager drop this transaction
+  try {
+    run_before_commit_hooks();
+    if (synchronizers_) {
+      for (const auto& weak : *synchronizers_) {
+        if (auto s = weak.lock()) s->before_completion(*this);
+      }
+    }
+    status_ = Status::committing;
+    invalidate_savepoints_from(0);
+    CommitOutcome outcome = commit_participants();
+    status_ = Status::committed;
+    detail::count(detail::Counter::commits);
+    run_after_commit_hooks(true);
+    notify_synchronizers(false);
+    participants_.clear();
+    return outcome;
+  } catch (...) {
+    fail_commit(std::current_exception());
+    throw;
+  }
+}
+
+namespace {
+
+CommitRecord make_record(Transaction& txn, const std::vector<detail::Participant*>& branches) {
+  CommitRecord record;
+  record.gtrid = txn.gtrid();
+  record.time_us = now_us();
+  record.participants.reserve(branches.size());
+  for (const auto* p : branches) record.participants.push_back({p->name, p->name});
+  return record;
+}
+
+}  // namespace
+
+CommitOutcome Transaction::commit_participants() {
+  CommitOutcome outcome;
+  std::sort(participants_.begin(), participants_.end(),
+            [](const auto& a, const auto& b) { return a->key < b->key; });
+
+  detail::Participant* last = nullptr;
+  for (auto& p : participants_) {
+    if (p->one_phase != nullptr && !p->one_phase->can_prepare()) {
+      if (last != nullptr) {
+        throw UsageError("resources '" + last->name + "' and '" + p->name +
+                         "' cannot prepare (one-phase only); at most one such last resource "
+                         "can take part in a transaction");
+      }
+      last = p.get();
+    }
+  }
+
+  for (auto& p : participants_) {
+    // Begun before the call: an RM whose tpc_begin throws may have started something, and it
+    // must never see abort() after tpc_begin.
+    p->state = detail::Participant::State::begun;
+    p->rm->tpc_begin(*this);
+  }
+  for (auto& p : participants_) p->rm->commit(*this);
+
+  // One participant that can commit in one phase: no prepare, no log.
+  if (participants_.size() == 1 && participants_[0]->one_phase != nullptr) {
+    auto& p = *participants_[0];
+    p.one_phase->commit_one_phase(*this, nullptr);
+    p.state = detail::Participant::State::finished;
+    outcome.committed = true;
+    return outcome;
+  }
+
+  std::vector<detail::Participant*> voters;
+  for (auto& p : participants_) {
+    if (p.get() == last) continue;
+    if (p->rm->tpc_vote(*this) == Vote::yes) {
+      p->state = detail::Participant::State::voted_yes;
+      voters.push_back(p.get());
+    } else {
+      p->state = detail::Participant::State::voted_read_only;
+    }
+  }
+
+  // The decision. Past this point a failure no longer rolls anything back.
+  bool logged = false;
+  if (last != nullptr) {
+    if (voters.empty()) {
+      last->one_phase->commit_one_phase(*this, nullptr);
+    } else {
+      const CommitRecord record = make_record(*this, voters);
+      last->one_phase->commit_one_phase(*this, &record);
+      outcome.decision_logged = true;
+    }
+    last->state = detail::Participant::State::finished;
+  } else if (voters.size() >= 2) {
+    if (log_) {
+      try {
+        log_->log_commit(make_record(*this, voters));
+      } catch (...) {
+        // The record may or may not be on disk: only recovery, reading the log after a
+        // restart, can tell. Leave every voter prepared.
+        throw InDoubtError("the commit record of " + describe() +
+                           " could not be made durable (" + what_of(std::current_exception()) +
+                           "); the participants stay prepared and recovery decides after a "
+                           "restart. Do not retry.");
+      }
+      logged = true;
+      outcome.decision_logged = true;
+      detail::count(detail::Counter::decisions_logged);
+    }
+  }
+  status_ = Status::committed;
+  outcome.committed = true;
+
+  // Phase 2: every voter is told, whatever happens to the others.
+  std::vector<detail::Participant*> unfinished;
+  for (auto* p : voters) {
+    try {
+      p->rm->tpc_finish(*this);
+      p->state = detail::Participant::State::finished;
+    } catch (...) {
+      outcome.pending.push_back({p->name, xid_for(*p->rm), what_of(std::current_exception())});
+      unfinished.push_back(p);
+    }
+  }
+
+  if (!outcome.pending.empty()) {
+    detail::count(detail::Counter::pending_completions, outcome.pending.size());
+    // Single voter or last-resource commit: no record in the log yet, but recovery must not
+    // presume abort for a branch this commit reported committed.
+    if (log_ && !logged) {
+      try {
+        log_->log_commit(make_record(*this, unfinished));
+        logged = true;
+        detail::count(detail::Counter::decisions_logged);
+      } catch (...) {
+        if (!outcome.decision_logged) {
+          status_ = Status::commit_failed;
+          throw InDoubtError("resource '" + unfinished.front()->name +
+                             "' failed to finish the commit of " + describe() + " (" +
+                             outcome.pending.front().error +
+                             ") and the decision log could not record it (" +
+                             what_of(std::current_exception()) +
+                             "); recovery decides after a restart. Do not retry.");
+        }
+      }
+    }
+    for (const auto& pc : outcome.pending) {
+      log(LogLevel::warning, "committed " + describe() + ", but resource '" + pc.resource +
+                                 "' failed to finish (" + pc.error +
+                                 "); its completion is pending and recovery re-drives it");
+    }
+    if (!log_) {
+      log(LogLevel::error, "no decision log: the pending completions of " + describe() +
+                               " are known only to this process");
+    }
+  } else {
+    if (logged) {
+      try {
+        log_->log_done(gtrid_);
+      } catch (...) {
+        // Not forced and not needed for correctness: recovery re-drives idempotently.
+        log(LogLevel::warning, "could not write the done record of " + describe() + ": " +
+                                   what_of(std::current_exception()));
+      }
+    }
+    if (last != nullptr && !voters.empty()) {
+      if (auto* store = last->rm->decision_store()) store->forget_decision(gtrid_);
+    }
+  }
+  return outcome;
+}
+
+void Transaction::fail_commit(std::exception_ptr error) noexcept {
+  const bool in_doubt = is_in_doubt(error);
+  status_ = Status::commit_failed;
+  failure_ = error;
+  invalidate_savepoints_from(0);
+  detail::count(detail::Counter::commit_failures);
+  if (is_a_transient(error)) detail::count(detail::Counter::conflicts);
+  if (in_doubt) {
+    // Nothing is rolled back: the participants stay prepared until recovery decides.
+    detail::count(detail::Counter::in_doubt);
+    log(LogLevel::error, "in doubt: " + what_of(error));
+    run_after_commit_hooks(false);
+    notify_synchronizers(false);
+    return;
+  }
+  detail::count(detail::Counter::aborts);
+  run_abort_hooks(true);
+  for (auto& p : participants_) {
+    using S = detail::Participant::State;
+    switch (p->state) {
+      case S::joined:
+        best_effort(*p, "abort", [&] { p->rm->abort(*this); });
+        break;
+      case S::begun:
+      case S::voted_yes:
+        best_effort(*p, "tpc_abort", [&] { p->rm->tpc_abort(*this); });
+        break;
+      case S::voted_read_only:
+      case S::finished:
+        break;
+    }
+  }
+  run_after_commit_hooks(false);
+  run_abort_hooks(false);
+  notify_synchronizers(false);
+}
+
+// ---- abort ----------------------------------------------------------------------------------------
+
+void Transaction::abort() noexcept {
+  switch (status_) {
+    case Status::committed:
+    case Status::aborted:
+      return;
+    case Status::committing:
+      log(LogLevel::error, "abort() called while the transaction is committing: ignored");
+      return;
+    case Status::commit_failed:
+      // Everything was rolled back (or left to recovery) when the commit failed, and the hooks
+      // ran then; this only ends the transaction.
+      status_ = Status::aborted;
+      participants_.clear();
+      return;
+    case Status::active:
+    case Status::doomed:
+      break;
+  }
+  auto keep_alive = shared_from_this();
+  run_abort_hooks(true);
+  notify_synchronizers(true);
+  for (auto& p : participants_) best_effort(*p, "abort", [&] { p->rm->abort(*this); });
+  status_ = Status::aborted;
+  invalidate_savepoints_from(0);
+  participants_.clear();
+  detail::count(detail::Counter::aborts);
+  run_abort_hooks(false);
+  notify_synchronizers(false);
+}
+
+// ---- savepoints -------------------------------------------------------------------------------------
+
+Savepoint Transaction::savepoint(bool optimistic) {
+  if (status_ == Status::commit_failed) {
+    throw TransactionFailedError("savepoint(): the commit of this transaction failed (" +
+                                 what_of(failure_) + "); call abort()");
+  }
+  if (status_ != Status::active && status_ != Status::doomed) {
+    throw UsageError("savepoint(): not possible on a " + describe());
+  }
+  auto sp = std::make_shared<detail::SavepointState>();
+  for (const auto& p : participants_) {
+    if (p->savepoints == nullptr) {
+      if (!optimistic) {
+        throw UsageError("savepoint(): resource '" + p->name +
+                         "' does not support savepoints; ask for an optimistic savepoint "
+                         "(which cannot be rolled back) or do without");
+      }
+      if (sp->unsupported.empty()) sp->unsupported = p->name;
+    }
+  }
+  sp->rm_savepoints.reserve(participants_.size());
+  for (const auto& p : participants_) {
+    if (p->savepoints == nullptr) {
+      sp->rm_savepoints.push_back(nullptr);
+      continue;
+    }
+    try {
+      sp->rm_savepoints.push_back(p->savepoints->savepoint(*this));
+    } catch (...) {
+      fail_commit(std::current_exception());  // the participants' state is unknown now
+      throw;
+    }
+  }
+  sp->txn = weak_from_this();
+  sp->index = savepoints_.size();
+  sp->participants_at = participants_.size();
+  savepoints_.push_back(sp);
+  return Savepoint(std::move(sp));
+}
+
+void Transaction::invalidate_savepoints_from(std::size_t index) noexcept {
+  for (std::size_t i = index; i < savepoints_.size(); ++i) savepoints_[i]->valid = false;
+  if (index < savepoints_.size()) savepoints_.resize(index);
+}
+
+void Transaction::rollback_to(detail::SavepointState& sp) {
+  if (status_ == Status::commit_failed) {
+    throw TransactionFailedError("savepoint rollback: the transaction failed (" +
+                                 what_of(failure_) + "); call abort()");
+  }
+  if (!sp.unsupported.empty()) {
+    throw UsageError("savepoint rollback: resource '" + sp.unsupported +
+                     "' has no savepoint support (the savepoint was optimistic); abort the "
+                     "transaction instead");
+  }
+  // Participants that joined after the savepoint had nothing to do as of it.
+  while (participants_.size() > sp.participants_at) {
+    auto& p = participants_.back();
+    best_effort(*p, "abort", [&] { p->rm->abort(*this); });
+    participants_.pop_back();
+  }
+  for (auto& rsp : sp.rm_savepoints) {
+    if (!rsp) continue;
+    try {
+      rsp->rollback();
+    } catch (...) {
+      fail_commit(std::current_exception());
+      throw;
+    }
+  }
+  invalidate_savepoints_from(sp.index + 1);
+}
+
+void Savepoint::rollback() {
+  if (!state_) throw UsageError("Savepoint::rollback(): empty savepoint");
+  auto txn = state_->txn.lock();
+  if (!txn || !state_->valid) {
+    throw UsageError("Savepoint::rollback(): the savepoint is no longer valid (the transaction "
+                     "ended, committed, or rolled back to an earlier savepoint)");
+  }
+  txn->rollback_to(*state_);
+}
+
+bool Savepoint::valid() const noexcept {
+  return state_ && state_->valid && !state_->txn.expired();
+}
+
+}  // namespace xact
