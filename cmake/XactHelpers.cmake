@@ -16,13 +16,17 @@ function(xact_configure_sanitizers)
   endif()
 endfunction()
 
-# xact_add_library(NAME <module> SOURCES ... [PUBLIC_DEPS ...] [PRIVATE_DEPS ...])
+# xact_add_library(NAME <module> [STATIC] SOURCES ... [PUBLIC_DEPS ...] [PRIVATE_DEPS ...])
 # Defines target xact_<module>, alias xact::<module>, export name <module>, public headers in
 # <module dir>/include, a versioned shared library (SONAME) or a static one.
 function(xact_add_library)
-  cmake_parse_arguments(A "" "NAME" "SOURCES;PUBLIC_DEPS;PRIVATE_DEPS" ${ARGN})
+  cmake_parse_arguments(A "STATIC" "NAME" "SOURCES;PUBLIC_DEPS;PRIVATE_DEPS" ${ARGN})
   set(tgt xact_${A_NAME})
-  add_library(${tgt} ${A_SOURCES})
+  if(A_STATIC)
+    add_library(${tgt} STATIC ${A_SOURCES})
+  else()
+    add_library(${tgt} ${A_SOURCES})
+  endif()
   add_library(xact::${A_NAME} ALIAS ${tgt})
   target_include_directories(${tgt} PUBLIC
     $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>
