@@ -14,7 +14,7 @@
 #include <xact/log.hpp>
 #include <xact/manager.hpp>
 #include <xact/retry.hpp>
-#include <xact/testing/memory_resource.hpp>
+#include <xact/testing/kv_resource.hpp>
 
 #include <cstdlib>
 #include <filesystem>
@@ -23,25 +23,25 @@
 
 namespace {
 
-using xact::testing::MemoryResource;
-using xact::testing::MemoryStore;
+using xact::testing::KvResource;
+using xact::testing::KvStore;
 
-int balance(const MemoryStore& store, const std::string& account) {
+int balance(const KvStore& store, const std::string& account) {
   auto v = store.get(account);
   return v ? std::stoi(*v) : 0;
 }
 
 // Fails in tpc_finish once: what a participant whose server went away after the decision does.
-class FlakyFinish : public MemoryResource {
+class FlakyFinish : public KvResource {
  public:
-  using MemoryResource::MemoryResource;
+  using KvResource::KvResource;
   bool fail_next_finish = false;
   void tpc_finish(xact::Transaction& txn) override {
     if (fail_next_finish) {
       fail_next_finish = false;
       throw xact::ResourceError("audit store: connection lost during COMMIT PREPARED");
     }
-    MemoryResource::tpc_finish(txn);
+    KvResource::tpc_finish(txn);
   }
 };
 
@@ -61,9 +61,9 @@ int main(int argc, char** argv) {
               << ", epoch " << log->epoch() << ")\n";
     xact::ExplicitTransactionManager tm(xact::ManagerOptions{log, std::nullopt});
 
-    auto ledger_store = std::make_shared<MemoryStore>();
-    auto audit_store = std::make_shared<MemoryStore>();
-    auto ledger = std::make_shared<MemoryResource>("ledger", ledger_store);
+    auto ledger_store = KvStore::in_memory();
+    auto audit_store = KvStore::in_memory();
+    auto ledger = std::make_shared<KvResource>("ledger", ledger_store);
     auto audit = std::make_shared<FlakyFinish>("audit", audit_store);
 
     auto transfer = [&](xact::Transaction& txn, const std::string& from, const std::string& to,

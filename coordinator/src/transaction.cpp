@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cassert>
 
+#include <xact/crash_point.hpp>
 #include <xact/decision_log.hpp>
 #include <xact/errors.hpp>
 #include <xact/log.hpp>
@@ -384,13 +385,16 @@ CommitOutcome Transaction::commit_participants() {
     }
   }
 
+  XACT_CRASH_POINT("coordinator.before_tpc_begin");
   for (auto& p : participants_) {
     // Begun before the call: an RM whose tpc_begin throws may have started something, and it
     // must never see abort() after tpc_begin.
     p->state = detail::Participant::State::begun;
     p->rm->tpc_begin(*this);
   }
+  XACT_CRASH_POINT("coordinator.after_tpc_begin");
   for (auto& p : participants_) p->rm->commit(*this);
+  XACT_CRASH_POINT("coordinator.after_commit");
 
   // One participant that can commit in one phase: no prepare, no log.
   if (participants_.size() == 1 && participants_[0]->one_phase != nullptr) {
@@ -410,7 +414,9 @@ CommitOutcome Transaction::commit_participants() {
     } else {
       p->state = detail::Participant::State::voted_read_only;
     }
+    XACT_CRASH_POINT("coordinator.after_vote");
   }
+  XACT_CRASH_POINT("coordinator.before_commit_record");
 
   // The decision. Past this point a failure no longer rolls anything back.
   bool logged = false;
@@ -423,6 +429,7 @@ CommitOutcome Transaction::commit_participants() {
       outcome.decision_logged = true;
     }
     last->state = detail::Participant::State::finished;
+    XACT_CRASH_POINT("coordinator.after_last_resource");
   } else if (voters.size() >= 2) {
     if (log_) {
       try {
@@ -438,6 +445,7 @@ CommitOutcome Transaction::commit_participants() {
       logged = true;
       outcome.decision_logged = true;
       detail::count(detail::Counter::decisions_logged);
+      XACT_CRASH_POINT("coordinator.after_commit_record");
     }
   }
   status_ = Status::committed;
@@ -449,6 +457,7 @@ CommitOutcome Transaction::commit_participants() {
     try {
       p->rm->tpc_finish(*this);
       p->state = detail::Participant::State::finished;
+      XACT_CRASH_POINT("coordinator.after_finish");
     } catch (...) {
       outcome.pending.push_back({p->name, xid_for(*p->rm), what_of(std::current_exception())});
       unfinished.push_back(p);
@@ -489,6 +498,7 @@ CommitOutcome Transaction::commit_participants() {
     if (logged) {
       try {
         log_->log_done(gtrid_);
+        XACT_CRASH_POINT("coordinator.after_done_record");
       } catch (...) {
         // Not forced and not needed for correctness: recovery re-drives idempotently.
         log(LogLevel::warning, "could not write the done record of " + describe() + ": " +

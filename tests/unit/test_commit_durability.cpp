@@ -7,7 +7,7 @@
 #include <xact/io/fault_injection_env.hpp>
 #include <xact/log.hpp>
 #include <xact/manager.hpp>
-#include <xact/testing/memory_resource.hpp>
+#include <xact/testing/kv_resource.hpp>
 #include <xact/testing/recording_resource.hpp>
 
 #include <gtest/gtest.h>
@@ -18,8 +18,8 @@ namespace xact {
 namespace {
 
 using testing::CallLog;
-using testing::MemoryResource;
-using testing::MemoryStore;
+using testing::KvResource;
+using testing::KvStore;
 using testing::RecordingOptions;
 using testing::RecordingResource;
 using testing::Step;
@@ -35,8 +35,8 @@ class CommitDurabilityTest : public ::testing::Test {
     log_ = DecisionLog::open(env_, "/xact-log");
     tm_ = std::make_unique<ExplicitTransactionManager>(ManagerOptions{log_, std::nullopt});
   }
-  std::shared_ptr<MemoryResource> memory(const std::string& name) {
-    return std::make_shared<MemoryResource>(name, std::make_shared<MemoryStore>());
+  std::shared_ptr<KvResource> memory(const std::string& name) {
+    return std::make_shared<KvResource>(name, KvStore::in_memory());
   }
   std::shared_ptr<RecordingResource> recording(const std::string& name, RecordingOptions o = {}) {
     return std::make_shared<RecordingResource>(name, calls_, std::move(o));
@@ -57,7 +57,7 @@ class CommitDurabilityTest : public ::testing::Test {
 
 TEST_F(CommitDurabilityTest, TwoOrMoreVotersCostExactlyOneForcedWrite) {
   for (int voters : {2, 3, 5}) {
-    std::vector<std::shared_ptr<MemoryResource>> rms;
+    std::vector<std::shared_ptr<KvResource>> rms;
     for (int i = 0; i < voters; ++i) rms.push_back(memory("m" + std::to_string(i)));
     CommitOutcome outcome;
     const auto syncs = syncs_during([&] {
@@ -197,8 +197,8 @@ TEST(CommitCrashTest, ACrashAtEveryStepNeverLosesAReportedDecisionNorInventsOne)
     {
       std::shared_ptr<DecisionLog> log = DecisionLog::open(env, "/log");
       ExplicitTransactionManager tm(ManagerOptions{log, std::nullopt});
-      auto a = std::make_shared<MemoryResource>("a", std::make_shared<MemoryStore>());
-      auto b = std::make_shared<MemoryResource>("b", std::make_shared<MemoryStore>());
+      auto a = std::make_shared<KvResource>("a", KvStore::in_memory());
+      auto b = std::make_shared<KvResource>("b", KvStore::in_memory());
       // One transaction that fails before its decision, one that commits, then a crash.
       RecordingOptions no;
       no.fail_at = Step::tpc_vote;
