@@ -18,6 +18,7 @@
 
 #include <array>
 #include <compare>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -68,7 +69,8 @@ struct Xid {
 
   /// "xact-<format hex>-<gtrid hex>-<bqual hex>": the PostgreSQL gid.
   std::string to_gid() const;
-  /// Parses what to_gid() produced; nullopt for any other text (ids of other programs).
+  /// Parses what to_gid() produced for an id of ours (format id kFormatId, a 28-byte gtrid,
+  /// a 1..kMaxBqual-byte bqual); nullopt for any other text (ids of other programs).
   static std::optional<Xid> from_gid(std::string_view gid);
   /// Builds from XA RECOVER's columns (data = gtrid bytes followed by bqual bytes);
   /// nullopt when the shape is not ours.

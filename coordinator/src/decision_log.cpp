@@ -1,0 +1,610 @@
+// The decision log: open/replay, group commit, rotation. Format: decision_log_format.hpp;
+// protocol and crash-safety argument: doc/decision_log.md.
+#include <xact/decision_log.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <map>
+#include <mutex>
+
+#include <xact/errors.hpp>
+#include <xact/log.hpp>
+
+#include "decision_log_format.hpp"
+
+namespace xact {
+namespace {
+
+namespace dlog = detail::dlog;
+
+std::string what_of(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "unknown error";
+  }
+}
+
+const std::string& zeros() {
+  static const std::string block(1u << 20, '\0');
+  return block;
+}
+
+}  // namespace
+
+struct DecisionLog::Impl {
+  // One caller in the group-commit queue. Shared between the caller and the queue, so the
+  // leader can wake a writer after releasing the log's mutex without the writer vanishing.
+  struct Writer {
+    enum class Kind { kCommit, kCheckpoint };
+    enum class State { kWaiting, kLeading, kDone };
+    explicit Writer(Kind k, Gtrid g = {}) : kind(k), gtrid(std::move(g)) {}
+    const Kind kind;
+    Gtrid gtrid;               // kCommit
+    std::string entry;         // kCommit: the encoded commit entry
+    std::exception_ptr error;  // set by the leader before it publishes kDone
+
+    // kWaiting -> kLeading (this writer now does the I/O) or kDone (another writer did).
+    // A mutex and condition variable of its own, not the log's: a woken writer does not
+    // queue for the log's mutex behind everyone else. (Not std::atomic::wait: libstdc++
+    // spins on sched_yield before sleeping, which with dozens of waiters on few cores
+    // burnt a third of the CPU in the benchmark.)
+    void set(State s) {
+      {
+        std::lock_guard guard(m);
+        state = s;
+      }
+      cv.notify_one();
+    }
+    State await() {
+      std::unique_lock lock(m);
+      cv.wait(lock, [&] { return state != State::kWaiting; });
+      return state;
+    }
+    std::mutex m;
+    std::condition_variable cv;
+    State state = State::kWaiting;  // guarded by m
+  };
+  using WriterPtr = std::shared_ptr<Writer>;
+
+  Impl(io::Env& e, std::string d, DecisionLogOptions o) : env(e), dir(std::move(d)), options(o) {}
+
+  void start();
+  void replay(const std::string& path);
+  void create_node_id();
+  void rotate(std::uint64_t sequence, const std::vector<std::string>& snapshot, std::uint64_t room,
+              const std::vector<std::string>& obsolete);
+  std::vector<std::string> snapshot_locked();
+  void submit(const WriterPtr& w);
+  void lead(const WriterPtr& self);
+  void set_failure_locked(const std::exception_ptr& error);
+  void flush_pending_done() noexcept;
+  std::string path(std::string_view name) const { return io::join_path(dir, name); }
+
+  io::Env& env;
+  const std::string dir;
+  const DecisionLogOptions options;
+  std::unique_ptr<io::FileLock> lock;
+  NodeId node;
+  std::uint32_t epoch = 0;
+  std::atomic<std::uint64_t> next_sequence{1};
+  OpenReport report;
+
+  mutable std::mutex mu;
+  std::deque<WriterPtr> writers;            // guarded by mu; the front one does the I/O
+  std::map<Gtrid, std::string> unfinished;  // guarded by mu; gtrid -> encoded commit entry
+  std::string pending_done;                 // guarded by mu; done entries not yet written
+  std::string failure;                      // guarded by mu; set once, on the first failure
+  std::uint64_t commits = 0;                // guarded by mu
+  std::uint64_t forced_writes = 0;          // guarded by mu
+  std::uint64_t max_batch = 0;              // guarded by mu
+  std::uint64_t dones = 0;                  // guarded by mu
+  // Counted where the I/O happens, which is sometimes outside mu.
+  std::atomic<std::uint64_t> syncs{0};
+  std::atomic<std::uint64_t> dir_syncs{0};
+  std::atomic<std::uint64_t> records{0};
+  std::atomic<std::uint64_t> bytes{0};
+  std::atomic<std::uint64_t> checkpoints{0};
+
+  // The current segment. Touched only by the writer at the front of `writers` (with mu
+  // released during its I/O), or by start() and the destructor when no call can run. One
+  // leader hands over to the next through mu and the next writer's own mutex, which orders
+  // everything the first did before everything the second does.
+  std::unique_ptr<io::WritableFile> segment;
+  std::string segment_path;
+  std::uint64_t segment_sequence = 0;
+  std::uint64_t write_offset = 0;
+  std::uint64_t capacity = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// open
+
+void DecisionLog::Impl::start() {
+  if (!env.exists(dir)) env.create_dir(dir);
+  try {
+    lock = env.lock_file(path(dlog::kLockFile));
+  } catch (const StorageError& e) {
+    throw StorageError("cannot open the decision log in '" + dir + "': " + e.what() +
+                       ". One process owns a log directory at a time: stop the other "
+                       "coordinator, or give this one a directory of its own");
+  }
+  // The directory's own name must be durable, or every file in it could vanish with it.
+  // Synced at every open, not only when this process created it: `mkdir` by an installer
+  // just before the first start is not durable either. One fsync per start.
+  env.sync_dir(io::parent_dir(dir));
+  ++dir_syncs;
+
+  std::map<std::uint64_t, std::string> segments;
+  std::vector<std::string> temporaries;
+  bool has_node_id = false;
+  for (const auto& name : env.list_dir(dir)) {
+    if (auto sequence = dlog::parse_segment_name(name)) {
+      segments.emplace(*sequence, name);
+    } else if (name.ends_with(dlog::kTempSuffix)) {
+      temporaries.push_back(name);
+    } else if (name == dlog::kNodeIdFile) {
+      has_node_id = true;
+    }
+  }
+
+  // Leftovers of a rotation or of a node id creation that a crash interrupted before its
+  // rename: never part of the log. Removed first, so that creating the node id below
+  // cannot collide with its own leftover.
+  for (const auto& name : temporaries) {
+    env.remove_file(path(name));
+    report.removed.push_back(name);
+  }
+
+  if (has_node_id) {
+    const std::string node_path = path(dlog::kNodeIdFile);
+    auto file = env.new_random_access_file(node_path);
+    std::string text(64, '\0');
+    text.resize(file->read(0, text));
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+    const auto id = NodeId::from_hex(text);
+    if (!id) {
+      throw StorageError("'" + node_path +
+                         "' does not hold a node id (32 hex digits). It names "
+                         "this coordinator in every transaction id it handed out; restore it "
+                         "from a backup rather than deleting it");
+    }
+    node = *id;
+  } else if (!segments.empty()) {
+    // A new id would orphan every prepared transaction of the old one.
+    throw StorageError("'" + path(dlog::kNodeIdFile) + "' is missing, but '" + dir +
+                       "' holds decision log segments: restore the file from a backup (the "
+                       "node id is also in each segment's header, see doc/decision_log.md)");
+  } else {
+    create_node_id();
+    report.created = true;
+  }
+
+  std::uint32_t last_epoch = 0;
+  std::uint64_t last_sequence = 0;
+  std::vector<std::string> obsolete;
+  if (!segments.empty()) {
+    const auto& [sequence, name] = *segments.rbegin();
+    replay(path(name));
+    last_sequence = sequence;
+    last_epoch = epoch;  // replay() read it from the header
+    for (const auto& [s, n] : segments) obsolete.push_back(path(n));
+  }
+  if (last_epoch == UINT32_MAX) {
+    throw StorageError("the decision log in '" + dir + "' has used up its epochs (2^32 opens)");
+  }
+  epoch = last_epoch + 1;
+
+  // A new segment for this run: it makes the new epoch durable before any gtrid of it exists,
+  // and this process never appends after a tail a crash may have cut off.
+  std::vector<std::string> snapshot;
+  {
+    std::lock_guard guard(mu);
+    snapshot = snapshot_locked();
+  }
+  rotate(last_sequence + 1, snapshot, 0, obsolete);
+  for (const auto& p : obsolete) report.removed.push_back(p.substr(p.rfind('/') + 1));
+  if (!report.scan.clean()) {
+    log(LogLevel::warning, "decision log in '" + dir + "': " + report.describe());
+  }
+}
+
+void DecisionLog::Impl::create_node_id() {
+  node = NodeId::random();
+  const std::string final_path = path(dlog::kNodeIdFile);
+  const std::string temp_path = final_path + std::string(dlog::kTempSuffix);
+  auto file = env.new_writable_file(temp_path);
+  file->append(node.to_hex() + "\n");
+  file->sync();
+  ++syncs;
+  file->close();
+  env.rename_file(temp_path, final_path);
+  env.sync_dir(dir);
+  ++dir_syncs;
+}
+
+void DecisionLog::Impl::replay(const std::string& segment_file) {
+  auto file = env.new_random_access_file(segment_file);
+  io::RecordReader reader(*file,
+                          io::ScanOptions{.throw_on_corruption = !options.tolerate_corruption});
+  try {
+    const auto first = reader.next();
+    const auto header = first && first->offset == 0 && first->type == dlog::kSegmentHeaderRecord
+                            ? dlog::decode_header(first->payload)
+                            : std::nullopt;
+    // A segment gets its name only after its header was synced, so a bad header is damage,
+    // not a crash artefact.
+    if (!header) {
+      throw StorageError("'" + segment_file +
+                         "' does not start with a valid decision log "
+                         "segment header (format version " +
+                         std::to_string(dlog::kFormatVersion) + ")");
+    }
+    if (header->node != node) {
+      throw StorageError("'" + segment_file + "' belongs to node " + header->node.to_hex() +
+                         ", but '" + path(dlog::kNodeIdFile) + "' says " + node.to_hex() +
+                         ": the directory mixes files of two coordinators");
+    }
+    epoch = header->epoch;
+    while (auto record = reader.next()) {
+      if (record->type != dlog::kBatchRecord) {
+        throw StorageError("'" + segment_file + "' has a record of unknown type " +
+                           std::to_string(record->type) + " at offset " +
+                           std::to_string(record->offset));
+      }
+      const std::string error = dlog::decode_batch(
+          record->payload, [&](dlog::EntryKind kind, const Gtrid& gtrid, std::string_view entry) {
+            if (kind == dlog::EntryKind::kCommit) {
+              unfinished.insert_or_assign(gtrid, std::string(entry));
+              ++report.commits_replayed;
+            } else {
+              unfinished.erase(gtrid);
+              ++report.dones_replayed;
+            }
+          });
+      if (!error.empty()) {
+        throw StorageError("'" + segment_file + "': " + error + " at offset " +
+                           std::to_string(record->offset));
+      }
+    }
+  } catch (const StorageError& e) {
+    throw StorageError("cannot open the decision log in '" + dir + "': " + e.what() +
+                       ". Where a segment is damaged the log does not guess, because every "
+                       "commit record matters to recovery: inspect the file; to open it anyway "
+                       "and drop the damaged records, set DecisionLogOptions::"
+                       "tolerate_corruption (recovery then rolls back any transaction whose "
+                       "commit record was lost)");
+  }
+  report.segment = segment_file;
+  report.scan = reader.report();
+}
+
+// ---------------------------------------------------------------------------------------------
+// rotation
+
+std::vector<std::string> DecisionLog::Impl::snapshot_locked() {
+  std::vector<std::string> chunks;
+  std::string chunk;
+  for (const auto& [gtrid, entry] : unfinished) {
+    if (!chunk.empty() && chunk.size() + entry.size() > options.max_batch_bytes) {
+      chunks.push_back(std::move(chunk));
+      chunk.clear();
+    }
+    chunk += entry;
+  }
+  if (!chunk.empty()) chunks.push_back(std::move(chunk));
+  // The snapshot holds exactly the unfinished commits: pending done records are subsumed.
+  pending_done.clear();
+  return chunks;
+}
+
+// The crash-safety argument for each step is in doc/decision_log.md ("Rotation").
+void DecisionLog::Impl::rotate(std::uint64_t sequence, const std::vector<std::string>& snapshot,
+                               std::uint64_t room, const std::vector<std::string>& obsolete) {
+  std::string content =
+      io::encode_record(dlog::kSegmentHeaderRecord, dlog::encode_header({node, epoch, sequence}));
+  for (const auto& chunk : snapshot) io::encode_record(content, dlog::kBatchRecord, chunk);
+  // Room for at least as much again as the snapshot, so a large snapshot cannot make every
+  // following write rotate.
+  const std::uint64_t new_capacity =
+      std::max<std::uint64_t>(options.segment_bytes, 2 * content.size() + room);
+
+  const std::string final_path = path(dlog::segment_name(sequence));
+  const std::string temp_path = final_path + std::string(dlog::kTempSuffix);
+  // 1. Write the new segment under a temporary name.
+  auto file = env.new_writable_file(temp_path);
+  file->write_at(0, content);
+  records += 1 + snapshot.size();
+  bytes += content.size();
+  if (options.preallocate) {
+    for (std::uint64_t at = content.size(); at < new_capacity;) {
+      const std::uint64_t n = std::min<std::uint64_t>(zeros().size(), new_capacity - at);
+      file->write_at(at, std::string_view(zeros()).substr(0, n));
+      at += n;
+    }
+  }
+  // 2. Make it durable, zeros included (so later commits overwrite allocated blocks).
+  file->sync();
+  ++syncs;
+  // 3. Give it its name, and make the name durable before anything depends on it.
+  env.rename_file(temp_path, final_path);
+  env.sync_dir(dir);
+  ++dir_syncs;
+  // 4. Switch. From here on the new segment is the newest one and holds every unfinished
+  //    commit: the old ones are garbage.
+  if (segment) {
+    try {
+      segment->close();
+    } catch (const StorageError&) {
+      // Everything that mattered in it was synced; a failed close loses nothing.
+    }
+  }
+  segment = std::move(file);
+  segment_path = final_path;
+  segment_sequence = sequence;
+  write_offset = content.size();
+  capacity = new_capacity;
+  ++checkpoints;
+  // 5. Delete the old segments. Not synced: one that comes back after a crash is older than
+  //    the newest segment, so it is ignored and deleted at the next open.
+  for (const auto& p : obsolete) {
+    try {
+      env.remove_file(p);
+    } catch (const StorageError&) {
+      // Harmless, see above.
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// group commit
+
+void DecisionLog::Impl::submit(const WriterPtr& w) {
+  bool leading = false;
+  {
+    std::lock_guard guard(mu);
+    if (!failure.empty()) throw LogFailedError(failure);
+    writers.push_back(w);
+    leading = writers.size() == 1;
+  }
+  if (leading || w->await() == Writer::State::kLeading) lead(w);
+  if (w->error) std::rethrow_exception(w->error);
+}
+
+// Runs in the writer at the front of the queue. It takes as many queued commits as fit in one
+// batch, writes them with one write and one sync with the mutex released (so more commits
+// queue up meanwhile for the next batch), then wakes them and hands the front to the next.
+void DecisionLog::Impl::lead(const WriterPtr& self) {
+  std::exception_ptr error;
+  std::vector<WriterPtr> batch;
+  std::string payload;
+  std::uint64_t record_size = 0;
+  std::vector<std::string> snapshot;
+  bool rotate_first = false;
+
+  std::unique_lock l(mu);
+  if (self->kind == Writer::Kind::kCheckpoint) {
+    batch.push_back(self);
+    snapshot = snapshot_locked();
+    rotate_first = true;
+  } else {
+    // Done records ride along, up to half a batch (whole entries: each has the same size).
+    const std::size_t done_room =
+        std::max<std::size_t>(1, options.max_batch_bytes / 2 / dlog::kDoneEntrySize) *
+        dlog::kDoneEntrySize;
+    const std::size_t done_bytes = std::min(pending_done.size(), done_room);
+    payload = pending_done.substr(0, done_bytes);
+    pending_done.erase(0, done_bytes);
+    for (const WriterPtr& w : writers) {
+      if (w->kind != Writer::Kind::kCommit) break;
+      if (!batch.empty() && payload.size() + w->entry.size() > options.max_batch_bytes) break;
+      payload += w->entry;
+      batch.push_back(w);
+    }
+    record_size = io::kRecordOverhead + payload.size();
+    if (write_offset + record_size > capacity) {
+      snapshot = snapshot_locked();
+      rotate_first = true;
+    }
+  }
+  l.unlock();
+
+  std::string record;
+  try {
+    // Encoded (checksummed) here, not under the mutex: committers keep queueing meanwhile.
+    if (record_size > 0) record = io::encode_record(dlog::kBatchRecord, payload);
+    if (rotate_first) rotate(segment_sequence + 1, snapshot, record_size, {segment_path});
+    if (!record.empty()) {
+      segment->write_at(write_offset, record);
+      segment->sync();
+    }
+  } catch (...) {
+    error = std::current_exception();
+  }
+
+  WriterPtr next;
+  l.lock();
+  if (error) {
+    set_failure_locked(error);
+    // Everyone still queued fails with the batch: nothing after a failed sync can be trusted.
+    batch.assign(writers.begin(), writers.end());
+    writers.clear();
+    for (const WriterPtr& w : batch) w->error = std::make_exception_ptr(LogFailedError(failure));
+  } else {
+    if (!record.empty()) {
+      write_offset += record.size();
+      ++syncs;
+      ++records;
+      bytes += record.size();
+      ++forced_writes;
+      commits += batch.size();
+      max_batch = std::max<std::uint64_t>(max_batch, batch.size());
+      // Only now, durable, do they count as committed.
+      for (const WriterPtr& w : batch) unfinished.insert_or_assign(w->gtrid, std::move(w->entry));
+    }
+    writers.erase(writers.begin(), writers.begin() + static_cast<std::ptrdiff_t>(batch.size()));
+    if (!writers.empty()) next = writers.front();
+  }
+  l.unlock();
+
+  // Wake outside the mutex: woken writers do not collide with this one on it.
+  for (const WriterPtr& w : batch) {
+    if (w != self) w->set(Writer::State::kDone);
+  }
+  if (next) next->set(Writer::State::kLeading);
+}
+
+void DecisionLog::Impl::set_failure_locked(const std::exception_ptr& error) {
+  if (!failure.empty()) return;
+  failure = "the decision log in '" + dir + "' stopped after an I/O failure: " + what_of(error) +
+            ". The commit records written at that moment may or may not be durable, so the "
+            "log refuses every further commit (fail-stop) and those transactions are in "
+            "doubt. Restart the process: recovery at start-up reads the log and decides "
+            "each of them";
+}
+
+void DecisionLog::Impl::flush_pending_done() noexcept {
+  std::string payload;
+  {
+    std::lock_guard guard(mu);
+    if (!failure.empty() || pending_done.empty() || !segment) return;
+    payload.swap(pending_done);
+  }
+  try {
+    // One record (and one sync) per batch-sized chunk, so a crash cuts off whole records.
+    const std::size_t chunk =
+        std::max<std::size_t>(1, options.max_batch_bytes / dlog::kDoneEntrySize) *
+        dlog::kDoneEntrySize;
+    for (std::size_t at = 0; at < payload.size(); at += chunk) {
+      const std::string record =
+          io::encode_record(dlog::kBatchRecord, std::string_view(payload).substr(at, chunk));
+      segment->write_at(write_offset, record);
+      segment->sync();
+      write_offset += record.size();
+      ++syncs;
+      ++records;
+      bytes += record.size();
+    }
+  } catch (...) {
+    // Lost done records only make recovery re-drive finished commits, which is harmless.
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// DecisionLog
+
+std::string DecisionLog::OpenReport::describe() const {
+  std::string out = created ? "created a new decision log"
+                            : "replayed '" + segment + "': " + std::to_string(commits_replayed) +
+                                  " commit and " + std::to_string(dones_replayed) +
+                                  " done records, " + scan.describe();
+  if (!removed.empty()) out += "; removed " + std::to_string(removed.size()) + " stale files";
+  return out;
+}
+
+DecisionLog::DecisionLog(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+std::unique_ptr<DecisionLog> DecisionLog::open(io::Env& env, std::string dir,
+                                               DecisionLogOptions options) {
+  if (dir.empty()) throw UsageError("DecisionLog::open needs a directory; the path is empty");
+  if (options.max_batch_bytes < 1024 || options.max_batch_bytes > io::kMaxRecordPayload) {
+    throw UsageError("DecisionLogOptions::max_batch_bytes must be between 1 KiB and " +
+                     std::to_string(io::kMaxRecordPayload >> 20) + " MiB");
+  }
+  auto impl = std::make_unique<Impl>(env, std::move(dir), options);
+  impl->start();
+  return std::unique_ptr<DecisionLog>(new DecisionLog(std::move(impl)));
+}
+
+DecisionLog::~DecisionLog() {
+  impl_->flush_pending_done();
+  if (impl_->segment) {
+    try {
+      impl_->segment->close();
+    } catch (const StorageError&) {
+      // Nothing unsynced is left to lose.
+    }
+  }
+}
+
+const NodeId& DecisionLog::node_id() const { return impl_->node; }
+std::uint32_t DecisionLog::epoch() const { return impl_->epoch; }
+const std::string& DecisionLog::dir() const { return impl_->dir; }
+
+Gtrid DecisionLog::new_gtrid() {
+  return Gtrid(impl_->node, impl_->epoch,
+               impl_->next_sequence.fetch_add(1, std::memory_order_relaxed));
+}
+
+void DecisionLog::log_commit(const CommitRecord& record) {
+  auto w = std::make_shared<Impl::Writer>(Impl::Writer::Kind::kCommit, record.gtrid);
+  if (record.time_us == 0) {
+    CommitRecord stamped = record;
+    stamped.time_us = impl_->env.now_micros();
+    dlog::append_commit_entry(w->entry, stamped);
+  } else {
+    dlog::append_commit_entry(w->entry, record);
+  }
+  if (w->entry.size() > impl_->options.max_batch_bytes) {
+    throw UsageError("a commit record of " + std::to_string(w->entry.size()) +
+                     " bytes exceeds DecisionLogOptions::max_batch_bytes (" +
+                     std::to_string(impl_->options.max_batch_bytes) + ")");
+  }
+  impl_->submit(w);
+}
+
+void DecisionLog::log_done(const Gtrid& gtrid) {
+  std::lock_guard guard(impl_->mu);
+  if (!impl_->failure.empty()) return;
+  const auto it = impl_->unfinished.find(gtrid);
+  if (it == impl_->unfinished.end()) return;
+  impl_->unfinished.erase(it);
+  dlog::append_done_entry(impl_->pending_done, gtrid);
+  ++impl_->dones;
+}
+
+bool DecisionLog::is_committed(const Gtrid& gtrid) const {
+  std::lock_guard guard(impl_->mu);
+  return impl_->unfinished.contains(gtrid);
+}
+
+std::vector<CommitRecord> DecisionLog::unfinished() const {
+  std::lock_guard guard(impl_->mu);
+  std::vector<CommitRecord> out;
+  out.reserve(impl_->unfinished.size());
+  // Gtrid bytes are node, epoch, sequence, big-endian: map order is commit-id order.
+  for (const auto& [gtrid, entry] : impl_->unfinished) {
+    out.push_back(*dlog::decode_commit_entry(entry));  // validated when written or replayed
+  }
+  return out;
+}
+
+void DecisionLog::checkpoint() {
+  impl_->submit(std::make_shared<Impl::Writer>(Impl::Writer::Kind::kCheckpoint));
+}
+
+DecisionLog::Stats DecisionLog::stats() const {
+  std::lock_guard guard(impl_->mu);
+  Stats s;
+  s.commits = impl_->commits;
+  s.forced_writes = impl_->forced_writes;
+  s.max_batch = impl_->max_batch;
+  s.dones = impl_->dones;
+  s.syncs = impl_->syncs;
+  s.dir_syncs = impl_->dir_syncs;
+  s.records = impl_->records;
+  s.bytes = impl_->bytes;
+  s.checkpoints = impl_->checkpoints;
+  s.unfinished = impl_->unfinished.size();
+  s.failed = !impl_->failure.empty();
+  return s;
+}
+
+const DecisionLog::OpenReport& DecisionLog::open_report() const { return impl_->report; }
+
+}  // namespace xact

@@ -1,0 +1,74 @@
+// The decision log's on-disk format: file names, the segment header, and the entries inside
+// a batch record (private to the library; the layout is documented in doc/decision_log.md).
+//
+// A segment is a file of framed records (xact/io/record.hpp): one segment-header record, then
+// batch records. A batch record carries the entries of one group-commit write, so a write cut
+// off by a crash loses one whole batch - never half of one - and a valid record after a bad
+// one always means later damage, not a torn write.
+//
+// Pure functions; thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <xact/decision_log.hpp>
+#include <xact/xid.hpp>
+
+namespace xact::detail::dlog {
+
+// Framing record types.
+inline constexpr std::uint8_t kSegmentHeaderRecord = 1;
+inline constexpr std::uint8_t kBatchRecord = 2;
+
+// Entry kinds inside a batch record.
+enum class EntryKind : std::uint8_t {
+  kCommit = 1,     // a commit decision
+  kDone = 2,       // every participant of a committed transaction finished
+  kHeuristic = 3,  // reserved: a participant's heuristic outcome (issue 4)
+};
+
+inline constexpr std::string_view kMagic = "XACTDLOG";
+inline constexpr std::uint32_t kFormatVersion = 1;
+/// kind (1) + body length (4) + gtrid (28): every done entry has exactly this size.
+inline constexpr std::size_t kDoneEntrySize = 1 + 4 + Gtrid::kSize;
+
+inline constexpr std::string_view kLockFile = "LOCK";
+inline constexpr std::string_view kNodeIdFile = "node-id";
+inline constexpr std::string_view kTempSuffix = ".tmp";
+
+struct SegmentHeader {
+  NodeId node;
+  std::uint32_t epoch = 0;
+  std::uint64_t sequence = 0;
+};
+
+std::string encode_header(const SegmentHeader& header);
+/// nullopt when the payload is not a header of a format version this code reads.
+std::optional<SegmentHeader> decode_header(std::string_view payload);
+
+/// Appends a commit entry. Throws UsageError when the record cannot be encoded (gtrid not
+/// 28 bytes, a name longer than 65535 bytes, more than 65535 participants).
+void append_commit_entry(std::string& out, const CommitRecord& record);
+void append_done_entry(std::string& out, const Gtrid& gtrid);
+
+/// Decodes one commit entry as written by append_commit_entry (kind byte included).
+/// nullopt when malformed.
+std::optional<CommitRecord> decode_commit_entry(std::string_view entry);
+
+/// Calls `visit(kind, gtrid, entry)` for each entry of a batch payload, `entry` being the
+/// entry's whole encoding. Returns an error message for a malformed payload (an empty string
+/// when every entry decoded).
+std::string decode_batch(
+    std::string_view payload,
+    const std::function<void(EntryKind kind, const Gtrid& gtrid, std::string_view entry)>& visit);
+
+/// "decisions-0000000000000042.log"
+std::string segment_name(std::uint64_t sequence);
+/// The sequence number of a segment file name; nullopt for any other name.
+std::optional<std::uint64_t> parse_segment_name(std::string_view name);
+
+}  // namespace xact::detail::dlog
