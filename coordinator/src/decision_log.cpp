@@ -9,6 +9,7 @@
 #include <exception>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include <xact/errors.hpp>
 #include <xact/log.hpp>
@@ -41,12 +42,15 @@ struct DecisionLog::Impl {
   // One caller in the group-commit queue. Shared between the caller and the queue, so the
   // leader can wake a writer after releasing the log's mutex without the writer vanishing.
   struct Writer {
-    enum class Kind { kCommit, kCheckpoint };
+    // Every kind but kCheckpoint carries one encoded entry that must be durable when the
+    // call returns.
+    enum class Kind { kCommit, kHeuristic, kForgetHeuristic, kCheckpoint };
     enum class State { kWaiting, kLeading, kDone };
     explicit Writer(Kind k, Gtrid g = {}) : kind(k), gtrid(std::move(g)) {}
     const Kind kind;
-    Gtrid gtrid;               // kCommit
-    std::string entry;         // kCommit: the encoded commit entry
+    Gtrid gtrid;               // all but kCheckpoint
+    std::string resource;      // kHeuristic, kForgetHeuristic
+    std::string entry;         // all but kCheckpoint: the encoded entry
     std::exception_ptr error;  // set by the leader before it publishes kDone
 
     // kWaiting -> kLeading (this writer now does the I/O) or kDone (another writer did).
@@ -75,7 +79,13 @@ struct DecisionLog::Impl {
   Impl(io::Env& e, std::string d, DecisionLogOptions o) : env(e), dir(std::move(d)), options(o) {}
 
   void start();
+  // Reads the node id and replays the newest segment; returns the segments found (sequence ->
+  // name) and the names of leftover temporaries. Writes nothing.
+  std::map<std::uint64_t, std::string> load(std::vector<std::string>* temporaries,
+                                            bool* has_node_id);
+  void read_node_id();
   void replay(const std::string& path);
+  void apply_entry(dlog::EntryKind kind, const Gtrid& gtrid, std::string_view entry);
   void create_node_id();
   void rotate(std::uint64_t sequence, const std::vector<std::string>& snapshot, std::uint64_t room,
               const std::vector<std::string>& obsolete);
@@ -98,6 +108,10 @@ struct DecisionLog::Impl {
   mutable std::mutex mu;
   std::deque<WriterPtr> writers;            // guarded by mu; the front one does the I/O
   std::map<Gtrid, std::string> unfinished;  // guarded by mu; gtrid -> encoded commit entry
+  // guarded by mu; (gtrid, resource) -> encoded heuristic entry
+  std::map<std::pair<Gtrid, std::string>, std::string> heuristics;
+  mutable std::mutex flight_mu;
+  std::set<Gtrid> flying;  // guarded by flight_mu: handed out by new_gtrid, not yet released
   std::string pending_done;                 // guarded by mu; done entries not yet written
   std::string failure;                      // guarded by mu; set once, on the first failure
   std::uint64_t commits = 0;                // guarded by mu
@@ -125,6 +139,47 @@ struct DecisionLog::Impl {
 // ---------------------------------------------------------------------------------------------
 // open
 
+std::map<std::uint64_t, std::string> DecisionLog::Impl::load(
+    std::vector<std::string>* temporaries, bool* has_node_id) {
+  std::map<std::uint64_t, std::string> segments;
+  *has_node_id = false;
+  for (const auto& name : env.list_dir(dir)) {
+    if (auto sequence = dlog::parse_segment_name(name)) {
+      segments.emplace(*sequence, name);
+    } else if (name.ends_with(dlog::kTempSuffix)) {
+      temporaries->push_back(name);
+    } else if (name == dlog::kNodeIdFile) {
+      *has_node_id = true;
+    }
+  }
+  if (*has_node_id) {
+    read_node_id();
+  } else if (!segments.empty()) {
+    // A new id would orphan every prepared transaction of the old one.
+    throw StorageError("'" + path(dlog::kNodeIdFile) + "' is missing, but '" + dir +
+                       "' holds decision log segments: restore the file from a backup (the "
+                       "node id is also in each segment's header, see doc/decision_log.md)");
+  }
+  if (!segments.empty()) replay(path(segments.rbegin()->second));
+  return segments;
+}
+
+void DecisionLog::Impl::read_node_id() {
+  const std::string node_path = path(dlog::kNodeIdFile);
+  auto file = env.new_random_access_file(node_path);
+  std::string text(64, '\0');
+  text.resize(file->read(0, text));
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  const auto id = NodeId::from_hex(text);
+  if (!id) {
+    throw StorageError("'" + node_path +
+                       "' does not hold a node id (32 hex digits). It names "
+                       "this coordinator in every transaction id it handed out; restore it "
+                       "from a backup rather than deleting it");
+  }
+  node = *id;
+}
+
 void DecisionLog::Impl::start() {
   if (!env.exists(dir)) env.create_dir(dir);
   try {
@@ -140,47 +195,17 @@ void DecisionLog::Impl::start() {
   env.sync_dir(io::parent_dir(dir));
   ++dir_syncs;
 
-  std::map<std::uint64_t, std::string> segments;
+  // Leftovers of a rotation or of a node id creation that a crash interrupted before its
+  // rename are never part of the log; they are removed below, so that creating the node id
+  // cannot collide with its own leftover. (load() never reads them.)
   std::vector<std::string> temporaries;
   bool has_node_id = false;
-  for (const auto& name : env.list_dir(dir)) {
-    if (auto sequence = dlog::parse_segment_name(name)) {
-      segments.emplace(*sequence, name);
-    } else if (name.ends_with(dlog::kTempSuffix)) {
-      temporaries.push_back(name);
-    } else if (name == dlog::kNodeIdFile) {
-      has_node_id = true;
-    }
-  }
-
-  // Leftovers of a rotation or of a node id creation that a crash interrupted before its
-  // rename: never part of the log. Removed first, so that creating the node id below
-  // cannot collide with its own leftover.
+  const auto segments = load(&temporaries, &has_node_id);
   for (const auto& name : temporaries) {
     env.remove_file(path(name));
     report.removed.push_back(name);
   }
-
-  if (has_node_id) {
-    const std::string node_path = path(dlog::kNodeIdFile);
-    auto file = env.new_random_access_file(node_path);
-    std::string text(64, '\0');
-    text.resize(file->read(0, text));
-    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-    const auto id = NodeId::from_hex(text);
-    if (!id) {
-      throw StorageError("'" + node_path +
-                         "' does not hold a node id (32 hex digits). It names "
-                         "this coordinator in every transaction id it handed out; restore it "
-                         "from a backup rather than deleting it");
-    }
-    node = *id;
-  } else if (!segments.empty()) {
-    // A new id would orphan every prepared transaction of the old one.
-    throw StorageError("'" + path(dlog::kNodeIdFile) + "' is missing, but '" + dir +
-                       "' holds decision log segments: restore the file from a backup (the "
-                       "node id is also in each segment's header, see doc/decision_log.md)");
-  } else {
+  if (!has_node_id) {
     create_node_id();
     report.created = true;
   }
@@ -189,9 +214,7 @@ void DecisionLog::Impl::start() {
   std::uint64_t last_sequence = 0;
   std::vector<std::string> obsolete;
   if (!segments.empty()) {
-    const auto& [sequence, name] = *segments.rbegin();
-    replay(path(name));
-    last_sequence = sequence;
+    last_sequence = segments.rbegin()->first;
     last_epoch = epoch;  // replay() read it from the header
     for (const auto& [s, n] : segments) obsolete.push_back(path(n));
   }
@@ -259,13 +282,9 @@ void DecisionLog::Impl::replay(const std::string& segment_file) {
       }
       const std::string error = dlog::decode_batch(
           record->payload, [&](dlog::EntryKind kind, const Gtrid& gtrid, std::string_view entry) {
-            if (kind == dlog::EntryKind::kCommit) {
-              unfinished.insert_or_assign(gtrid, std::string(entry));
-              ++report.commits_replayed;
-            } else {
-              unfinished.erase(gtrid);
-              ++report.dones_replayed;
-            }
+            if (kind == dlog::EntryKind::kCommit) ++report.commits_replayed;
+            if (kind == dlog::EntryKind::kDone) ++report.dones_replayed;
+            apply_entry(kind, gtrid, entry);
           });
       if (!error.empty()) {
         throw StorageError("'" + segment_file + "': " + error + " at offset " +
@@ -284,21 +303,44 @@ void DecisionLog::Impl::replay(const std::string& segment_file) {
   report.scan = reader.report();
 }
 
+// Applies one durable entry to the in-memory state (mu held, or no other thread yet).
+void DecisionLog::Impl::apply_entry(dlog::EntryKind kind, const Gtrid& gtrid,
+                                    std::string_view entry) {
+  switch (kind) {
+    case dlog::EntryKind::kCommit:
+      unfinished.insert_or_assign(gtrid, std::string(entry));
+      break;
+    case dlog::EntryKind::kDone:
+      unfinished.erase(gtrid);
+      break;
+    case dlog::EntryKind::kHeuristic:
+      heuristics.insert_or_assign({gtrid, dlog::decode_heuristic_entry(entry)->resource},
+                                  std::string(entry));
+      break;
+    case dlog::EntryKind::kForgetHeuristic:
+      heuristics.erase({gtrid, *dlog::decode_forget_heuristic_entry(entry)});
+      break;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // rotation
 
 std::vector<std::string> DecisionLog::Impl::snapshot_locked() {
   std::vector<std::string> chunks;
   std::string chunk;
-  for (const auto& [gtrid, entry] : unfinished) {
+  auto add = [&](const std::string& entry) {
     if (!chunk.empty() && chunk.size() + entry.size() > options.max_batch_bytes) {
       chunks.push_back(std::move(chunk));
       chunk.clear();
     }
     chunk += entry;
-  }
+  };
+  for (const auto& [gtrid, entry] : unfinished) add(entry);
+  for (const auto& [key, entry] : heuristics) add(entry);
   if (!chunk.empty()) chunks.push_back(std::move(chunk));
-  // The snapshot holds exactly the unfinished commits: pending done records are subsumed.
+  // The snapshot holds exactly the unfinished commits and the heuristic outcomes: pending done
+  // records are subsumed.
   pending_done.clear();
   return chunks;
 }
@@ -401,7 +443,7 @@ void DecisionLog::Impl::lead(const WriterPtr& self) {
     payload = pending_done.substr(0, done_bytes);
     pending_done.erase(0, done_bytes);
     for (const WriterPtr& w : writers) {
-      if (w->kind != Writer::Kind::kCommit) break;
+      if (w->kind == Writer::Kind::kCheckpoint) break;
       if (!batch.empty() && payload.size() + w->entry.size() > options.max_batch_bytes) break;
       payload += w->entry;
       batch.push_back(w);
@@ -445,7 +487,21 @@ void DecisionLog::Impl::lead(const WriterPtr& self) {
       commits += batch.size();
       max_batch = std::max<std::uint64_t>(max_batch, batch.size());
       // Only now, durable, do they count as committed.
-      for (const WriterPtr& w : batch) unfinished.insert_or_assign(w->gtrid, std::move(w->entry));
+      for (const WriterPtr& w : batch) {
+        switch (w->kind) {
+          case Writer::Kind::kCommit:
+            unfinished.insert_or_assign(w->gtrid, std::move(w->entry));
+            break;
+          case Writer::Kind::kHeuristic:
+            heuristics.insert_or_assign({w->gtrid, w->resource}, std::move(w->entry));
+            break;
+          case Writer::Kind::kForgetHeuristic:
+            heuristics.erase({w->gtrid, w->resource});
+            break;
+          case Writer::Kind::kCheckpoint:
+            break;
+        }
+      }
     }
     writers.erase(writers.begin(), writers.begin() + static_cast<std::ptrdiff_t>(batch.size()));
     if (!writers.empty()) next = writers.front();
@@ -537,8 +593,78 @@ std::uint32_t DecisionLog::epoch() const { return impl_->epoch; }
 const std::string& DecisionLog::dir() const { return impl_->dir; }
 
 Gtrid DecisionLog::new_gtrid() {
-  return Gtrid(impl_->node, impl_->epoch,
-               impl_->next_sequence.fetch_add(1, std::memory_order_relaxed));
+  Gtrid gtrid(impl_->node, impl_->epoch,
+              impl_->next_sequence.fetch_add(1, std::memory_order_relaxed));
+  std::lock_guard guard(impl_->flight_mu);
+  impl_->flying.insert(gtrid);
+  return gtrid;
+}
+
+bool DecisionLog::in_flight(const Gtrid& gtrid) const {
+  std::lock_guard guard(impl_->flight_mu);
+  return impl_->flying.contains(gtrid);
+}
+
+void DecisionLog::release(const Gtrid& gtrid) noexcept {
+  std::lock_guard guard(impl_->flight_mu);
+  impl_->flying.erase(gtrid);
+}
+
+void DecisionLog::log_heuristic(const HeuristicRecord& record) {
+  auto w = std::make_shared<Impl::Writer>(Impl::Writer::Kind::kHeuristic, record.gtrid);
+  w->resource = record.resource;
+  HeuristicRecord stamped = record;
+  if (stamped.time_us == 0) stamped.time_us = impl_->env.now_micros();
+  dlog::append_heuristic_entry(w->entry, stamped);
+  impl_->submit(w);
+}
+
+std::vector<HeuristicRecord> DecisionLog::heuristics() const {
+  std::lock_guard guard(impl_->mu);
+  std::vector<HeuristicRecord> out;
+  for (const auto& [key, entry] : impl_->heuristics) {
+    out.push_back(*dlog::decode_heuristic_entry(entry));  // validated when written or replayed
+  }
+  return out;
+}
+
+bool DecisionLog::forget_heuristic(const Gtrid& gtrid, const std::string& resource) {
+  {
+    std::lock_guard guard(impl_->mu);
+    if (!impl_->heuristics.contains({gtrid, resource})) return false;
+  }
+  auto w = std::make_shared<Impl::Writer>(Impl::Writer::Kind::kForgetHeuristic, gtrid);
+  w->resource = resource;
+  dlog::append_forget_heuristic_entry(w->entry, gtrid, resource);
+  impl_->submit(w);
+  return true;
+}
+
+DecisionLog::Inspection DecisionLog::inspect(io::Env& env, const std::string& dir) {
+  if (!env.exists(dir)) throw StorageError("no decision log in '" + dir + "': no such directory");
+  DecisionLogOptions options;
+  options.tolerate_corruption = true;  // show what is there, damage included
+  Impl impl(env, dir, options);
+  std::vector<std::string> temporaries;
+  bool has_node_id = false;
+  const auto segments = impl.load(&temporaries, &has_node_id);
+  if (!has_node_id) {
+    throw StorageError("no decision log in '" + dir + "': it has no node-id file");
+  }
+  Inspection out;
+  out.node = impl.node;
+  out.epoch = impl.epoch;
+  if (!segments.empty()) out.segment = impl.path(segments.rbegin()->second);
+  for (const auto& [gtrid, entry] : impl.unfinished) {
+    out.unfinished.push_back(*dlog::decode_commit_entry(entry));
+  }
+  for (const auto& [key, entry] : impl.heuristics) {
+    out.heuristics.push_back(*dlog::decode_heuristic_entry(entry));
+  }
+  out.commits_replayed = impl.report.commits_replayed;
+  out.dones_replayed = impl.report.dones_replayed;
+  out.scan = impl.report.scan;
+  return out;
 }
 
 void DecisionLog::log_commit(const CommitRecord& record) {

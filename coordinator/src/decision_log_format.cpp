@@ -88,6 +88,77 @@ void append_done_entry(std::string& out, const Gtrid& gtrid) {
   out.append(gtrid.bytes());
 }
 
+namespace {
+
+void check_gtrid(const Gtrid& gtrid, std::string_view what) {
+  if (gtrid.bytes().size() != Gtrid::kSize) {
+    throw UsageError(std::string(what) + " needs a transaction id (a Gtrid); this one is empty");
+  }
+}
+
+void append_entry(std::string& out, EntryKind kind, const std::string& body) {
+  out.push_back(static_cast<char>(kind));
+  coding::put_u32(out, static_cast<std::uint32_t>(body.size()));
+  out.append(body);
+}
+
+// The body of an entry of `kind` after its gtrid, or nullopt when the header is wrong.
+std::optional<coding::Decoder> open_entry(std::string_view entry, EntryKind kind,
+                                          std::string_view& gtrid) {
+  coding::Decoder in(entry);
+  std::uint8_t k = 0;
+  std::uint32_t size = 0;
+  if (!in.get_u8(k) || k != static_cast<std::uint8_t>(kind) || !in.get_u32(size) ||
+      size != in.remaining() || !in.get_bytes(Gtrid::kSize, gtrid)) {
+    return std::nullopt;
+  }
+  return in;
+}
+
+}  // namespace
+
+void append_heuristic_entry(std::string& out, const HeuristicRecord& record) {
+  check_gtrid(record.gtrid, "a heuristic record");
+  std::string body = record.gtrid.bytes();
+  coding::put_u64(body, static_cast<std::uint64_t>(record.time_us));
+  put_short_string(body, record.resource, "a resource name");
+  put_short_string(body, record.bqual, "a branch qualifier");
+  put_short_string(body, record.outcome, "a heuristic outcome");
+  put_short_string(body, record.detail.substr(0, 0xffff), "a heuristic detail");
+  append_entry(out, EntryKind::kHeuristic, body);
+}
+
+void append_forget_heuristic_entry(std::string& out, const Gtrid& gtrid,
+                                   std::string_view resource) {
+  check_gtrid(gtrid, "forgetting a heuristic outcome");
+  std::string body = gtrid.bytes();
+  put_short_string(body, resource, "a resource name");
+  append_entry(out, EntryKind::kForgetHeuristic, body);
+}
+
+std::optional<HeuristicRecord> decode_heuristic_entry(std::string_view entry) {
+  std::string_view gtrid;
+  auto in = open_entry(entry, EntryKind::kHeuristic, gtrid);
+  HeuristicRecord record;
+  std::uint64_t time = 0;
+  if (!in || !in->get_u64(time) || !get_short_string(*in, record.resource) ||
+      !get_short_string(*in, record.bqual) || !get_short_string(*in, record.outcome) ||
+      !get_short_string(*in, record.detail) || !in->done()) {
+    return std::nullopt;
+  }
+  record.gtrid = *Gtrid::from_bytes(gtrid);
+  record.time_us = static_cast<std::int64_t>(time);
+  return record;
+}
+
+std::optional<std::string> decode_forget_heuristic_entry(std::string_view entry) {
+  std::string_view gtrid;
+  auto in = open_entry(entry, EntryKind::kForgetHeuristic, gtrid);
+  std::string resource;
+  if (!in || !get_short_string(*in, resource) || !in->done()) return std::nullopt;
+  return resource;
+}
+
 std::optional<CommitRecord> decode_commit_entry(std::string_view entry) {
   coding::Decoder in(entry);
   std::uint8_t kind = 0;
@@ -135,6 +206,16 @@ std::string decode_batch(
       case EntryKind::kDone:
         if (size != Gtrid::kSize) {
           return "malformed done entry at byte " + std::to_string(offset) + " of a batch";
+        }
+        break;
+      case EntryKind::kHeuristic:
+        if (!decode_heuristic_entry(entry)) {
+          return "malformed heuristic entry at byte " + std::to_string(offset) + " of a batch";
+        }
+        break;
+      case EntryKind::kForgetHeuristic:
+        if (!decode_forget_heuristic_entry(entry)) {
+          return "malformed forget entry at byte " + std::to_string(offset) + " of a batch";
         }
         break;
       default:

@@ -28,7 +28,8 @@ inline constexpr std::uint8_t kBatchRecord = 2;
 enum class EntryKind : std::uint8_t {
   kCommit = 1,     // a commit decision
   kDone = 2,       // every participant of a committed transaction finished
-  kHeuristic = 3,  // reserved: a participant's heuristic outcome (issue 4)
+  kHeuristic = 3,        // a participant decided on its own; kept until forgotten
+  kForgetHeuristic = 4,  // an operator forgot a heuristic outcome
 };
 
 inline constexpr std::string_view kMagic = "XACTDLOG";
@@ -54,6 +55,15 @@ std::optional<SegmentHeader> decode_header(std::string_view payload);
 /// 28 bytes, a name longer than 65535 bytes, more than 65535 participants).
 void append_commit_entry(std::string& out, const CommitRecord& record);
 void append_done_entry(std::string& out, const Gtrid& gtrid);
+
+/// Appends a heuristic entry (same limits as append_commit_entry).
+void append_heuristic_entry(std::string& out, const HeuristicRecord& record);
+void append_forget_heuristic_entry(std::string& out, const Gtrid& gtrid,
+                                   std::string_view resource);
+/// nullopt when malformed.
+std::optional<HeuristicRecord> decode_heuristic_entry(std::string_view entry);
+/// The resource named by a forget entry; nullopt when malformed.
+std::optional<std::string> decode_forget_heuristic_entry(std::string_view entry);
 
 /// Decodes one commit entry as written by append_commit_entry (kind byte included).
 /// nullopt when malformed.

@@ -115,7 +115,13 @@ Transaction::Transaction(
   if (timeout) set_timeout(*timeout);
 }
 
-Transaction::~Transaction() = default;
+Transaction::~Transaction() { release_gtrid(); }
+
+void Transaction::release_gtrid() noexcept {
+  // Recovery in this process leaves the branches of a running transaction alone; once it
+  // ended (or was left in doubt and aborted) they are recovery's to decide.
+  if (log_ && !gtrid_.empty()) log_->release(gtrid_);
+}
 
 std::string Transaction::describe() const {
   std::string s = "transaction";
@@ -345,6 +351,7 @@ CommitOutcome Transaction::commit() {
     CommitOutcome outcome = commit_participants();
     status_ = Status::committed;
     detail::count(detail::Counter::commits);
+    release_gtrid();
     run_after_commit_hooks(true);
     notify_synchronizers(false);
     participants_.clear();
@@ -564,6 +571,7 @@ void Transaction::abort() noexcept {
       // ran then; this only ends the transaction.
       status_ = Status::aborted;
       participants_.clear();
+      release_gtrid();
       return;
     case Status::active:
     case Status::doomed:
@@ -576,6 +584,7 @@ void Transaction::abort() noexcept {
   status_ = Status::aborted;
   invalidate_savepoints_from(0);
   participants_.clear();
+  release_gtrid();
   detail::count(detail::Counter::aborts);
   run_abort_hooks(false);
   notify_synchronizers(false);

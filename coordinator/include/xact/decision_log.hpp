@@ -55,6 +55,19 @@ struct CommitRecord {
   bool operator==(const CommitRecord&) const = default;
 };
 
+/// A participant that decided on its own: it rolled back what the log says committed, or the
+/// reverse, or a compensation found someone else's value. Kept durably until an operator
+/// forgets it (DecisionLog::forget_heuristic, `xact heuristics forget`).
+struct HeuristicRecord {
+  Gtrid gtrid;
+  std::string resource;
+  std::string bqual;
+  std::string outcome;  ///< "heuristic rollback", "heuristic commit", "heuristic mixed", ...
+  std::string detail;   ///< what the coordinator expected and what it found
+  std::int64_t time_us = 0;  ///< when it was found; 0: log_heuristic's time
+  bool operator==(const HeuristicRecord&) const = default;
+};
+
 struct DecisionLogOptions {
   /// Size of one log segment. When the next write does not fit, the log rotates: it copies
   /// the unfinished records into a new segment and deletes the old one.
@@ -137,6 +150,35 @@ class DecisionLog {
   /// (no commit record, or already done). Never throws for I/O: after a failure it does
   /// nothing (recovery then re-drives the commit, which is harmless).
   void log_done(const Gtrid& gtrid);
+
+  /// Forces a heuristic record (as log_commit forces a commit record). A second record for the
+  /// same gtrid and resource replaces the first. Throws like log_commit.
+  void log_heuristic(const HeuristicRecord& record);
+  /// Heuristic outcomes not yet forgotten, by gtrid.
+  std::vector<HeuristicRecord> heuristics() const;
+  /// An operator's explicit decision to forget one heuristic outcome (forced). False when
+  /// there is no such record.
+  bool forget_heuristic(const Gtrid& gtrid, const std::string& resource);
+
+  /// Whether a transaction that got `gtrid` from new_gtrid() is still running in this process:
+  /// on-demand recovery leaves its branches alone. Transactions call release() when they end.
+  bool in_flight(const Gtrid& gtrid) const;
+  void release(const Gtrid& gtrid) noexcept;
+
+  /// What a log directory holds, read without taking the lock and without writing anything:
+  /// for `xact log dump` and operators. A damaged segment is read as far as possible and the
+  /// damage reported in `scan`. Throws StorageError when there is no log in `dir`.
+  struct Inspection {
+    NodeId node;
+    std::uint32_t epoch = 0;  ///< of the newest segment
+    std::string segment;      ///< the newest segment's path
+    std::vector<CommitRecord> unfinished;
+    std::vector<HeuristicRecord> heuristics;
+    std::uint64_t commits_replayed = 0;
+    std::uint64_t dones_replayed = 0;
+    io::ScanReport scan;
+  };
+  static Inspection inspect(io::Env& env, const std::string& dir);
 
   /// True while the commit record of `gtrid` is remembered: it committed and is not done.
   bool is_committed(const Gtrid& gtrid) const;

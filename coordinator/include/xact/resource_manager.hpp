@@ -225,9 +225,12 @@ class DecisionStore {
 class RecoverableResource {
  public:
   enum class Outcome {
-    done,        ///< the branch is now committed (or rolled back)
-    unknown_id,  ///< the RM has no such prepared id: already finished, or finished by an
-                 ///< administrator; counted as done and reported
+    done,                ///< the branch is now committed (or rolled back), as asked
+    unknown_id,          ///< the RM has no such prepared id: already finished, or finished by
+                         ///< an administrator; counted as done and reported
+    heuristic_commit,    ///< the branch had been committed on its own (asked to roll back)
+    heuristic_rollback,  ///< the branch had been rolled back on its own (asked to commit)
+    heuristic_mixed,     ///< the branch had been partly committed, partly rolled back
   };
   virtual ~RecoverableResource() = default;
   /// Ids this RM holds prepared whose gtrid belongs to `node`. Throws when unreachable.

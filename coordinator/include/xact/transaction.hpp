@@ -169,7 +169,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   void run_before_commit_hooks();
   CommitOutcome commit_participants();
   void fail_commit(std::exception_ptr error) noexcept;
-  void end(Status final_status) noexcept;
+  void release_gtrid() noexcept;
   void rollback_to(detail::SavepointState& sp);
   void invalidate_savepoints_from(std::size_t index) noexcept;
   void notify_synchronizers(bool before) noexcept;

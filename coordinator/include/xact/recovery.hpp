@@ -1,0 +1,120 @@
+// Recovery: finishes what crashed, failed or interrupted transactions of this node left in the
+// resource managers, from what the decision log says.
+//
+// For every registered resource (found by its stable resource name):
+//   1. commit records without a done record (unfinished: a crash after the decision, or a
+//      tpc_finish that failed) are re-driven: commit_prepared on every branch. An unknown id
+//      counts as done (already committed, or finished by an administrator) and is reported.
+//      When every branch is done, the done record is written.
+//   2. every other id the resource holds prepared for this node is decided: committed if a
+//      registered last resource (DecisionStore) holds its decision; left waiting if a last
+//      resource cannot be read now (never presumed aborted then); rolled back otherwise
+//      (presumed abort: no commit record means no commit).
+//   3. a branch that decided on its own (RecoverableResource::Outcome::heuristic_*) is a
+//      heuristic outcome: recorded durably in the decision log, listed by heuristics(), and
+//      kept until an operator forgets it (forget_heuristic, or `xact heuristics forget`).
+//
+// At start-up this process owns the log directory, so nothing of this node is in flight and
+// everything is decided at once: no waiting for timeouts. On demand in a running process, ids
+// of transactions still running in this process (DecisionLog::in_flight) are skipped.
+//
+// A resource that cannot be reached (recover() or a commit throws) is reported once — one
+// warning when it becomes unreachable, one info when it is back — and its work is listed as
+// owed in the report; run() never waits for it. start_background() retries owed work.
+//
+// Thread-safety: thread-safe; runs are serialized.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <xact/decision_log.hpp>
+#include <xact/resource_manager.hpp>
+
+namespace xact {
+
+struct RecoveryAction {
+  enum class Kind {
+    commit,            ///< committed a prepared branch (commit record or last-resource decision)
+    rollback,          ///< rolled back a prepared branch (presumed abort)
+    already_finished,  ///< re-drive found no such id: counted as done
+    heuristic,         ///< the branch had decided on its own; recorded
+    done_record,       ///< every branch of a committed transaction finished
+  };
+  Kind kind;
+  std::string resource;
+  Xid xid;
+  std::string detail;
+};
+
+/// Work recovery could not do in this run.
+struct OwedWork {
+  std::string resource;
+  Xid xid;  ///< empty gtrid when the whole resource could not be asked
+  std::string reason;
+};
+
+struct RecoveryReport {
+  bool dry_run = false;
+  std::vector<RecoveryAction> actions;  ///< done (or, in a dry run, that would be done)
+  std::vector<OwedWork> owed;           ///< still to do: unreachable, waiting, unregistered
+  bool complete() const { return owed.empty(); }
+  std::string describe() const;
+};
+
+std::string_view to_string(RecoveryAction::Kind kind);
+
+class Recovery {
+ public:
+  explicit Recovery(std::shared_ptr<DecisionLog> log);
+  ~Recovery();
+  Recovery(const Recovery&) = delete;
+  Recovery& operator=(const Recovery&) = delete;
+
+  /// Registers a resource by its resource name. It must offer RecoverableResource or be a
+  /// last resource (DecisionStore), else UsageError. A second resource with the same name
+  /// replaces the first.
+  void register_resource(std::shared_ptr<ResourceManager> rm);
+
+  /// One pass over every registered resource; see the file comment. A dry run asks the
+  /// resources what they hold and reports what it would do, changing nothing.
+  RecoveryReport run(bool dry_run = false);
+
+  /// Runs again every `interval` while the last run owed work, until stop() (or destruction).
+  void start_background(std::chrono::milliseconds interval);
+  void stop_background();
+
+  /// The report of the most recent run.
+  RecoveryReport last_report() const;
+
+ private:
+  struct Registered {
+    std::shared_ptr<ResourceManager> rm;
+    bool unreachable = false;  // reported once per transition
+  };
+  void note_reachability(Registered& r, bool reachable, const std::string& error);
+  void redrive_unfinished(RecoveryReport& report, bool dry_run);
+  void decide_prepared(RecoveryReport& report, bool dry_run);
+  void record_heuristic(RecoveryReport& report, const std::string& resource, const Xid& xid,
+                        RecoverableResource::Outcome outcome, bool expected_commit, bool dry_run);
+
+  std::shared_ptr<DecisionLog> log_;
+  mutable std::mutex mutex_;   // registry and last report
+  std::mutex run_mutex_;       // one run at a time
+  std::map<std::string, Registered> resources_;
+  RecoveryReport last_;
+
+  std::mutex bg_mutex_;
+  std::condition_variable bg_cv_;
+  bool bg_stop_ = false;
+  std::thread bg_;
+};
+
+}  // namespace xact

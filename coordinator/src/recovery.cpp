@@ -1,0 +1,315 @@
+#include <xact/recovery.hpp>
+
+#include <algorithm>
+
+#include <xact/errors.hpp>
+#include <xact/log.hpp>
+
+namespace xact {
+
+namespace {
+
+std::string what_of(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    return ex.what();
+  } catch (...) {
+    return "an exception that is not a std::exception";
+  }
+}
+
+std::string_view outcome_name(RecoverableResource::Outcome o) {
+  using O = RecoverableResource::Outcome;
+  switch (o) {
+    case O::done: return "done";
+    case O::unknown_id: return "unknown id";
+    case O::heuristic_commit: return "heuristic commit";
+    case O::heuristic_rollback: return "heuristic rollback";
+    case O::heuristic_mixed: return "heuristic mixed";
+  }
+  return "?";
+}
+
+}  // namespace
+
+std::string_view to_string(RecoveryAction::Kind kind) {
+  switch (kind) {
+    case RecoveryAction::Kind::commit: return "commit";
+    case RecoveryAction::Kind::rollback: return "rollback";
+    case RecoveryAction::Kind::already_finished: return "already finished";
+    case RecoveryAction::Kind::heuristic: return "heuristic";
+    case RecoveryAction::Kind::done_record: return "done record";
+  }
+  return "?";
+}
+
+std::string RecoveryReport::describe() const {
+  std::string s = dry_run ? "recovery (dry run): " : "recovery: ";
+  if (actions.empty() && owed.empty()) return s + "nothing to do";
+  s += std::to_string(actions.size()) + (dry_run ? " action(s) would be taken" : " action(s)");
+  s += ", " + std::to_string(owed.size()) + " owed";
+  for (const auto& a : actions) {
+    s += "\n  " + std::string(to_string(a.kind)) + " " + a.resource;
+    if (!a.xid.gtrid.empty()) s += " " + a.xid.to_gid();
+    if (!a.detail.empty()) s += ": " + a.detail;
+  }
+  for (const auto& o : owed) {
+    s += "\n  owed " + o.resource;
+    if (!o.xid.gtrid.empty()) s += " " + o.xid.to_gid();
+    s += ": " + o.reason;
+  }
+  return s;
+}
+
+Recovery::Recovery(std::shared_ptr<DecisionLog> log) : log_(std::move(log)) {
+  if (!log_) throw UsageError("Recovery needs a decision log");
+}
+
+Recovery::~Recovery() { stop_background(); }
+
+void Recovery::register_resource(std::shared_ptr<ResourceManager> rm) {
+  if (!rm) throw UsageError("Recovery::register_resource: null resource manager");
+  const std::string name = rm->resource_name();
+  check_branch_name(name);
+  if (rm->recoverable() == nullptr && rm->decision_store() == nullptr) {
+    throw UsageError("resource '" + name +
+                     "' offers neither RecoverableResource nor DecisionStore: recovery has "
+                     "nothing to ask it");
+  }
+  std::lock_guard lock(mutex_);
+  resources_[name] = Registered{std::move(rm), false};
+}
+
+void Recovery::note_reachability(Registered& r, bool reachable, const std::string& error) {
+  const std::string name = r.rm->resource_name();
+  if (!reachable && !r.unreachable) {
+    log(LogLevel::warning, "recovery: resource '" + name + "' is unreachable (" + error +
+                               "); its work is owed and retried later");
+  } else if (reachable && r.unreachable) {
+    log(LogLevel::info, "recovery: resource '" + name + "' is reachable again");
+  }
+  r.unreachable = !reachable;
+}
+
+void Recovery::record_heuristic(RecoveryReport& report, const std::string& resource,
+                                const Xid& xid, RecoverableResource::Outcome outcome,
+                                bool expected_commit, bool dry_run) {
+  HeuristicRecord h;
+  h.gtrid = xid.gtrid;
+  h.resource = resource;
+  h.bqual = xid.bqual;
+  h.outcome = std::string(outcome_name(outcome));
+  h.detail = std::string("the log says ") + (expected_commit ? "commit" : "roll back") +
+             ", the resource reports " + h.outcome;
+  report.actions.push_back({RecoveryAction::Kind::heuristic, resource, xid, h.detail});
+  detail::count(detail::Counter::heuristics);
+  log(LogLevel::error, "heuristic outcome on resource '" + resource + "' for " + xid.to_gid() +
+                           ": " + h.detail + "; recorded until an operator forgets it");
+  if (!dry_run) log_->log_heuristic(h);
+}
+
+void Recovery::redrive_unfinished(RecoveryReport& report, bool dry_run) {
+  for (const CommitRecord& record : log_->unfinished()) {
+    if (log_->in_flight(record.gtrid)) continue;  // its own commit is still finishing it
+    bool all_done = true;
+    for (const auto& p : record.participants) {
+      Xid xid;
+      xid.gtrid = record.gtrid;
+      xid.bqual = p.bqual;
+      Registered* reg = nullptr;
+      {
+        std::lock_guard lock(mutex_);
+        auto it = resources_.find(p.resource);
+        if (it != resources_.end()) reg = &it->second;
+      }
+      if (reg == nullptr || reg->rm->recoverable() == nullptr) {
+        report.owed.push_back({p.resource, xid,
+                               "committed, but no recoverable resource of that name is "
+                               "registered: register it to finish the commit"});
+        all_done = false;
+        continue;
+      }
+      if (dry_run) {
+        report.actions.push_back({RecoveryAction::Kind::commit, p.resource, xid,
+                                  "re-drive the commit (commit record in the log)"});
+        continue;
+      }
+      try {
+        const auto outcome = reg->rm->recoverable()->commit_prepared(xid);
+        note_reachability(*reg, true, {});
+        if (outcome == RecoverableResource::Outcome::done) {
+          report.actions.push_back({RecoveryAction::Kind::commit, p.resource, xid,
+                                    "re-driven from the commit record"});
+        } else if (outcome == RecoverableResource::Outcome::unknown_id) {
+          report.actions.push_back({RecoveryAction::Kind::already_finished, p.resource, xid,
+                                    "no such prepared id: already committed, or finished by "
+                                    "an administrator; counted as done"});
+        } else {
+          record_heuristic(report, p.resource, xid, outcome, /*expected_commit=*/true, dry_run);
+        }
+      } catch (...) {
+        const std::string error = what_of(std::current_exception());
+        note_reachability(*reg, false, error);
+        report.owed.push_back({p.resource, xid, "commit re-drive failed: " + error});
+        all_done = false;
+      }
+    }
+    if (all_done && !dry_run) {
+      log_->log_done(record.gtrid);
+      Xid whole;
+      whole.gtrid = record.gtrid;
+      report.actions.push_back({RecoveryAction::Kind::done_record, "", whole,
+                                "every branch finished"});
+    }
+  }
+}
+
+void Recovery::decide_prepared(RecoveryReport& report, bool dry_run) {
+  std::vector<std::pair<std::string, Registered*>> regs;
+  std::vector<DecisionStore*> stores;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& [name, reg] : resources_) {
+      regs.emplace_back(name, &reg);
+      if (auto* s = reg.rm->decision_store()) stores.push_back(s);
+    }
+  }
+  for (auto& [name, reg] : regs) {
+    auto* rec = reg->rm->recoverable();
+    if (rec == nullptr) continue;
+    std::vector<Xid> prepared;
+    try {
+      prepared = rec->recover(log_->node_id());
+      note_reachability(*reg, true, {});
+    } catch (...) {
+      const std::string error = what_of(std::current_exception());
+      note_reachability(*reg, false, error);
+      report.owed.push_back({name, Xid{}, "cannot list prepared ids: " + error});
+      continue;
+    }
+    for (const Xid& xid : prepared) {
+      if (xid.gtrid.node() != log_->node_id()) continue;  // never touch another node's ids
+      if (log_->in_flight(xid.gtrid)) continue;
+      bool commit = log_->is_committed(xid.gtrid);
+      if (commit && dry_run) continue;  // listed by redrive_unfinished already
+      std::string why = "commit record in the log";
+      bool wait = false;
+      if (!commit) {
+        for (DecisionStore* store : stores) {
+          const auto lookup = store->lookup_decision(xid.gtrid);
+          if (lookup == DecisionStore::Lookup::committed) {
+            commit = true;
+            why = "the last resource holds the commit decision";
+            break;
+          }
+          if (lookup == DecisionStore::Lookup::unreadable) wait = true;
+        }
+      }
+      if (!commit && wait) {
+        report.owed.push_back({name, xid,
+                               "a last resource that may hold the decision cannot be read; "
+                               "waiting (never presumed aborted)"});
+        continue;
+      }
+      if (!commit) why = "no commit record: presumed abort";
+      const auto kind = commit ? RecoveryAction::Kind::commit : RecoveryAction::Kind::rollback;
+      if (dry_run) {
+        report.actions.push_back({kind, name, xid, why});
+        continue;
+      }
+      try {
+        const auto outcome = commit ? rec->commit_prepared(xid) : rec->rollback_prepared(xid);
+        if (outcome == RecoverableResource::Outcome::done) {
+          report.actions.push_back({kind, name, xid, why});
+        } else if (outcome == RecoverableResource::Outcome::unknown_id) {
+          report.actions.push_back({RecoveryAction::Kind::already_finished, name, xid,
+                                    "finished by someone else meanwhile"});
+        } else {
+          record_heuristic(report, name, xid, outcome, commit, dry_run);
+        }
+      } catch (...) {
+        const std::string error = what_of(std::current_exception());
+        note_reachability(*reg, false, error);
+        report.owed.push_back({name, xid, std::string(commit ? "commit" : "rollback") +
+                                              " failed: " + error});
+      }
+    }
+  }
+}
+
+RecoveryReport Recovery::run(bool dry_run) {
+  std::lock_guard run_lock(run_mutex_);
+  RecoveryReport report;
+  report.dry_run = dry_run;
+  redrive_unfinished(report, dry_run);
+  decide_prepared(report, dry_run);
+  if (!dry_run) {
+    // Markers of decisions whose transactions are fully decided are no longer needed.
+    std::vector<DecisionStore*> stores;
+    {
+      std::lock_guard lock(mutex_);
+      for (auto& [name, reg] : resources_) {
+        if (auto* s = reg.rm->decision_store()) stores.push_back(s);
+      }
+    }
+    // Only when nothing of the transaction is owed, and every resource could be asked: a
+    // marker forgotten too early would make a later run presume abort for a branch it missed.
+    const bool all_asked = std::none_of(report.owed.begin(), report.owed.end(),
+                                        [](const OwedWork& o) { return o.xid.gtrid.empty(); });
+    for (const auto& a : report.actions) {
+      if (!all_asked || a.kind != RecoveryAction::Kind::commit || a.xid.gtrid.empty()) continue;
+      const bool owed = std::any_of(report.owed.begin(), report.owed.end(),
+                                    [&](const OwedWork& o) { return o.xid.gtrid == a.xid.gtrid; });
+      if (!owed) {
+        for (auto* s : stores) s->forget_decision(a.xid.gtrid);
+      }
+    }
+  }
+  if (!report.actions.empty() || !report.owed.empty()) {
+    log(report.owed.empty() ? LogLevel::info : LogLevel::warning, report.describe());
+  }
+  std::lock_guard lock(mutex_);
+  last_ = report;
+  return report;
+}
+
+RecoveryReport Recovery::last_report() const {
+  std::lock_guard lock(mutex_);
+  return last_;
+}
+
+void Recovery::start_background(std::chrono::milliseconds interval) {
+  stop_background();
+  {
+    std::lock_guard lock(bg_mutex_);
+    bg_stop_ = false;
+  }
+  bg_ = std::thread([this, interval] {
+    std::unique_lock lock(bg_mutex_);
+    while (!bg_stop_) {
+      bg_cv_.wait_for(lock, interval, [this] { return bg_stop_; });
+      if (bg_stop_) break;
+      if (last_report().complete()) continue;
+      lock.unlock();
+      try {
+        run(false);
+      } catch (...) {
+        log(LogLevel::error,
+            "background recovery failed: " + what_of(std::current_exception()));
+      }
+      lock.lock();
+    }
+  });
+}
+
+void Recovery::stop_background() {
+  {
+    std::lock_guard lock(bg_mutex_);
+    bg_stop_ = true;
+  }
+  bg_cv_.notify_all();
+  if (bg_.joinable()) bg_.join();
+}
+
+}  // namespace xact

@@ -1,0 +1,331 @@
+// Recovery: commit what the log committed, roll back the rest (presumed abort), re-drive
+// pending completions, wait for unreadable last resources, skip what is in flight, report
+// unreachable resources once, record heuristic outcomes until an operator forgets them.
+#include <xact/decision_log.hpp>
+#include <xact/errors.hpp>
+#include <xact/io/mem_env.hpp>
+#include <xact/log.hpp>
+#include <xact/manager.hpp>
+#include <xact/recovery.hpp>
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <thread>
+
+namespace xact {
+namespace {
+
+// A recoverable resource whose prepared ids, failures and heuristics the test sets directly.
+class ScriptedResource : public ResourceManager, public RecoverableResource {
+ public:
+  explicit ScriptedResource(std::string name) : name_(std::move(name)) {}
+  std::string resource_name() const override { return name_; }
+  void abort(Transaction&) override {}
+  void tpc_begin(Transaction&) override {}
+  void commit(Transaction&) override {}
+  Vote tpc_vote(Transaction&) override { return Vote::yes; }
+  void tpc_finish(Transaction&) override {}
+  void tpc_abort(Transaction&) override {}
+  RecoverableResource* recoverable() noexcept override { return this; }
+
+  std::vector<Xid> recover(const NodeId& node) override {
+    if (unreachable) throw ResourceError("connection refused (" + name_ + ")");
+    std::vector<Xid> out;
+    for (const auto& x : prepared) {
+      if (x.gtrid.node() == node) out.push_back(x);
+    }
+    return out;
+  }
+  Outcome commit_prepared(const Xid& xid) override {
+    if (unreachable) throw ResourceError("connection refused (" + name_ + ")");
+    if (heuristic.count(xid)) return Outcome::heuristic_rollback;
+    if (!prepared.erase(xid)) return Outcome::unknown_id;
+    committed.insert(xid);
+    return Outcome::done;
+  }
+  Outcome rollback_prepared(const Xid& xid) override {
+    if (unreachable) throw ResourceError("connection refused (" + name_ + ")");
+    if (!prepared.erase(xid)) return Outcome::unknown_id;
+    rolled_back.insert(xid);
+    return Outcome::done;
+  }
+
+  std::set<Xid> prepared, committed, rolled_back, heuristic;
+  bool unreachable = false;
+
+ private:
+  std::string name_;
+};
+
+class LastResourceStore : public ResourceManager, public DecisionStore {
+ public:
+  std::string resource_name() const override { return "last"; }
+  void abort(Transaction&) override {}
+  void tpc_begin(Transaction&) override {}
+  void commit(Transaction&) override {}
+  Vote tpc_vote(Transaction&) override { return Vote::yes; }
+  void tpc_finish(Transaction&) override {}
+  void tpc_abort(Transaction&) override {}
+  DecisionStore* decision_store() noexcept override { return this; }
+  Lookup lookup_decision(const Gtrid& g) override {
+    if (unreadable) return Lookup::unreadable;
+    return decisions.count(g) ? Lookup::committed : Lookup::not_found;
+  }
+  void forget_decision(const Gtrid& g) noexcept override { decisions.erase(g); }
+  std::set<Gtrid> decisions;
+  bool unreadable = false;
+};
+
+Xid xid_of(const Gtrid& g, const std::string& bqual) {
+  Xid x;
+  x.gtrid = g;
+  x.bqual = bqual;
+  return x;
+}
+
+class RecoveryTest : public ::testing::Test {
+ protected:
+  void SetUp() override { open(); }
+  void open() {
+    log_.reset();
+    log_ = DecisionLog::open(env_, "/log");
+    recovery_ = std::make_unique<Recovery>(log_);
+    recovery_->register_resource(a_);
+    recovery_->register_resource(b_);
+  }
+  void commit_record(const Gtrid& g) {
+    log_->log_commit(CommitRecord{g, {{"a", "a"}, {"b", "b"}}, 0});
+  }
+
+  io::MemEnv env_;
+  std::shared_ptr<DecisionLog> log_;
+  std::unique_ptr<Recovery> recovery_;
+  std::shared_ptr<ScriptedResource> a_ = std::make_shared<ScriptedResource>("a");
+  std::shared_ptr<ScriptedResource> b_ = std::make_shared<ScriptedResource>("b");
+};
+
+TEST_F(RecoveryTest, CommitsIdsWithACommitRecordAndRollsBackTheRest) {
+  const Gtrid committed = log_->new_gtrid(), not_committed = log_->new_gtrid();
+  for (const auto& g : {committed, not_committed}) {
+    a_->prepared.insert(xid_of(g, "a"));
+    b_->prepared.insert(xid_of(g, "b"));
+    log_->release(g);
+  }
+  commit_record(committed);
+  const auto report = recovery_->run();
+  EXPECT_TRUE(report.complete()) << report.describe();
+  EXPECT_TRUE(a_->committed.count(xid_of(committed, "a")));
+  EXPECT_TRUE(b_->committed.count(xid_of(committed, "b")));
+  EXPECT_TRUE(a_->rolled_back.count(xid_of(not_committed, "a")));
+  EXPECT_TRUE(b_->rolled_back.count(xid_of(not_committed, "b")));
+  EXPECT_TRUE(a_->prepared.empty());
+  EXPECT_TRUE(log_->unfinished().empty()) << "the done record is written once all finished";
+}
+
+TEST_F(RecoveryTest, ARedriveThatFindsNoSuchIdCountsAsDoneAndSaysSo) {
+  const Gtrid g = log_->new_gtrid();
+  log_->release(g);
+  commit_record(g);
+  b_->prepared.insert(xid_of(g, "b"));  // a already finished before the crash
+  const auto report = recovery_->run();
+  EXPECT_TRUE(report.complete());
+  const auto it = std::find_if(report.actions.begin(), report.actions.end(), [](const auto& a) {
+    return a.kind == RecoveryAction::Kind::already_finished && a.resource == "a";
+  });
+  ASSERT_NE(it, report.actions.end()) << report.describe();
+  EXPECT_NE(it->detail.find("counted as done"), std::string::npos);
+  EXPECT_TRUE(log_->unfinished().empty());
+}
+
+TEST_F(RecoveryTest, IdsOfAnotherNodeAreNeverTouched) {
+  const Xid foreign = xid_of(Gtrid(NodeId::random(), 1, 1), "a");
+  a_->prepared.insert(foreign);
+  // A resource that (wrongly) lists every node's ids still only gets its own decided.
+  class Leaky : public ScriptedResource {
+   public:
+    using ScriptedResource::ScriptedResource;
+    std::vector<Xid> recover(const NodeId&) override {
+      return {prepared.begin(), prepared.end()};
+    }
+  };
+  auto leaky = std::make_shared<Leaky>("c");
+  leaky->prepared.insert(xid_of(foreign.gtrid, "c"));
+  recovery_->register_resource(leaky);
+  const auto report = recovery_->run();
+  EXPECT_TRUE(report.actions.empty()) << report.describe();
+  EXPECT_EQ(a_->prepared.size(), 1u);
+  EXPECT_EQ(leaky->prepared.size(), 1u);
+}
+
+TEST_F(RecoveryTest, OnDemandRecoverySkipsTransactionsInFlightInThisProcess) {
+  ExplicitTransactionManager tm(ManagerOptions{log_, std::nullopt});
+  auto& txn = tm.begin();
+  const Gtrid g = txn.gtrid();
+  a_->prepared.insert(xid_of(g, "a"));  // prepared, its decision not yet made
+  EXPECT_TRUE(log_->in_flight(g));
+  recovery_->run();
+  EXPECT_EQ(a_->prepared.size(), 1u) << "a running transaction's branch was decided";
+  tm.abort();
+  EXPECT_FALSE(log_->in_flight(g));
+  recovery_->run();
+  EXPECT_TRUE(a_->rolled_back.count(xid_of(g, "a")));
+}
+
+TEST_F(RecoveryTest, TheLastResourceDecidesAndAnUnreadableOneMakesIdsWait) {
+  auto last = std::make_shared<LastResourceStore>();
+  recovery_->register_resource(last);
+  const Gtrid decided = log_->new_gtrid(), undecided = log_->new_gtrid();
+  for (const auto& g : {decided, undecided}) {
+    a_->prepared.insert(xid_of(g, "a"));
+    log_->release(g);
+  }
+  last->decisions.insert(decided);
+
+  last->unreadable = true;
+  auto report = recovery_->run();
+  EXPECT_EQ(a_->prepared.size(), 2u) << "never presume abort while the decision may exist";
+  EXPECT_EQ(report.owed.size(), 2u) << report.describe();
+
+  last->unreadable = false;
+  report = recovery_->run();
+  EXPECT_TRUE(report.complete()) << report.describe();
+  EXPECT_TRUE(a_->committed.count(xid_of(decided, "a")));
+  EXPECT_TRUE(a_->rolled_back.count(xid_of(undecided, "a")));
+  EXPECT_TRUE(last->decisions.empty()) << "the marker is forgotten once everything is decided";
+}
+
+TEST_F(RecoveryTest, AnUnreachableResourceIsReportedOnceAndItsWorkOwed) {
+  std::vector<std::string> warnings;
+  set_log_sink([&](LogLevel level, std::string_view m) {
+    if (level == LogLevel::warning && m.find("unreachable") != std::string_view::npos &&
+        m.find("recovery: resource") != std::string_view::npos) {
+      warnings.emplace_back(m);
+    }
+  });
+  const Gtrid g = log_->new_gtrid();
+  log_->release(g);
+  commit_record(g);
+  a_->prepared.insert(xid_of(g, "a"));
+  b_->prepared.insert(xid_of(g, "b"));
+  b_->unreachable = true;
+  for (int i = 0; i < 3; ++i) {
+    const auto report = recovery_->run();
+    EXPECT_FALSE(report.complete());
+    EXPECT_FALSE(report.owed.empty());
+  }
+  EXPECT_EQ(warnings.size(), 1u) << "one report, not one per attempt";
+  EXPECT_TRUE(log_->is_committed(g)) << "still owed: no done record";
+  b_->unreachable = false;
+  EXPECT_TRUE(recovery_->run().complete());
+  set_log_sink(nullptr);
+  EXPECT_TRUE(b_->committed.count(xid_of(g, "b")));
+  EXPECT_FALSE(log_->is_committed(g));
+}
+
+TEST_F(RecoveryTest, ACommittedTransactionWhoseResourceIsNotRegisteredIsOwed) {
+  const Gtrid g = log_->new_gtrid();
+  log_->release(g);
+  log_->log_commit(CommitRecord{g, {{"a", "a"}, {"gone", "gone"}}, 0});
+  a_->prepared.insert(xid_of(g, "a"));
+  const auto report = recovery_->run();
+  ASSERT_EQ(report.owed.size(), 1u) << report.describe();
+  EXPECT_EQ(report.owed[0].resource, "gone");
+  EXPECT_NE(report.owed[0].reason.find("register"), std::string::npos);
+  EXPECT_TRUE(log_->is_committed(g));
+}
+
+TEST_F(RecoveryTest, HeuristicOutcomesAreRecordedDurablyUntilAnOperatorForgetsThem) {
+  const Gtrid g = log_->new_gtrid();
+  log_->release(g);
+  commit_record(g);
+  a_->prepared.insert(xid_of(g, "a"));
+  a_->heuristic.insert(xid_of(g, "a"));  // an administrator rolled it back
+  b_->prepared.insert(xid_of(g, "b"));
+  const auto before = counters().heuristics;
+  const auto report = recovery_->run();
+  EXPECT_EQ(counters().heuristics, before + 1);
+  ASSERT_EQ(log_->heuristics().size(), 1u) << report.describe();
+  EXPECT_EQ(log_->heuristics()[0].resource, "a");
+  EXPECT_EQ(log_->heuristics()[0].outcome, "heuristic rollback");
+
+  // Durable: across a checkpoint and a reopen.
+  log_->checkpoint();
+  recovery_.reset();
+  open();
+  ASSERT_EQ(log_->heuristics().size(), 1u);
+  EXPECT_EQ(DecisionLog::inspect(env_, "/log").heuristics.size(), 1u);
+  EXPECT_FALSE(log_->forget_heuristic(g, "b"));
+  EXPECT_TRUE(log_->forget_heuristic(g, "a"));
+  EXPECT_TRUE(log_->heuristics().empty());
+  recovery_.reset();
+  open();
+  EXPECT_TRUE(log_->heuristics().empty()) << "forgetting is durable too";
+}
+
+TEST_F(RecoveryTest, ADryRunReportsWhatItWouldDoAndChangesNothing) {
+  const Gtrid committed = log_->new_gtrid(), not_committed = log_->new_gtrid();
+  for (const auto& g : {committed, not_committed}) {
+    a_->prepared.insert(xid_of(g, "a"));
+    log_->release(g);
+  }
+  commit_record(committed);
+  const auto report = recovery_->run(/*dry_run=*/true);
+  EXPECT_TRUE(report.dry_run);
+  EXPECT_GE(report.actions.size(), 2u) << report.describe();
+  EXPECT_EQ(a_->prepared.size(), 2u);
+  EXPECT_TRUE(a_->committed.empty());
+  EXPECT_TRUE(log_->is_committed(committed));
+  EXPECT_NE(report.describe().find("would"), std::string::npos);
+}
+
+TEST_F(RecoveryTest, BackgroundRecoveryRetriesOwedWorkUntilDone) {
+  const Gtrid g = log_->new_gtrid();
+  log_->release(g);
+  commit_record(g);
+  b_->prepared.insert(xid_of(g, "b"));
+  b_->unreachable = true;
+  set_log_sink([](LogLevel, std::string_view) {});
+  EXPECT_FALSE(recovery_->run().complete());
+  recovery_->start_background(std::chrono::milliseconds(5));
+  b_->unreachable = false;
+  for (int i = 0; i < 400 && !recovery_->last_report().complete(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  recovery_->stop_background();
+  set_log_sink(nullptr);
+  EXPECT_TRUE(recovery_->last_report().complete());
+  EXPECT_TRUE(b_->committed.count(xid_of(g, "b")));
+}
+
+TEST(RecoveryRegistration, AResourceWithNothingToRecoverIsRefused) {
+  io::MemEnv env;
+  std::shared_ptr<DecisionLog> log = DecisionLog::open(env, "/log");
+  Recovery recovery(log);
+  class Plain : public ResourceManager {
+   public:
+    std::string resource_name() const override { return "plain"; }
+    void abort(Transaction&) override {}
+    void tpc_begin(Transaction&) override {}
+    void commit(Transaction&) override {}
+    Vote tpc_vote(Transaction&) override { return Vote::yes; }
+    void tpc_finish(Transaction&) override {}
+    void tpc_abort(Transaction&) override {}
+  };
+  EXPECT_THROW(recovery.register_resource(std::make_shared<Plain>()), UsageError);
+}
+
+TEST(DecisionLogInspect, ReadsALogInUseWithoutItsLock) {
+  io::MemEnv env;
+  std::shared_ptr<DecisionLog> log = DecisionLog::open(env, "/log");
+  const Gtrid g = log->new_gtrid();
+  log->log_commit(CommitRecord{g, {{"a", "a"}}, 0});
+  const auto seen = DecisionLog::inspect(env, "/log");
+  EXPECT_EQ(seen.node, log->node_id());
+  ASSERT_EQ(seen.unfinished.size(), 1u);
+  EXPECT_EQ(seen.unfinished[0].gtrid, g);
+  EXPECT_THROW(DecisionLog::inspect(env, "/nothing"), StorageError);
+}
+
+}  // namespace
+}  // namespace xact
