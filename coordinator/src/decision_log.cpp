@@ -21,16 +21,6 @@ namespace {
 
 namespace dlog = detail::dlog;
 
-std::string what_of(const std::exception_ptr& error) {
-  try {
-    std::rethrow_exception(error);
-  } catch (const std::exception& e) {
-    return e.what();
-  } catch (...) {
-    return "unknown error";
-  }
-}
-
 const std::string& zeros() {
   static const std::string block(1u << 20, '\0');
   return block;
@@ -517,7 +507,7 @@ void DecisionLog::Impl::lead(const WriterPtr& self) {
 
 void DecisionLog::Impl::set_failure_locked(const std::exception_ptr& error) {
   if (!failure.empty()) return;
-  failure = "the decision log in '" + dir + "' stopped after an I/O failure: " + what_of(error) +
+  failure = "the decision log in '" + dir + "' stopped after an I/O failure: " + error_message(error) +
             ". The commit records written at that moment may or may not be durable, so the "
             "log refuses every further commit (fail-stop) and those transactions are in "
             "doubt. Restart the process: recovery at start-up reads the log and decides "

@@ -9,16 +9,6 @@ namespace xact {
 
 namespace {
 
-std::string what_of(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    return ex.what();
-  } catch (...) {
-    return "an exception that is not a std::exception";
-  }
-}
-
 std::string_view outcome_name(RecoverableResource::Outcome o) {
   using O = RecoverableResource::Outcome;
   switch (o) {
@@ -149,7 +139,7 @@ void Recovery::redrive_unfinished(RecoveryReport& report, bool dry_run) {
           record_heuristic(report, p.resource, xid, outcome, /*expected_commit=*/true, dry_run);
         }
       } catch (...) {
-        const std::string error = what_of(std::current_exception());
+        const std::string error = error_message(std::current_exception());
         note_reachability(*reg, false, error);
         report.owed.push_back({p.resource, xid, "commit re-drive failed: " + error});
         all_done = false;
@@ -183,7 +173,7 @@ void Recovery::decide_prepared(RecoveryReport& report, bool dry_run) {
       prepared = rec->recover(log_->node_id());
       note_reachability(*reg, true, {});
     } catch (...) {
-      const std::string error = what_of(std::current_exception());
+      const std::string error = error_message(std::current_exception());
       note_reachability(*reg, false, error);
       report.owed.push_back({name, Xid{}, "cannot list prepared ids: " + error});
       continue;
@@ -229,7 +219,7 @@ void Recovery::decide_prepared(RecoveryReport& report, bool dry_run) {
           record_heuristic(report, name, xid, outcome, commit, dry_run);
         }
       } catch (...) {
-        const std::string error = what_of(std::current_exception());
+        const std::string error = error_message(std::current_exception());
         note_reachability(*reg, false, error);
         report.owed.push_back({name, xid, std::string(commit ? "commit" : "rollback") +
                                               " failed: " + error});
@@ -296,7 +286,7 @@ void Recovery::start_background(std::chrono::milliseconds interval) {
         run(false);
       } catch (...) {
         log(LogLevel::error,
-            "background recovery failed: " + what_of(std::current_exception()));
+            "background recovery failed: " + error_message(std::current_exception()));
       }
       lock.lock();
     }

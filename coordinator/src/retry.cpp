@@ -57,13 +57,8 @@ void Attempts::failed(std::exception_ptr error) {
   backoff_ = std::min(policy_.max_backoff,
                       std::chrono::microseconds(static_cast<std::int64_t>(
                           static_cast<double>(backoff_.count()) * policy_.multiplier)));
-  try {
-    std::rethrow_exception(error);
-  } catch (const std::exception& e) {
-    log(LogLevel::info, "retrying transaction (attempt " + std::to_string(attempt_ + 1) + " of " +
-                            std::to_string(policy_.attempts) + ") after: " + e.what());
-  } catch (...) {
-  }
+  log(LogLevel::info, "retrying transaction (attempt " + std::to_string(attempt_ + 1) + " of " +
+                          std::to_string(policy_.attempts) + ") after: " + error_message(error));
   policy_.sleep(wait);
 }
 

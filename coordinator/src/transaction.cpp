@@ -43,16 +43,6 @@ std::string_view to_string(Status status) {
 
 namespace {
 
-std::string what_of(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    return ex.what();
-  } catch (...) {
-    return "an exception that is not a std::exception";
-  }
-}
-
 bool is_a_transient(const std::exception_ptr& e) {
   try {
     std::rethrow_exception(e);
@@ -99,7 +89,7 @@ void best_effort(const detail::Participant& p, const char* call, F&& f) noexcept
     f();
   } catch (...) {
     log(LogLevel::error, "resource '" + p.name + "': " + call + " failed: " +
-                             what_of(std::current_exception()) +
+                             error_message(std::current_exception()) +
                              " (a prepared branch left behind is rolled back by recovery)");
   }
 }
@@ -141,7 +131,7 @@ void Transaction::check_joinable(const ResourceManager& rm) const {
     case Status::commit_failed:
       throw TransactionFailedError("resource '" + rm.resource_name() +
                                    "' cannot join: the commit of this transaction failed (" +
-                                   what_of(failure_) + "); call abort() and begin a new one");
+                                   error_message(failure_) + "); call abort() and begin a new one");
     case Status::committed:
     case Status::aborted:
       throw UsageError("resource '" + rm.resource_name() + "' cannot join an ended " +
@@ -278,7 +268,7 @@ void Transaction::run_after_commit_hooks(bool committed) noexcept {
       hook(committed);
     } catch (...) {
       log(LogLevel::error, "after-commit hook failed (the outcome stands): " +
-                               what_of(std::current_exception()));
+                               error_message(std::current_exception()));
     }
   }
 }
@@ -292,7 +282,7 @@ void Transaction::run_abort_hooks(bool before) noexcept {
     } catch (...) {
       log(LogLevel::error, std::string(before ? "before" : "after") +
                                "-abort hook failed (the abort goes on): " +
-                               what_of(std::current_exception()));
+                               error_message(std::current_exception()));
     }
   }
 }
@@ -304,7 +294,7 @@ void Transaction::notify_synchronizers(bool before) noexcept {
       try {
         before ? s->before_completion(*this) : s->after_completion(*this);
       } catch (...) {
-        log(LogLevel::error, "synchronizer failed: " + what_of(std::current_exception()));
+        log(LogLevel::error, "synchronizer failed: " + error_message(std::current_exception()));
       }
     }
   }
@@ -325,7 +315,7 @@ CommitOutcome Transaction::commit() {
                        "hook or a resource manager?)");
     case Status::commit_failed:
       throw TransactionFailedError("commit(): an earlier commit of this transaction failed (" +
-                                   what_of(failure_) +
+                                   error_message(failure_) +
                                    "); call abort() and begin a new transaction");
     case Status::committed:
     case Status::aborted:
@@ -445,7 +435,7 @@ CommitOutcome Transaction::commit_participants() {
         // The record may or may not be on disk: only recovery, reading the log after a
         // restart, can tell. Leave every voter prepared.
         throw InDoubtError("the commit record of " + describe() +
-                           " could not be made durable (" + what_of(std::current_exception()) +
+                           " could not be made durable (" + error_message(std::current_exception()) +
                            "); the participants stay prepared and recovery decides after a "
                            "restart. Do not retry.");
       }
@@ -466,7 +456,7 @@ CommitOutcome Transaction::commit_participants() {
       p->state = detail::Participant::State::finished;
       XACT_CRASH_POINT("coordinator.after_finish");
     } catch (...) {
-      outcome.pending.push_back({p->name, xid_for(*p->rm), what_of(std::current_exception())});
+      outcome.pending.push_back({p->name, xid_for(*p->rm), error_message(std::current_exception())});
       unfinished.push_back(p);
     }
   }
@@ -487,7 +477,7 @@ CommitOutcome Transaction::commit_participants() {
                              "' failed to finish the commit of " + describe() + " (" +
                              outcome.pending.front().error +
                              ") and the decision log could not record it (" +
-                             what_of(std::current_exception()) +
+                             error_message(std::current_exception()) +
                              "); recovery decides after a restart. Do not retry.");
         }
       }
@@ -509,7 +499,7 @@ CommitOutcome Transaction::commit_participants() {
       } catch (...) {
         // Not forced and not needed for correctness: recovery re-drives idempotently.
         log(LogLevel::warning, "could not write the done record of " + describe() + ": " +
-                                   what_of(std::current_exception()));
+                                   error_message(std::current_exception()));
       }
     }
     if (last != nullptr && !voters.empty()) {
@@ -529,7 +519,7 @@ void Transaction::fail_commit(std::exception_ptr error) noexcept {
   if (in_doubt) {
     // Nothing is rolled back: the participants stay prepared until recovery decides.
     detail::count(detail::Counter::in_doubt);
-    log(LogLevel::error, "in doubt: " + what_of(error));
+    log(LogLevel::error, "in doubt: " + error_message(error));
     run_after_commit_hooks(false);
     notify_synchronizers(false);
     return;
@@ -595,7 +585,7 @@ void Transaction::abort() noexcept {
 Savepoint Transaction::savepoint(bool optimistic) {
   if (status_ == Status::commit_failed) {
     throw TransactionFailedError("savepoint(): the commit of this transaction failed (" +
-                                 what_of(failure_) + "); call abort()");
+                                 error_message(failure_) + "); call abort()");
   }
   if (status_ != Status::active && status_ != Status::doomed) {
     throw UsageError("savepoint(): not possible on a " + describe());
@@ -639,7 +629,7 @@ void Transaction::invalidate_savepoints_from(std::size_t index) noexcept {
 void Transaction::rollback_to(detail::SavepointState& sp) {
   if (status_ == Status::commit_failed) {
     throw TransactionFailedError("savepoint rollback: the transaction failed (" +
-                                 what_of(failure_) + "); call abort()");
+                                 error_message(failure_) + "); call abort()");
   }
   if (!sp.unsupported.empty()) {
     throw UsageError("savepoint rollback: resource '" + sp.unsupported +

@@ -23,6 +23,7 @@
 // safe to share between threads.
 #pragma once
 
+#include <exception>
 #include <stdexcept>
 #include <string>
 
@@ -107,5 +108,9 @@ class ResourceError : public Error {
  public:
   using Error::Error;
 };
+
+/// The message of any captured exception: what() of a std::exception, a fixed text otherwise.
+/// For logs and reports in catch-all paths.
+std::string error_message(const std::exception_ptr& error);
 
 }  // namespace xact
