@@ -4,8 +4,9 @@
 // both in one two-phase-commit transaction. The demo shows a commit (with the forced commit
 // record), an abort, a conflict retried by xact::run, a participant voting no (everything rolled
 // back), and a participant whose finish fails after the decision (still committed; the
-// completion is pending for recovery). The stores are the in-memory example resource managers
-// of xact::testing; later versions of the demo use the file storage, SQLite and sessions.
+// completion is pending, and on-demand recovery finishes it). The stores are the example
+// key-value resource managers of xact::testing, kept in memory; later versions of the demo use
+// the file storage, SQLite and sessions.
 //
 // Usage: xact-demo [log-directory]   (default: a fresh temporary directory, removed at exit)
 #include <xact/decision_log.hpp>
@@ -13,6 +14,7 @@
 #include <xact/io/env.hpp>
 #include <xact/log.hpp>
 #include <xact/manager.hpp>
+#include <xact/recovery.hpp>
 #include <xact/retry.hpp>
 #include <xact/testing/kv_resource.hpp>
 
@@ -140,9 +142,14 @@ int main(int argc, char** argv) {
       std::cout << "6. finish failed on '" << out.pending.at(0).resource
                 << "': committed=" << out.committed << ", pending=" << out.pending.size()
                 << ", unfinished in the log: " << log->unfinished().size() << "\n";
-      // What recovery does: re-drive the branch from the log's record.
-      for (const auto& pc : out.pending) audit->commit_prepared(pc.xid);
-      std::cout << "   re-driven: audit entries=" << audit_store->snapshot().size()
+      // On-demand recovery re-drives the branch from the log's commit record.
+      xact::Recovery recovery(log);
+      recovery.register_resource(ledger);
+      recovery.register_resource(audit);
+      const auto report = recovery.run();
+      std::cout << "   recovery: " << report.actions.size() << " action(s), complete="
+                << report.complete() << ", unfinished in the log: " << log->unfinished().size()
+                << ", audit entries=" << audit_store->snapshot().size()
                 << ", alice=" << balance(*ledger_store, "alice")
                 << " bob=" << balance(*ledger_store, "bob") << "\n";
     }
