@@ -52,9 +52,9 @@ class FlakyFinish : public KvResource {
 int main(int argc, char** argv) {
   namespace fs = std::filesystem;
   const bool own_dir = argc < 2;
-  const fs::path dir = own_dir ? fs::temp_directory_path() /
-                                     ("xact-demo-" + std::to_string(::getpid()))
-                               : fs::path(argv[1]);
+  const fs::path dir = own_dir
+                           ? fs::temp_directory_path() / ("xact-demo-" + std::to_string(::getpid()))
+                           : fs::path(argv[1]);
   int status = 0;
   try {
     std::shared_ptr<xact::DecisionLog> log =
@@ -147,8 +147,9 @@ int main(int argc, char** argv) {
       recovery.register_resource(ledger);
       recovery.register_resource(audit);
       const auto report = recovery.run();
-      std::cout << "   recovery: " << report.actions.size() << " action(s), complete="
-                << report.complete() << ", unfinished in the log: " << log->unfinished().size()
+      std::cout << "   recovery: " << report.actions.size()
+                << " action(s), complete=" << report.complete()
+                << ", unfinished in the log: " << log->unfinished().size()
                 << ", audit entries=" << audit_store->snapshot().size()
                 << ", alice=" << balance(*ledger_store, "alice")
                 << " bob=" << balance(*ledger_store, "bob") << "\n";

@@ -101,13 +101,13 @@ struct DecisionLog::Impl {
   // guarded by mu; (gtrid, resource) -> encoded heuristic entry
   std::map<std::pair<Gtrid, std::string>, std::string> heuristics;
   mutable std::mutex flight_mu;
-  std::set<Gtrid> flying;  // guarded by flight_mu: handed out by new_gtrid, not yet released
-  std::string pending_done;                 // guarded by mu; done entries not yet written
-  std::string failure;                      // guarded by mu; set once, on the first failure
-  std::uint64_t commits = 0;                // guarded by mu
-  std::uint64_t forced_writes = 0;          // guarded by mu
-  std::uint64_t max_batch = 0;              // guarded by mu
-  std::uint64_t dones = 0;                  // guarded by mu
+  std::set<Gtrid> flying;     // guarded by flight_mu: handed out by new_gtrid, not yet released
+  std::string pending_done;   // guarded by mu; done entries not yet written
+  std::string failure;        // guarded by mu; set once, on the first failure
+  std::uint64_t commits = 0;  // guarded by mu
+  std::uint64_t forced_writes = 0;  // guarded by mu
+  std::uint64_t max_batch = 0;      // guarded by mu
+  std::uint64_t dones = 0;          // guarded by mu
   // Counted where the I/O happens, which is sometimes outside mu.
   std::atomic<std::uint64_t> syncs{0};
   std::atomic<std::uint64_t> dir_syncs{0};
@@ -129,8 +129,8 @@ struct DecisionLog::Impl {
 // ---------------------------------------------------------------------------------------------
 // open
 
-std::map<std::uint64_t, std::string> DecisionLog::Impl::load(
-    std::vector<std::string>* temporaries, bool* has_node_id) {
+std::map<std::uint64_t, std::string> DecisionLog::Impl::load(std::vector<std::string>* temporaries,
+                                                             bool* has_node_id) {
   std::map<std::uint64_t, std::string> segments;
   *has_node_id = false;
   for (const auto& name : env.list_dir(dir)) {
@@ -297,12 +297,8 @@ void DecisionLog::Impl::replay(const std::string& segment_file) {
 void DecisionLog::Impl::apply_entry(dlog::EntryKind kind, const Gtrid& gtrid,
                                     std::string_view entry) {
   switch (kind) {
-    case dlog::EntryKind::kCommit:
-      unfinished.insert_or_assign(gtrid, std::string(entry));
-      break;
-    case dlog::EntryKind::kDone:
-      unfinished.erase(gtrid);
-      break;
+    case dlog::EntryKind::kCommit: unfinished.insert_or_assign(gtrid, std::string(entry)); break;
+    case dlog::EntryKind::kDone: unfinished.erase(gtrid); break;
     case dlog::EntryKind::kHeuristic:
       heuristics.insert_or_assign({gtrid, dlog::decode_heuristic_entry(entry)->resource},
                                   std::string(entry));
@@ -485,11 +481,8 @@ void DecisionLog::Impl::lead(const WriterPtr& self) {
           case Writer::Kind::kHeuristic:
             heuristics.insert_or_assign({w->gtrid, w->resource}, std::move(w->entry));
             break;
-          case Writer::Kind::kForgetHeuristic:
-            heuristics.erase({w->gtrid, w->resource});
-            break;
-          case Writer::Kind::kCheckpoint:
-            break;
+          case Writer::Kind::kForgetHeuristic: heuristics.erase({w->gtrid, w->resource}); break;
+          case Writer::Kind::kCheckpoint: break;
         }
       }
     }
@@ -507,7 +500,8 @@ void DecisionLog::Impl::lead(const WriterPtr& self) {
 
 void DecisionLog::Impl::set_failure_locked(const std::exception_ptr& error) {
   if (!failure.empty()) return;
-  failure = "the decision log in '" + dir + "' stopped after an I/O failure: " + error_message(error) +
+  failure = "the decision log in '" + dir +
+            "' stopped after an I/O failure: " + error_message(error) +
             ". The commit records written at that moment may or may not be durable, so the "
             "log refuses every further commit (fail-stop) and those transactions are in "
             "doubt. Restart the process: recovery at start-up reads the log and decides "

@@ -26,8 +26,8 @@ inline constexpr std::uint8_t kBatchRecord = 2;
 
 // Entry kinds inside a batch record.
 enum class EntryKind : std::uint8_t {
-  kCommit = 1,     // a commit decision
-  kDone = 2,       // every participant of a committed transaction finished
+  kCommit = 1,           // a commit decision
+  kDone = 2,             // every participant of a committed transaction finished
   kHeuristic = 3,        // a participant decided on its own; kept until forgotten
   kForgetHeuristic = 4,  // an operator forgot a heuristic outcome
 };
@@ -58,8 +58,7 @@ void append_done_entry(std::string& out, const Gtrid& gtrid);
 
 /// Appends a heuristic entry (same limits as append_commit_entry).
 void append_heuristic_entry(std::string& out, const HeuristicRecord& record);
-void append_forget_heuristic_entry(std::string& out, const Gtrid& gtrid,
-                                   std::string_view resource);
+void append_forget_heuristic_entry(std::string& out, const Gtrid& gtrid, std::string_view resource);
 /// nullopt when malformed.
 std::optional<HeuristicRecord> decode_heuristic_entry(std::string_view entry);
 /// The resource named by a forget entry; nullopt when malformed.

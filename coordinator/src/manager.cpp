@@ -27,8 +27,7 @@ Transaction& BasicTransactionManager::begin() {
   if (is_open(current_)) {
     if (explicit_) {
       throw UsageError("begin(): a transaction is already open (status " +
-                       std::string(to_string(current_->status())) +
-                       "); commit or abort it first");
+                       std::string(to_string(current_->status())) + "); commit or abort it first");
     }
     current_->abort();
   }

@@ -82,9 +82,9 @@ void Recovery::note_reachability(Registered& r, bool reachable, const std::strin
   r.unreachable = !reachable;
 }
 
-void Recovery::record_heuristic(RecoveryReport& report, const std::string& resource,
-                                const Xid& xid, RecoverableResource::Outcome outcome,
-                                bool expected_commit, bool dry_run) {
+void Recovery::record_heuristic(RecoveryReport& report, const std::string& resource, const Xid& xid,
+                                RecoverableResource::Outcome outcome, bool expected_commit,
+                                bool dry_run) {
   HeuristicRecord h;
   h.gtrid = xid.gtrid;
   h.resource = resource;
@@ -129,8 +129,8 @@ void Recovery::redrive_unfinished(RecoveryReport& report, bool dry_run) {
         const auto outcome = reg->rm->recoverable()->commit_prepared(xid);
         note_reachability(*reg, true, {});
         if (outcome == RecoverableResource::Outcome::done) {
-          report.actions.push_back({RecoveryAction::Kind::commit, p.resource, xid,
-                                    "re-driven from the commit record"});
+          report.actions.push_back(
+              {RecoveryAction::Kind::commit, p.resource, xid, "re-driven from the commit record"});
         } else if (outcome == RecoverableResource::Outcome::unknown_id) {
           report.actions.push_back({RecoveryAction::Kind::already_finished, p.resource, xid,
                                     "no such prepared id: already committed, or finished by "
@@ -149,8 +149,8 @@ void Recovery::redrive_unfinished(RecoveryReport& report, bool dry_run) {
       log_->log_done(record.gtrid);
       Xid whole;
       whole.gtrid = record.gtrid;
-      report.actions.push_back({RecoveryAction::Kind::done_record, "", whole,
-                                "every branch finished"});
+      report.actions.push_back(
+          {RecoveryAction::Kind::done_record, "", whole, "every branch finished"});
     }
   }
 }
@@ -221,8 +221,8 @@ void Recovery::decide_prepared(RecoveryReport& report, bool dry_run) {
       } catch (...) {
         const std::string error = error_message(std::current_exception());
         note_reachability(*reg, false, error);
-        report.owed.push_back({name, xid, std::string(commit ? "commit" : "rollback") +
-                                              " failed: " + error});
+        report.owed.push_back(
+            {name, xid, std::string(commit ? "commit" : "rollback") + " failed: " + error});
       }
     }
   }

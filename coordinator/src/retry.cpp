@@ -21,7 +21,8 @@ std::chrono::microseconds jittered(std::chrono::microseconds backoff) {
 Attempts::Attempts(TransactionManager& manager, RetryPolicy policy)
     : manager_(manager), policy_(std::move(policy)), backoff_(policy_.initial_backoff) {
   if (policy_.attempts < 1) throw UsageError("RetryPolicy::attempts must be at least 1");
-  if (!policy_.sleep) policy_.sleep = [](std::chrono::microseconds d) { std::this_thread::sleep_for(d); };
+  if (!policy_.sleep)
+    policy_.sleep = [](std::chrono::microseconds d) { std::this_thread::sleep_for(d); };
 }
 
 Attempts::~Attempts() {

@@ -69,7 +69,8 @@ Gtrid ephemeral_gtrid() {
   static const NodeId node = NodeId::random();
   static const std::uint32_t epoch = [] {
     const NodeId r = NodeId::random();
-    return static_cast<std::uint32_t>(r.bytes[0]) << 24 | static_cast<std::uint32_t>(r.bytes[1]) << 16 |
+    return static_cast<std::uint32_t>(r.bytes[0]) << 24 |
+           static_cast<std::uint32_t>(r.bytes[1]) << 16 |
            static_cast<std::uint32_t>(r.bytes[2]) << 8 | r.bytes[3];
   }();
   static std::atomic<std::uint64_t> sequence{0};
@@ -88,8 +89,8 @@ void best_effort(const detail::Participant& p, const char* call, F&& f) noexcept
   try {
     f();
   } catch (...) {
-    log(LogLevel::error, "resource '" + p.name + "': " + call + " failed: " +
-                             error_message(std::current_exception()) +
+    log(LogLevel::error, "resource '" + p.name + "': " + call +
+                             " failed: " + error_message(std::current_exception()) +
                              " (a prepared branch left behind is rolled back by recovery)");
   }
 }
@@ -122,8 +123,7 @@ std::string Transaction::describe() const {
 void Transaction::check_joinable(const ResourceManager& rm) const {
   switch (status_) {
     case Status::active:
-    case Status::doomed:
-      break;
+    case Status::doomed: break;
     case Status::committing:
       throw UsageError("late join: resource '" + rm.resource_name() +
                        "' tried to join while the transaction is committing; join before "
@@ -134,8 +134,8 @@ void Transaction::check_joinable(const ResourceManager& rm) const {
                                    error_message(failure_) + "); call abort() and begin a new one");
     case Status::committed:
     case Status::aborted:
-      throw UsageError("resource '" + rm.resource_name() + "' cannot join an ended " +
-                       describe() + "; begin a new transaction");
+      throw UsageError("resource '" + rm.resource_name() + "' cannot join an ended " + describe() +
+                       "; begin a new transaction");
   }
   if (timed_out()) {
     throw TransactionTimeoutError("resource '" + rm.resource_name() +
@@ -181,19 +181,14 @@ std::size_t Transaction::participant_count() const noexcept { return participant
 
 void Transaction::doom() {
   switch (status_) {
-    case Status::active:
-      status_ = Status::doomed;
-      return;
-    case Status::doomed:
-      return;
-    default:
-      throw UsageError("doom(): the " + describe() + " can no longer be doomed");
+    case Status::active: status_ = Status::doomed; return;
+    case Status::doomed: return;
+    default: throw UsageError("doom(): the " + describe() + " can no longer be doomed");
   }
 }
 
 bool Transaction::is_doomed() const noexcept {
-  return status_ == Status::doomed ||
-         ((status_ == Status::active) && timed_out());
+  return status_ == Status::doomed || ((status_ == Status::active) && timed_out());
 }
 
 void Transaction::set_timeout(Clock::duration timeout) { deadline_ = Clock::now() + timeout; }
@@ -280,9 +275,9 @@ void Transaction::run_abort_hooks(bool before) noexcept {
     try {
       hook();
     } catch (...) {
-      log(LogLevel::error, std::string(before ? "before" : "after") +
-                               "-abort hook failed (the abort goes on): " +
-                               error_message(std::current_exception()));
+      log(LogLevel::error,
+          std::string(before ? "before" : "after") +
+              "-abort hook failed (the abort goes on): " + error_message(std::current_exception()));
     }
   }
 }
@@ -304,15 +299,15 @@ void Transaction::notify_synchronizers(bool before) noexcept {
 
 CommitOutcome Transaction::commit() {
   switch (status_) {
-    case Status::active:
-      break;
+    case Status::active: break;
     case Status::doomed:
       throw DoomedTransactionError("commit(): the transaction is doomed" +
                                    (doom_reason_.empty() ? "" : " (" + doom_reason_ + ")") +
                                    "; abort it");
     case Status::committing:
-      throw UsageError("commit() called while the transaction is already committing (from a "
-                       "hook or a resource manager?)");
+      throw UsageError(
+          "commit() called while the transaction is already committing (from a "
+          "hook or a resource manager?)");
     case Status::commit_failed:
       throw TransactionFailedError("commit(): an earlier commit of this transaction failed (" +
                                    error_message(failure_) +
@@ -434,8 +429,8 @@ CommitOutcome Transaction::commit_participants() {
       } catch (...) {
         // The record may or may not be on disk: only recovery, reading the log after a
         // restart, can tell. Leave every voter prepared.
-        throw InDoubtError("the commit record of " + describe() +
-                           " could not be made durable (" + error_message(std::current_exception()) +
+        throw InDoubtError("the commit record of " + describe() + " could not be made durable (" +
+                           error_message(std::current_exception()) +
                            "); the participants stay prepared and recovery decides after a "
                            "restart. Do not retry.");
       }
@@ -456,7 +451,8 @@ CommitOutcome Transaction::commit_participants() {
       p->state = detail::Participant::State::finished;
       XACT_CRASH_POINT("coordinator.after_finish");
     } catch (...) {
-      outcome.pending.push_back({p->name, xid_for(*p->rm), error_message(std::current_exception())});
+      outcome.pending.push_back(
+          {p->name, xid_for(*p->rm), error_message(std::current_exception())});
       unfinished.push_back(p);
     }
   }
@@ -529,16 +525,11 @@ void Transaction::fail_commit(std::exception_ptr error) noexcept {
   for (auto& p : participants_) {
     using S = detail::Participant::State;
     switch (p->state) {
-      case S::joined:
-        best_effort(*p, "abort", [&] { p->rm->abort(*this); });
-        break;
+      case S::joined: best_effort(*p, "abort", [&] { p->rm->abort(*this); }); break;
       case S::begun:
-      case S::voted_yes:
-        best_effort(*p, "tpc_abort", [&] { p->rm->tpc_abort(*this); });
-        break;
+      case S::voted_yes: best_effort(*p, "tpc_abort", [&] { p->rm->tpc_abort(*this); }); break;
       case S::voted_read_only:
-      case S::finished:
-        break;
+      case S::finished: break;
     }
   }
   run_after_commit_hooks(false);
@@ -546,13 +537,13 @@ void Transaction::fail_commit(std::exception_ptr error) noexcept {
   notify_synchronizers(false);
 }
 
-// ---- abort ----------------------------------------------------------------------------------------
+// ---- abort
+// ----------------------------------------------------------------------------------------
 
 void Transaction::abort() noexcept {
   switch (status_) {
     case Status::committed:
-    case Status::aborted:
-      return;
+    case Status::aborted: return;
     case Status::committing:
       log(LogLevel::error, "abort() called while the transaction is committing: ignored");
       return;
@@ -564,8 +555,7 @@ void Transaction::abort() noexcept {
       release_gtrid();
       return;
     case Status::active:
-    case Status::doomed:
-      break;
+    case Status::doomed: break;
   }
   auto keep_alive = shared_from_this();
   run_abort_hooks(true);
@@ -580,7 +570,8 @@ void Transaction::abort() noexcept {
   notify_synchronizers(false);
 }
 
-// ---- savepoints -------------------------------------------------------------------------------------
+// ---- savepoints
+// -------------------------------------------------------------------------------------
 
 Savepoint Transaction::savepoint(bool optimistic) {
   if (status_ == Status::commit_failed) {
@@ -658,14 +649,13 @@ void Savepoint::rollback() {
   if (!state_) throw UsageError("Savepoint::rollback(): empty savepoint");
   auto txn = state_->txn.lock();
   if (!txn || !state_->valid) {
-    throw UsageError("Savepoint::rollback(): the savepoint is no longer valid (the transaction "
-                     "ended, committed, or rolled back to an earlier savepoint)");
+    throw UsageError(
+        "Savepoint::rollback(): the savepoint is no longer valid (the transaction "
+        "ended, committed, or rolled back to an earlier savepoint)");
   }
   txn->rollback_to(*state_);
 }
 
-bool Savepoint::valid() const noexcept {
-  return state_ && state_->valid && !state_->txn.expired();
-}
+bool Savepoint::valid() const noexcept { return state_ && state_->valid && !state_->txn.expired(); }
 
 }  // namespace xact

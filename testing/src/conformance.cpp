@@ -39,9 +39,7 @@ class Probe : public ResourceManager, public OnePhaseCommit {
     if (act_ == Act::fail_finish) throw ResourceError("probe: connection lost in tpc_finish");
   }
   void tpc_abort(Transaction&) override {}
-  OnePhaseCommit* one_phase_commit() noexcept override {
-    return is_last() ? this : nullptr;
-  }
+  OnePhaseCommit* one_phase_commit() noexcept override { return is_last() ? this : nullptr; }
   void commit_one_phase(Transaction&, const CommitRecord*) override {
     if (at_decision_) at_decision_();
     if (act_ == Act::fail_last) throw ResourceError("probe: last resource failed to commit");

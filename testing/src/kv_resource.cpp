@@ -20,7 +20,8 @@ void put_str(std::string& out, std::string_view s) {
 std::string get_str(std::string_view& in) {
   if (in.size() < 4) throw StorageError("kv store: truncated string in a record");
   std::uint32_t n = 0;
-  for (int i = 0; i < 4; ++i) n |= static_cast<std::uint32_t>(static_cast<unsigned char>(in[i])) << (8 * i);
+  for (int i = 0; i < 4; ++i)
+    n |= static_cast<std::uint32_t>(static_cast<unsigned char>(in[i])) << (8 * i);
   in.remove_prefix(4);
   if (in.size() < n) throw StorageError("kv store: truncated string in a record");
   std::string s(in.substr(0, n));
@@ -89,18 +90,14 @@ void KvStore::replay(const io::Record& record) {
       }
       break;
     }
-    case kRollback:
-      prepared_.erase(get_str(in));
-      break;
+    case kRollback: prepared_.erase(get_str(in)); break;
     case kApply: {
       std::string decision = get_str(in);
       apply_locked(get_writes(in));
       if (!decision.empty()) decisions_.insert(decision);
       break;
     }
-    case kForget:
-      decisions_.erase(get_str(in));
-      break;
+    case kForget: decisions_.erase(get_str(in)); break;
     default:
       throw StorageError("kv store: unknown record type " + std::to_string(record.type) +
                          " at offset " + std::to_string(record.offset));

@@ -145,9 +145,7 @@ TEST_F(RecoveryTest, IdsOfAnotherNodeAreNeverTouched) {
   class Leaky : public ScriptedResource {
    public:
     using ScriptedResource::ScriptedResource;
-    std::vector<Xid> recover(const NodeId&) override {
-      return {prepared.begin(), prepared.end()};
-    }
+    std::vector<Xid> recover(const NodeId&) override { return {prepared.begin(), prepared.end()}; }
   };
   auto leaky = std::make_shared<Leaky>("c");
   leaky->prepared.insert(xid_of(foreign.gtrid, "c"));

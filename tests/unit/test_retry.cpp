@@ -34,11 +34,14 @@ TEST_F(RetryTest, ATransientErrorIsRetriedUntilSuccessWithExponentialBackoff) {
   const auto before = counters().retries;
   int calls = 0;
   auto a = std::make_shared<RecordingResource>("a", log_);
-  int result = run(tm_, [&](Transaction& txn) {
-    a->set(txn, std::to_string(++calls));
-    if (calls < 4) throw ConflictError("conflict");
-    return calls * 10;
-  }, policy(5));
+  int result = run(
+      tm_,
+      [&](Transaction& txn) {
+        a->set(txn, std::to_string(++calls));
+        if (calls < 4) throw ConflictError("conflict");
+        return calls * 10;
+      },
+      policy(5));
   EXPECT_EQ(result, 40);
   EXPECT_EQ(a->committed(), "4");
   EXPECT_EQ(waits_, (std::vector<std::int64_t>{100, 200, 350}));
@@ -48,7 +51,13 @@ TEST_F(RetryTest, ATransientErrorIsRetriedUntilSuccessWithExponentialBackoff) {
 
 TEST_F(RetryTest, AttemptsAreBounded) {
   int calls = 0;
-  EXPECT_THROW(run(tm_, [&] { ++calls; throw SerializationFailure("40001"); }, policy(3)),
+  EXPECT_THROW(run(
+                   tm_,
+                   [&] {
+                     ++calls;
+                     throw SerializationFailure("40001");
+                   },
+                   policy(3)),
                SerializationFailure);
   EXPECT_EQ(calls, 3);
   EXPECT_EQ(tm_.current(), nullptr) << "the last attempt was aborted";
@@ -56,7 +65,13 @@ TEST_F(RetryTest, AttemptsAreBounded) {
 
 TEST_F(RetryTest, ANonTransientErrorIsNotRetried) {
   int calls = 0;
-  EXPECT_THROW(run(tm_, [&] { ++calls; throw std::invalid_argument("bad input"); }, policy(5)),
+  EXPECT_THROW(run(
+                   tm_,
+                   [&] {
+                     ++calls;
+                     throw std::invalid_argument("bad input");
+                   },
+                   policy(5)),
                std::invalid_argument);
   EXPECT_EQ(calls, 1);
 }
@@ -67,11 +82,14 @@ TEST_F(RetryTest, DoesNotRetryInDoubtError) {
   RecordingOptions o;
   o.retry_everything = true;
   auto a = std::make_shared<RecordingResource>("a", log_, o);
-  EXPECT_THROW(run(tm_, [&](Transaction& txn) {
-                 a->set(txn, "1");
-                 ++calls;
-                 throw InDoubtError("lost connection during commit");
-               }, policy(5)),
+  EXPECT_THROW(run(
+                   tm_,
+                   [&](Transaction& txn) {
+                     a->set(txn, "1");
+                     ++calls;
+                     throw InDoubtError("lost connection during commit");
+                   },
+                   policy(5)),
                InDoubtError);
   EXPECT_EQ(calls, 1);
 }
@@ -83,7 +101,8 @@ TEST_F(RetryTest, AParticipantsShouldRetryIsAskedBeforeTheAbortDropsIt) {
   o.fail_times = 2;
   auto a = std::make_shared<RecordingResource>("a", log_, o);
   int calls = 0;
-  run(tm_, [&](Transaction& txn) { a->set(txn, std::to_string(++calls)); }, policy(5));
+  run(
+      tm_, [&](Transaction& txn) { a->set(txn, std::to_string(++calls)); }, policy(5));
   EXPECT_EQ(calls, 3);
   EXPECT_EQ(a->committed(), "3");
 }
@@ -94,7 +113,8 @@ TEST_F(RetryTest, FailureAtCommitOfAParticipantIsRetriedWhenTransient) {
   o.thrower = [](Step) { throw DeadlockError("deadlock detected"); };
   auto a = std::make_shared<RecordingResource>("a", log_, o);
   int calls = 0;
-  run(tm_, [&](Transaction& txn) { a->set(txn, std::to_string(++calls)); }, policy(3));
+  run(
+      tm_, [&](Transaction& txn) { a->set(txn, std::to_string(++calls)); }, policy(3));
   EXPECT_EQ(calls, 2);
   EXPECT_EQ(a->committed(), "2");
 }
@@ -116,7 +136,9 @@ TEST_F(RetryTest, TheAttemptsLoopRetriesLikeRun) {
 TEST_F(RetryTest, JitterKeepsEveryWaitWithinTheBackoff) {
   auto p = policy(6);
   p.jitter = true;
-  EXPECT_THROW(run(tm_, [&] { throw ConflictError("c"); }, p), ConflictError);
+  EXPECT_THROW(run(
+                   tm_, [&] { throw ConflictError("c"); }, p),
+               ConflictError);
   const std::vector<std::int64_t> caps{100, 200, 350, 350, 350};
   ASSERT_EQ(waits_.size(), caps.size());
   for (std::size_t i = 0; i < caps.size(); ++i) {
@@ -125,9 +147,7 @@ TEST_F(RetryTest, JitterKeepsEveryWaitWithinTheBackoff) {
   }
 }
 
-TEST_F(RetryTest, ZeroAttemptsIsAUsageError) {
-  EXPECT_THROW(Attempts(tm_, policy(0)), UsageError);
-}
+TEST_F(RetryTest, ZeroAttemptsIsAUsageError) { EXPECT_THROW(Attempts(tm_, policy(0)), UsageError); }
 
 }  // namespace
 }  // namespace xact

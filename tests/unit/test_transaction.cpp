@@ -577,9 +577,9 @@ TEST_F(TransactionTest, SynchronizersSeeEveryTransactionBoundary) {
   f->set(tm_.begin(), "1");
   EXPECT_THROW(tm_.commit(), ResourceError);
   tm_.abort();
-  EXPECT_EQ(s->seen, (std::vector<std::string>{"new", "before", "after:committed", "new", "before",
-                                               "after:aborted", "new", "before",
-                                               "after:commit_failed"}));
+  EXPECT_EQ(s->seen,
+            (std::vector<std::string>{"new", "before", "after:committed", "new", "before",
+                                      "after:aborted", "new", "before", "after:commit_failed"}));
   tm_.unregister_synchronizer(*s);
   tm_.begin();
   EXPECT_EQ(s->seen.size(), 9u);

@@ -62,8 +62,8 @@ struct HeuristicRecord {
   Gtrid gtrid;
   std::string resource;
   std::string bqual;
-  std::string outcome;  ///< "heuristic rollback", "heuristic commit", "heuristic mixed", ...
-  std::string detail;   ///< what the coordinator expected and what it found
+  std::string outcome;       ///< "heuristic rollback", "heuristic commit", "heuristic mixed", ...
+  std::string detail;        ///< what the coordinator expected and what it found
   std::int64_t time_us = 0;  ///< when it was found; 0: log_heuristic's time
   bool operator==(const HeuristicRecord&) const = default;
 };

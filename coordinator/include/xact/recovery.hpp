@@ -106,8 +106,8 @@ class Recovery {
                         RecoverableResource::Outcome outcome, bool expected_commit, bool dry_run);
 
   std::shared_ptr<DecisionLog> log_;
-  mutable std::mutex mutex_;   // registry and last report
-  std::mutex run_mutex_;       // one run at a time
+  mutable std::mutex mutex_;  // registry and last report
+  std::mutex run_mutex_;      // one run at a time
   std::map<std::string, Registered> resources_;
   RecoveryReport last_;
 

@@ -23,7 +23,8 @@
 // ---------------------------------------------------------------------------------------------
 //
 //   tpc_begin(txn) -> commit(txn) -> tpc_vote(txn) -> tpc_finish(txn)     success
-//                                                 \-> tpc_abort(txn)      failure before the decision
+//                                                 \-> tpc_abort(txn)      failure before the
+//                                                 decision
 //   abort(txn)                                                            abort before tpc_begin
 //
 // Phase 1 calls tpc_begin on every RM, then commit on every RM, then tpc_vote on every RM.
@@ -125,10 +126,10 @@ struct CommitRecord;
 /// Mixed kinds never crash the sort (Zope's string-only sortKey did). Value type.
 class SortKey {
  public:
-  SortKey(std::int64_t n) : v_(n) {}                // NOLINT: implicit on purpose
+  SortKey(std::int64_t n) : v_(n) {}                    // NOLINT: implicit on purpose
   SortKey(int n) : v_(static_cast<std::int64_t>(n)) {}  // NOLINT
-  SortKey(std::string s) : v_(std::move(s)) {}      // NOLINT
-  SortKey(const char* s) : v_(std::string(s)) {}    // NOLINT
+  SortKey(std::string s) : v_(std::move(s)) {}          // NOLINT
+  SortKey(const char* s) : v_(std::string(s)) {}        // NOLINT
   std::strong_ordering operator<=>(const SortKey& other) const;
   bool operator==(const SortKey& other) const = default;
   std::string to_string() const;

@@ -21,9 +21,9 @@
 namespace xact::testing {
 
 struct ChildRun {
-  bool killed = false;   ///< ended by SIGKILL (the crash point fired, or kill_after elapsed)
-  int exit_code = -1;    ///< when it exited normally
-  int signal = 0;        ///< the signal that ended it, if any
+  bool killed = false;  ///< ended by SIGKILL (the crash point fired, or kill_after elapsed)
+  int exit_code = -1;   ///< when it exited normally
+  int signal = 0;       ///< the signal that ended it, if any
   std::string describe() const;
 };
 
