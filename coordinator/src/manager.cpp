@@ -125,17 +125,20 @@ BasicTransactionManager* ThreadTransactionManager::find_local() noexcept {
 }
 
 BasicTransactionManager& ThreadTransactionManager::local() {
-  std::lock_guard lock(mutex_);
+  // The common case takes no lock: this thread's slot exists and its options are current.
+  const std::uint64_t version = options_version_.load(std::memory_order_acquire);
   for (auto& slot : thread_slots) {
     if (slot.manager_id != id_) continue;
-    if (slot.options_version != options_version_) {
+    if (slot.options_version != version) {
+      std::lock_guard lock(mutex_);
       slot.manager->set_options(options_);
-      slot.options_version = options_version_;
+      slot.options_version = options_version_.load(std::memory_order_relaxed);
     }
     return *slot.manager;
   }
-  thread_slots.push_back(
-      {id_, options_version_, std::make_unique<BasicTransactionManager>(false, options_)});
+  std::lock_guard lock(mutex_);
+  thread_slots.push_back({id_, options_version_.load(std::memory_order_relaxed),
+                          std::make_unique<BasicTransactionManager>(false, options_)});
   return *thread_slots.back().manager;
 }
 
@@ -151,7 +154,7 @@ void ThreadTransactionManager::abort() noexcept {
 void ThreadTransactionManager::set_options(ManagerOptions options) {
   std::lock_guard lock(mutex_);
   options_ = std::move(options);
-  ++options_version_;
+  options_version_.fetch_add(1, std::memory_order_release);
 }
 
 ManagerOptions ThreadTransactionManager::options() const {

@@ -18,6 +18,7 @@
 // cleanup path. A manager must outlive the transactions it began.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -133,8 +134,8 @@ class ThreadTransactionManager final : public TransactionManager {
 
   const std::uint64_t id_;  // keys the per-thread state; never reused, unlike an address
   mutable std::mutex mutex_;
-  ManagerOptions options_;
-  std::uint64_t options_version_ = 0;
+  ManagerOptions options_;                       // guarded by mutex_
+  std::atomic<std::uint64_t> options_version_{0};  // bumped (under mutex_) by set_options
 };
 
 /// The process-wide thread-bound manager.

@@ -1,0 +1,54 @@
+// The resources `xact recover` talks to, given on its command line as NAME=KIND:SPEC.
+//
+// NAME is the stable resource name the application registers the resource under (the branch
+// qualifier of every id); KIND:SPEC says how to reach it. Kinds today:
+//   kv:PATH   the durable file-backed key-value store of xact::testing (KvStore::open_file)
+// PostgreSQL, MySQL and SQLite kinds come with their resource managers.
+//
+// A resource that cannot be opened (missing file, unreadable store; later: a database that
+// refuses the connection) is not a command-line error: it is unreachable, and recovery lists
+// its work as owed, exactly as when a resource goes away during the run. It is never left out
+// silently: a left-out last resource would make recovery presume abort for branches whose
+// commit decision it holds.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <xact/io/env.hpp>
+#include <xact/resource_manager.hpp>
+
+namespace xact::cli {
+
+struct ResourceSpec {
+  std::string text;  ///< as given, for messages
+  std::string name;
+  std::string kind;
+  std::string location;  ///< what follows "KIND:"
+  bool last_resource = false;
+};
+
+/// Parses NAME=KIND:SPEC; `option` ("resource", "last-resource") is named in errors. Throws
+/// UsageFailure saying the expected form, or naming an unknown kind and the supported ones.
+ResourceSpec parse_resource_spec(const std::string& text, const std::string& option,
+                                 bool last_resource);
+
+/// Parses every spec and refuses a name given twice.
+std::vector<ResourceSpec> parse_resource_specs(const std::vector<std::string>& resources,
+                                               const std::vector<std::string>& last_resources);
+
+struct BuiltResource {
+  ResourceSpec spec;
+  std::shared_ptr<ResourceManager> rm;  ///< never null
+  std::string error;                    ///< why it cannot be reached; empty when it can
+};
+
+/// Opens the resource. When that fails, `rm` stands in for it: every recovery call on it
+/// throws ResourceError with `error`, and as a last resource it answers "unreadable".
+BuiltResource build_resource(io::Env& env, const ResourceSpec& spec);
+
+/// "kv:PATH (...)", one line per kind, for help and errors.
+std::string supported_kinds();
+
+}  // namespace xact::cli
