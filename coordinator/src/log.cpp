@@ -21,6 +21,7 @@ SinkState& sink_state() {
 }
 
 std::atomic<int> min_level{static_cast<int>(LogLevel::info)};
+std::atomic<bool> sink_installed{false};  // the default sink shows warnings and errors only
 
 std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(detail::Counter::count_)>
     counter_values{};
@@ -40,13 +41,19 @@ const char* level_name(LogLevel level) {
 void set_log_sink(LogSink sink) {
   auto& state = sink_state();
   std::lock_guard lock(state.mutex);
+  sink_installed.store(static_cast<bool>(sink));
   state.sink = std::move(sink);
 }
 
 void set_log_level(LogLevel level) { min_level.store(static_cast<int>(level)); }
 
+bool log_enabled(LogLevel level) noexcept {
+  return static_cast<int>(level) >= min_level.load(std::memory_order_relaxed) &&
+         (level >= LogLevel::warning || sink_installed.load(std::memory_order_relaxed));
+}
+
 void log(LogLevel level, std::string_view message) noexcept {
-  if (static_cast<int>(level) < min_level.load(std::memory_order_relaxed)) return;
+  if (!log_enabled(level)) return;
   auto& state = sink_state();
   std::lock_guard lock(state.mutex);
   try {

@@ -58,8 +58,10 @@ void Attempts::failed(std::exception_ptr error) {
   backoff_ = std::min(policy_.max_backoff,
                       std::chrono::microseconds(static_cast<std::int64_t>(
                           static_cast<double>(backoff_.count()) * policy_.multiplier)));
-  log(LogLevel::info, "retrying transaction (attempt " + std::to_string(attempt_ + 1) + " of " +
-                          std::to_string(policy_.attempts) + ") after: " + error_message(error));
+  if (log_enabled(LogLevel::info)) {
+    log(LogLevel::info, "retrying transaction (attempt " + std::to_string(attempt_ + 1) + " of " +
+                            std::to_string(policy_.attempts) + ") after: " + error_message(error));
+  }
   policy_.sleep(wait);
 }
 

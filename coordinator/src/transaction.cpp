@@ -237,8 +237,15 @@ Xid Transaction::xid_for(const ResourceManager& rm) {
 }
 
 bool Transaction::is_retryable(const std::exception_ptr& error) const noexcept {
-  if (!error || is_in_doubt(error)) return false;
-  if (is_a_transient(error)) return true;
+  if (!error) return false;
+  try {
+    std::rethrow_exception(error);
+  } catch (const InDoubtError&) {
+    return false;  // the commit may have happened: never run it twice
+  } catch (const TransientError&) {
+    return true;
+  } catch (...) {
+  }
   return std::any_of(participants_.begin(), participants_.end(), [&](const auto& p) {
     return p->retry != nullptr && p->retry->should_retry(error);
   });

@@ -3,8 +3,8 @@
 // participant committed or rolled back together.
 //
 // A point is armed for a process by the environment variable XACT_CRASH_AT="name" (the first
-// time the point is reached) or "name:N" (the Nth time), read once at the first crash point
-// reached, or by arm_crash_point() in the process itself. Disarmed, a crash point costs one
+// time the point is reached) or "name:N" (the Nth time), read once when the library is loaded,
+// or by arm_crash_point() in the process itself. Disarmed, a crash point costs one
 // relaxed atomic load and a branch. Built with -DXACT_CRASH_POINTS=OFF, xact's own crash points
 // compile to nothing.
 //

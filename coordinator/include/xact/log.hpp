@@ -21,6 +21,8 @@ void set_log_sink(LogSink sink);
 /// Messages below `level` are dropped before they reach the sink (default: info).
 void set_log_level(LogLevel level);
 void log(LogLevel level, std::string_view message) noexcept;
+/// Whether a message of `level` would reach the sink: check before building a costly message.
+bool log_enabled(LogLevel level) noexcept;
 
 struct Counters {
   std::uint64_t commits = 0;              ///< transactions committed
