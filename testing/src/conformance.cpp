@@ -5,6 +5,8 @@
 
 namespace xact::testing {
 
+void PrintTo(const ConformanceParam& param, std::ostream* os) { *os << param.name; }
+
 std::string conformance_name(const ::testing::TestParamInfo<ConformanceParam>& info) {
   return info.param.name;
 }
@@ -54,6 +56,14 @@ class Probe : public ResourceManager, public OnePhaseCommit {
   Act act_;
   std::function<void()> at_decision_;
 };
+
+// A last resource (it cannot prepare) commits as the decision and never votes yes; the probes
+// that must act after every yes vote take the last-resource seat themselves, which a second
+// last resource would be refused.
+bool is_last_resource(ResourceManager& rm) {
+  auto* one_phase = rm.one_phase_commit();
+  return one_phase != nullptr && !one_phase->can_prepare();
+}
 
 // Leaves the RM under test prepared: the probe, as last resource, reports an in-doubt commit.
 Xid prepare_and_leave_in_doubt(ConformanceTarget& target, ResourceManager& rm,
@@ -109,6 +119,7 @@ TEST_P(ResourceManagerConformance, AbortDiscardsTheWrite) {
 
 TEST_P(ResourceManagerConformance, NothingIsVisibleBeforeTheDecision) {
   auto rm = target_->open();
+  if (is_last_resource(*rm)) GTEST_SKIP() << "a last resource's commit is the decision";
   ExplicitTransactionManager tm;
   auto& txn = tm.begin();
   target_->write(*rm, txn, "k4", "v4");
@@ -133,6 +144,7 @@ TEST_P(ResourceManagerConformance, ANoVoteElsewhereRollsBackTheWrite) {
 
 TEST_P(ResourceManagerConformance, TpcAbortAfterAYesVoteRollsBackAndIsIdempotent) {
   auto rm = target_->open();
+  if (is_last_resource(*rm)) GTEST_SKIP() << "a last resource never votes yes";
   ExplicitTransactionManager tm;
   auto& txn = tm.begin();
   auto keep = txn.shared_from_this();

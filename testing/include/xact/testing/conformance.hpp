@@ -19,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -45,6 +46,9 @@ struct ConformanceParam {
   std::string name;
   std::function<std::unique_ptr<ConformanceTarget>()> make;
 };
+
+/// How GoogleTest prints a parameter (its name, not its bytes).
+void PrintTo(const ConformanceParam& param, std::ostream* os);
 
 /// Test-name generator for INSTANTIATE_TEST_SUITE_P.
 std::string conformance_name(const ::testing::TestParamInfo<ConformanceParam>& info);
