@@ -165,6 +165,11 @@ max_connections = 100
 fsync = on
 synchronous_commit = on
 full_page_writes = on
+# Crash restarts (kill-pg) sync the data directory before recovery; syncfs does it in one call
+# (1.4 s instead of 6.6 s here) with the same durability.
+recovery_init_sync_method = syncfs
+# The deadlock tests wait this long for the detector (default 1 s).
+deadlock_timeout = 100ms
 logging_collector = off
 log_min_messages = warning
 EOF
