@@ -230,6 +230,15 @@ void Recovery::decide_prepared(RecoveryReport& report, bool dry_run) {
 
 RecoveryReport Recovery::run(bool dry_run) {
   std::lock_guard run_lock(run_mutex_);
+  if (log_->stats().failed) {
+    // A commit record whose write failed may still be on disk: this process's view of the log
+    // is not to be trusted for presuming abort. Only a restart (start-up recovery reading the
+    // log from disk) can decide those transactions.
+    throw LogFailedError("recovery refuses to decide anything while the decision log in '" +
+                         log_->dir() +
+                         "' is stopped after an I/O failure: restart the process, and start-up "
+                         "recovery decides from what the log holds on disk");
+  }
   RecoveryReport report;
   report.dry_run = dry_run;
   redrive_unfinished(report, dry_run);

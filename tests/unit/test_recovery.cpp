@@ -3,6 +3,7 @@
 // unreachable resources once, record heuristic outcomes until an operator forgets them.
 #include <xact/decision_log.hpp>
 #include <xact/errors.hpp>
+#include <xact/io/fault_injection_env.hpp>
 #include <xact/io/mem_env.hpp>
 #include <xact/log.hpp>
 #include <xact/manager.hpp>
@@ -294,6 +295,22 @@ TEST_F(RecoveryTest, BackgroundRecoveryRetriesOwedWorkUntilDone) {
   set_log_sink(nullptr);
   EXPECT_TRUE(recovery_->last_report().complete());
   EXPECT_TRUE(b_->committed.count(xid_of(g, "b")));
+}
+
+TEST(RecoveryAfterLogFailure, RefusesToPresumeAbortWhileTheLogIsStopped) {
+  io::FaultInjectionEnv env;
+  std::shared_ptr<DecisionLog> log = DecisionLog::open(env, "/log");
+  Recovery recovery(log);
+  auto a = std::make_shared<ScriptedResource>("a");
+  recovery.register_resource(a);
+  const Gtrid g = log->new_gtrid();
+  log->release(g);
+  a->prepared.insert(xid_of(g, "a"));
+  env.fail_nth_sync(1);
+  EXPECT_THROW(log->log_commit(CommitRecord{g, {{"a", "a"}}, 0}), LogFailedError);
+  // The record may be on disk after all: deciding now could roll back a commit.
+  EXPECT_THROW(recovery.run(), LogFailedError);
+  EXPECT_EQ(a->prepared.size(), 1u);
 }
 
 TEST(RecoveryRegistration, AResourceWithNothingToRecoverIsRefused) {

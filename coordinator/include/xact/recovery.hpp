@@ -84,7 +84,8 @@ class Recovery {
   void register_resource(std::shared_ptr<ResourceManager> rm);
 
   /// One pass over every registered resource; see the file comment. A dry run asks the
-  /// resources what they hold and reports what it would do, changing nothing.
+  /// resources what they hold and reports what it would do, changing nothing. Throws
+  /// LogFailedError when the decision log stopped after an I/O failure (restart instead).
   RecoveryReport run(bool dry_run = false);
 
   /// Runs again every `interval` while the last run owed work, until stop() (or destruction).
