@@ -30,36 +30,8 @@ std::string described(const ::sql::SQLException& e) {
 }
 
 std::exception_ptr connection_lost(std::string_view context, sql::Phase phase,
-                                   const std::string& what) {
-  const std::string head = std::string(context) + ": the connection to MySQL was lost";
-  if (phase == sql::Phase::commit_one_phase) {
-    return make<InDoubtError>(head + " during XA COMMIT ... ONE PHASE (" + what +
-                              "); the commit may or may not have happened. Do not retry: "
-                              "check the data once the server is back");
-  }
-  if (phase == sql::Phase::connect) {
-    return make<sql::ConnectionLost>(std::string(context) + ": cannot connect to MySQL (" + what +
-                                     "); check that the server runs and the connection settings "
-                                     "(host, port, database, user, password)");
-  }
-  std::string next;
-  switch (phase) {
-    case sql::Phase::commit_prepared:
-      next = "the branch stays prepared; recovery commits it once the server is back";
-      break;
-    case sql::Phase::rollback_prepared:
-      next = "the branch stays prepared; recovery rolls it back once the server is back";
-      break;
-    case sql::Phase::recover: next = "recovery tries again later"; break;
-    case sql::Phase::prepare:
-      next = "the branch may or may not be prepared; xact rolls it back by id, or recovery does";
-      break;
-    default:
-      next = "the server rolls an unprepared branch back; running the transaction again is safe";
-      break;
-  }
-  return make<sql::ConnectionLost>(head + " (" + std::string(sql::to_string(phase)) + ": " + what +
-                                   "); " + next);
+                                   std::string_view what) {
+  return sql::connection_lost("MySQL", "XA COMMIT ... ONE PHASE", context, phase, what);
 }
 
 }  // namespace

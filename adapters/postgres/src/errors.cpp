@@ -31,33 +31,7 @@ std::exception_ptr make(std::string message) {
 
 std::exception_ptr connection_lost(std::string_view context, sql::Phase phase,
                                    std::string_view what) {
-  const std::string head = std::string(context) + ": the connection to PostgreSQL was lost";
-  if (phase == sql::Phase::commit_one_phase) {
-    return make<InDoubtError>(head + " during COMMIT (" + trimmed(what) +
-                              "); the commit may or may not have happened. Do not retry: "
-                              "check the data once the server is back");
-  }
-  if (phase == sql::Phase::connect) {
-    return make<sql::ConnectionLost>(std::string(context) + ": cannot connect to PostgreSQL (" +
-                                     trimmed(what) +
-                                     "); check that the server runs and the connection "
-                                     "settings (host, port, database, user, password)");
-  }
-  std::string next;
-  switch (phase) {
-    case sql::Phase::commit_prepared:
-      next = "the branch stays prepared; recovery commits it once the server is back";
-      break;
-    case sql::Phase::rollback_prepared:
-      next = "the branch stays prepared; recovery rolls it back once the server is back";
-      break;
-    case sql::Phase::recover: next = "recovery tries again later"; break;
-    default:
-      next = "the server rolled the branch back; running the transaction again is safe";
-      break;
-  }
-  return make<sql::ConnectionLost>(head + " (" + std::string(sql::to_string(phase)) + ": " +
-                                   trimmed(what) + "); " + next);
+  return sql::connection_lost("PostgreSQL", "COMMIT", context, phase, what);
 }
 
 }  // namespace

@@ -24,6 +24,7 @@
 // and is tested without a server. All classes are immutable values.
 #pragma once
 
+#include <exception>
 #include <string>
 #include <string_view>
 
@@ -69,6 +70,13 @@ class ConnectionLost : public ResourceError {
  public:
   using ResourceError::ResourceError;
 };
+
+/// What every adapter's error mapping makes of a lost connection in `phase`: InDoubtError during
+/// a one-phase commit (`one_phase_commit` names its statement), otherwise ConnectionLost with a
+/// message saying what the loss means for the branch and what happens next. `server` names the
+/// database ("PostgreSQL"), `context` the operation, `what` the driver's message.
+std::exception_ptr connection_lost(std::string_view server, std::string_view one_phase_commit,
+                                   std::string_view context, Phase phase, std::string_view what);
 
 class PoolTimeoutError : public ResourceError {
  public:
