@@ -36,7 +36,7 @@ struct RetryPolicy {
   /// Full jitter: each wait is uniform in [0, backoff], so retries of colliding requests spread.
   bool jitter = true;
   /// How to wait; tests replace it. Default: std::this_thread::sleep_for.
-  std::function<void(std::chrono::microseconds)> sleep;
+  std::function<void(std::chrono::microseconds)> sleep{};
 };
 
 class Attempts {

@@ -47,7 +47,7 @@ enum class Step {
 };
 
 struct RecordingOptions {
-  std::optional<SortKey> sort_key;  ///< default: the name
+  std::optional<SortKey> sort_key{};  ///< default: the name
   bool read_only = false;           ///< vote read-only
   bool savepoints = true;           ///< offer SavepointSupport
   bool one_phase = false;           ///< offer OnePhaseCommit (can prepare)
@@ -56,7 +56,7 @@ struct RecordingOptions {
   Step fail_at = Step::none;        ///< throw at this step
   int fail_times = 1;               ///< ... this many times (then succeed), -1 = always
   /// What to throw at fail_at (default: ResourceError naming the step).
-  std::function<void(Step)> thrower;
+  std::function<void(Step)> thrower{};
 };
 
 class RecordingResource : public ResourceManager,

@@ -1,0 +1,66 @@
+// Errors of the object store (the general hierarchy is <xact/errors.hpp>).
+//
+//   xact::ConflictError
+//   ├── objectstore::ConflictError     a write lost the race: another transaction committed
+//   │   │                              (or holds prepared) a newer revision of the object;
+//   │   │                              retry the whole transaction
+//   │   └── objectstore::ReadConflictError  an object read with read_current() changed
+//   xact::Error
+//   ├── ObjectNotFoundError            no revision of the oid in the snapshot (a dangling
+//   │                                  reference, or an oid from another storage)
+//   └── StateError                     a stored state cannot be decoded (unknown type name,
+//                                      wrong value kind, truncated bytes): names the oid, the
+//                                      type and the offset; fix the type's load() or register
+//                                      an alias
+#pragma once
+
+#include <string>
+
+#include <xact/errors.hpp>
+#include <xact/objectstore/types.hpp>
+
+namespace xact::objectstore {
+
+class ConflictError : public xact::ConflictError {
+ public:
+  /// `committed`: the serial that won (kNoTid when the object is locked by a prepared
+  /// transaction whose tid is not known yet); `read`: the serial this transaction's change
+  /// was based on. `type` is the registered type name, or empty when unknown.
+  ConflictError(Oid oid, std::string type, Tid committed, Tid read, std::string reason = {});
+  Oid oid() const noexcept { return oid_; }
+  const std::string& type_name() const noexcept { return type_; }
+  Tid committed_serial() const noexcept { return committed_; }
+  Tid read_serial() const noexcept { return read_; }
+  /// True when the object is locked by another prepared transaction (no committed serial).
+  bool locked() const noexcept { return committed_ == kNoTid; }
+
+ protected:
+  ConflictError(const std::string& message, Oid oid, std::string type, Tid committed, Tid read);
+
+ private:
+  Oid oid_;
+  std::string type_;
+  Tid committed_;
+  Tid read_;
+};
+
+class ReadConflictError : public ConflictError {
+ public:
+  ReadConflictError(Oid oid, std::string type, Tid committed, Tid read);
+};
+
+class ObjectNotFoundError : public xact::Error {
+ public:
+  ObjectNotFoundError(Oid oid, const std::string& detail);
+  Oid oid() const noexcept { return oid_; }
+
+ private:
+  Oid oid_;
+};
+
+class StateError : public xact::Error {
+ public:
+  using xact::Error::Error;
+};
+
+}  // namespace xact::objectstore

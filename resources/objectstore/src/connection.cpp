@@ -1,0 +1,690 @@
+#include <xact/objectstore/connection.hpp>
+
+#include <algorithm>
+
+#include <xact/errors.hpp>
+#include <xact/log.hpp>
+#include <xact/objectstore/db.hpp>
+#include <xact/objectstore/registry.hpp>
+#include <xact/transaction.hpp>
+
+namespace xact::objectstore {
+
+namespace {
+
+// A commit retries its prepare after merging a conflict; another commit may win again in
+// between. Past this many rounds the conflict stands and the application retries.
+constexpr int kMaxResolutionRounds = 8;
+
+std::string describe_object(const Persistent& o) {
+  std::string type;
+  try {
+    type = o.type_name();
+  } catch (const std::exception&) {
+    type = typeid(o).name();
+  }
+  return "object " + oid_repr(o.oid()) + " (" + type + ")";
+}
+
+}  // namespace
+
+// Registered with the transaction manager: moves the snapshot at each new transaction, and
+// tidies up after each one. Separate from the Connection so that releasing the connection
+// drops it from the manager (managers hold synchronizers weakly).
+class Connection::Sync final : public Synchronizer {
+ public:
+  explicit Sync(Connection* c) : conn_(c) {}
+  void new_transaction(Transaction& txn) override {
+    if (conn_ && !conn_->bound_) conn_->new_transaction(&txn);
+  }
+  void before_completion(Transaction&) override {
+    if (conn_ && conn_->debug_writes_) conn_->check_unmarked_changes();
+  }
+  void after_completion(Transaction& txn) override {
+    if (conn_ && !conn_->bound_ && (!conn_->joined_ || conn_->joined_ == &txn)) {
+      conn_->transaction_ended();
+    }
+  }
+
+ private:
+  Connection* conn_;
+};
+
+// A savepoint of one connection: the encoded states of the objects changed so far.
+class ConnectionSavepoint final : public ResourceSavepoint {
+ public:
+  ConnectionSavepoint(Connection& c) : conn_(c.weak_from_this()) {
+    for (const auto& o : c.changed_) {
+      std::string data;
+      const TypeInfo* t = c.registry_.find(typeid(*o));
+      encode_header(data, t->name, t->version);
+      StateWriter w(data, &c);
+      o->save(w);
+      saved_.push_back({o, o->oid(), std::move(data), c.added_.count(o->oid()) > 0});
+    }
+    read_checks_ = c.read_checks_;
+  }
+
+  void rollback() override {
+    auto c = conn_.lock();
+    if (!c) throw UsageError("savepoint of a connection that is gone");
+    std::unordered_set<const Persistent*> keep;
+    for (const auto& s : saved_) keep.insert(s.object.get());
+    // Objects changed after the savepoint go back to their committed state (ghosts) or, when
+    // they were added after it, leave the connection.
+    for (const auto& o : c->changed_) {
+      if (keep.count(o.get())) continue;
+      if (c->added_.count(o->oid())) {
+        c->added_.erase(o->oid());
+        c->detach(*o);
+      } else {
+        c->ghostify(*o);
+      }
+    }
+    c->changed_.clear();
+    for (const auto& s : saved_) {
+      Persistent& o = *s.object;
+      const RecordHeader h = decode_header(s.data);
+      if (o.state_ == ObjectState::unsaved || o.jar_ != c.get()) {
+        // Detached by a rollback to an earlier savepoint: join again.
+        o.jar_ = c.get();
+        o.oid_ = s.oid;
+        o.serial_ = kNoTid;
+        c->objects_[o.oid_] = s.object;
+        ++c->non_ghosts_;
+      } else if (o.state_ == ObjectState::ghost) {
+        ++c->non_ghosts_;
+      }
+      o.clear();
+      StateReader r(std::string_view(s.data).substr(h.state_offset), c.get(),
+                    describe_object(o));
+      o.load(r, h.version);
+      o.state_ = ObjectState::changed;
+      c->changed_.push_back(s.object);
+      if (s.added) c->added_.insert(o.oid_);
+    }
+    c->read_checks_ = read_checks_;
+    c->request_.reset();
+  }
+
+ private:
+  struct Saved {
+    std::shared_ptr<Persistent> object;
+    Oid oid;
+    std::string data;
+    bool added;
+  };
+  std::weak_ptr<Connection> conn_;
+  std::vector<Saved> saved_;
+  std::unordered_map<Oid, Tid> read_checks_;
+};
+
+Connection::Connection(DB& db, std::optional<Tid> at, bool read_only)
+    : db_(&db),
+      storage_(db.storage_ptr()),
+      registry_(db.registry()),
+      read_only_(read_only || at.has_value()),
+      historical_(at.has_value()),
+      snapshot_(at.value_or(kNoTid)),
+      cache_size_(db.options().cache_size),
+      debug_writes_(db.options().debug_writes) {}
+
+Connection::~Connection() {
+  // Objects the application still holds outlive the connection: they must not call back.
+  for (auto& [oid, o] : objects_) o->jar_ = nullptr;
+  for (auto& o : changed_) o->jar_ = nullptr;
+}
+
+std::string Connection::resource_name() const { return db_->resource_name(); }
+
+RecoverableResource* Connection::recoverable() noexcept { return storage_.get(); }
+
+// --- opening, snapshots, transactions ----------------------------------------------------------
+
+void Connection::opened(TransactionManager* manager) {
+  manager_ = manager ? manager : &current_manager();
+  close_pending_ = false;
+  if (!historical_) {
+    sync_ = std::make_shared<Sync>(this);
+    manager_->register_synchronizer(sync_);
+    apply_invalidations(kMaxTid);
+  }
+}
+
+bool Connection::released() noexcept {
+  if (joined_ || bound_) {
+    close_pending_ = true;  // tidied up when the transaction ends; not pooled
+    return false;
+  }
+  if (sync_) {
+    try {
+      manager_->unregister_synchronizer(*sync_);
+    } catch (...) {
+    }
+    sync_.reset();
+  }
+  return !historical_;
+}
+
+void Connection::transaction_ended() noexcept {
+  if (joined_) reset_transaction(false);  // normally done by tpc_finish / abort already
+  bound_ = nullptr;
+  // Like ZODB: after a commit or abort the connection reads the newest state (also outside
+  // a transaction), and the next transaction starts from there.
+  if (!historical_ && !close_pending_) apply_invalidations(kMaxTid);
+  cache_gc();
+  if (close_pending_ && sync_) {
+    try {
+      manager_->unregister_synchronizer(*sync_);
+    } catch (...) {
+    }
+    sync_.reset();
+  }
+}
+
+void Connection::new_transaction(Transaction*) {
+  if (historical_) return;
+  if (joined_) reset_transaction(false);
+  apply_invalidations(kMaxTid);
+}
+
+void Connection::sync() {
+  if (historical_) return;
+  if (!changed_.empty()) {
+    throw UsageError("sync() of a connection with uncommitted changes: commit or abort first");
+  }
+  apply_invalidations(kMaxTid);
+}
+
+void Connection::apply_invalidations(Tid) {
+  Tid to = kNoTid;
+  std::vector<std::pair<Tid, Oid>> entries;
+  const bool complete = db_->invalidations(snapshot_, to, entries);
+  if (to <= snapshot_) return;
+  if (!complete) {
+    for (auto& [oid, o] : objects_) {
+      if (o->state_ == ObjectState::up_to_date && o->serial_ < to) {
+        ghostify(*o);
+        ++stats_.invalidations;
+      }
+    }
+  } else {
+    for (const auto& [tid, oid] : entries) {
+      auto it = objects_.find(oid);
+      if (it == objects_.end()) continue;
+      Persistent& o = *it->second;
+      // Our own commits leave objects at that very serial: nothing to reload.
+      if (o.state_ == ObjectState::up_to_date && o.serial_ < tid) {
+        ghostify(o);
+        ++stats_.invalidations;
+      }
+    }
+  }
+  snapshot_ = to;
+}
+
+Transaction& Connection::current_transaction() {
+  if (bound_) return *bound_;
+  if (!manager_) throw UsageError("connection is closed: open a new one from the DB");
+  return manager_->get();
+}
+
+void Connection::join_transaction(Transaction& txn) {
+  if (bound_ == &txn) return;
+  if (bound_ || joined_) {
+    throw UsageError("connection to " + db_->resource_name() +
+                     " is still part of an unfinished transaction: commit or abort it first");
+  }
+  bound_ = &txn;
+  if (!historical_) apply_invalidations(kMaxTid);
+  std::weak_ptr<Connection> self = weak_from_this();
+  auto ended = [self] {
+    if (auto c = self.lock()) c->transaction_ended();
+  };
+  txn.add_after_commit_hook([ended](bool) { ended(); });
+  txn.add_after_abort_hook(ended);
+}
+
+void Connection::check_writable() const {
+  if (historical_) {
+    throw UsageError("historical connection to " + db_->resource_name() +
+                     " is read-only: open a regular connection to change objects");
+  }
+  if (read_only_) {
+    throw UsageError("connection to " + db_->resource_name() +
+                     " was opened read-only: open a regular connection to change objects");
+  }
+}
+
+void Connection::ensure_joined() {
+  check_writable();
+  Transaction& txn = current_transaction();
+  if (joined_ == &txn) return;
+  if (joined_) {
+    throw UsageError("connection to " + db_->resource_name() +
+                     " has changes in another, unfinished transaction: commit or abort it");
+  }
+  txn.join(shared_from_this());
+  joined_ = &txn;
+}
+
+// --- objects -----------------------------------------------------------------------------------
+
+std::shared_ptr<PersistentMap> Connection::root() { return get<PersistentMap>(kRootOid); }
+
+std::shared_ptr<Persistent> Connection::get(Oid oid) {
+  if (auto it = objects_.find(oid); it != objects_.end()) return it->second;
+  return load_object(oid);
+}
+
+Persistent* Connection::resolve(Oid oid) {
+  if (auto it = objects_.find(oid); it != objects_.end()) return it->second.get();
+  return load_object(oid).get();
+}
+
+std::shared_ptr<Persistent> Connection::load_object(Oid oid) {
+  auto rev = storage_->load(oid, snapshot_);
+  if (!rev) {
+    throw ObjectNotFoundError(oid, "no revision in the snapshot as of " + tid_repr(snapshot_) +
+                                       " of " + storage_->describe() +
+                                       " (a dangling reference, an object created later, or "
+                                       "an oid of another database)");
+  }
+  const RecordHeader h = decode_header(rev->data);
+  const TypeInfo* t = registry_.find(h.type_name);
+  if (!t) {
+    throw StateError("object " + oid_repr(oid) + " is stored as type '" + h.type_name +
+                     "', which is not registered: register the type (XACT_PERSISTENT_TYPE) "
+                     "or, if it was renamed, its old name as an alias");
+  }
+  auto obj = t->factory();
+  obj->jar_ = this;
+  obj->oid_ = oid;
+  obj->type_ = t;
+  obj->state_ = ObjectState::ghost;
+  decode_into(*obj, *rev, t);
+  objects_.emplace(oid, obj);
+  return obj;
+}
+
+void Connection::load_state(Persistent& object) {
+  auto rev = storage_->load(object.oid_, snapshot_);
+  if (!rev) {
+    throw ObjectNotFoundError(object.oid_, "no revision in the snapshot as of " +
+                                               tid_repr(snapshot_) + " of " +
+                                               storage_->describe());
+  }
+  decode_into(object, *rev, nullptr);
+}
+
+void Connection::decode_into(Persistent& object, const Revision& rev, const TypeInfo* known) {
+  const RecordHeader h = decode_header(rev.data);
+  const TypeInfo* t = known ? known : registry_.find(h.type_name);
+  if (!t || t->cpp_type != std::type_index(typeid(object))) {
+    throw StateError("object " + oid_repr(object.oid_) + " is now stored as type '" +
+                     h.type_name + "', which is not the type of the object in memory (" +
+                     typeid(object).name() + "): register aliases consistently");
+  }
+  if (h.version > t->version) {
+    throw StateError("object " + oid_repr(object.oid_) + " (" + t->name +
+                     ") was written with state version " + std::to_string(h.version) +
+                     ", newer than this program's version " + std::to_string(t->version) +
+                     ": upgrade the program");
+  }
+  StateReader r(std::string_view(rev.data).substr(h.state_offset), this,
+                "object " + oid_repr(object.oid_) + " (" + t->name + ")");
+  try {
+    object.load(r, h.version);
+    if (!r.at_end()) r.fail("state has bytes left over after load(): load() and save() disagree");
+  } catch (...) {
+    try {
+      object.clear();
+    } catch (...) {
+    }
+    throw;
+  }
+  object.type_ = t;
+  object.serial_ = rev.serial;
+  object.state_ = ObjectState::up_to_date;
+  object.referenced_ = true;
+  ++non_ghosts_;
+  ++stats_.loads;
+  if (debug_writes_) loaded_bytes_[object.oid_] = rev.data;
+}
+
+std::shared_ptr<Persistent> Connection::decode_fresh(Oid oid, const std::string& data) {
+  const RecordHeader h = decode_header(data);
+  const TypeInfo* t = registry_.find(h.type_name);
+  if (!t) throw StateError("type '" + h.type_name + "' is not registered");
+  auto obj = t->factory();
+  obj->oid_ = oid;
+  obj->type_ = t;
+  StateReader r(std::string_view(data).substr(h.state_offset), this,
+                "object " + oid_repr(oid) + " (" + t->name + ")");
+  obj->load(r, h.version);
+  obj->state_ = ObjectState::up_to_date;
+  return obj;
+}
+
+Oid Connection::add(const std::shared_ptr<Persistent>& object) {
+  if (!object) throw UsageError("Connection::add of a null object");
+  if (object->jar_ == this) return object->oid_;
+  if (object->jar_) {
+    throw UsageError(describe_object(*object) +
+                     " belongs to another connection: an object lives in one connection");
+  }
+  const TypeInfo* t = registry_.find(typeid(*object));
+  if (!t) {
+    throw UsageError(std::string("persistent type ") + typeid(*object).name() +
+                     " is not registered: register it with XACT_PERSISTENT_TYPE or "
+                     "TypeRegistry::add before storing it");
+  }
+  ensure_joined();
+  const Oid oid = storage_->new_oid();
+  object->jar_ = this;
+  object->oid_ = oid;
+  object->serial_ = kNoTid;
+  object->type_ = t;
+  object->state_ = ObjectState::changed;
+  objects_.emplace(oid, object);
+  changed_.push_back(object);
+  added_.insert(oid);
+  ++non_ghosts_;
+  return oid;
+}
+
+Oid Connection::oid_for_reference(const std::shared_ptr<Persistent>& object) {
+  return add(object);
+}
+
+void Connection::register_changed(Persistent& object) {
+  if (object.state_ != ObjectState::up_to_date) return;
+  ensure_joined();
+  object.state_ = ObjectState::changed;
+  auto it = objects_.find(object.oid_);
+  changed_.push_back(it->second);
+}
+
+void Connection::read_current(const Persistent& object) {
+  if (object.jar_ != this) {
+    throw UsageError("read_current() of an object of another connection (or an unsaved one)");
+  }
+  object.activate();
+  if (added_.count(object.oid_)) return;  // new: nobody else can have changed it
+  ensure_joined();
+  read_checks_.emplace(object.oid_, object.serial_);
+}
+
+void Connection::ghostify(Persistent& o) noexcept {
+  if (o.state_ == ObjectState::ghost || o.state_ == ObjectState::unsaved) return;
+  try {
+    o.clear();
+  } catch (const std::exception& e) {
+    log(LogLevel::warning, std::string("objectstore: clear() of an object threw: ") + e.what());
+  } catch (...) {
+  }
+  o.state_ = ObjectState::ghost;
+  --non_ghosts_;
+  loaded_bytes_.erase(o.oid_);
+}
+
+void Connection::detach(Persistent& o) noexcept {
+  if (o.state_ != ObjectState::ghost && o.state_ != ObjectState::unsaved) --non_ghosts_;
+  objects_.erase(o.oid_);
+  loaded_bytes_.erase(o.oid_);
+  o.jar_ = nullptr;
+  o.oid_ = 0;
+  o.serial_ = kNoTid;
+  o.state_ = ObjectState::unsaved;
+  ++eviction_generation_;
+}
+
+// --- cache -------------------------------------------------------------------------------------
+
+bool Connection::evictable(const std::shared_ptr<Persistent>& o) const noexcept {
+  // Only the identity map holds it: nobody can be looking at its state.
+  return o->state_ == ObjectState::up_to_date && o.use_count() == 1;
+}
+
+void Connection::free_unheld_ghosts() noexcept {
+  bool freed = false;
+  for (auto it = objects_.begin(); it != objects_.end();) {
+    if (it->second->state_ == ObjectState::ghost && it->second.use_count() == 1) {
+      it->second->jar_ = nullptr;
+      it = objects_.erase(it);
+      freed = true;
+      ++stats_.evictions;
+    } else {
+      ++it;
+    }
+  }
+  if (freed) ++eviction_generation_;
+}
+
+void Connection::cache_gc() {
+  if (non_ghosts_ > cache_size_) {
+    // Second chance: objects used since the last pass lose their bit first.
+    for (int pass = 0; pass < 2 && non_ghosts_ > cache_size_; ++pass) {
+      for (auto& [oid, o] : objects_) {
+        if (non_ghosts_ <= cache_size_) break;
+        if (!evictable(o)) continue;
+        if (pass == 0 && o->referenced_) {
+          o->referenced_ = false;
+          continue;
+        }
+        ghostify(*o);
+        ++stats_.evictions;
+      }
+    }
+  }
+  if (objects_.size() > cache_size_) free_unheld_ghosts();
+}
+
+void Connection::cache_minimize() {
+  for (auto& [oid, o] : objects_) {
+    if (evictable(o)) {
+      ghostify(*o);
+      ++stats_.evictions;
+    }
+  }
+  free_unheld_ghosts();
+}
+
+ConnectionStats Connection::stats() const {
+  ConnectionStats s = stats_;
+  s.objects = objects_.size();
+  s.non_ghosts = non_ghosts_;
+  return s;
+}
+
+// --- the two-phase commit ----------------------------------------------------------------------
+
+void Connection::check_unmarked_changes() {
+  for (const auto& [oid, o] : objects_) {
+    if (o->state_ != ObjectState::up_to_date) continue;
+    auto it = loaded_bytes_.find(oid);
+    if (it == loaded_bytes_.end()) continue;
+    std::string now;
+    bool differs = false;
+    try {
+      encode_header(now, o->type_->name, o->type_->version);
+      StateWriter w(now, nullptr);
+      o->save(w);
+      // An old-version record re-encodes in the new layout: compare only same-version states.
+      differs = decode_header(it->second).version == o->type_->version && now != it->second;
+    } catch (const UsageError&) {
+      differs = true;  // it references a new object: it was changed
+    }
+    if (differs) {
+      throw UsageError(describe_object(*o) +
+                       " was changed without mark_changed() (debug_writes found its state "
+                       "differs from the one loaded): call write_access() in the mutator, or "
+                       "mark_changed(), before changing it; otherwise the change is lost");
+    }
+  }
+}
+
+CommitRequest Connection::build_request(Transaction& txn) {
+  CommitRequest req;
+  req.meta.user = txn.user();
+  req.meta.description = txn.description();
+  for (const auto& [k, v] : txn.extension()) req.meta.extension.emplace_back(k, v);
+  // Encoding may add new objects reached through references: they are appended to changed_
+  // and encoded by this same loop.
+  for (std::size_t i = 0; i < changed_.size(); ++i) {
+    std::shared_ptr<Persistent> o = changed_[i];
+    ObjectWrite w;
+    w.oid = o->oid_;
+    w.base = o->serial_;
+    encode_header(w.data, o->type_->name, o->type_->version);
+    StateWriter out(w.data, this);
+    o->save(out);
+    req.writes.push_back(std::move(w));
+  }
+  for (const auto& [oid, serial] : read_checks_) {
+    auto it = objects_.find(oid);
+    if (it != objects_.end() && it->second->state_ == ObjectState::changed) continue;
+    req.read_checks.push_back({oid, serial});
+  }
+  return req;
+}
+
+void Connection::abort(Transaction&) { reset_transaction(false); }
+
+void Connection::tpc_begin(Transaction& txn) {
+  if (!joined_) joined_ = &txn;  // joined by the application without a change
+  if (joined_ != &txn) {
+    throw UsageError("connection to " + db_->resource_name() +
+                     " was asked to commit a transaction it did not join");
+  }
+}
+
+void Connection::commit(Transaction& txn) {
+  if (debug_writes_) check_unmarked_changes();
+  request_ = build_request(txn);
+  if (!request_->writes.empty() || !request_->read_checks.empty()) {
+    request_->xid = txn.xid_for(*this);
+  }
+}
+
+bool Connection::try_resolve(ObjectWrite& write, const ConflictError& conflict) {
+  if (conflict.locked() || write.base == kNoTid || conflict.committed_serial() == kNoTid) {
+    return false;
+  }
+  const RecordHeader h = decode_header(write.data);
+  const TypeInfo* t = registry_.find(h.type_name);
+  if (!t || !t->resolve) return false;
+  auto old_data = storage_->load_serial(write.oid, write.base);
+  auto committed_data = storage_->load_serial(write.oid, conflict.committed_serial());
+  if (!old_data || !committed_data) return false;
+  auto old_obj = decode_fresh(write.oid, *old_data);
+  auto committed_obj = decode_fresh(write.oid, *committed_data);
+  auto mine = decode_fresh(write.oid, write.data);
+  if (!t->resolve(*old_obj, *committed_obj, *mine)) return false;
+  write.data.clear();
+  encode_header(write.data, t->name, t->version);
+  StateWriter out(write.data, this);
+  mine->save(out);
+  write.base = conflict.committed_serial();
+  resolved_.push_back(write.oid);
+  ++stats_.conflicts_resolved;
+  return true;
+}
+
+Tid Connection::commit_request(bool one_phase) {
+  for (int round = 0;; ++round) {
+    try {
+      if (one_phase) return storage_->commit_one_phase(*request_);
+      prepared_ = storage_->prepare(*request_);
+      return kNoTid;
+    } catch (const ConflictError& e) {
+      if (round >= kMaxResolutionRounds) throw;
+      auto it = std::find_if(request_->writes.begin(), request_->writes.end(),
+                             [&](const ObjectWrite& w) { return w.oid == e.oid(); });
+      if (it == request_->writes.end() || !try_resolve(*it, e)) throw;
+    }
+  }
+}
+
+Vote Connection::tpc_vote(Transaction&) {
+  if (!request_ || (request_->writes.empty() && request_->read_checks.empty())) {
+    reset_transaction(false);
+    return Vote::read_only;
+  }
+  commit_request(false);
+  return Vote::yes;
+}
+
+void Connection::tpc_finish(Transaction&) {
+  if (!prepared_) return;  // idempotent
+  Tid tid = kNoTid;
+  try {
+    tid = storage_->finish(*prepared_);
+  } catch (...) {
+    // Committed by the decision; recovery finishes the storage's part. Our states may not be
+    // what the storage ends up with (a merge): reload them.
+    reset_transaction(false);
+    throw;
+  }
+  after_commit(tid);
+}
+
+void Connection::commit_one_phase(Transaction&, const CommitRecord*) {
+  if (!request_ || (request_->writes.empty() && request_->read_checks.empty())) {
+    reset_transaction(false);
+    return;
+  }
+  request_->xid = Xid{};
+  after_commit(commit_request(true));
+}
+
+void Connection::tpc_abort(Transaction&) {
+  if (prepared_) storage_->abort(*prepared_);
+  reset_transaction(false);
+}
+
+void Connection::after_commit(Tid tid) {
+  for (const auto& o : changed_) {
+    if (o->state_ != ObjectState::changed) continue;
+    o->serial_ = tid;
+    o->state_ = ObjectState::up_to_date;
+  }
+  if (debug_writes_ && request_) {
+    for (auto& w : request_->writes) loaded_bytes_[w.oid] = std::move(w.data);
+  }
+  for (Oid oid : resolved_) {
+    // The storage holds the merged state; ours is only "mine".
+    if (auto it = objects_.find(oid); it != objects_.end()) ghostify(*it->second);
+  }
+  changed_.clear();
+  added_.clear();
+  read_checks_.clear();
+  resolved_.clear();
+  request_.reset();
+  prepared_.reset();
+  joined_ = nullptr;
+}
+
+void Connection::reset_transaction(bool) noexcept {
+  for (const auto& o : changed_) {
+    if (added_.count(o->oid_)) {
+      detach(*o);
+    } else if (o->state_ == ObjectState::changed) {
+      o->state_ = ObjectState::up_to_date;  // so ghostify() counts it
+      ghostify(*o);
+    }
+  }
+  changed_.clear();
+  added_.clear();
+  read_checks_.clear();
+  resolved_.clear();
+  request_.reset();
+  prepared_.reset();
+  joined_ = nullptr;
+}
+
+std::unique_ptr<ResourceSavepoint> Connection::savepoint(Transaction&) {
+  return std::make_unique<ConnectionSavepoint>(*this);
+}
+
+}  // namespace xact::objectstore

@@ -1,0 +1,226 @@
+#include <xact/objectstore/memory_storage.hpp>
+
+#include <algorithm>
+
+#include <xact/errors.hpp>
+#include <xact/io/env.hpp>
+#include <xact/objectstore/codec.hpp>
+#include <xact/objectstore/errors.hpp>
+
+namespace xact::objectstore {
+
+namespace {
+
+std::int64_t now_micros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+MemoryStorage::MemoryStorage() = default;
+MemoryStorage::~MemoryStorage() = default;
+
+void MemoryStorage::check_open() const {
+  if (closed_) throw UsageError("memory storage is closed: open a new storage");
+}
+
+Tid MemoryStorage::last_transaction() const {
+  std::shared_lock lock(mutex_);
+  check_open();
+  return last_tid_;
+}
+
+std::optional<Revision> MemoryStorage::load(Oid oid, Tid at) const {
+  std::shared_lock lock(mutex_);
+  check_open();
+  auto it = objects_.find(oid);
+  if (it == objects_.end()) return std::nullopt;
+  const auto& revs = it->second;
+  // Newest first: a snapshot read almost always wants the last revision.
+  for (auto r = revs.rbegin(); r != revs.rend(); ++r) {
+    if (r->serial <= at) return *r;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> MemoryStorage::load_serial(Oid oid, Tid serial) const {
+  std::shared_lock lock(mutex_);
+  check_open();
+  auto it = objects_.find(oid);
+  if (it == objects_.end()) return std::nullopt;
+  for (const auto& r : it->second) {
+    if (r.serial == serial) return r.data;
+  }
+  return std::nullopt;
+}
+
+Oid MemoryStorage::new_oid() {
+  std::unique_lock lock(mutex_);
+  check_open();
+  return next_oid_++;
+}
+
+void MemoryStorage::for_each_object(
+    const std::function<bool(Oid, Tid, std::string_view)>& fn) const {
+  std::shared_lock lock(mutex_);
+  check_open();
+  for (const auto& [oid, revs] : objects_) {
+    if (!fn(oid, revs.back().serial, revs.back().data)) return;
+  }
+}
+
+void MemoryStorage::iterate(Tid from, Tid to,
+                            const std::function<bool(const TransactionRecord&)>& fn) const {
+  std::shared_lock lock(mutex_);
+  check_open();
+  auto it = std::lower_bound(history_.begin(), history_.end(), from,
+                             [](const TransactionRecord& t, Tid v) { return t.tid < v; });
+  for (; it != history_.end() && it->tid <= to; ++it) {
+    if (!fn(*it)) return;
+  }
+}
+
+void MemoryStorage::check_and_lock(const CommitRequest& request, PreparedId id) {
+  auto current = [&](Oid oid) {
+    auto it = objects_.find(oid);
+    return it == objects_.end() ? kNoTid : it->second.back().serial;
+  };
+  for (const auto& w : request.writes) {
+    if (locks_.count(w.oid)) {
+      throw ConflictError(w.oid, record_type_name(w.data), kNoTid, w.base);
+    }
+    if (const Tid c = current(w.oid); c != w.base) {
+      throw ConflictError(w.oid, record_type_name(w.data), c, w.base);
+    }
+  }
+  for (const auto& r : request.read_checks) {
+    if (locks_.count(r.oid)) throw ReadConflictError(r.oid, {}, kNoTid, r.serial);
+    if (const Tid c = current(r.oid); c != r.serial) {
+      auto it = objects_.find(r.oid);
+      throw ReadConflictError(r.oid,
+                              it == objects_.end() ? std::string()
+                                                   : record_type_name(it->second.back().data),
+                              c, r.serial);
+    }
+  }
+  if (id == 0) return;  // one-phase: checked and committed under one lock, nothing to hold
+  for (const auto& w : request.writes) locks_[w.oid] = id;
+  for (const auto& r : request.read_checks) locks_[r.oid] = id;
+}
+
+Storage::PreparedId MemoryStorage::prepare(CommitRequest request) {
+  std::unique_lock lock(mutex_);
+  check_open();
+  const PreparedId id = next_prepared_++;
+  check_and_lock(request, id);
+  prepared_.emplace(id, Prepared{std::move(request)});
+  return id;
+}
+
+Tid MemoryStorage::commit_locked(CommitRequest& request, PreparedId id) {
+  const Tid tid = next_tid(last_tid_, now_micros());
+  TransactionRecord rec{tid, std::move(request.meta), {}};
+  std::vector<Oid> oids;
+  oids.reserve(request.writes.size());
+  for (auto& w : request.writes) {
+    objects_[w.oid].push_back(Revision{tid, w.data});
+    if (w.oid >= next_oid_) next_oid_ = w.oid + 1;
+    oids.push_back(w.oid);
+    rec.objects.emplace_back(w.oid, std::move(w.data));
+  }
+  if (id != 0) {
+    for (const auto& w : request.writes) locks_.erase(w.oid);
+    for (const auto& r : request.read_checks) locks_.erase(r.oid);
+  }
+  history_.push_back(std::move(rec));
+  last_tid_ = tid;
+  if (listener_) listener_(tid, oids);
+  return tid;
+}
+
+Tid MemoryStorage::finish(PreparedId id) {
+  std::unique_lock lock(mutex_);
+  check_open();
+  auto it = prepared_.find(id);
+  if (it == prepared_.end()) {
+    throw UsageError("memory storage: finish of a transaction that is not prepared (id " +
+                     std::to_string(id) + ")");
+  }
+  CommitRequest request = std::move(it->second.request);
+  prepared_.erase(it);
+  return commit_locked(request, id);
+}
+
+void MemoryStorage::abort(PreparedId id) noexcept {
+  std::unique_lock lock(mutex_);
+  auto it = prepared_.find(id);
+  if (it == prepared_.end()) return;
+  for (const auto& w : it->second.request.writes) locks_.erase(w.oid);
+  for (const auto& r : it->second.request.read_checks) locks_.erase(r.oid);
+  prepared_.erase(it);
+}
+
+Tid MemoryStorage::commit_one_phase(CommitRequest request) {
+  std::unique_lock lock(mutex_);
+  check_open();
+  check_and_lock(request, 0);
+  return commit_locked(request, 0);
+}
+
+void MemoryStorage::set_invalidation_listener(InvalidationListener listener) {
+  std::unique_lock lock(mutex_);
+  listener_ = std::move(listener);
+}
+
+void MemoryStorage::close() noexcept {
+  std::unique_lock lock(mutex_);
+  closed_ = true;
+  listener_ = {};
+}
+
+std::optional<Storage::PreparedId> MemoryStorage::find_prepared(const Xid& xid) const {
+  for (const auto& [id, p] : prepared_) {
+    if (p.request.xid == xid) return id;
+  }
+  return std::nullopt;
+}
+
+std::vector<Xid> MemoryStorage::recover(const NodeId& node) {
+  std::shared_lock lock(mutex_);
+  check_open();
+  std::vector<Xid> out;
+  for (const auto& [id, p] : prepared_) {
+    if (!p.request.xid.gtrid.empty() && p.request.xid.gtrid.node() == node) {
+      out.push_back(p.request.xid);
+    }
+  }
+  return out;
+}
+
+RecoverableResource::Outcome MemoryStorage::commit_prepared(const Xid& xid) {
+  std::unique_lock lock(mutex_);
+  check_open();
+  auto id = find_prepared(xid);
+  if (!id) return Outcome::unknown_id;
+  auto it = prepared_.find(*id);
+  CommitRequest request = std::move(it->second.request);
+  prepared_.erase(it);
+  commit_locked(request, *id);
+  return Outcome::done;
+}
+
+RecoverableResource::Outcome MemoryStorage::rollback_prepared(const Xid& xid) {
+  std::optional<PreparedId> id;
+  {
+    std::shared_lock lock(mutex_);
+    check_open();
+    id = find_prepared(xid);
+  }
+  if (!id) return Outcome::unknown_id;
+  abort(*id);
+  return Outcome::done;
+}
+
+}  // namespace xact::objectstore

@@ -1,0 +1,148 @@
+#include <xact/objectstore/persistent.hpp>
+
+#include <xact/errors.hpp>
+#include <xact/objectstore/connection.hpp>
+#include <xact/objectstore/registry.hpp>
+
+namespace xact::objectstore {
+
+Persistent::~Persistent() = default;
+
+const std::string& Persistent::type_name() const {
+  if (!type_) {
+    type_ = TypeRegistry::global().find(typeid(*this));
+    if (!type_) {
+      throw UsageError(std::string("persistent type ") + typeid(*this).name() +
+                       " is not registered: register it with XACT_PERSISTENT_TYPE or "
+                       "TypeRegistry::add before storing it");
+    }
+  }
+  return type_->name;
+}
+
+void Persistent::mark_changed() {
+  if (!jar_) return;  // unsaved: it is written when added or reached
+  if (state_ == ObjectState::changed) return;
+  if (state_ == ObjectState::ghost) activate();
+  jar_->register_changed(*this);
+}
+
+void Persistent::activate() const {
+  if (state_ != ObjectState::ghost) return;
+  if (!jar_) {
+    throw UsageError("object " + oid_repr(oid_) +
+                     " is a ghost whose connection is closed: load it again from an open "
+                     "connection");
+  }
+  jar_->load_state(const_cast<Persistent&>(*this));
+}
+
+[[noreturn]] void throw_wrong_reference_type(const Persistent& target, const char* wanted) {
+  std::string have;
+  try {
+    have = target.type_name();
+  } catch (const std::exception&) {
+    have = typeid(target).name();
+  }
+  throw StateError("object " + oid_repr(target.oid()) + " is a " + have +
+                   ", not the type the reference expects (" + wanted +
+                   "): check the program's types or the stored data");
+}
+
+namespace detail {
+
+RefBase::RefBase(std::shared_ptr<Persistent> target) {
+  if (!target) return;
+  if (target->connection()) {
+    // Named by oid: the reference does not keep the object in memory, so the cache can free
+    // it; it is loaded again when the reference is used.
+    jar_ = target->connection();
+    oid_ = target->oid();
+    bound_ = true;
+    return;
+  }
+  // Unsaved: held until a commit writes the reference and gives the object its oid.
+  strong_ = std::move(target);
+}
+
+Oid RefBase::oid() const noexcept {
+  if (bound_) return oid_;
+  if (strong_ && strong_->connection()) return strong_->oid();
+  return 0;
+}
+
+bool RefBase::has_oid() const noexcept { return bound_ || (strong_ && strong_->connection()); }
+
+Persistent* RefBase::raw() const {
+  if (strong_) return strong_.get();
+  if (!bound_) throw UsageError("dereferencing a null persistent reference");
+  if (!jar_) {
+    throw UsageError("reference to object " + oid_repr(oid_) +
+                     " was read outside a connection: load it through a connection");
+  }
+  if (cached_ && cached_generation_ == jar_->eviction_generation()) return cached_;
+  cached_ = jar_->resolve(oid_);
+  cached_generation_ = jar_->eviction_generation();
+  return cached_;
+}
+
+std::shared_ptr<Persistent> RefBase::get_object() const {
+  if (strong_) return strong_;
+  if (!bound_) return nullptr;
+  if (!jar_) raw();  // throws the explanation
+  return jar_->get(oid_);
+}
+
+void RefBase::save(StateWriter& out) const {
+  if (strong_) {
+    Connection* c = out.connection();
+    if (!c && !strong_->connection()) {
+      throw UsageError("a reference to a new object can only be written by a connection "
+                       "(the object gets its oid there)");
+    }
+    if (c && strong_->connection() && strong_->connection() != c) {
+      throw UsageError("object " + oid_repr(strong_->oid()) +
+                       " belongs to another connection: a reference cannot cross connections");
+    }
+    const Oid oid = strong_->connection() ? strong_->oid() : c->oid_for_reference(strong_);
+    out.write_ref(oid);
+    // From now on the object is named by its oid (the connection holds it until the commit
+    // ends), so this reference no longer keeps it in memory.
+    jar_ = strong_->connection();
+    oid_ = oid;
+    bound_ = true;
+    strong_.reset();
+    cached_ = nullptr;
+    return;
+  }
+  if (!bound_) {
+    out.write_none();
+    return;
+  }
+  out.write_ref(oid_);
+}
+
+void RefBase::load(StateReader& in) {
+  strong_.reset();
+  cached_ = nullptr;
+  if (in.read_none()) {
+    bound_ = false;
+    jar_ = nullptr;
+    oid_ = 0;
+    return;
+  }
+  // Decoded outside a connection (tools), the reference names its oid but cannot load it.
+  oid_ = in.read_ref();
+  jar_ = in.connection();
+  bound_ = true;
+}
+
+bool operator==(const RefBase& a, const RefBase& b) noexcept {
+  if (a.is_null() || b.is_null()) return a.is_null() == b.is_null();
+  if (a.strong_ && b.strong_) return a.strong_ == b.strong_;
+  if (!a.has_oid() || !b.has_oid()) return false;
+  return a.oid() == b.oid();
+}
+
+}  // namespace detail
+}  // namespace xact::objectstore
