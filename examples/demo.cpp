@@ -1,22 +1,26 @@
-// The xact demo: transactions across two resource managers with a durable decision log.
+// The xact demo, on the embedded default: a file storage for objects, SQLite for rows, and a
+// durable decision log, all in one directory.
 //
-// A "bank" keeps balances in one store and an audit trail in another; every transfer changes
-// both in one two-phase-commit transaction. The demo shows a commit (with the forced commit
-// record), an abort, a conflict retried by xact::run, a participant voting no (everything rolled
-// back), and a participant whose finish fails after the decision (still committed; the
-// completion is pending, and on-demand recovery finishes it). The stores are the example
-// key-value resource managers of xact::testing, kept in memory; later versions of the demo use
-// the file storage, SQLite and sessions.
+// A "bank" keeps its accounts as persistent objects (a file storage) and its audit trail as
+// rows in SQLite; every transfer changes both in one transaction. The object store prepares
+// (one fsync of a prepared record), SQLite commits last with the decision in the same SQLite
+// transaction, then the object store appends its commit mark. The demo shows a one-phase
+// commit, a transfer across both stores, an abort, a real write conflict retried by xact::run,
+// a failing SQL statement rolling the objects back, a reopen of everything from disk with a
+// historical read, and the money invariant.
 //
-// Usage: xact-demo [log-directory]   (default: a fresh temporary directory, removed at exit)
+// Usage: xact-demo [directory]   (default: a fresh temporary directory, removed at exit)
 #include <xact/decision_log.hpp>
 #include <xact/errors.hpp>
 #include <xact/io/env.hpp>
-#include <xact/log.hpp>
 #include <xact/manager.hpp>
+#include <xact/objectstore/db.hpp>
+#include <xact/objectstore/file_storage.hpp>
 #include <xact/recovery.hpp>
 #include <xact/retry.hpp>
-#include <xact/testing/kv_resource.hpp>
+#include <xact/sqlite/sqlite_resource.hpp>
+
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -25,27 +29,78 @@
 
 namespace {
 
-using xact::testing::KvResource;
-using xact::testing::KvStore;
+namespace os = xact::objectstore;
 
-int balance(const KvStore& store, const std::string& account) {
-  auto v = store.get(account);
-  return v ? std::stoi(*v) : 0;
+// A bank account: a persistent object with a balance and an owner's name.
+class Account : public os::Persistent {
+ public:
+  Account() = default;
+  Account(std::string owner, std::int64_t balance) : owner_(std::move(owner)), balance_(balance) {}
+  std::int64_t balance() const {
+    read_access();
+    return balance_;
+  }
+  const std::string& owner() const {
+    read_access();
+    return owner_;
+  }
+  void add(std::int64_t amount) {
+    write_access();
+    if (balance_ + amount < 0) {
+      throw xact::UsageError("insufficient funds in " + owner_ + "'s account");
+    }
+    balance_ += amount;
+  }
+  void save(os::StateWriter& out) const override {
+    out.write(owner_);
+    out.write(balance_);
+  }
+  void load(os::StateReader& in, std::uint32_t) override {
+    in.read(owner_);
+    in.read(balance_);
+  }
+
+ private:
+  std::string owner_;
+  std::int64_t balance_ = 0;
+};
+XACT_PERSISTENT_TYPE(Account, "demo.Account");
+
+struct Bank {
+  std::shared_ptr<xact::DecisionLog> log;
+  std::shared_ptr<os::DB> db;
+  std::shared_ptr<xact::sqlite::SqliteResource> audit;
+};
+
+Bank open_bank(const std::filesystem::path& dir) {
+  Bank b;
+  b.log = xact::DecisionLog::open(xact::io::Env::posix(), (dir / "log").string());
+  b.db = os::DB::open(os::FileStorage::open((dir / "bank.xfs").string()), {.name = "bank"});
+  xact::sqlite::SqliteOptions so;
+  so.path = (dir / "audit.db").string();
+  so.name = "sqlite:audit";
+  b.audit = xact::sqlite::SqliteResource::create(so);
+  b.audit->open_connection()->execute(
+      "CREATE TABLE IF NOT EXISTS transfers (id INTEGER PRIMARY KEY, src TEXT NOT NULL, "
+      "dst TEXT NOT NULL, amount INTEGER NOT NULL CHECK (amount > 0))");
+  // Whatever a crash left prepared is decided before anything else runs.
+  xact::Recovery recovery(b.log);
+  recovery.register_resource(b.db->recovery_resource());
+  recovery.register_resource(b.audit);
+  recovery.run();
+  return b;
 }
 
-// Fails in tpc_finish once: what a participant whose server went away after the decision does.
-class FlakyFinish : public KvResource {
- public:
-  using KvResource::KvResource;
-  bool fail_next_finish = false;
-  void tpc_finish(xact::Transaction& txn) override {
-    if (fail_next_finish) {
-      fail_next_finish = false;
-      throw xact::ResourceError("audit store: connection lost during COMMIT PREPARED");
-    }
-    KvResource::tpc_finish(txn);
-  }
-};
+std::int64_t balance(os::Connection& c, const std::string& who) {
+  return c.root()->get<Account>(who)->balance();
+}
+
+std::int64_t audit_rows(xact::sqlite::SqliteResource& audit) {
+  return audit.open_connection()
+      ->execute("SELECT count(*) FROM transfers")
+      .one()
+      .get<std::int64_t>(0);
+}
 
 }  // namespace
 
@@ -57,109 +112,100 @@ int main(int argc, char** argv) {
                            : fs::path(argv[1]);
   int status = 0;
   try {
-    std::shared_ptr<xact::DecisionLog> log =
-        xact::DecisionLog::open(xact::io::Env::posix(), dir.string());
-    std::cout << "decision log: " << dir.string() << " (node " << log->node_id().to_hex()
-              << ", epoch " << log->epoch() << ")\n";
-    xact::ExplicitTransactionManager tm(xact::ManagerOptions{log, std::nullopt});
+    fs::create_directories(dir);
+    std::cout << "directory: " << dir.string() << " (objects bank.xfs, rows audit.db, log/)\n";
+    os::Tid opened_at = os::kNoTid;
+    {
+      auto bank = open_bank(dir);
+      xact::ExplicitTransactionManager tm(xact::ManagerOptions{bank.log, std::nullopt});
+      auto conn = bank.db->open({.manager = &tm});
 
-    auto ledger_store = KvStore::in_memory();
-    auto audit_store = KvStore::in_memory();
-    auto ledger = std::make_shared<KvResource>("ledger", ledger_store);
-    auto audit = std::make_shared<FlakyFinish>("audit", audit_store);
+      auto transfer = [&](xact::Transaction& txn, const std::string& from, const std::string& to,
+                          std::int64_t amount) {
+        conn->root()->get<Account>(from)->add(-amount);
+        conn->root()->get<Account>(to)->add(amount);
+        bank.audit->execute(txn, "INSERT INTO transfers (src, dst, amount) VALUES (?, ?, ?)",
+                            {from, to, amount});
+      };
 
-    auto transfer = [&](xact::Transaction& txn, const std::string& from, const std::string& to,
-                        int amount) {
-      const int have = std::stoi(ledger->get(from).value_or("0"));
-      if (have < amount) throw std::runtime_error("insufficient funds in " + from);
-      ledger->put(txn, from, std::to_string(have - amount));
-      ledger->put(txn, to, std::to_string(std::stoi(ledger->get(to).value_or("0")) + amount));
-      audit->put(txn, txn.gtrid().to_hex(), from + "->" + to + ":" + std::to_string(amount));
-    };
-
-    // 1. Open the accounts (one participant: one-phase commit, no log write).
-    {
-      xact::TransactionGuard g(tm);
-      ledger->put(g.transaction(), "alice", "100");
-      ledger->put(g.transaction(), "bob", "20");
-      auto out = g.commit();
-      std::cout << "1. accounts opened: one-phase commit, decision logged: "
-                << (out.decision_logged ? "yes" : "no") << "\n";
-    }
-    // 2. A transfer across both stores: prepare both, force the commit record, finish both.
-    {
-      const auto before = log->stats().forced_writes;
-      xact::TransactionGuard g(tm);
-      transfer(g.transaction(), "alice", "bob", 30);
-      auto out = g.commit();
-      std::cout << "2. transfer alice->bob 30: committed=" << out.committed
-                << ", forced log writes: " << log->stats().forced_writes - before
-                << ", alice=" << balance(*ledger_store, "alice")
-                << " bob=" << balance(*ledger_store, "bob") << "\n";
-    }
-    // 3. An abort leaves nothing behind.
-    {
-      xact::TransactionGuard g(tm);
-      transfer(g.transaction(), "bob", "alice", 5);
-      g.abort();
-      std::cout << "3. aborted transfer: alice=" << balance(*ledger_store, "alice")
-                << " bob=" << balance(*ledger_store, "bob") << "\n";
-    }
-    // 4. A conflict on the first attempt, retried by xact::run.
-    {
-      int attempts = 0;
-      xact::run(tm, [&](xact::Transaction& txn) {
-        ++attempts;
-        transfer(txn, "bob", "alice", 10);
-        if (attempts == 1) throw xact::ConflictError("simulated write conflict on 'bob'");
-      });
-      std::cout << "4. transfer with a conflict: " << attempts
-                << " attempts, alice=" << balance(*ledger_store, "alice")
-                << " bob=" << balance(*ledger_store, "bob") << "\n";
-    }
-    // 5. A participant votes no: both stores roll back.
-    {
-      xact::TransactionGuard g(tm);
-      transfer(g.transaction(), "alice", "bob", 1);
-      // Another transaction holds this audit key prepared, so the audit store votes no.
-      audit_store->prepare("someone-else", {{g.transaction().gtrid().to_hex(), "x"}});
-      try {
-        g.commit();
-      } catch (const xact::ConflictError& e) {
-        std::cout << "5. vote no (" << e.what() << "): alice=" << balance(*ledger_store, "alice")
-                  << " bob=" << balance(*ledger_store, "bob") << "\n";
+      // 1. Open the accounts: the object store is the only participant, one record, one fsync.
+      {
+        xact::TransactionGuard g(tm);
+        if (!conn->root()->contains("alice")) {
+          conn->root()->set("alice", std::make_shared<Account>("alice", 100));
+          conn->root()->set("bob", std::make_shared<Account>("bob", 20));
+        }
+        auto out = g.commit();
+        opened_at = bank.db->last_transaction();
+        std::cout << "1. accounts opened: one-phase commit, decision logged: "
+                  << (out.decision_logged ? "yes" : "no") << "\n";
       }
-      audit_store->rollback_prepared("someone-else");
+      // 2. A transfer across both stores: the objects prepare, SQLite commits last carrying the
+      //    decision, the objects finish.
+      {
+        xact::TransactionGuard g(tm);
+        transfer(g.transaction(), "alice", "bob", 30);
+        auto out = g.commit();
+        std::cout << "2. transfer alice->bob 30: committed=" << out.committed
+                  << " decision in SQLite=" << out.decision_logged
+                  << ", alice=" << balance(*conn, "alice") << " bob=" << balance(*conn, "bob")
+                  << ", audit rows=" << audit_rows(*bank.audit) << "\n";
+      }
+      // 3. An abort leaves nothing behind, in either store.
+      {
+        xact::TransactionGuard g(tm);
+        transfer(g.transaction(), "bob", "alice", 5);
+        g.abort();
+        std::cout << "3. aborted transfer: alice=" << balance(*conn, "alice")
+                  << " bob=" << balance(*conn, "bob") << ", audit rows=" << audit_rows(*bank.audit)
+                  << "\n";
+      }
+      // 4. A real write conflict: another connection changes bob's account after this
+      //    transaction read it. The first attempt raises ConflictError; xact::run retries.
+      {
+        xact::ExplicitTransactionManager other_tm;
+        auto other = bank.db->open({.manager = &other_tm});
+        int attempts = 0;
+        xact::run(tm, [&](xact::Transaction& txn) {
+          ++attempts;
+          transfer(txn, "bob", "alice", 10);
+          if (attempts == 1) {
+            xact::TransactionGuard og(other_tm);
+            other->root()->get<Account>("bob")->add(1);  // interest, paid meanwhile
+            other->root()->get<Account>("alice")->add(-1);
+            og.commit();
+          }
+        });
+        std::cout << "4. transfer with a conflict: " << attempts
+                  << " attempts, alice=" << balance(*conn, "alice")
+                  << " bob=" << balance(*conn, "bob") << "\n";
+      }
+      // 5. SQLite refuses a row (CHECK amount > 0): the objects changed in the same transaction
+      //    are rolled back with it.
+      {
+        xact::TransactionGuard g(tm);
+        conn->root()->get<Account>("alice")->add(-1);
+        try {
+          bank.audit->execute(g.transaction(),
+                              "INSERT INTO transfers (src, dst, amount) VALUES ('alice', 'x', 0)");
+          g.commit();
+        } catch (const xact::Error& e) {
+          g.abort();
+          std::cout << "5. SQL error (" << e.what() << "):\n   alice=" << balance(*conn, "alice")
+                    << " bob=" << balance(*conn, "bob") << "\n";
+        }
+      }
     }
-    // 6. A finish fails after the decision: committed, with a pending completion.
-    {
-      xact::set_log_sink([](xact::LogLevel, std::string_view) {});
-      xact::TransactionGuard g(tm);
-      transfer(g.transaction(), "alice", "bob", 7);
-      audit->fail_next_finish = true;
-      auto out = g.commit();
-      xact::set_log_sink(nullptr);
-      std::cout << "6. finish failed on '" << out.pending.at(0).resource
-                << "': committed=" << out.committed << ", pending=" << out.pending.size()
-                << ", unfinished in the log: " << log->unfinished().size() << "\n";
-      // On-demand recovery re-drives the branch from the log's commit record.
-      xact::Recovery recovery(log);
-      recovery.register_resource(ledger);
-      recovery.register_resource(audit);
-      const auto report = recovery.run();
-      std::cout << "   recovery: " << report.actions.size()
-                << " action(s), complete=" << report.complete()
-                << ", unfinished in the log: " << log->unfinished().size()
-                << ", audit entries=" << audit_store->snapshot().size()
-                << ", alice=" << balance(*ledger_store, "alice")
-                << " bob=" << balance(*ledger_store, "bob") << "\n";
-    }
-    const auto c = xact::counters();
-    std::cout << "counters: commits=" << c.commits << " aborts=" << c.aborts
-              << " conflicts=" << c.conflicts << " retries=" << c.retries
-              << " pending=" << c.pending_completions << " decisions_logged=" << c.decisions_logged
-              << "\n";
-    const int total = balance(*ledger_store, "alice") + balance(*ledger_store, "bob");
+    // 6. Everything above is closed; open it again from disk and read the past as of step 1.
+    auto bank = open_bank(dir);
+    xact::ExplicitTransactionManager tm2;
+    auto again = bank.db->open({.manager = &tm2});
+    auto past = bank.db->open_historical(opened_at);
+    std::cout << "6. reopened: alice=" << balance(*again, "alice")
+              << " bob=" << balance(*again, "bob") << ", audit rows=" << audit_rows(*bank.audit)
+              << "; as of step 1: alice=" << balance(*past, "alice")
+              << " bob=" << balance(*past, "bob") << "\n";
+    const std::int64_t total = balance(*again, "alice") + balance(*again, "bob");
     if (total != 120) {
       std::cerr << "demo: money was created or lost: total " << total << "\n";
       status = 1;
