@@ -163,8 +163,11 @@ ManagerOptions ThreadTransactionManager::options() const {
 }
 
 ThreadTransactionManager& thread_manager() {
-  static ThreadTransactionManager manager;
-  return manager;
+  // Never destroyed: at exit the main thread's thread_local slots are gone before static
+  // destructors run, and a destructor would reach into them. The slots themselves (with any
+  // transaction left open) die with their threads.
+  static auto* manager = new ThreadTransactionManager();
+  return *manager;
 }
 
 TransactionManager& current_manager() noexcept {

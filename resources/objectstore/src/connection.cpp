@@ -400,8 +400,12 @@ Oid Connection::oid_for_reference(const std::shared_ptr<Persistent>& object) {
 void Connection::register_changed(Persistent& object) {
   if (object.state_ != ObjectState::up_to_date) return;
   ensure_joined();
-  object.state_ = ObjectState::changed;
   auto it = objects_.find(object.oid_);
+  if (it == objects_.end() || it->second.get() != &object) {
+    throw UsageError(describe_object(object) + " is not in its connection's cache any more "
+                     "(its connection was closed or reopened): load it again and change that");
+  }
+  object.state_ = ObjectState::changed;
   changed_.push_back(it->second);
 }
 

@@ -283,6 +283,29 @@ TEST_F(ConnectionTest, CacheNeverGhostifiesAHeldObject) {
   EXPECT_EQ(c->get<Counter>(oid).get(), held.get());
 }
 
+TEST_F(ConnectionTest, HeldObjectsStateStaysReadableThroughCacheGcUnderASan) {
+  const std::string long_name(200, 'x');  // on the heap, freed by Person::clear()
+  {
+    ExplicitTransactionManager tm;
+    auto c = open(tm);
+    tm.begin();
+    c->root()->set("p", std::make_shared<Person>(long_name));
+    tm.commit();
+  }
+  ExplicitTransactionManager tm;
+  auto c = open(tm);
+  c->set_cache_size(0);
+  auto held = c->root()->get<Person>("p");
+  const std::string& name = held->name();
+  for (int i = 0; i < 3; ++i) {
+    tm.begin();
+    tm.commit();  // cache_gc after each transaction
+    c->cache_minimize();
+  }
+  EXPECT_EQ(name, long_name);  // ASan reports a heap-use-after-free if it was cleared
+  EXPECT_FALSE(held->is_ghost());
+}
+
 TEST_F(ConnectionTest, CacheNeverGhostifiesAChangedObject) {
   const Oid oid = make_counter("c", 3);
   ExplicitTransactionManager tm;
