@@ -1,0 +1,170 @@
+// FileStorage's on-disk format: record types and payload codecs of the data file and of the
+// index file (private; the byte layout is documented in doc/file_storage.md).
+//
+// Pure functions; thread-safe.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/endian/conversion.hpp>
+
+#include <xact/objectstore/file_storage.hpp>
+#include <xact/objectstore/storage.hpp>
+
+namespace xact::objectstore::fs {
+
+// Framing record types of the data file.
+inline constexpr std::uint8_t kHeaderRecord = 1;
+inline constexpr std::uint8_t kPreparedRecord = 2;
+inline constexpr std::uint8_t kCommittedRecord = 3;
+inline constexpr std::uint8_t kCommitMark = 4;
+inline constexpr std::uint8_t kAbortMark = 5;
+
+// Framing record types of the index file.
+inline constexpr std::uint8_t kIndexHeader = 1;
+inline constexpr std::uint8_t kIndexEntries = 2;
+inline constexpr std::uint8_t kIndexEnd = 3;
+
+inline constexpr std::string_view kFileMagic = "XACTOBJS";
+inline constexpr std::string_view kIndexMagic = "XACTOIDX";
+inline constexpr std::uint32_t kFormatVersion = 1;
+inline constexpr std::uint32_t kIndexVersion = 1;
+
+/// oid (8) + prev serial (8) + prev offset (8) + length (4) + masked crc (4).
+inline constexpr std::size_t kEntryHeaderSize = 32;
+/// Where, inside an entry, the fields patched under the commit lock are.
+inline constexpr std::size_t kEntryPrevSerialAt = 8;
+inline constexpr std::size_t kEntryPrevOffsetAt = 16;
+/// The tid is the first field of a transaction payload (patched for one-phase commits).
+inline constexpr std::size_t kTidAt = 0;
+/// oid (8) + offset (8) + length (4) + serial (8).
+inline constexpr std::size_t kIndexEntrySize = 28;
+
+using FileId = std::array<std::uint8_t, 16>;
+
+// --- little-endian helpers -------------------------------------------------------------------
+inline void put_u8(std::string& out, std::uint8_t v) { out.push_back(static_cast<char>(v)); }
+inline void put_u32(std::string& out, std::uint32_t v) {
+  unsigned char b[4];
+  boost::endian::store_little_u32(b, v);
+  out.append(reinterpret_cast<const char*>(b), 4);
+}
+inline void put_u64(std::string& out, std::uint64_t v) {
+  unsigned char b[8];
+  boost::endian::store_little_u64(b, v);
+  out.append(reinterpret_cast<const char*>(b), 8);
+}
+inline void store_u64(char* p, std::uint64_t v) {
+  boost::endian::store_little_u64(reinterpret_cast<unsigned char*>(p), v);
+}
+inline std::uint32_t load_u32(const char* p) {
+  return boost::endian::load_little_u32(reinterpret_cast<const unsigned char*>(p));
+}
+inline std::uint64_t load_u64(const char* p) {
+  return boost::endian::load_little_u64(reinterpret_cast<const unsigned char*>(p));
+}
+
+/// Reads fixed-width fields from the front of a payload; every getter returns false (and
+/// consumes nothing) when too few bytes are left.
+class Decoder {
+ public:
+  explicit Decoder(std::string_view in) : in_(in) {}
+  bool u8(std::uint8_t& v);
+  bool u32(std::uint32_t& v);
+  bool u64(std::uint64_t& v);
+  bool bytes(std::size_t n, std::string_view& v);
+  /// A u32 length, then that many bytes.
+  bool str(std::string& v);
+  std::size_t consumed(std::string_view whole) const { return whole.size() - in_.size(); }
+  bool done() const { return in_.empty(); }
+
+ private:
+  std::string_view in_;
+};
+
+// --- the data file ---------------------------------------------------------------------------
+struct FileHeader {
+  std::uint32_t version = kFormatVersion;
+  FileId file_id{};
+  std::int64_t created_us = 0;
+};
+std::string encode_file_header(const FileHeader& header);
+std::optional<FileHeader> decode_file_header(std::string_view payload);
+FileId random_file_id();
+
+/// Where a transaction payload's patchable fields are, after encoding.
+struct EncodedTransaction {
+  std::string payload;
+  /// Offsets inside `payload` of each write's entry (in request order).
+  std::vector<std::size_t> entry_at;
+};
+
+/// Encodes a prepared or committed transaction's payload with tid 0 and empty back pointers
+/// (patched under the commit lock). Throws UsageError when it cannot be encoded.
+EncodedTransaction encode_transaction(const CommitRequest& request, std::uint64_t next_oid);
+/// Patches a write's back pointer.
+void patch_entry(std::string& payload, std::size_t entry_at, Tid prev_serial,
+                 std::uint64_t prev_offset);
+inline void patch_tid(std::string& payload, Tid tid) { store_u64(payload.data() + kTidAt, tid); }
+
+/// A decoded transaction payload; entries point into the payload they were decoded from.
+struct DecodedEntry {
+  Oid oid = 0;
+  Tid prev_serial = kNoTid;
+  std::uint64_t prev_offset = 0;
+  std::size_t at = 0;  ///< offset of the entry inside the payload
+  std::uint32_t length = 0;
+  std::string_view data;
+};
+struct DecodedTransaction {
+  Tid tid = kNoTid;
+  std::uint64_t next_oid = 0;
+  Xid xid;
+  TransactionMeta meta;
+  std::vector<Oid> read_checks;
+  std::vector<DecodedEntry> entries;
+};
+/// Decodes a transaction payload; an error message (empty on success) when malformed.
+std::string decode_transaction(std::string_view payload, DecodedTransaction& out,
+                               bool with_meta = true);
+
+/// The masked CRC-32C an entry carries: over its oid, length and data.
+std::uint32_t entry_checksum(Oid oid, std::string_view data);
+/// Checks an entry read back as `bytes` (header + data): its oid and checksum.
+bool entry_valid(std::string_view bytes, Oid oid);
+
+std::string encode_commit_mark(std::uint64_t prepared_offset, Tid tid);
+bool decode_commit_mark(std::string_view payload, std::uint64_t& prepared_offset, Tid& tid);
+std::string encode_abort_mark(std::uint64_t prepared_offset);
+bool decode_abort_mark(std::string_view payload, std::uint64_t& prepared_offset);
+
+/// Decodes any record of the data file for tools.
+FileRecordInfo describe_record(const io::Record& record);
+
+// --- the index file --------------------------------------------------------------------------
+struct IndexHeader {
+  std::uint32_t version = kIndexVersion;
+  FileId file_id{};
+  std::uint64_t covered_end = 0;      ///< the index describes the records before this offset
+  std::uint32_t last_record_crc = 0;  ///< stored (masked) checksum of the record ending there
+  Tid last_tid = kNoTid;
+  std::uint64_t next_oid = 1;
+  std::uint64_t entries = 0;
+  std::vector<std::uint64_t> prepared;  ///< offsets of undecided prepared records
+};
+std::string encode_index_header(const IndexHeader& header);
+std::optional<IndexHeader> decode_index_header(std::string_view payload);
+
+/// "FILE.tail-<micros>" and the other names beside the data file.
+std::string lock_path(const std::string& path);
+std::string index_path(const std::string& path);
+std::string pack_path(const std::string& path);
+std::string old_path(const std::string& path);
+std::string tail_path(const std::string& path, std::int64_t now_us);
+
+}  // namespace xact::objectstore::fs

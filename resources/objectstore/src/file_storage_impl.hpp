@@ -1,0 +1,189 @@
+// FileStorage's private state, shared by file_storage.cpp (open, commit, load, recovery,
+// index) and file_storage_pack.cpp (pack, backup, verify, dump). The concurrency design is
+// written down in doc/file_storage.md ("Concurrency").
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <xact/io/env.hpp>
+#include <xact/io/record.hpp>
+#include <xact/objectstore/file_storage.hpp>
+
+#include "file_storage_format.hpp"
+
+namespace xact::objectstore {
+
+struct FileStorage::Impl {
+  /// Where the current revision of an object is.
+  struct IndexEntry {
+    std::uint64_t offset = 0;  ///< of its entry (header + data) in the file
+    std::uint32_t length = 0;  ///< of its data
+    Tid serial = kNoTid;
+  };
+  using Index = std::unordered_map<Oid, IndexEntry>;
+
+  /// A write of a prepared (or in-flight one-phase) transaction, by file position.
+  struct PendingWrite {
+    Oid oid = 0;
+    std::uint64_t offset = 0;
+    std::uint32_t length = 0;
+  };
+
+  struct Prepared {
+    Xid xid;
+    std::uint64_t record_offset = 0;
+    std::vector<Oid> locked;  ///< writes and read checks
+    std::vector<PendingWrite> writes;
+    bool durable = false;    ///< its record was written (and synced); false while in the queue
+    bool deciding = false;   ///< a commit or abort mark is in the queue
+    bool recovered = false;  ///< found by open(), not prepared by this process
+  };
+
+  // One caller in the group-commit queue (as in the decision log). Shared between the caller
+  // and the queue so the leader can wake it after releasing mu.
+  struct Writer {
+    enum class Kind { prepare, one_phase, finish, abort };
+    enum class State { kWaiting, kLeading, kDone };
+    Kind kind = Kind::one_phase;
+    std::uint8_t type = 0;
+    std::string payload;
+    bool sync = false;
+    std::uint64_t offset = 0;  ///< reserved under mu: records go to the file in queue order
+    Tid tid = kNoTid;          ///< one_phase, finish
+    PreparedId id = 0;         ///< prepare, finish, abort
+    std::vector<PendingWrite> writes;  ///< one_phase
+    std::vector<Oid> locked;           ///< one_phase: released when published or failed
+    std::exception_ptr error;
+
+    void set(State s) {
+      {
+        std::lock_guard guard(m);
+        state = s;
+      }
+      cv.notify_one();
+    }
+    State await() {
+      std::unique_lock lock(m);
+      cv.wait(lock, [&] { return state != State::kWaiting; });
+      return state;
+    }
+    std::uint64_t end() const { return offset + io::kRecordOverhead + payload.size(); }
+    std::mutex m;
+    std::condition_variable cv;
+    State state = State::kWaiting;  // guarded by m
+  };
+  using WriterPtr = std::shared_ptr<Writer>;
+
+  Impl(io::Env& e, std::string p, FileStorageOptions o)
+      : env(e), path(std::move(p)), options(o) {}
+
+  // --- open (file_storage.cpp) ---
+  void open();
+  void repair_pack_leftovers();
+  void create_file();
+  bool load_index(std::uint64_t* scan_from);
+  void scan(std::uint64_t from);
+  void apply_record(const io::Record& record);
+  void cut_tail(std::uint64_t cut_at);
+
+  // --- committing ---
+  void check_usable_locked() const;
+  void check_writable() const;
+  void check_request(const CommitRequest& request, bool one_phase) const;
+  void check_conflicts_locked(const CommitRequest& request) const;
+  void submit(std::unique_lock<std::mutex>& lock, const WriterPtr& w);
+  void lead(const WriterPtr& self);
+  void publish_locked(Writer& w);
+  void fail_locked(Writer& w);
+  Tid decide(PreparedId id, bool commit, bool sync);
+  std::optional<PreparedId> find_prepared_locked(const Xid& xid) const;
+
+  // --- maintenance ---
+  /// Waits until no write is queued or running and stops new ones; resume() lets them go.
+  void pause_locked(std::unique_lock<std::mutex>& lock);
+  void resume_locked();
+  struct IndexSnapshot {
+    fs::IndexHeader header;
+    std::vector<std::pair<Oid, IndexEntry>> entries;
+  };
+  IndexSnapshot snapshot_index_locked();
+  void write_index(const IndexSnapshot& snapshot);
+
+  // --- reading ---
+  /// Reads the data of the entry at `offset` (verified when options.verify_loads).
+  std::string read_data(const io::RandomAccessFile& file, Oid oid, const IndexEntry& e) const;
+  /// Reads an entry's header: its back pointer and length.
+  struct EntryHeader {
+    Tid prev_serial = kNoTid;
+    std::uint64_t prev_offset = 0;
+    std::uint32_t length = 0;
+  };
+  EntryHeader read_entry_header(const io::RandomAccessFile& file, Oid oid,
+                                std::uint64_t offset) const;
+  std::optional<IndexEntry> find_revision(const io::RandomAccessFile& file, Oid oid,
+                                          IndexEntry e, Tid at, bool exact) const;
+
+  std::string what() const { return "file storage " + path; }
+
+  io::Env& env;
+  const std::string path;
+  const FileStorageOptions options;
+  std::unique_ptr<io::FileLock> file_lock;
+  FileStorageOpenReport report;
+  fs::FileHeader header;
+  std::atomic<bool> closed{false};
+
+  // Readers of the data file: the current one, and those retired by pack (kept until
+  // destruction, so a load that took a pointer under index_mu may finish reading after a
+  // pack swapped files).
+  std::vector<std::unique_ptr<io::RandomAccessFile>> readers;  // guarded by index_mu
+
+  // What loads see, published in tid order by the leader (with mu held too).
+  mutable std::shared_mutex index_mu;
+  Index index;                              // guarded by index_mu (written with mu held too)
+  io::RandomAccessFile* reader = nullptr;   // guarded by index_mu
+  Tid last_tid = kNoTid;                    // guarded by index_mu
+  std::uint64_t published_end = 0;          // guarded by index_mu: every record before is complete
+
+  // The commit order.
+  mutable std::mutex mu;
+  std::deque<WriterPtr> writers;            // guarded by mu; the front one does the I/O
+  std::unordered_map<Oid, PreparedId> locks;  // guarded by mu
+  std::map<PreparedId, Prepared> prepared;  // guarded by mu
+  PreparedId next_prepared = 1;             // guarded by mu
+  Tid last_assigned = kNoTid;               // guarded by mu
+  std::uint64_t next_offset = 0;            // guarded by mu: where the next queued record goes
+  std::string failure;                      // guarded by mu; set once
+  bool paused = false;                      // guarded by mu
+  std::condition_variable paused_cv;        // submitters wait here while paused
+  std::condition_variable idle_cv;          // a pauser waits here for the queue to drain
+  InvalidationListener listener;            // guarded by mu
+  std::atomic<Oid> next_oid{1};
+  std::mutex maintenance_mu;                // one pack / save_index / backup at a time
+  Stats stats;                              // guarded by mu
+
+  // The writable file: used only by the writer at the front of `writers` (mu released during
+  // its I/O), or by whoever paused the queue. Handing the front from one leader to the next
+  // goes through mu, which orders their I/O.
+  std::unique_ptr<io::WritableFile> writer;
+  std::uint64_t capacity = 0;  ///< the file's size, preallocated zeros included
+};
+
+/// Where the last non-zero byte of [from, size) ends (from when all of it is zero).
+std::uint64_t end_of_nonzero(const io::RandomAccessFile& file, std::uint64_t from,
+                             std::uint64_t size);
+/// True when a damaged range looks like space that was never written (all zero, or with an
+/// aligned 512-byte block of zeros) rather than damage to written bytes: see doc/file_storage.md.
+bool looks_unwritten(const io::RandomAccessFile& file, const io::DroppedRange& range);
+
+}  // namespace xact::objectstore
