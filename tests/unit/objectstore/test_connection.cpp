@@ -8,10 +8,12 @@
 
 #include <xact/manager.hpp>
 #include <xact/objectstore/db.hpp>
+#include <xact/objectstore/file_storage.hpp>
 #include <xact/objectstore/memory_storage.hpp>
 #include <xact/objectstore/schema.hpp>
 #include <xact/retry.hpp>
 #include <xact/testing/conformance.hpp>
+#include <xact/testing/crash_harness.hpp>
 #include <xact/testing/recording_resource.hpp>
 
 #include "objectstore_test_types.hpp"
@@ -776,7 +778,10 @@ using namespace xact::objectstore;
 
 class ObjectStoreTarget : public ConformanceTarget {
  public:
-  ObjectStoreTarget() : storage_(std::make_shared<MemoryStorage>()), db_(DB::open(storage_)) {}
+  explicit ObjectStoreTarget(bool file)
+      : storage_(file ? std::shared_ptr<Storage>(FileStorage::open(dir_ / "data.xfs"))
+                      : std::shared_ptr<Storage>(std::make_shared<MemoryStorage>())),
+        db_(DB::open(storage_)) {}
   std::shared_ptr<ResourceManager> open() override {
     handles_.push_back(db_->open({.manager = &tm_}));
     return handles_.back().get();
@@ -796,16 +801,18 @@ class ObjectStoreTarget : public ConformanceTarget {
   }
 
  private:
+  TempDir dir_;
   ExplicitTransactionManager tm_;
-  std::shared_ptr<MemoryStorage> storage_;
+  std::shared_ptr<Storage> storage_;
   std::shared_ptr<DB> db_;
   std::vector<ConnectionHandle> handles_;
 };
 
 INSTANTIATE_TEST_SUITE_P(
     ObjectStore, ResourceManagerConformance,
-    ::testing::Values(ConformanceParam{"memory",
-                                       [] { return std::make_unique<ObjectStoreTarget>(); }}),
+    ::testing::Values(
+        ConformanceParam{"memory", [] { return std::make_unique<ObjectStoreTarget>(false); }},
+        ConformanceParam{"file", [] { return std::make_unique<ObjectStoreTarget>(true); }}),
     conformance_name);
 
 }  // namespace
