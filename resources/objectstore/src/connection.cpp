@@ -660,13 +660,7 @@ void Connection::after_commit(Tid tid) {
     // The storage holds the merged state; ours is only "mine".
     if (auto it = objects_.find(oid); it != objects_.end()) ghostify(*it->second);
   }
-  changed_.clear();
-  added_.clear();
-  read_checks_.clear();
-  resolved_.clear();
-  request_.reset();
-  prepared_.reset();
-  joined_ = nullptr;
+  clear_transaction_state();
 }
 
 void Connection::reset_transaction(bool) noexcept {
@@ -678,6 +672,10 @@ void Connection::reset_transaction(bool) noexcept {
       ghostify(*o);
     }
   }
+  clear_transaction_state();
+}
+
+void Connection::clear_transaction_state() noexcept {
   changed_.clear();
   added_.clear();
   read_checks_.clear();

@@ -944,25 +944,51 @@ void FileStorage::iterate(Tid from, Tid to,
   }
 }
 
-Storage::PreparedId FileStorage::prepare(CommitRequest request) {
-  impl_->check_writable();
-  impl_->check_request(request, false);
-  auto w = std::make_shared<Impl::Writer>();
-  w->kind = Impl::Writer::Kind::prepare;
-  w->type = fs::kPreparedRecord;
-  w->sync = true;
-  auto encoded = fs::encode_transaction(request, impl_->next_oid);
-  w->payload = std::move(encoded.payload);
+std::vector<std::size_t> FileStorage::Impl::begin_write(const CommitRequest& request, Writer& w,
+                                                        std::unique_lock<std::mutex>& lock) {
+  const bool one_phase = w.kind == Writer::Kind::one_phase;
+  check_writable();
+  check_request(request, one_phase);
+  w.type = one_phase ? fs::kCommittedRecord : fs::kPreparedRecord;
+  w.sync = true;
+  auto encoded = fs::encode_transaction(request, next_oid);
+  w.payload = std::move(encoded.payload);
 
-  std::unique_lock l(impl_->mu);
-  impl_->paused_cv.wait(l, [&] { return !impl_->paused || impl_->closed; });
-  impl_->check_usable_locked();
+  lock = std::unique_lock(mu);
+  paused_cv.wait(lock, [&] { return !paused || closed; });
+  check_usable_locked();
   try {
-    impl_->check_conflicts_locked(request);
+    check_conflicts_locked(request);
   } catch (const ConflictError&) {
-    ++impl_->stats.conflicts;
+    ++stats.conflicts;
     throw;
   }
+  return std::move(encoded.entry_at);
+}
+
+void FileStorage::Impl::place_writes_locked(const CommitRequest& request, Writer& w,
+                                            const std::vector<std::size_t>& entry_at,
+                                            std::vector<PendingWrite>& out) {
+  for (std::size_t i = 0; i < request.writes.size(); ++i) {
+    const auto& rw = request.writes[i];
+    auto it = index.find(rw.oid);
+    if (it != index.end()) {
+      fs::patch_entry(w.payload, entry_at[i], it->second.serial, it->second.offset);
+    }
+    out.push_back({rw.oid, w.offset + io::kRecordHeaderSize + entry_at[i],
+                   static_cast<std::uint32_t>(rw.data.size())});
+    Oid want = rw.oid + 1;
+    Oid have = next_oid.load();
+    while (have < want && !next_oid.compare_exchange_weak(have, want)) {
+    }
+  }
+}
+
+Storage::PreparedId FileStorage::prepare(CommitRequest request) {
+  auto w = std::make_shared<Impl::Writer>();
+  w->kind = Impl::Writer::Kind::prepare;
+  std::unique_lock<std::mutex> l;
+  const auto entry_at = impl_->begin_write(request, *w, l);
   const PreparedId id = impl_->next_prepared++;
   w->id = id;
   w->offset = impl_->next_offset;
@@ -970,20 +996,8 @@ Storage::PreparedId FileStorage::prepare(CommitRequest request) {
   Impl::Prepared p;
   p.xid = request.xid;
   p.record_offset = w->offset;
-  for (std::size_t i = 0; i < request.writes.size(); ++i) {
-    const auto& rw = request.writes[i];
-    auto it = impl_->index.find(rw.oid);
-    if (it != impl_->index.end()) {
-      fs::patch_entry(w->payload, encoded.entry_at[i], it->second.serial, it->second.offset);
-    }
-    p.writes.push_back({rw.oid, w->offset + io::kRecordHeaderSize + encoded.entry_at[i],
-                        static_cast<std::uint32_t>(rw.data.size())});
-    p.locked.push_back(rw.oid);
-    Oid want = rw.oid + 1;
-    Oid have = impl_->next_oid.load();
-    while (have < want && !impl_->next_oid.compare_exchange_weak(have, want)) {
-    }
-  }
+  impl_->place_writes_locked(request, *w, entry_at, p.writes);
+  for (const auto& rw : request.writes) p.locked.push_back(rw.oid);
   for (const auto& r : request.read_checks) {
     if (!impl_->locks.contains(r.oid)) p.locked.push_back(r.oid);
   }
@@ -1022,43 +1036,17 @@ void FileStorage::abort(PreparedId id) noexcept {
 }
 
 Tid FileStorage::commit_one_phase(CommitRequest request) {
-  impl_->check_writable();
-  impl_->check_request(request, true);
   auto w = std::make_shared<Impl::Writer>();
   w->kind = Impl::Writer::Kind::one_phase;
-  w->type = fs::kCommittedRecord;
-  w->sync = true;
-  auto encoded = fs::encode_transaction(request, impl_->next_oid);
-  w->payload = std::move(encoded.payload);
-
-  std::unique_lock l(impl_->mu);
-  impl_->paused_cv.wait(l, [&] { return !impl_->paused || impl_->closed; });
-  impl_->check_usable_locked();
-  try {
-    impl_->check_conflicts_locked(request);
-  } catch (const ConflictError&) {
-    ++impl_->stats.conflicts;
-    throw;
-  }
+  std::unique_lock<std::mutex> l;
+  const auto entry_at = impl_->begin_write(request, *w, l);
   w->tid = next_tid(impl_->last_assigned, impl_->env.now_micros());
   impl_->last_assigned = w->tid;
   fs::patch_tid(w->payload, w->tid);
   w->offset = impl_->next_offset;
   impl_->next_offset = w->end();
   const PreparedId lock_id = impl_->next_prepared++;
-  for (std::size_t i = 0; i < request.writes.size(); ++i) {
-    const auto& rw = request.writes[i];
-    auto it = impl_->index.find(rw.oid);
-    if (it != impl_->index.end()) {
-      fs::patch_entry(w->payload, encoded.entry_at[i], it->second.serial, it->second.offset);
-    }
-    w->writes.push_back({rw.oid, w->offset + io::kRecordHeaderSize + encoded.entry_at[i],
-                         static_cast<std::uint32_t>(rw.data.size())});
-    Oid want = rw.oid + 1;
-    Oid have = impl_->next_oid.load();
-    while (have < want && !impl_->next_oid.compare_exchange_weak(have, want)) {
-    }
-  }
+  impl_->place_writes_locked(request, *w, entry_at, w->writes);
   // Locked until the record is written and visible: a writer building on the revision it
   // replaces must fail at once, as against a prepared transaction.
   for (const auto& rw : request.writes) {

@@ -101,6 +101,16 @@ struct FileStorage::Impl {
   void check_writable() const;
   void check_request(const CommitRequest& request, bool one_phase) const;
   void check_conflicts_locked(const CommitRequest& request) const;
+  /// The part of prepare and one-phase commit before they differ: checks the request, encodes
+  /// it into `w`, takes `lock` once commits are not paused, checks for conflicts. Returns where
+  /// each write's entry is in the payload.
+  std::vector<std::size_t> begin_write(const CommitRequest& request, Writer& w,
+                                       std::unique_lock<std::mutex>& lock);
+  /// With mu held and `w`'s offset assigned: gives each write's entry its back pointer to the
+  /// revision it replaces, records where its data lands, and keeps next_oid above its oid.
+  void place_writes_locked(const CommitRequest& request, Writer& w,
+                           const std::vector<std::size_t>& entry_at,
+                           std::vector<PendingWrite>& out);
   void submit(std::unique_lock<std::mutex>& lock, const WriterPtr& w);
   void lead(const WriterPtr& self);
   void publish_locked(Writer& w);

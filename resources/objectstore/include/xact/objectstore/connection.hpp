@@ -156,6 +156,7 @@ class Connection final : public ResourceManager,
   bool try_resolve(ObjectWrite& write, const ConflictError& conflict);
   void after_commit(Tid tid);
   void reset_transaction(bool committed) noexcept;
+  void clear_transaction_state() noexcept;
   void check_unmarked_changes();
   void opened(TransactionManager* manager);
   // Called by the DB when the handle is closed; false when the connection must not go back
