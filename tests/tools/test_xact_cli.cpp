@@ -1,13 +1,6 @@
 // The `xact` tool, run as a separate process against decision logs and kv stores that the test
 // builds with the library: what it prints, what it changes, and its exit codes.
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <algorithm>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -19,7 +12,7 @@
 #include <xact/testing/crash_harness.hpp>
 #include <xact/testing/kv_resource.hpp>
 
-extern char** environ;
+#include "xact_runner.hpp"
 
 namespace {
 
@@ -30,66 +23,16 @@ using xact::HeuristicRecord;
 using xact::Xid;
 using xact::testing::KvStore;
 using xact::testing::TempDir;
-
-struct ToolRun {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// Runs the built tool with `args`, stdout and stderr captured in files of `scratch`.
-ToolRun run_xact(const TempDir& scratch, const std::vector<std::string>& args) {
-  const std::string out_path = scratch / "stdout";
-  const std::string err_path = scratch / "stderr";
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
-  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
-  std::vector<std::string> storage{XACT_CLI_PATH};
-  storage.insert(storage.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : storage) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, XACT_CLI_PATH, &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  ToolRun run;
-  if (rc != 0) {
-    run.err = "posix_spawn failed: " + std::to_string(rc);
-    return run;
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-  }
-  run.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  run.out = read_file(out_path);
-  run.err = read_file(err_path);
-  return run;
-}
+using xact::tools_test::count_lines;
+using xact::tools_test::has;
+using xact::tools_test::run_xact;
+using xact::tools_test::ToolRun;
 
 std::string gid(const Gtrid& gtrid, const std::string& bqual) {
   Xid xid;
   xid.gtrid = gtrid;
   xid.bqual = bqual;
   return xid.to_gid();
-}
-
-std::size_t count_lines(const std::string& text) {
-  return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
-}
-
-::testing::AssertionResult has(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "'" << part << "' not in:\n" << text;
 }
 
 // A decision log with one unfinished commit (branches a and b), one heuristic outcome, and a

@@ -48,7 +48,8 @@ std::string wrap(std::string_view text, std::size_t width = 79) {
 
 }  // namespace
 
-CommandLine::CommandLine(CommandInfo info) : info_(std::move(info)) {
+CommandLine::CommandLine(CommandInfo info, std::vector<Positional> positionals)
+    : info_(std::move(info)), positionals_(std::move(positionals)) {
   visible_.add_options()("help,h", "show this help and exit");
 }
 
@@ -64,9 +65,9 @@ bool CommandLine::parse(const std::vector<std::string>& args) {
       args.begin(), args.end(), [](const std::string& a) { return a == "--help" || a == "-h"; });
   po::options_description all;
   all.add(visible_);
-  all.add_options()("dir", po::value<std::vector<std::string>>(), "the log directory");
+  all.add_options()("positional", po::value<std::vector<std::string>>(), "the arguments");
   po::positional_options_description positional;
-  positional.add("dir", -1);
+  positional.add("positional", -1);
   try {
     po::store(po::command_line_parser(args).options(all).positional(positional).run(), values_);
     po::notify(values_);
@@ -82,14 +83,30 @@ bool CommandLine::parse(const std::vector<std::string>& args) {
     print_help();
     return false;
   }
-  std::vector<std::string> dirs;
-  if (values_.count("dir") != 0) dirs = values_["dir"].as<std::vector<std::string>>();
-  if (dirs.empty()) throw UsageFailure("missing <dir>: the decision log directory");
-  if (dirs.size() > 1) {
-    throw UsageFailure("one <dir> expected, but '" + dirs[1] + "' follows '" + dirs[0] + "'");
+  std::vector<std::string> given;
+  if (values_.count("positional") != 0) {
+    given = values_["positional"].as<std::vector<std::string>>();
   }
-  dir_ = dirs[0];
-  if (dir_.empty()) throw UsageFailure("<dir> is empty: give the decision log directory");
+  if (given.size() < positionals_.size()) {
+    const Positional& missing = positionals_[given.size()];
+    throw UsageFailure("missing " + missing.name + ": " + missing.what);
+  }
+  if (given.size() > positionals_.size()) {
+    if (positionals_.size() == 1) {
+      throw UsageFailure("one " + positionals_[0].name + " expected, but '" + printable(given[1]) +
+                         "' follows '" + printable(given[0]) + "'");
+    }
+    std::string names;
+    for (const auto& p : positionals_) names += (names.empty() ? "" : " ") + p.name;
+    throw UsageFailure("unexpected argument '" + printable(given[positionals_.size()]) +
+                       "': the command takes " + names);
+  }
+  for (std::size_t i = 0; i < given.size(); ++i) {
+    if (given[i].empty()) {
+      throw UsageFailure(positionals_[i].name + " is empty: give " + positionals_[i].what);
+    }
+  }
+  arguments_ = std::move(given);
   return true;
 }
 

@@ -48,25 +48,36 @@ struct CommandInfo {
   std::string details;   ///< paragraphs for the command's own --help
 };
 
-/// A command's options: --help always, a required positional <dir>, and what the command adds
-/// to options().
+/// A required positional argument: its name in messages ("<dir>") and what it is ("the
+/// decision log directory").
+struct Positional {
+  std::string name;
+  std::string what;
+};
+
+/// A command's options: --help always, its required positional arguments (by default one
+/// <dir>, the decision log directory), and what the command adds to options().
 class CommandLine {
  public:
-  explicit CommandLine(CommandInfo info);
+  explicit CommandLine(CommandInfo info, std::vector<Positional> positionals = {
+                                             {"<dir>", "the decision log directory"}});
   po::options_description& options() { return visible_; }
   /// Parses `args` (what follows the command's words). False when --help was asked: the help
   /// is printed to stdout and the command should return kExitOk. Throws UsageFailure.
   bool parse(const std::vector<std::string>& args);
   const po::variables_map& values() const { return values_; }
-  /// The log directory (the positional argument).
-  const std::string& dir() const { return dir_; }
+  /// The log directory (the first positional argument).
+  const std::string& dir() const { return arguments_.at(0); }
+  /// The `i`th positional argument, in the order the constructor named them.
+  const std::string& argument(std::size_t i) const { return arguments_.at(i); }
   void print_help() const;
 
  private:
   CommandInfo info_;
+  std::vector<Positional> positionals_;
   po::options_description visible_{"Options"};
   po::variables_map values_;
-  std::string dir_;
+  std::vector<std::string> arguments_;
 };
 
 /// Microseconds since the Unix epoch as ISO-8601 UTC: "2024-11-22T09:15:02.123456Z".
@@ -101,10 +112,18 @@ extern const CommandInfo kLogPendingInfo;
 extern const CommandInfo kHeuristicsListInfo;
 extern const CommandInfo kHeuristicsForgetInfo;
 extern const CommandInfo kRecoverInfo;
+extern const CommandInfo kStorageVerifyInfo;
+extern const CommandInfo kStorageDumpInfo;
+extern const CommandInfo kStoragePackInfo;
+extern const CommandInfo kStorageBackupInfo;
 int run_log_dump(const std::vector<std::string>& args);
 int run_log_pending(const std::vector<std::string>& args);
 int run_heuristics_list(const std::vector<std::string>& args);
 int run_heuristics_forget(const std::vector<std::string>& args);
 int run_recover(const std::vector<std::string>& args);
+int run_storage_verify(const std::vector<std::string>& args);
+int run_storage_dump(const std::vector<std::string>& args);
+int run_storage_pack(const std::vector<std::string>& args);
+int run_storage_backup(const std::vector<std::string>& args);
 
 }  // namespace xact::cli

@@ -1,6 +1,7 @@
-// xact: the operator's command-line tool for a coordinator's decision log. It inspects a log,
-// lists pending completions and heuristic outcomes, forgets heuristic outcomes, and runs
-// recovery. See doc/cli.md.
+// xact: the operator's command-line tool for a coordinator's decision log and for object
+// storage files. It inspects a log, lists pending completions and heuristic outcomes, forgets
+// heuristic outcomes, runs recovery, and verifies, dumps, packs and backs up a FileStorage
+// file. See doc/cli.md.
 //
 // main() finds the command from its words ("log dump"), hands it the remaining arguments,
 // and turns what it throws into a message on stderr and an exit code (cli.hpp).
@@ -26,6 +27,10 @@ const Command kCommands[] = {
     {&kHeuristicsListInfo, &run_heuristics_list},
     {&kHeuristicsForgetInfo, &run_heuristics_forget},
     {&kRecoverInfo, &run_recover},
+    {&kStorageVerifyInfo, &run_storage_verify},
+    {&kStorageDumpInfo, &run_storage_dump},
+    {&kStoragePackInfo, &run_storage_pack},
+    {&kStorageBackupInfo, &run_storage_backup},
 };
 
 bool is_help(std::string_view arg) { return arg == "--help" || arg == "-h"; }
@@ -36,14 +41,17 @@ void print_usage(std::ostream& out, std::string_view group = {}) {
   out << "Usage: xact " << (group.empty() ? "<command>" : std::string(group) + " <command>")
       << " [<args>] [--help]\n\n";
   if (group.empty()) {
-    out << "Inspects a coordinator's decision log, runs recovery, and deals with heuristic\n"
-           "outcomes.\n\n";
+    out << "Inspects a coordinator's decision log, runs recovery, deals with heuristic\n"
+           "outcomes, and verifies, dumps, packs and backs up object storage files.\n\n";
   }
   out << "Commands:\n";
   for (const auto& c : kCommands) {
     if (!group.empty() && first_word(c.info->name) != group) continue;
-    std::string head = c.info->name + " <dir>";
-    head.resize(std::max<std::size_t>(head.size() + 2, 26), ' ');
+    // The command and its arguments, without the options ("storage backup <file> <dest>").
+    const std::string& synopsis = c.info->synopsis;
+    std::string head = c.info->name + " " + synopsis.substr(0, synopsis.find(" -"));
+    head = head.substr(0, head.find(" ["));
+    head.resize(std::max<std::size_t>(head.size() + 2, 30), ' ');
     out << "  " << head << c.info->brief << '\n';
   }
   out << "\nRun 'xact " << (group.empty() ? "<command>" : std::string(group) + " <command>")
@@ -81,10 +89,10 @@ int dispatch(const std::vector<std::string>& args) {
     if (first_word(c.info->name) == word) group.push_back(&c);
   }
   if (group.empty()) {
-    return usage_error(
-        "",
-        "unknown command '" + printable(word) + "'; the commands are log, heuristics and recover",
-        "");
+    return usage_error("",
+                       "unknown command '" + printable(word) +
+                           "'; the commands are log, heuristics, recover and storage",
+                       "");
   }
   if (args.size() < 2) {
     std::cerr << "xact " << word << ": missing a command\n";

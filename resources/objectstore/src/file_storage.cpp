@@ -134,6 +134,16 @@ void FileStorage::Impl::create_file() {
 }
 
 void FileStorage::Impl::open() {
+  const auto missing = [&] {
+    return StorageError(what() + " does not exist: check the path (open it read-write with "
+                                 "FileStorageOptions::create to create it)");
+  };
+  // Refused before the lock is taken, so a mistyped path leaves no FILE.lock behind (an
+  // interrupted pack's leftovers still count as the file: open completes the pack).
+  if ((options.read_only || !options.create) && !env.exists(path) &&
+      !env.exists(fs::old_path(path))) {
+    throw missing();
+  }
   if (!options.read_only) {
     try {
       file_lock = env.lock_file(fs::lock_path(path));
@@ -145,10 +155,7 @@ void FileStorage::Impl::open() {
     repair_pack_leftovers();
   }
   if (!env.exists(path)) {
-    if (options.read_only || !options.create) {
-      throw StorageError(what() + " does not exist: check the path (open it read-write with "
-                                  "FileStorageOptions::create to create it)");
-    }
+    if (options.read_only || !options.create) throw missing();
     create_file();
   }
   readers.push_back(env.new_random_access_file(path));

@@ -702,3 +702,17 @@ TEST_F(FileStorageTest, DumpShowsEveryRecordInFileOrder) {
 
 }  // namespace
 }  // namespace xact::objectstore
+
+namespace xact::objectstore {
+namespace {
+
+TEST(FileStorageOpen, OpenWithoutCreateOfAMissingFileLeavesNoLockFileBehind) {
+  testing::TempDir dir;
+  FileStorageOptions o;
+  o.create = false;
+  EXPECT_THROW(FileStorage::open(dir / "missing.xfs", o), StorageError);
+  EXPECT_FALSE(std::filesystem::exists(dir / "missing.xfs.lock"));
+}
+
+}  // namespace
+}  // namespace xact::objectstore
