@@ -257,7 +257,7 @@ TEST(ObjectStoreRandomCrash, EveryAcknowledgedOnePhaseCommitSurvivesAndTheCounte
     const std::string data = dir / "data.xfs";
     const std::string acks_path = dir / "acks";
     create_objects(data);
-    const auto delay = std::chrono::milliseconds(std::uniform_int_distribution<>(30, 250)(rng));
+    const auto delay = std::chrono::milliseconds(std::uniform_int_distribution<>(50, 400)(rng));
     auto run = testing::run_and_kill_after(
         [&] {
           const int acks = ::open(acks_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
