@@ -17,7 +17,7 @@ set -euo pipefail
 readonly DEMO_PACKAGES=(
   build-essential cmake pkg-config
   libboost-dev libboost-program-options-dev
-  libgtest-dev libsqlite3-dev libbenchmark-dev
+  libgtest-dev libsqlite3-dev libbenchmark-dev libisal-dev
 )
 readonly TEST_PACKAGES=(
   "${DEMO_PACKAGES[@]}"

@@ -2,7 +2,8 @@
 //
 // CRC-32C rather than zlib's CRC-32: it detects more error patterns at typical record
 // lengths and is the checksum iSCSI, ext4, LevelDB and RocksDB use, so its behaviour on
-// storage errors is well studied. The implementation is Boost.CRC's table-driven one.
+// storage errors is well studied. The implementation is Intel ISA-L's (libisal), which uses the
+// processor's crc32 instruction.
 //
 // Thread-safety: the free functions are pure; a Crc32c object has one user at a time.
 #pragma once
@@ -19,7 +20,7 @@ class Crc32c {
   std::uint32_t value() const;
 
  private:
-  // The interim remainder, so Boost stays out of this header and no allocation is needed.
+  // The running (uninverted) remainder, so no library header is needed here.
   std::uint32_t remainder_ = 0xFFFFFFFFu;
 };
 
