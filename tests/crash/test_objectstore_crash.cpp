@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cctype>
 #include <cstring>
 #include <fstream>
@@ -249,7 +250,43 @@ std::vector<std::int64_t> read_acks(const std::string& path) {
   return acks;
 }
 
+// The child: opens the storage and commits counter increments until it is killed (or, with
+// `stop_after` > 0, exits after that many), appending each acknowledged count to `acks_path`.
+int commit_in_a_loop(const std::string& data, const std::string& acks_path,
+                     std::int64_t stop_after) {
+  const int acks = ::open(acks_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  if (acks < 0) return 3;
+  auto storage = std::shared_ptr<FileStorage>(FileStorage::open(data));
+  auto db = DB::open(storage);
+  ExplicitTransactionManager tm;
+  ConnectionOptions o;
+  o.manager = &tm;
+  auto conn = db->open(o);
+  for (std::int64_t i = 0; stop_after == 0 || i < stop_after; ++i) {
+    tm.begin();
+    auto counter = conn->root()->get<PersistentMap>("counter");
+    const std::int64_t next = counter->at("n").as_int() + 1;
+    counter->set("n", next);
+    tm.commit();  // the only participant: a one-phase commit, one durable write
+    if (::write(acks, &next, sizeof next) != static_cast<ssize_t>(sizeof next)) return 4;
+  }
+  return 0;
+}
+
 TEST(ObjectStoreRandomCrash, EveryAcknowledgedOnePhaseCommitSurvivesAndTheCounterCountsCommits) {
+  // How long a child takes to start and make its first few commits here (a sanitizer build
+  // takes seconds): the kills fall after that, at random, while commits are running.
+  std::chrono::milliseconds startup{0};
+  {
+    TempDir dir;
+    create_objects(dir / "data.xfs");
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto run = testing::run_in_child(
+        [&] { return commit_in_a_loop(dir / "data.xfs", dir / "acks", 3); });
+    ASSERT_EQ(run.exit_code, 0) << run.describe();
+    startup = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - t0);
+  }
   std::mt19937 rng(20261123);
   std::int64_t acked_total = 0;
   for (int round = 0; round < 6; ++round) {
@@ -257,27 +294,11 @@ TEST(ObjectStoreRandomCrash, EveryAcknowledgedOnePhaseCommitSurvivesAndTheCounte
     const std::string data = dir / "data.xfs";
     const std::string acks_path = dir / "acks";
     create_objects(data);
-    const auto delay = std::chrono::milliseconds(std::uniform_int_distribution<>(50, 400)(rng));
+    const auto delay =
+        startup + std::chrono::milliseconds(std::uniform_int_distribution<>(
+                      0, static_cast<int>(std::max<std::int64_t>(startup.count(), 200)))(rng));
     auto run = testing::run_and_kill_after(
-        [&] {
-          const int acks = ::open(acks_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-          if (acks < 0) return 3;
-          auto storage = std::shared_ptr<FileStorage>(FileStorage::open(data));
-          auto db = DB::open(storage);
-          ExplicitTransactionManager tm;
-          ConnectionOptions o;
-          o.manager = &tm;
-          auto conn = db->open(o);
-          for (;;) {
-            tm.begin();
-            auto counter = conn->root()->get<PersistentMap>("counter");
-            const std::int64_t next = counter->at("n").as_int() + 1;
-            counter->set("n", next);
-            tm.commit();  // the only participant: a one-phase commit, one durable write
-            if (::write(acks, &next, sizeof next) != static_cast<ssize_t>(sizeof next)) return 4;
-          }
-        },
-        delay);
+        [&] { return commit_in_a_loop(data, acks_path, 0); }, delay);
     ASSERT_TRUE(run.killed) << run.describe();
 
     const std::vector<std::int64_t> acks = read_acks(acks_path);
