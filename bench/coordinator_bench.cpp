@@ -22,6 +22,8 @@
 // participants cost a few nanoseconds per call, so the ratio is the coordinator's own cost.
 #include <benchmark/benchmark.h>
 
+#include "ratio_reporting.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -344,43 +346,14 @@ class BaselineRatioReporter : public benchmark::BenchmarkReporter {
   std::list<std::vector<Run>> pending_;
 };
 
-// The value of `--flag=value` in argv (before benchmark::Initialize consumes the flags).
-std::string flag_value(int argc, char** argv, std::string_view flag) {
-  for (int i = 1; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    if (arg.size() > flag.size() + 1 && arg.starts_with(flag) && arg[flag.size()] == '=') {
-      return std::string(arg.substr(flag.size() + 1));
-    }
-  }
-  return {};
-}
-
-// The --benchmark_out reporter, wrapped like the display one; null (the library's own, without
-// ratios) for csv, whose reporter is deprecated.
-std::unique_ptr<benchmark::BenchmarkReporter> make_file_reporter(const std::string& format) {
-  if (format == "console") {
-    return std::make_unique<benchmark::ConsoleReporter>(benchmark::ConsoleReporter::OO_None);
-  }
-  if (format == "csv") return nullptr;
-  return std::make_unique<benchmark::JSONReporter>();  // the library's default for the file
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool to_file = !flag_value(argc, argv, "--benchmark_out").empty();
-  const std::string file_format = flag_value(argc, argv, "--benchmark_out_format");
+  const auto output = xact::bench::output_flags(argc, argv);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
 
-  BaselineRatioReporter display(benchmark::CreateDefaultDisplayReporter());
-  if (to_file) {
-    const auto file_reporter = make_file_reporter(file_format);
-    BaselineRatioReporter file(file_reporter.get());
-    benchmark::RunSpecifiedBenchmarks(&display, file_reporter ? &file : nullptr);
-  } else {
-    benchmark::RunSpecifiedBenchmarks(&display);
-  }
+  xact::bench::run_with_ratios<BaselineRatioReporter>(output);
   benchmark::Shutdown();
   return 0;
 }

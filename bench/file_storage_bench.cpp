@@ -48,6 +48,8 @@
 // tree), and are removed at the end (kept with XACT_BENCH_KEEP=1): never a tmpfs, where
 // fdatasync costs nothing. XACT_BENCH_SPIN=1 keeps one CPU busy during the run (see main()).
 #include <benchmark/benchmark.h>
+
+#include "ratio_reporting.hpp"
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <sqlite3.h>
@@ -1135,29 +1137,10 @@ class RatioReporter : public benchmark::BenchmarkReporter {
   std::list<std::vector<Run>> pending_;
 };
 
-std::string flag_value(int argc, char** argv, std::string_view flag) {
-  for (int i = 1; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    if (arg.size() > flag.size() + 1 && arg.starts_with(flag) && arg[flag.size()] == '=') {
-      return std::string(arg.substr(flag.size() + 1));
-    }
-  }
-  return {};
-}
-
-std::unique_ptr<benchmark::BenchmarkReporter> make_file_reporter(const std::string& format) {
-  if (format == "console") {
-    return std::make_unique<benchmark::ConsoleReporter>(benchmark::ConsoleReporter::OO_None);
-  }
-  if (format == "csv") return nullptr;
-  return std::make_unique<benchmark::JSONReporter>();
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool to_file = !flag_value(argc, argv, "--benchmark_out").empty();
-  const std::string file_format = flag_value(argc, argv, "--benchmark_out_format");
+  const auto output = xact::bench::output_flags(argc, argv);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
 
@@ -1190,14 +1173,7 @@ int main(int argc, char** argv) {
     });
   }
 
-  RatioReporter display(benchmark::CreateDefaultDisplayReporter());
-  if (to_file) {
-    const auto file_reporter = make_file_reporter(file_format);
-    RatioReporter file(file_reporter.get());
-    benchmark::RunSpecifiedBenchmarks(&display, file_reporter ? &file : nullptr);
-  } else {
-    benchmark::RunSpecifiedBenchmarks(&display);
-  }
+  xact::bench::run_with_ratios<RatioReporter>(output);
   benchmark::Shutdown();
   stop_spinning = true;
   if (spinner.joinable()) spinner.join();
