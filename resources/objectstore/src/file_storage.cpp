@@ -1120,30 +1120,25 @@ std::vector<Xid> FileStorage::recover(const NodeId& node) {
   return out;
 }
 
-RecoverableResource::Outcome FileStorage::commit_prepared(const Xid& xid) {
-  impl_->check_writable();
+RecoverableResource::Outcome FileStorage::Impl::decide_by_xid(const Xid& xid, bool commit) {
+  check_writable();
   std::optional<PreparedId> id;
   {
-    std::lock_guard l(impl_->mu);
-    impl_->check_usable_locked();
-    id = impl_->find_prepared_locked(xid);
+    std::lock_guard l(mu);
+    check_usable_locked();
+    id = find_prepared_locked(xid);
   }
   if (!id) return Outcome::unknown_id;
-  impl_->decide(*id, true, true);
+  decide(*id, commit, true);
   return Outcome::done;
 }
 
+RecoverableResource::Outcome FileStorage::commit_prepared(const Xid& xid) {
+  return impl_->decide_by_xid(xid, true);
+}
+
 RecoverableResource::Outcome FileStorage::rollback_prepared(const Xid& xid) {
-  impl_->check_writable();
-  std::optional<PreparedId> id;
-  {
-    std::lock_guard l(impl_->mu);
-    impl_->check_usable_locked();
-    id = impl_->find_prepared_locked(xid);
-  }
-  if (!id) return Outcome::unknown_id;
-  impl_->decide(*id, false, true);
-  return Outcome::done;
+  return impl_->decide_by_xid(xid, false);
 }
 
 void FileStorage::save_index() {

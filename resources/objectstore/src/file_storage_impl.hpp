@@ -116,6 +116,8 @@ struct FileStorage::Impl {
   void publish_locked(Writer& w);
   void fail_locked(Writer& w);
   Tid decide(PreparedId id, bool commit, bool sync);
+  /// Recovery's commit_prepared / rollback_prepared: a durable mark for the prepared `xid`.
+  RecoverableResource::Outcome decide_by_xid(const Xid& xid, bool commit);
   std::optional<PreparedId> find_prepared_locked(const Xid& xid) const;
 
   // --- maintenance ---

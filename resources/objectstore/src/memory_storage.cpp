@@ -9,16 +9,6 @@
 
 namespace xact::objectstore {
 
-namespace {
-
-std::int64_t now_micros() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
-
 MemoryStorage::MemoryStorage() = default;
 MemoryStorage::~MemoryStorage() = default;
 
@@ -120,7 +110,7 @@ Storage::PreparedId MemoryStorage::prepare(CommitRequest request) {
 }
 
 Tid MemoryStorage::commit_locked(CommitRequest& request, PreparedId id) {
-  const Tid tid = next_tid(last_tid_, now_micros());
+  const Tid tid = next_tid(last_tid_, io::Env::posix().now_micros());
   TransactionRecord rec{tid, std::move(request.meta), {}};
   std::vector<Oid> oids;
   oids.reserve(request.writes.size());
