@@ -34,8 +34,8 @@ std::string describe_object(const Persistent& o) {
 class Connection::Sync final : public Synchronizer {
  public:
   explicit Sync(Connection* c) : conn_(c) {}
-  void new_transaction(Transaction& txn) override {
-    if (conn_ && !conn_->bound_) conn_->new_transaction(&txn);
+  void new_transaction(Transaction&) override {
+    if (conn_ && !conn_->bound_) conn_->new_transaction();
   }
   void before_completion(Transaction&) override {
     if (conn_ && conn_->debug_writes_) conn_->check_unmarked_changes();
@@ -147,7 +147,7 @@ void Connection::opened(TransactionManager* manager) {
   if (!historical_) {
     sync_ = std::make_shared<Sync>(this);
     manager_->register_synchronizer(sync_);
-    apply_invalidations(kMaxTid);
+    apply_invalidations();
   }
 }
 
@@ -167,11 +167,11 @@ bool Connection::released() noexcept {
 }
 
 void Connection::transaction_ended() noexcept {
-  if (joined_) reset_transaction(false);  // normally done by tpc_finish / abort already
+  if (joined_) reset_transaction();  // normally done by tpc_finish / abort already
   bound_ = nullptr;
   // Like ZODB: after a commit or abort the connection reads the newest state (also outside
   // a transaction), and the next transaction starts from there.
-  if (!historical_ && !close_pending_) apply_invalidations(kMaxTid);
+  if (!historical_ && !close_pending_) apply_invalidations();
   cache_gc();
   if (close_pending_ && sync_) {
     try {
@@ -182,10 +182,10 @@ void Connection::transaction_ended() noexcept {
   }
 }
 
-void Connection::new_transaction(Transaction*) {
+void Connection::new_transaction() {
   if (historical_) return;
-  if (joined_) reset_transaction(false);
-  apply_invalidations(kMaxTid);
+  if (joined_) reset_transaction();
+  apply_invalidations();
 }
 
 void Connection::sync() {
@@ -193,10 +193,10 @@ void Connection::sync() {
   if (!changed_.empty()) {
     throw UsageError("sync() of a connection with uncommitted changes: commit or abort first");
   }
-  apply_invalidations(kMaxTid);
+  apply_invalidations();
 }
 
-void Connection::apply_invalidations(Tid) {
+void Connection::apply_invalidations() {
   Tid to = kNoTid;
   std::vector<std::pair<Tid, Oid>> entries;
   const bool complete = db_->invalidations(snapshot_, to, entries);
@@ -236,7 +236,7 @@ void Connection::join_transaction(Transaction& txn) {
                      " is still part of an unfinished transaction: commit or abort it first");
   }
   bound_ = &txn;
-  if (!historical_) apply_invalidations(kMaxTid);
+  if (!historical_) apply_invalidations();
   std::weak_ptr<Connection> self = weak_from_this();
   auto ended = [self] {
     if (auto c = self.lock()) c->transaction_ended();
@@ -553,7 +553,7 @@ CommitRequest Connection::build_request(Transaction& txn) {
   return req;
 }
 
-void Connection::abort(Transaction&) { reset_transaction(false); }
+void Connection::abort(Transaction&) { reset_transaction(); }
 
 void Connection::tpc_begin(Transaction& txn) {
   if (!joined_) joined_ = &txn;  // joined by the application without a change
@@ -612,7 +612,7 @@ Tid Connection::commit_request(bool one_phase) {
 
 Vote Connection::tpc_vote(Transaction&) {
   if (!request_ || (request_->writes.empty() && request_->read_checks.empty())) {
-    reset_transaction(false);
+    reset_transaction();
     return Vote::read_only;
   }
   commit_request(false);
@@ -627,7 +627,7 @@ void Connection::tpc_finish(Transaction&) {
   } catch (...) {
     // Committed by the decision; recovery finishes the storage's part. Our states may not be
     // what the storage ends up with (a merge): reload them.
-    reset_transaction(false);
+    reset_transaction();
     throw;
   }
   after_commit(tid);
@@ -635,7 +635,7 @@ void Connection::tpc_finish(Transaction&) {
 
 void Connection::commit_one_phase(Transaction&, const CommitRecord*) {
   if (!request_ || (request_->writes.empty() && request_->read_checks.empty())) {
-    reset_transaction(false);
+    reset_transaction();
     return;
   }
   request_->xid = Xid{};
@@ -644,7 +644,7 @@ void Connection::commit_one_phase(Transaction&, const CommitRecord*) {
 
 void Connection::tpc_abort(Transaction&) {
   if (prepared_) storage_->abort(*prepared_);
-  reset_transaction(false);
+  reset_transaction();
 }
 
 void Connection::after_commit(Tid tid) {
@@ -663,7 +663,7 @@ void Connection::after_commit(Tid tid) {
   clear_transaction_state();
 }
 
-void Connection::reset_transaction(bool) noexcept {
+void Connection::reset_transaction() noexcept {
   for (const auto& o : changed_) {
     if (added_.count(o->oid_)) {
       detach(*o);

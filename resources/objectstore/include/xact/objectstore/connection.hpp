@@ -147,15 +147,18 @@ class Connection final : public ResourceManager,
   void check_writable() const;
   Transaction& current_transaction();
   void ensure_joined();
-  void new_transaction(Transaction* txn);
-  void apply_invalidations(Tid upto);
+  void new_transaction();
+  // Moves the snapshot to the newest tid the DB knows and ghostifies what changed since.
+  void apply_invalidations();
   void ghostify(Persistent& object) noexcept;
   void detach(Persistent& object) noexcept;
   CommitRequest build_request(Transaction& txn);
   Tid commit_request(bool one_phase);
   bool try_resolve(ObjectWrite& write, const ConflictError& conflict);
   void after_commit(Tid tid);
-  void reset_transaction(bool committed) noexcept;
+  // Ends this connection's part in the transaction without a commit: changed objects become
+  // ghosts, added ones leave the connection.
+  void reset_transaction() noexcept;
   void clear_transaction_state() noexcept;
   void check_unmarked_changes();
   void opened(TransactionManager* manager);
