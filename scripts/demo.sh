@@ -16,8 +16,11 @@ if [[ ! -f examples/CMakeLists.txt ]]; then
   exit 1
 fi
 
-# Same build directory and type as scripts/test.sh, so the two share their work.
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXACT_BUILD_EXAMPLES=ON
+# Same build directory and type as scripts/test.sh, so the two share their work. The demo needs
+# no PostgreSQL or MySQL client library (install-deps.sh demo installs none): those adapters are
+# off here, and scripts/test.sh turns them on again.
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXACT_BUILD_EXAMPLES=ON \
+  -DXACT_WITH_POSTGRES=OFF -DXACT_WITH_MYSQL=OFF
 cmake --build build -j "${XACT_JOBS:-2}" --target xact-demo
 
 echo

@@ -142,7 +142,8 @@ test_config() {
   fi
 }
 
-test_config "default" build "" --
+# The adapters explicitly: scripts/demo.sh configures the same directory without them.
+test_config "default" build "" -- -DXACT_WITH_POSTGRES=ON -DXACT_WITH_MYSQL=ON
 
 if [[ ${XACT_SKIP_SANITIZERS:-0} == 1 ]]; then
   skip_step "asan, tsan" "XACT_SKIP_SANITIZERS=1"
