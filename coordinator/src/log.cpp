@@ -83,6 +83,7 @@ Counters counters() noexcept {
   out.heuristics = v(C::heuristics);
   out.in_doubt = v(C::in_doubt);
   out.decisions_logged = v(C::decisions_logged);
+  out.late_joins = v(C::late_joins);
   return out;
 }
 

@@ -24,6 +24,15 @@ BasicTransactionManager::BasicTransactionManager(bool explicit_mode, ManagerOpti
 BasicTransactionManager::~BasicTransactionManager() { abort(); }
 
 Transaction& BasicTransactionManager::begin() {
+  if (current_ && current_->phase_ != Transaction::Phase::idle) {
+    // From a hook or synchronizer of the current transaction: a new one would replace it
+    // while its begin(), commit() or abort() is still running.
+    throw UsageError("begin() called while the current " + current_->describe() +
+                     " is inside its begin(), commit() or abort() (from a hook, a synchronizer "
+                     "or a resource manager); begin the next transaction after that call "
+                     "returns, or use a separate ExplicitTransactionManager for independent "
+                     "work");
+  }
   if (is_open(current_)) {
     if (explicit_) {
       throw UsageError("begin(): a transaction is already open (status " +
@@ -34,15 +43,19 @@ Transaction& BasicTransactionManager::begin() {
   current_ = std::shared_ptr<Transaction>(
       new Transaction(synchronizers_, options_.decision_log, options_.timeout));
   if (synchronizers_) {
+    auto txn = current_;  // kept even if a synchronizer misbehaves
+    txn->phase_ = Transaction::Phase::beginning;
     for (const auto& weak : *synchronizers_) {
       if (auto s = weak.lock()) {
         try {
-          s->new_transaction(*current_);
-        } catch (const std::exception& e) {
-          log(LogLevel::error, std::string("synchronizer new_transaction failed: ") + e.what());
+          s->new_transaction(*txn);
+        } catch (...) {
+          log(LogLevel::error,
+              "synchronizer new_transaction failed: " + error_message(std::current_exception()));
         }
       }
     }
+    txn->phase_ = Transaction::Phase::idle;
   }
   return *current_;
 }

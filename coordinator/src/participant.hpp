@@ -25,6 +25,7 @@ struct Participant {
   SavepointSupport* savepoints = nullptr;
   RetryClassifier* retry = nullptr;
   OnePhaseCommit* one_phase = nullptr;
+  bool last_resource = false;  // one_phase and cannot prepare: at most one per transaction
   State state = State::joined;
 };
 

@@ -120,14 +120,40 @@ std::string Transaction::describe() const {
   return s + " (status " + std::string(to_string(status_)) + ")";
 }
 
-void Transaction::check_joinable(const ResourceManager& rm) const {
+void Transaction::check_joinable(const ResourceManager& rm) {
+  switch (phase_) {
+    case Phase::idle:
+    case Phase::beginning:
+    case Phase::before_commit: break;
+    case Phase::voting:
+      // Before the decision: the work would be lost, so the commit fails even if the RM
+      // swallows this exception (check_before_decision).
+      detail::count(detail::Counter::late_joins);
+      late_joins_.push_back(rm.resource_name());
+      throw UsageError("late join: resource '" + rm.resource_name() +
+                       "' tried to join while the transaction is committing (phase 1); the "
+                       "commit fails. Join before commit() or from a before-commit hook");
+    case Phase::decided: {
+      detail::count(detail::Counter::late_joins);
+      std::string message = "late join: resource '" + rm.resource_name() + "' tried to join " +
+                            describe() +
+                            " after its decision; its work is not part of the committed "
+                            "transaction. Join before commit(), or begin a new transaction "
+                            "after commit() returns";
+      log(LogLevel::error, message);
+      throw UsageError(message);
+    }
+    case Phase::rolling_back:
+      throw UsageError("resource '" + rm.resource_name() + "' cannot join " + describe() +
+                       " while it is being rolled back; begin a new transaction after abort() "
+                       "returns");
+  }
   switch (status_) {
     case Status::active:
     case Status::doomed: break;
-    case Status::committing:
-      throw UsageError("late join: resource '" + rm.resource_name() +
-                       "' tried to join while the transaction is committing; join before "
-                       "commit() or from a before-commit hook");
+    case Status::committing:  // only in a phase handled above
+      throw UsageError("resource '" + rm.resource_name() + "' cannot join a committing " +
+                       describe());
     case Status::commit_failed:
       throw TransactionFailedError("resource '" + rm.resource_name() +
                                    "' cannot join: the commit of this transaction failed (" +
@@ -152,7 +178,17 @@ void Transaction::join(std::shared_ptr<ResourceManager> rm) {
   p->name = rm->resource_name();
   check_branch_name(p->name);
   p->key = rm->sort_key();
+  p->savepoints = rm->savepoint_support();
+  p->retry = rm->retry_classifier();
+  p->one_phase = rm->one_phase_commit();
+  p->last_resource = p->one_phase != nullptr && !p->one_phase->can_prepare();
   for (const auto& other : participants_) {
+    if (p->last_resource && other->last_resource) {
+      throw UsageError("resources '" + other->name + "' and '" + p->name +
+                       "' both cannot prepare (one-phase only): at most one such last resource "
+                       "can take part in a transaction, since only one can carry the decision. "
+                       "Commit the second in a transaction of its own");
+    }
     if (other->key == p->key) {
       throw UsageError("resources '" + other->name + "' and '" + p->name +
                        "' have the same sort key " + p->key.to_string() +
@@ -165,9 +201,6 @@ void Transaction::join(std::shared_ptr<ResourceManager> rm) {
                        "must be unique: give each instance its own name");
     }
   }
-  p->savepoints = rm->savepoint_support();
-  p->retry = rm->retry_classifier();
-  p->one_phase = rm->one_phase_commit();
   p->rm = std::move(rm);
   participants_.push_back(std::move(p));
 }
@@ -180,6 +213,15 @@ bool Transaction::has_joined(const ResourceManager& rm) const noexcept {
 std::size_t Transaction::participant_count() const noexcept { return participants_.size(); }
 
 void Transaction::doom() {
+  switch (phase_) {
+    case Phase::rolling_back: return;  // it is being rolled back already: the promise holds
+    case Phase::decided:
+      throw UsageError("doom(): " + describe() + " is past its decision and commits");
+    case Phase::voting: doom_during_commit("doom() was called during commit()"); return;
+    case Phase::idle:
+    case Phase::beginning:
+    case Phase::before_commit: break;
+  }
   switch (status_) {
     case Status::active: status_ = Status::doomed; return;
     case Status::doomed: return;
@@ -188,7 +230,34 @@ void Transaction::doom() {
 }
 
 bool Transaction::is_doomed() const noexcept {
-  return status_ == Status::doomed || ((status_ == Status::active) && timed_out());
+  return status_ == Status::doomed || doom_pending_ || ((status_ == Status::active) && timed_out());
+}
+
+void Transaction::doom_during_commit(std::string reason) noexcept {
+  if (status_ == Status::active) status_ = Status::doomed;
+  if (status_ == Status::committing) doom_pending_ = true;
+  if (doom_reason_.empty()) doom_reason_ = std::move(reason);
+}
+
+void Transaction::check_before_decision() {
+  if (status_ == Status::commit_failed) {
+    throw TransactionFailedError("commit(): " + describe() +
+                                 " failed inside a before-commit hook (" + error_message(failure_) +
+                                 "); call abort()");
+  }
+  if (!late_joins_.empty()) {
+    std::string names;
+    for (const auto& n : late_joins_) names += (names.empty() ? "'" : ", '") + n + "'";
+    throw UsageError("late join: resource " + names + " tried to join " + describe() +
+                     " during phase 1 of its commit; the commit fails rather than drop that "
+                     "work. Join before commit() or from a before-commit hook");
+  }
+  if (status_ == Status::doomed || doom_pending_) {
+    throw DoomedTransactionError("commit(): the transaction was doomed during commit() (" +
+                                 doom_reason_ +
+                                 "); nothing was committed and every participant was rolled "
+                                 "back; abort it");
+  }
 }
 
 void Transaction::set_timeout(Clock::duration timeout) { deadline_ = Clock::now() + timeout; }
@@ -305,6 +374,15 @@ void Transaction::notify_synchronizers(bool before) noexcept {
 // ---- commit -------------------------------------------------------------------------------------
 
 CommitOutcome Transaction::commit() {
+  if (phase_ != Phase::idle) {
+    throw UsageError("commit() called from inside " +
+                     std::string(phase_ == Phase::beginning      ? "begin()"
+                                 : phase_ == Phase::rolling_back ? "abort()"
+                                                                 : "commit()") +
+                     " of the same " + describe() +
+                     " (a hook, a synchronizer or a resource manager): a transaction is "
+                     "committed once, by the code that began it");
+  }
   switch (status_) {
     case Status::active: break;
     case Status::doomed:
@@ -332,12 +410,15 @@ CommitOutcome Transaction::commit() {
   }
   auto keep_alive = shared_from_this();  // a hook may make the manager drop this transaction
   try {
+    phase_ = Phase::before_commit;
     run_before_commit_hooks();
     if (synchronizers_) {
       for (const auto& weak : *synchronizers_) {
         if (auto s = weak.lock()) s->before_completion(*this);
       }
     }
+    check_before_decision();  // a hook or synchronizer may have doomed or aborted it
+    phase_ = Phase::voting;
     status_ = Status::committing;
     invalidate_savepoints_from(0);
     CommitOutcome outcome = commit_participants();
@@ -347,10 +428,12 @@ CommitOutcome Transaction::commit() {
     run_after_commit_hooks(true);
     notify_synchronizers(false);
     participants_.clear();
+    phase_ = Phase::idle;
     return outcome;
   } catch (...) {
-    fail_commit(std::current_exception());
-    throw;
+    auto error = fail_commit(std::current_exception());
+    phase_ = Phase::idle;
+    std::rethrow_exception(error);
   }
 }
 
@@ -372,16 +455,9 @@ CommitOutcome Transaction::commit_participants() {
   std::sort(participants_.begin(), participants_.end(),
             [](const auto& a, const auto& b) { return a->key < b->key; });
 
-  detail::Participant* last = nullptr;
+  detail::Participant* last = nullptr;  // join() admits at most one
   for (auto& p : participants_) {
-    if (p->one_phase != nullptr && !p->one_phase->can_prepare()) {
-      if (last != nullptr) {
-        throw UsageError("resources '" + last->name + "' and '" + p->name +
-                         "' cannot prepare (one-phase only); at most one such last resource "
-                         "can take part in a transaction");
-      }
-      last = p.get();
-    }
+    if (p->last_resource) last = p.get();
   }
 
   XACT_CRASH_POINT("coordinator.before_tpc_begin");
@@ -398,6 +474,8 @@ CommitOutcome Transaction::commit_participants() {
   // One participant that can commit in one phase: no prepare, no log.
   if (participants_.size() == 1 && participants_[0]->one_phase != nullptr) {
     auto& p = *participants_[0];
+    check_before_decision();
+    phase_ = Phase::decided;  // the one-phase commit is the decision
     p.one_phase->commit_one_phase(*this, nullptr);
     p.state = detail::Participant::State::finished;
     outcome.committed = true;
@@ -416,8 +494,11 @@ CommitOutcome Transaction::commit_participants() {
     XACT_CRASH_POINT("coordinator.after_vote");
   }
   XACT_CRASH_POINT("coordinator.before_commit_record");
+  check_before_decision();  // an RM may have doomed the transaction or tried a late join
 
-  // The decision. Past this point a failure no longer rolls anything back.
+  // The decision. Past this point a failure no longer rolls anything back, and an
+  // InDoubtError means what it says.
+  phase_ = Phase::decided;
   bool logged = false;
   if (last != nullptr) {
     if (voters.empty()) {
@@ -472,10 +553,10 @@ CommitOutcome Transaction::commit_participants() {
       try {
         log_->log_commit(make_record(*this, unfinished));
         logged = true;
+        outcome.decision_logged = true;
         detail::count(detail::Counter::decisions_logged);
       } catch (...) {
         if (!outcome.decision_logged) {
-          status_ = Status::commit_failed;
           throw InDoubtError("resource '" + unfinished.front()->name +
                              "' failed to finish the commit of " + describe() + " (" +
                              outcome.pending.front().error +
@@ -512,23 +593,67 @@ CommitOutcome Transaction::commit_participants() {
   return outcome;
 }
 
-void Transaction::fail_commit(std::exception_ptr error) noexcept {
-  const bool in_doubt = is_in_doubt(error);
+namespace {
+
+// An InDoubtError from before the decision (a participant lost its connection during tpc_vote,
+// say) cannot mean the transaction may have committed: no decision exists. It is a no vote, and
+// the application gets a retryable error with the participant's own nested.
+std::exception_ptr no_vote_from_in_doubt(const std::exception_ptr& error) noexcept {
+  try {
+    try {
+      std::rethrow_exception(error);
+    } catch (...) {
+      std::throw_with_nested(TransientError(
+          "commit(): a participant reported an unknown outcome before the decision (" +
+          error_message(error) +
+          "); that counts as a no vote: every participant was rolled back (a branch that "
+          "cannot be reached now is rolled back by recovery). Retry the transaction"));
+    }
+  } catch (...) {
+    return std::current_exception();
+  }
+}
+
+}  // namespace
+
+std::exception_ptr Transaction::fail_commit(std::exception_ptr error) noexcept {
+  if (status_ == Status::commit_failed) {
+    // Cleaned up already: a savepoint failed inside a before-commit hook, and the commit that
+    // ran the hook now fails too.
+    phase_ = Phase::idle;
+    return error;
+  }
+  const Phase outer = phase_;
+  const bool decided = phase_ == Phase::decided;
+  phase_ = Phase::rolling_back;
+  const bool transient = is_a_transient(error);
+  bool in_doubt = is_in_doubt(error);
+  if (in_doubt && !decided) {
+    error = no_vote_from_in_doubt(error);
+    in_doubt = false;
+  }
   status_ = Status::commit_failed;
+  doom_pending_ = false;
+  late_joins_.clear();
   failure_ = error;
   invalidate_savepoints_from(0);
   detail::count(detail::Counter::commit_failures);
-  if (is_a_transient(error)) detail::count(detail::Counter::conflicts);
+  if (transient) detail::count(detail::Counter::conflicts);
   if (in_doubt) {
     // Nothing is rolled back: the participants stay prepared until recovery decides.
     detail::count(detail::Counter::in_doubt);
     log(LogLevel::error, "in doubt: " + error_message(error));
     run_after_commit_hooks(false);
     notify_synchronizers(false);
-    return;
+    phase_ = Phase::idle;
+    return error;
   }
   detail::count(detail::Counter::aborts);
   run_abort_hooks(true);
+  // In commit order, whatever the order of joining (a failure in a before-commit hook comes
+  // before the sort in commit_participants).
+  std::stable_sort(participants_.begin(), participants_.end(),
+                   [](const auto& a, const auto& b) { return a->key < b->key; });
   for (auto& p : participants_) {
     using S = detail::Participant::State;
     switch (p->state) {
@@ -542,18 +667,36 @@ void Transaction::fail_commit(std::exception_ptr error) noexcept {
   run_after_commit_hooks(false);
   run_abort_hooks(false);
   notify_synchronizers(false);
+  // Inside a before-commit hook the running commit() still has to fail (and end the phase).
+  phase_ = outer == Phase::before_commit ? Phase::rolling_back : Phase::idle;
+  return error;
 }
 
 // ---- abort
 // ----------------------------------------------------------------------------------------
 
 void Transaction::abort() noexcept {
+  switch (phase_) {
+    case Phase::idle: break;
+    case Phase::beginning:
+    case Phase::before_commit:
+    case Phase::voting:
+      // The running begin() or commit() cannot be unwound from here; doomed, the transaction
+      // can only be aborted: the commit fails and rolls everything back.
+      doom_during_commit(phase_ == Phase::beginning
+                             ? "abort() was called from a synchronizer's new_transaction"
+                             : "abort() was called during commit(), before the decision");
+      return;
+    case Phase::decided:
+      log(LogLevel::error, "abort() called after the decision of " + describe() +
+                               ": ignored, the transaction commits");
+      return;
+    case Phase::rolling_back: return;  // being rolled back already
+  }
   switch (status_) {
     case Status::committed:
     case Status::aborted: return;
-    case Status::committing:
-      log(LogLevel::error, "abort() called while the transaction is committing: ignored");
-      return;
+    case Status::committing: return;  // only in a phase handled above
     case Status::commit_failed:
       // Everything was rolled back (or left to recovery) when the commit failed, and the hooks
       // ran then; this only ends the transaction.
@@ -565,22 +708,27 @@ void Transaction::abort() noexcept {
     case Status::doomed: break;
   }
   auto keep_alive = shared_from_this();
+  phase_ = Phase::rolling_back;
+  invalidate_savepoints_from(0);
   run_abort_hooks(true);
   notify_synchronizers(true);
   for (auto& p : participants_) best_effort(*p, "abort", [&] { p->rm->abort(*this); });
   status_ = Status::aborted;
-  invalidate_savepoints_from(0);
   participants_.clear();
   release_gtrid();
   detail::count(detail::Counter::aborts);
   run_abort_hooks(false);
   notify_synchronizers(false);
+  phase_ = Phase::idle;
 }
 
 // ---- savepoints
 // -------------------------------------------------------------------------------------
 
 Savepoint Transaction::savepoint(bool optimistic) {
+  if (phase_ == Phase::rolling_back && status_ != Status::commit_failed) {
+    throw UsageError("savepoint(): " + describe() + " is being aborted");
+  }
   if (status_ == Status::commit_failed) {
     throw TransactionFailedError("savepoint(): the commit of this transaction failed (" +
                                  error_message(failure_) + "); call abort()");
@@ -608,8 +756,8 @@ Savepoint Transaction::savepoint(bool optimistic) {
     try {
       sp->rm_savepoints.push_back(p->savepoints->savepoint(*this));
     } catch (...) {
-      fail_commit(std::current_exception());  // the participants' state is unknown now
-      throw;
+      // The participants' state is unknown now.
+      std::rethrow_exception(fail_commit(std::current_exception()));
     }
   }
   sp->txn = weak_from_this();
@@ -645,8 +793,7 @@ void Transaction::rollback_to(detail::SavepointState& sp) {
     try {
       rsp->rollback();
     } catch (...) {
-      fail_commit(std::current_exception());
-      throw;
+      std::rethrow_exception(fail_commit(std::current_exception()));
     }
   }
   invalidate_savepoints_from(sp.index + 1);

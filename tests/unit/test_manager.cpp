@@ -67,6 +67,26 @@ TEST(ThreadManager, BeginAbortsATransactionLeftOpen) {
   tm.abort();
 }
 
+TEST(ThreadManager, BeginFromAHookDoesNotReplaceTheTransactionBeingCommitted) {
+  ThreadTransactionManager tm;
+  auto log = std::make_shared<CallLog>();
+  auto a = std::make_shared<RecordingResource>("a", log);
+  auto& txn = tm.begin();
+  a->set(txn, "1");
+  bool refused = false;
+  txn.add_before_commit_hook([&] {
+    try {
+      tm.begin();  // would abort the transaction under commit() and make another current
+    } catch (const UsageError&) {
+      refused = true;
+    }
+  });
+  EXPECT_TRUE(tm.commit().committed);
+  EXPECT_TRUE(refused);
+  EXPECT_EQ(a->committed(), "1");
+  EXPECT_EQ(tm.current(), nullptr);
+}
+
 TEST(ThreadManager, ManyThreadsCommitIndependently) {
   ThreadTransactionManager tm;
   std::atomic<int> committed{0};

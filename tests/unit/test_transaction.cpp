@@ -1,12 +1,16 @@
 // The two-phase commit as the participants see it: call order, sort order, votes, failures at
 // every step, hooks, doom, timeouts, savepoints.
+#include <xact/decision_log.hpp>
 #include <xact/errors.hpp>
+#include <xact/io/mem_env.hpp>
 #include <xact/log.hpp>
 #include <xact/manager.hpp>
 #include <xact/testing/recording_resource.hpp>
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
 #include <thread>
 
 namespace xact {
@@ -268,16 +272,24 @@ TEST_F(TransactionTest, AnInDoubtLastResourceLeavesTheVotersPreparedForRecovery)
   EXPECT_EQ(a->prepared().size(), 1u) << "abort of an in-doubt transaction touches nothing";
 }
 
-TEST_F(TransactionTest, TwoLastResourcesFailTheCommit) {
+TEST_F(TransactionTest, ASecondLastResourceIsRefusedAtJoinNamingBoth) {
   RecordingOptions last;
   last.last_resource = true;
-  RecordingOptions last2 = last;
-  auto l1 = rm("l1", last), l2 = rm("l2", last2);
+  auto l1 = rm("l1", last), l2 = rm("l2", last);
   auto& txn = tm_.begin();
   l1->set(txn, "1");
-  l2->set(txn, "1");
-  EXPECT_THROW(tm_.commit(), UsageError);
-  EXPECT_EQ(log_->of("l1"), (Calls{"abort"}));
+  try {
+    l2->set(txn, "1");
+    FAIL() << "expected UsageError";
+  } catch (const UsageError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("'l1'"), std::string::npos) << what;
+    EXPECT_NE(what.find("'l2'"), std::string::npos) << what;
+  }
+  EXPECT_FALSE(txn.has_joined(*l2));
+  EXPECT_EQ(txn.status(), Status::active) << "a refused join changes nothing";
+  tm_.commit();
+  EXPECT_EQ(l1->committed(), "1");
 }
 
 TEST_F(TransactionTest, LateJoinDuringCommitFailsTheCommit) {
@@ -621,6 +633,605 @@ TEST_F(TransactionTest, TheLogSinkReceivesWarnings) {
   set_log_sink(nullptr);
   ASSERT_FALSE(messages.empty());
   EXPECT_NE(messages.front().find("'a' failed to finish"), std::string::npos) << messages.front();
+}
+
+// ---- the state machine: what hooks, synchronizers and resource managers may call -----------
+//
+// Every call of {doom, abort, commit, join, savepoint + rollback, manager.begin()} from every
+// hook and synchronizer callback, against the table in <xact/transaction.hpp>. Each cell is a
+// named case: <where>__<call>.
+
+enum class Where {
+  new_transaction,
+  before_commit_hook,
+  before_completion_at_commit,
+  after_commit_hook,
+  after_completion_after_commit,
+  after_commit_hook_of_a_failed_commit,
+  before_abort_hook,
+  after_abort_hook,
+  before_completion_at_abort,
+  after_completion_after_abort,
+};
+enum class Call { doom, abort, commit, join, savepoint_and_rollback, begin };
+enum class Then { ok, usage_error };
+// How the transaction ends: its commit succeeds, fails as doomed, fails with the injected
+// error (the failed-commit scenario), or it is aborted (the abort scenarios).
+enum class Ends { committed, doomed, failed, aborted };
+
+struct Cell {
+  Where where;
+  Call call;
+  Then then;
+  Ends ends;
+};
+
+const char* name_of(Where w) {
+  switch (w) {
+    case Where::new_transaction: return "new_transaction";
+    case Where::before_commit_hook: return "before_commit_hook";
+    case Where::before_completion_at_commit: return "before_completion_at_commit";
+    case Where::after_commit_hook: return "after_commit_hook";
+    case Where::after_completion_after_commit: return "after_completion_after_commit";
+    case Where::after_commit_hook_of_a_failed_commit: return "after_commit_hook_of_a_failed_commit";
+    case Where::before_abort_hook: return "before_abort_hook";
+    case Where::after_abort_hook: return "after_abort_hook";
+    case Where::before_completion_at_abort: return "before_completion_at_abort";
+    case Where::after_completion_after_abort: return "after_completion_after_abort";
+  }
+  return "?";
+}
+
+const char* name_of(Call c) {
+  switch (c) {
+    case Call::doom: return "doom";
+    case Call::abort: return "abort";
+    case Call::commit: return "commit";
+    case Call::join: return "join";
+    case Call::savepoint_and_rollback: return "savepoint_and_rollback";
+    case Call::begin: return "manager_begin";
+  }
+  return "?";
+}
+
+const char* name_of(Ends e) {
+  switch (e) {
+    case Ends::committed: return "committed";
+    case Ends::doomed: return "doomed";
+    case Ends::failed: return "failed";
+    case Ends::aborted: return "aborted";
+  }
+  return "?";
+}
+
+void PrintTo(const Cell& c, std::ostream* os) {
+  *os << name_of(c.where) << " -> " << name_of(c.call) << " "
+      << (c.then == Then::ok ? "allowed" : "refused") << ", ends " << name_of(c.ends);
+}
+
+// The table, one row per callback, cells in the order of Call.
+struct Row {
+  Where where;
+  std::array<std::pair<Then, Ends>, 6> cells;
+};
+
+std::vector<Cell> state_machine_cells() {
+  using enum Then;
+  using enum Ends;
+  // Before the 2PC starts the transaction is still open: doom and abort doom it (the commit
+  // fails), joins and savepoints work, commit and begin are refused (no re-entry).
+  const std::array<std::pair<Then, Ends>, 6> before = {{{ok, doomed},
+                                                        {ok, doomed},
+                                                        {usage_error, committed},
+                                                        {ok, committed},
+                                                        {ok, committed},
+                                                        {usage_error, committed}}};
+  // After the decision: committed; abort is ignored, everything else is refused.
+  const std::array<std::pair<Then, Ends>, 6> after = {{{usage_error, committed},
+                                                       {ok, committed},
+                                                       {usage_error, committed},
+                                                       {usage_error, committed},
+                                                       {usage_error, committed},
+                                                       {usage_error, committed}}};
+  // While rolling back: doom and abort are no-ops (it is being aborted), the rest is refused.
+  auto rolling_back = [](Ends e) {
+    return std::array<std::pair<Then, Ends>, 6>{
+        {{ok, e}, {ok, e}, {usage_error, e}, {usage_error, e}, {usage_error, e}, {usage_error, e}}};
+  };
+  const Row rows[] = {
+      {Where::new_transaction, before},
+      {Where::before_commit_hook, before},
+      {Where::before_completion_at_commit, before},
+      {Where::after_commit_hook, after},
+      {Where::after_completion_after_commit, after},
+      {Where::after_commit_hook_of_a_failed_commit, rolling_back(failed)},
+      {Where::before_abort_hook, rolling_back(aborted)},
+      {Where::after_abort_hook, rolling_back(aborted)},
+      {Where::before_completion_at_abort, rolling_back(aborted)},
+      {Where::after_completion_after_abort, rolling_back(aborted)},
+  };
+  const Call calls[] = {
+      Call::doom, Call::abort, Call::commit, Call::join, Call::savepoint_and_rollback, Call::begin};
+  std::vector<Cell> out;
+  for (const auto& row : rows) {
+    for (std::size_t i = 0; i < 6; ++i) {
+      out.push_back({row.where, calls[i], row.cells[i].first, row.cells[i].second});
+    }
+  }
+  return out;
+}
+
+// A synchronizer whose callbacks each run a one-shot action and count after_completion.
+struct ScriptedSynchronizer : Synchronizer {
+  std::function<void(Transaction&)> on_new, on_before, on_after;
+  int after_completions = 0;
+  static void fire(std::function<void(Transaction&)>& slot, Transaction& t) {
+    if (!slot) return;
+    auto f = std::move(slot);
+    slot = nullptr;
+    f(t);
+  }
+  void new_transaction(Transaction& t) override { fire(on_new, t); }
+  void before_completion(Transaction& t) override { fire(on_before, t); }
+  void after_completion(Transaction& t) override {
+    ++after_completions;
+    fire(on_after, t);
+  }
+};
+
+class StateMachineTest : public ::testing::TestWithParam<Cell> {};
+
+TEST_P(StateMachineTest, CallFromCallbackFollowsTheTable) {
+  const Cell cell = GetParam();
+  // An implicit manager: its begin() would abort a transaction left open, the harmful case.
+  BasicTransactionManager tm(/*explicit_mode=*/false);
+  auto log = std::make_shared<CallLog>();
+  RecordingOptions a_options;
+  if (cell.where == Where::after_commit_hook_of_a_failed_commit) a_options.fail_at = Step::tpc_vote;
+  auto a = std::make_shared<RecordingResource>("a", log, a_options);
+  auto j = std::make_shared<RecordingResource>("j", log);
+  auto sync = std::make_shared<ScriptedSynchronizer>();
+  tm.register_synchronizer(sync);
+
+  std::optional<Then> then;
+  std::string unexpected;
+  auto act = [&](Transaction& t) {
+    try {
+      switch (cell.call) {
+        case Call::doom: t.doom(); break;
+        case Call::abort: t.abort(); break;
+        case Call::commit: t.commit(); break;
+        case Call::join: j->set(t, "j"); break;
+        case Call::savepoint_and_rollback: {
+          auto sp = t.savepoint();
+          sp.rollback();
+          break;
+        }
+        case Call::begin: tm.begin(); break;
+      }
+      then = Then::ok;
+    } catch (const UsageError&) {
+      then = Then::usage_error;
+    } catch (...) {
+      unexpected = error_message(std::current_exception());
+    }
+  };
+
+  if (cell.where == Where::new_transaction) sync->on_new = act;
+  Transaction& txn = tm.begin();
+  auto keep = txn.shared_from_this();
+  a->set(txn, "1");
+  switch (cell.where) {
+    case Where::new_transaction: break;
+    case Where::before_commit_hook: txn.add_before_commit_hook([&] { act(txn); }); break;
+    case Where::before_completion_at_commit:
+    case Where::before_completion_at_abort: sync->on_before = act; break;
+    case Where::after_commit_hook:
+    case Where::after_commit_hook_of_a_failed_commit:
+      txn.add_after_commit_hook([&](bool) { act(txn); });
+      break;
+    case Where::after_completion_after_commit:
+    case Where::after_completion_after_abort: sync->on_after = act; break;
+    case Where::before_abort_hook: txn.add_before_abort_hook([&] { act(txn); }); break;
+    case Where::after_abort_hook: txn.add_after_abort_hook([&] { act(txn); }); break;
+  }
+
+  std::optional<Ends> ends;
+  const bool by_abort = cell.where == Where::before_abort_hook ||
+                        cell.where == Where::after_abort_hook ||
+                        cell.where == Where::before_completion_at_abort ||
+                        cell.where == Where::after_completion_after_abort;
+  if (by_abort) {
+    tm.abort();
+    if (txn.status() == Status::aborted) ends = Ends::aborted;
+  } else {
+    try {
+      txn.commit();
+      ends = Ends::committed;
+    } catch (const DoomedTransactionError&) {
+      ends = Ends::doomed;
+    } catch (const ResourceError&) {
+      ends = Ends::failed;
+    } catch (...) {
+      unexpected = "commit: " + error_message(std::current_exception());
+    }
+  }
+
+  EXPECT_EQ(unexpected, "");
+  ASSERT_TRUE(then.has_value()) << "the callback never ran";
+  EXPECT_EQ(*then, cell.then) << (*then == Then::ok ? "allowed" : "refused");
+  ASSERT_TRUE(ends.has_value());
+  EXPECT_EQ(name_of(*ends), std::string(name_of(cell.ends)));
+
+  // Whatever the cell: the reported outcome is the real one, every participant ends exactly
+  // once, and after_completion runs exactly once.
+  tm.abort();
+  EXPECT_EQ(a->committed().has_value(), cell.ends == Ends::committed);
+  EXPECT_TRUE(a->prepared().empty());
+  const bool j_joined = cell.call == Call::join && cell.then == Then::ok;
+  EXPECT_EQ(j->committed().has_value(), j_joined && cell.ends == Ends::committed);
+  for (const auto& rm : {std::string("a"), std::string("j")}) {
+    const auto mine = log->of(rm);
+    const auto ends_of = std::count(mine.begin(), mine.end(), "abort") +
+                         std::count(mine.begin(), mine.end(), "tpc_abort") +
+                         std::count(mine.begin(), mine.end(), "tpc_finish");
+    EXPECT_EQ(ends_of, rm == "a" || j_joined ? 1 : 0) << rm;
+  }
+  EXPECT_EQ(sync->after_completions, 1);
+  EXPECT_NE(txn.status(), Status::committing);
+  EXPECT_EQ(tm.current(), nullptr);
+  EXPECT_NO_THROW(tm.begin()) << "the manager is usable afterwards";
+  tm.abort();
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryCallFromEveryCallback, StateMachineTest,
+                         ::testing::ValuesIn(state_machine_cells()), [](const auto& info) {
+                           return std::string(name_of(info.param.where)) + "__" +
+                                  name_of(info.param.call);
+                         });
+
+// ---- the rules behind the table, one test each -------------------------------------------
+
+TEST_F(TransactionTest, DoomFromABeforeCommitHookOrSynchronizerIsNeverCommitted) {
+  struct Dooming : Synchronizer {
+    void before_completion(Transaction& t) override {
+      if (t.status() == Status::active) t.doom();
+    }
+  };
+  for (int via_sync = 0; via_sync < 2; ++via_sync) {
+    auto a = rm("a" + std::to_string(via_sync));
+    auto s = std::make_shared<Dooming>();
+    if (via_sync) tm_.register_synchronizer(s);
+    auto& txn = tm_.begin();
+    a->set(txn, "1");
+    if (!via_sync) txn.add_before_commit_hook([&] { txn.doom(); });
+    std::vector<bool> told;
+    txn.add_after_commit_hook([&](bool ok) { told.push_back(ok); });
+    EXPECT_THROW(tm_.commit(), DoomedTransactionError);
+    EXPECT_EQ(told, (std::vector<bool>{false}));
+    EXPECT_FALSE(a->committed());
+    tm_.abort();
+    tm_.unregister_synchronizer(*s);
+  }
+}
+
+TEST_F(TransactionTest, AbortFromABeforeCommitHookFailsTheCommitAndRunsTheAbortHooks) {
+  auto a = rm("a");
+  auto& txn = tm_.begin();
+  a->set(txn, "1");
+  int before_abort = 0, after_abort = 0;
+  std::vector<bool> told;
+  txn.add_before_commit_hook([&] { txn.abort(); });
+  txn.add_before_abort_hook([&] { ++before_abort; });
+  txn.add_after_abort_hook([&] { ++after_abort; });
+  txn.add_after_commit_hook([&](bool ok) { told.push_back(ok); });
+  try {
+    tm_.commit();
+    FAIL() << "aborted work was reported committed";
+  } catch (const DoomedTransactionError& e) {
+    EXPECT_NE(std::string(e.what()).find("abort()"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(told, (std::vector<bool>{false}));
+  EXPECT_EQ(before_abort, 1);
+  EXPECT_EQ(after_abort, 1);
+  EXPECT_EQ(log_->of("a"), (Calls{"abort"}));
+  EXPECT_FALSE(a->committed());
+  tm_.abort();
+  EXPECT_EQ(before_abort, 1) << "the hooks ran once";
+}
+
+TEST_F(TransactionTest, CommitFromInsideCommitIsAUsageErrorAndCompletesOnce) {
+  auto a = rm("a");
+  auto s = std::make_shared<RecordingSynchronizer>();
+  tm_.register_synchronizer(s);
+  auto& txn = tm_.begin();
+  a->set(txn, "1");
+  txn.add_before_commit_hook([&] { txn.commit(); });  // lets the UsageError out
+  try {
+    tm_.commit();
+    FAIL();
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("inside commit()"), std::string::npos) << e.what();
+  }
+  const auto a_calls = log_->of("a");
+  EXPECT_EQ(std::count(a_calls.begin(), a_calls.end(), "tpc_begin"), 0);
+  EXPECT_FALSE(a->committed());
+  tm_.abort();
+  EXPECT_EQ(s->seen, (std::vector<std::string>{"new", "after:commit_failed"}))
+      << "after_completion once; before_completion never, as the hook failed first";
+  tm_.unregister_synchronizer(*s);
+}
+
+// A resource manager that calls `during` on the transaction from one of its phase-1 steps.
+class ActingResource : public RecordingResource {
+ public:
+  using RecordingResource::RecordingResource;
+  Step at = Step::tpc_vote;
+  std::function<void(Transaction&)> during;
+  void commit(Transaction& t) override {
+    if (at == Step::commit && during) during(t);
+    RecordingResource::commit(t);
+  }
+  Vote tpc_vote(Transaction& t) override {
+    if (at == Step::tpc_vote && during) during(t);
+    return RecordingResource::tpc_vote(t);
+  }
+  void tpc_finish(Transaction& t) override {
+    if (at == Step::tpc_finish && during) during(t);
+    RecordingResource::tpc_finish(t);
+  }
+};
+
+TEST_F(TransactionTest, DoomOrAbortFromAResourceManagerBeforeTheDecisionFailsTheCommit) {
+  for (bool use_abort : {false, true}) {
+    log_->clear();
+    auto a = rm("a");
+    auto r = std::make_shared<ActingResource>("r", log_);
+    r->during = [&](Transaction& t) { use_abort ? t.abort() : t.doom(); };
+    auto& txn = tm_.begin();
+    a->set(txn, "1");
+    r->set(txn, "1");
+    EXPECT_THROW(tm_.commit(), DoomedTransactionError) << (use_abort ? "abort" : "doom");
+    EXPECT_EQ(log_->of("a").back(), "tpc_abort");
+    EXPECT_EQ(log_->of("r").back(), "tpc_abort");
+    EXPECT_FALSE(a->committed());
+    EXPECT_TRUE(a->prepared().empty());
+    tm_.abort();
+  }
+}
+
+TEST_F(TransactionTest, AJoinRefusedBeforeTheDecisionFailsTheCommitEvenIfSwallowed) {
+  for (Step step : {Step::commit, Step::tpc_vote}) {
+    log_->clear();
+    auto a = rm("a"), late = rm("late");
+    auto r = std::make_shared<ActingResource>("r", log_);
+    r->at = step;
+    r->during = [&](Transaction& t) {
+      try {
+        t.join(late);
+      } catch (const UsageError&) {
+        // the resource manager swallows the refusal
+      }
+    };
+    auto& txn = tm_.begin();
+    a->set(txn, "1");
+    r->set(txn, "1");
+    const auto before = counters().late_joins;
+    try {
+      tm_.commit();
+      FAIL() << "the commit dropped a late joiner's work";
+    } catch (const UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find("'late'"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(counters().late_joins, before + 1);
+    EXPECT_FALSE(a->committed());
+    EXPECT_TRUE(log_->of("late").empty());
+    tm_.abort();
+  }
+}
+
+TEST_F(TransactionTest, AJoinRefusedAfterTheDecisionIsLoggedAsAnErrorAndCounted) {
+  std::vector<std::string> errors;
+  set_log_sink([&](LogLevel level, std::string_view m) {
+    if (level == LogLevel::error) errors.emplace_back(m);
+  });
+  auto a = rm("a"), late1 = rm("late1"), late2 = rm("late2");
+  auto r = std::make_shared<ActingResource>("r", log_);
+  r->at = Step::tpc_finish;
+  r->during = [&](Transaction& t) {
+    try {
+      t.join(late1);
+    } catch (const UsageError&) {
+    }
+  };
+  auto& txn = tm_.begin();
+  a->set(txn, "1");
+  r->set(txn, "1");
+  txn.add_after_commit_hook([&](bool) { late2->set(txn, "x"); });  // its error is logged too
+  const auto before = counters().late_joins;
+  CommitOutcome outcome;
+  EXPECT_NO_THROW(outcome = tm_.commit());
+  set_log_sink(nullptr);
+  EXPECT_TRUE(outcome.complete());
+  EXPECT_EQ(a->committed(), "1");
+  EXPECT_EQ(counters().late_joins, before + 2);
+  auto mentions = [&](const std::string& name) {
+    return std::count_if(errors.begin(), errors.end(), [&](const std::string& m) {
+      return m.find("late join: resource '" + name + "'") != std::string::npos;
+    });
+  };
+  EXPECT_GE(mentions("late1"), 1) << ::testing::PrintToString(errors);
+  EXPECT_GE(mentions("late2"), 1) << ::testing::PrintToString(errors);
+  EXPECT_TRUE(log_->of("late1").empty());
+  EXPECT_FALSE(late2->committed());
+}
+
+TEST_F(TransactionTest, BeginFromAHookOfTheCurrentTransactionIsRefused) {
+  BasicTransactionManager tm(/*explicit_mode=*/false);
+  auto a = rm("a");
+  auto& txn = tm.begin();
+  a->set(txn, "1");
+  std::string refused;
+  txn.add_after_commit_hook([&](bool) {
+    try {
+      tm.begin();
+    } catch (const UsageError& e) {
+      refused = e.what();
+    }
+  });
+  tm.commit();
+  EXPECT_NE(refused.find("begin() called while"), std::string::npos) << refused;
+  EXPECT_EQ(tm.current(), nullptr) << "no transaction was begun behind the application's back";
+}
+
+// ---- "in doubt" only after a decision ------------------------------------------------------
+
+struct InDoubtAt {
+  Step step;
+  const char* name;
+};
+
+void PrintTo(const InDoubtAt& at, std::ostream* os) { *os << at.name; }
+
+class InDoubtBeforeTheDecisionTest : public TransactionTest,
+                                     public ::testing::WithParamInterface<InDoubtAt> {};
+
+TEST_P(InDoubtBeforeTheDecisionTest, CountsAsANoVoteAndCommitThrowsARetryableError) {
+  RecordingOptions lost;
+  lost.fail_at = GetParam().step;
+  lost.thrower = [](Step) { throw InDoubtError("connection lost"); };
+  auto a = rm("a"), b = rm("b", lost), c = rm("c");
+  auto& txn = tm_.begin();
+  a->set(txn, "1");
+  b->set(txn, "1");
+  c->set(txn, "1");
+  int before_abort = 0, after_abort = 0;
+  txn.add_before_abort_hook([&] { ++before_abort; });
+  txn.add_after_abort_hook([&] { ++after_abort; });
+  const auto in_doubt_before = counters().in_doubt;
+  std::exception_ptr error;
+  try {
+    tm_.commit();
+  } catch (const InDoubtError&) {
+    FAIL() << "reported in doubt before any decision existed";
+  } catch (const TransientError& e) {
+    error = std::current_exception();
+    try {
+      std::rethrow_if_nested(e);
+      ADD_FAILURE() << "the original error is not nested";
+    } catch (const InDoubtError& original) {
+      EXPECT_STREQ(original.what(), "connection lost");
+    }
+  }
+  ASSERT_TRUE(error);
+  EXPECT_TRUE(txn.is_retryable(error));
+  EXPECT_EQ(counters().in_doubt, in_doubt_before);
+  EXPECT_EQ(before_abort, 1);
+  EXPECT_EQ(after_abort, 1);
+  for (const char* name : {"a", "b", "c"}) {
+    auto mine = log_->of(name);
+    const bool begun = std::find(mine.begin(), mine.end(), "tpc_begin") != mine.end();
+    EXPECT_EQ(mine.back(), begun ? "tpc_abort" : "abort") << name;
+  }
+  EXPECT_EQ(log_->of("b").back(), "tpc_abort") << "the participant that lost its connection is "
+                                                  "told to roll back (by id, on a new one)";
+  EXPECT_TRUE(a->prepared().empty());
+  EXPECT_TRUE(c->prepared().empty());
+  tm_.abort();
+}
+
+INSTANTIATE_TEST_SUITE_P(Steps, InDoubtBeforeTheDecisionTest,
+                         ::testing::Values(InDoubtAt{Step::tpc_begin, "tpc_begin"},
+                                           InDoubtAt{Step::commit, "commit"},
+                                           InDoubtAt{Step::tpc_vote, "tpc_vote"}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST_F(TransactionTest, InDoubtFromABeforeCommitHookCountsAsANoVote) {
+  auto a = rm("a");
+  auto& txn = tm_.begin();
+  a->set(txn, "1");
+  txn.add_before_commit_hook([] { throw InDoubtError("hook lost its connection"); });
+  EXPECT_THROW(tm_.commit(), TransientError);
+  EXPECT_EQ(log_->of("a"), (Calls{"abort"}));
+  tm_.abort();
+}
+
+TEST_F(TransactionTest, ASingleVoterWhoseFinishFailsReportsTheDecisionLogged) {
+  io::MemEnv env;
+  std::shared_ptr<DecisionLog> decisions = DecisionLog::open(env, "/log");
+  ExplicitTransactionManager tm(ManagerOptions{decisions, std::nullopt});
+  RecordingOptions flaky;
+  flaky.fail_at = Step::tpc_finish;
+  auto a = rm("a", flaky);
+  auto& txn = tm.begin();
+  a->set(txn, "1");
+  const Gtrid g = txn.gtrid();
+  const CommitOutcome outcome = tm.commit();
+  ASSERT_EQ(outcome.pending.size(), 1u);
+  const auto unfinished = decisions->unfinished();
+  ASSERT_EQ(unfinished.size(), 1u) << "the commit record was written for recovery";
+  EXPECT_EQ(unfinished[0].gtrid, g);
+  EXPECT_TRUE(outcome.decision_logged);
+}
+
+// ---- clean-up order --------------------------------------------------------------------------
+
+TEST_F(TransactionTest, AFailedCommitCleansUpInTheDocumentedOrder) {
+  // Joined out of sort order, failing in a before-commit hook (before the sort of phase 1):
+  // before-abort hooks, then abort() in sort-key order, after-commit hooks (false),
+  // after-abort hooks, synchronizers' after_completion.
+  auto s = std::make_shared<RecordingSynchronizer>();
+  tm_.register_synchronizer(s);
+  auto a = rm("a"), b = rm("b"), c = rm("c");
+  auto& txn = tm_.begin();
+  c->set(txn, "1");
+  a->set(txn, "1");
+  b->set(txn, "1");
+  txn.add_before_commit_hook([] { throw ConflictError("hook"); });
+  txn.add_before_abort_hook([&] { log_->add("hook.before_abort"); });
+  txn.add_after_commit_hook([&](bool) { log_->add("hook.after_commit"); });
+  txn.add_after_abort_hook([&] { log_->add("hook.after_abort"); });
+  EXPECT_THROW(tm_.commit(), ConflictError);
+  EXPECT_EQ(calls(), (Calls{"hook.before_abort", "a.abort", "b.abort", "c.abort",
+                            "hook.after_commit", "hook.after_abort"}));
+  EXPECT_EQ(s->seen.back(), "after:commit_failed");
+  tm_.abort();
+  tm_.unregister_synchronizer(*s);
+}
+
+TEST_F(TransactionTest, ASavepointRollbackAbortsLaterJoinersNewestFirstThenRollsBackInJoinOrder) {
+  auto a = rm("a"), b = rm("b"), x = rm("x"), y = rm("y");
+  auto& txn = tm_.begin();
+  b->set(txn, "1");
+  a->set(txn, "1");
+  auto sp = txn.savepoint();
+  x->set(txn, "1");
+  y->set(txn, "1");
+  log_->clear();
+  sp.rollback();
+  EXPECT_EQ(calls(), (Calls{"y.abort", "x.abort", "b.savepoint_rollback", "a.savepoint_rollback"}));
+  tm_.abort();
+}
+
+TEST_F(TransactionTest, AFailedSavepointInsideABeforeCommitHookCannotLetTheCommitGoOn) {
+  RecordingOptions bad;
+  bad.fail_at = Step::savepoint_rollback;
+  auto a = rm("a", bad);
+  auto& txn = tm_.begin();
+  a->set(txn, "1");
+  txn.add_before_commit_hook([&] {
+    auto sp = txn.savepoint();
+    try {
+      sp.rollback();
+    } catch (const ResourceError&) {
+      // swallowed by the hook
+    }
+  });
+  EXPECT_THROW(tm_.commit(), TransactionFailedError);
+  EXPECT_FALSE(a->committed());
+  const auto a_calls = log_->of("a");
+  EXPECT_EQ(std::count(a_calls.begin(), a_calls.end(), "tpc_begin"), 0);
+  tm_.abort();
 }
 
 }  // namespace

@@ -34,6 +34,9 @@ struct Counters {
   std::uint64_t heuristics = 0;           ///< heuristic outcomes found
   std::uint64_t in_doubt = 0;             ///< commits left for recovery to decide
   std::uint64_t decisions_logged = 0;     ///< commit records forced to a decision log
+  /// Joins refused because the commit had started (their work was not committed): before the
+  /// decision they also fail the commit; after it they are logged as errors.
+  std::uint64_t late_joins = 0;
 };
 
 /// A snapshot of the process-wide counters.
@@ -50,6 +53,7 @@ enum class Counter {
   heuristics,
   in_doubt,
   decisions_logged,
+  late_joins,
   count_
 };
 void count(Counter c, std::uint64_t n = 1) noexcept;

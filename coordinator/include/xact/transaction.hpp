@@ -165,10 +165,23 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   Transaction(std::shared_ptr<const std::vector<std::weak_ptr<Synchronizer>>> synchronizers,
               std::shared_ptr<DecisionLog> log, std::optional<Clock::duration> timeout);
 
-  void check_joinable(const ResourceManager& rm) const;
+  // What the transaction is doing right now; decides which calls a hook, a synchronizer or a
+  // resource manager may make (the table in the header comment).
+  enum class Phase {
+    idle,           // no begin(), commit() or abort() of this transaction is running
+    beginning,      // the manager's begin(): synchronizers' new_transaction
+    before_commit,  // commit(): before-commit hooks, synchronizers' before_completion
+    voting,         // commit(): tpc_begin, commit, tpc_vote (phase 1, before the decision)
+    decided,        // commit(): from the decision step on (phase 2, after-commit hooks, ...)
+    rolling_back,   // abort(), or the clean-up of a failed commit
+  };
+
+  void check_joinable(const ResourceManager& rm);
+  void doom_during_commit(std::string reason) noexcept;
+  void check_before_decision();
   void run_before_commit_hooks();
   CommitOutcome commit_participants();
-  void fail_commit(std::exception_ptr error) noexcept;
+  std::exception_ptr fail_commit(std::exception_ptr error) noexcept;
   void release_gtrid() noexcept;
   void rollback_to(detail::SavepointState& sp);
   void invalidate_savepoints_from(std::size_t index) noexcept;
@@ -180,6 +193,9 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   std::shared_ptr<const std::vector<std::weak_ptr<Synchronizer>>> synchronizers_;
   std::shared_ptr<DecisionLog> log_;
   Status status_ = Status::active;
+  Phase phase_ = Phase::idle;
+  bool doom_pending_ = false;            // doomed (or aborted) while status_ is committing
+  std::vector<std::string> late_joins_;  // refused during phase 1: they fail the commit
   std::vector<std::unique_ptr<detail::Participant>> participants_;
   std::vector<std::shared_ptr<detail::SavepointState>> savepoints_;
   std::vector<std::function<void()>> before_commit_;
