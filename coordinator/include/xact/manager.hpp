@@ -33,6 +33,9 @@ class DecisionLog;
 
 /// Told about the transactions of the manager it is registered with. Must not throw; an
 /// exception is logged and ignored (except from before_completion at commit: it fails the commit).
+/// What a callback may call on the transaction (and on the manager) is tabled in
+/// <xact/transaction.hpp>: e.g. new_transaction and before_completion may join and doom, no
+/// callback may commit or begin().
 class Synchronizer {
  public:
   virtual ~Synchronizer() = default;
@@ -56,7 +59,9 @@ class TransactionManager {
  public:
   virtual ~TransactionManager() = default;
 
-  /// Begins a transaction and makes it current.
+  /// Begins a transaction and makes it current. UsageError when called from a hook, a
+  /// synchronizer or a resource manager of the current transaction (it is still being begun,
+  /// committed or aborted).
   virtual Transaction& begin() = 0;
   /// The current transaction (see the class comments for what happens when there is none).
   virtual Transaction& get() = 0;
@@ -134,7 +139,7 @@ class ThreadTransactionManager final : public TransactionManager {
 
   const std::uint64_t id_;  // keys the per-thread state; never reused, unlike an address
   mutable std::mutex mutex_;
-  ManagerOptions options_;                       // guarded by mutex_
+  ManagerOptions options_;                         // guarded by mutex_
   std::atomic<std::uint64_t> options_version_{0};  // bumped (under mutex_) by set_options
 };
 

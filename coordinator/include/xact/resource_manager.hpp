@@ -14,9 +14,20 @@
 // sort keys must be unique so the commit order is deterministic, and resource names must be
 // unique because they become the branch qualifiers of the transaction ids.
 //
-// Joins are accepted while the transaction is active or doomed, and from before-commit hooks.
-// A join once the commit has started (from an RM's commit() or tpc_vote(), or an after-commit
-// hook) is a "late join": it is refused with UsageError, which fails the commit it happens in.
+// An RM whose OnePhaseCommit::can_prepare() is false (a last resource, below) is refused at
+// join() when another one already joined; the error names both.
+//
+// Joins are accepted while the transaction is active or doomed, from synchronizers'
+// new_transaction and before_completion, and from before-commit hooks. A join once phase 1 has
+// started is a "late join", refused with UsageError and counted (Counters::late_joins):
+// - before the decision (from an RM's tpc_begin, commit or tpc_vote) it fails the commit, also
+//   when the RM catches the UsageError: the late joiner's work would otherwise be dropped
+//   while the rest commits;
+// - after the decision (from tpc_finish, an after-commit hook or after_completion) the
+//   transaction is committed without that work: the refusal is logged as an error.
+// What else hooks, synchronizers and RMs may call on the transaction they are called for is
+// tabled in <xact/transaction.hpp>; in short, an RM never commits, aborts or begins from a
+// protocol call, and doom() or abort() from phase 1 fails the commit.
 //
 // ---------------------------------------------------------------------------------------------
 // Call order (RMs sorted by sort_key(), ascending; each RM sees each call at most once)
@@ -49,6 +60,15 @@
 // - tpc_begin, commit: may throw anything; the transaction fails and is rolled back everywhere.
 //   commit() stages the work (e.g. runs the SQL); errors that SQL can raise must surface here,
 //   before any prepare.
+// - InDoubtError means "the outcome of the whole transaction is unknown; recovery decides". It
+//   can only come from the decision step (the forced commit record, a last resource's
+//   commit_one_phase, a single participant's commit_one_phase) or later. Thrown from
+//   tpc_begin, commit or tpc_vote (or a before-commit hook) it counts as a no vote like any
+//   other exception: tpc_abort on every begun RM (the thrower included), abort() on the others,
+//   abort hooks, and commit() throws a TransientError (retryable) with the InDoubtError nested.
+//   An RM that lost its connection during PREPARE does not know whether its branch is prepared:
+//   its tpc_abort rolls it back by id on a fresh connection (ROLLBACK PREPARED, XA ROLLBACK;
+//   an unknown id is fine), and recovery rolls back what it cannot reach (presumed abort).
 // - tpc_vote: returning Vote::yes is a promise: the RM's work is DURABLE and it can commit or
 //   roll back later on request, even after a crash of the RM's process or server or of the
 //   coordinator (PREPARE TRANSACTION, XA PREPARE, a prepared record in a storage file).
@@ -83,6 +103,20 @@
 // the same local transaction, so that recovery can ask it (DecisionStore) whether the
 // transaction committed. If commit_one_phase throws InDoubtError the prepared RMs are left
 // prepared for recovery; any other exception rolls everything back.
+//
+// ---------------------------------------------------------------------------------------------
+// Order of the clean-up calls after a failure
+// ---------------------------------------------------------------------------------------------
+// - Failed commit: before-abort hooks; then every RM in sort-key order (the commit order, also
+//   when the failure came from a before-commit hook, before phase 1): abort() if it never got
+//   tpc_begin, tpc_abort() if it did, nothing after a read-only vote; then after-commit hooks
+//   (told false), after-abort hooks, synchronizers' after_completion. In doubt (a failure of the
+//   decision step): no RM call at all; after-commit hooks (false) and after_completion only.
+// - Transaction::abort(): before-abort hooks, synchronizers' before_completion, abort() on every
+//   RM in joining order, after-abort hooks, after_completion.
+// - Savepoint rollback: abort() on the RMs that joined after the savepoint, newest first; then
+//   ResourceSavepoint::rollback() of the savepoint's RMs in joining order.
+// A failing call is logged and the clean-up goes on with the next RM.
 //
 // ---------------------------------------------------------------------------------------------
 // Threading

@@ -12,12 +12,59 @@
 //     v
 //   committing ──> committed            every participant voted yes and the decision is made
 //        └───────> commit_failed        something failed before the decision; every participant
-//                                       was rolled back; abort() is the only call accepted
+//                                       was rolled back (or, in doubt, left to recovery);
+//                                       abort() is the only call accepted
 //
 // Hooks run exactly once each: before-commit hooks at commit() (they may still join RMs);
 // after-commit hooks after a commit, told whether it succeeded (their errors are logged, never
 // undo a commit); before-abort and after-abort hooks on every abort path: abort() of an active
 // or doomed transaction, and a failed commit (whose later abort() runs no hooks again).
+//
+// What hooks, synchronizers and resource managers may call
+// ---------------------------------------------------------
+// Hooks and synchronizer callbacks run inside the manager's begin() or the transaction's
+// commit() or abort(), and resource managers are called inside commit() and abort(). What they
+// may do with that same transaction depends on how far it got, never on who calls:
+//
+//                      new_transaction  before-commit hook,   phase 1    after-commit hook(true),
+//                                       before_completion     (RMs:      tpc_finish,
+//                                       (at commit)           begin..    after_completion
+//                                                             vote)      (after a commit)
+//   doom()             dooms            dooms: commit fails   dooms:     UsageError
+//                                                             fails
+//   abort()            dooms            dooms: commit fails   dooms:     ignored (logged):
+//                                                             fails      it committed
+//   commit()           UsageError       UsageError            UsageError UsageError
+//   join()             joins            joins                 refused,   refused, logged as an
+//                                                             fails the  error and counted
+//                                                             commit     (Counters::late_joins)
+//   savepoint(),       allowed          allowed               UsageError UsageError
+//   rollback()
+//   manager.begin()    UsageError       UsageError            UsageError UsageError
+//
+// While the transaction is rolled back (before-abort and after-abort hooks, before_completion
+// at abort, after_completion after an abort or a failed commit, after-commit hooks told false,
+// and an RM's abort or tpc_abort): doom() and abort() are no-ops (it is being aborted already),
+// commit(), join(), savepoint(), a savepoint's rollback() and manager.begin() throw UsageError.
+//
+// - "Dooms" means the call cannot end the transaction where it is made (the running begin()
+//   or commit() is still on the stack): the transaction can then only be aborted. A commit in
+//   progress fails before the decision with DoomedTransactionError, rolls back every
+//   participant and runs the abort hooks like any failed commit (status commit_failed). From
+//   new_transaction, begin() returns the transaction doomed.
+// - commit() is never re-entered: the outer commit goes on unchanged when the UsageError is
+//   caught, and fails with it when it is not (a before-commit hook's exception fails the
+//   commit).
+// - A join refused before the decision fails the commit even when the RM swallows the
+//   UsageError (its work would otherwise be lost silently). A UsageError thrown by any other
+//   refused call fails the commit only if it escapes (from a before-commit hook,
+//   before_completion, or an RM's phase-1 call); everywhere else it is logged.
+// - manager.begin() from a callback of the manager's current transaction would replace the
+//   transaction still being begun, committed or aborted; begin the next one after the call
+//   returns, or use a separate ExplicitTransactionManager for independent work.
+//
+// The order of the clean-up calls after a failure (failed commit, abort, savepoint rollback)
+// is in <xact/resource_manager.hpp>.
 #pragma once
 
 #include <any>
@@ -62,7 +109,8 @@ struct PendingCompletion {
 struct CommitOutcome {
   bool committed = false;
   /// True when the decision was recorded durably (commit record in the decision log, or in the
-  /// last resource's own store); false for one-phase and single-voter commits that need none.
+  /// last resource's own store); false for one-phase and single-voter commits that need none,
+  /// unless a single voter's tpc_finish failed and the record was written for recovery.
   bool decision_logged = false;
   std::vector<PendingCompletion> pending;
   bool complete() const { return committed && pending.empty(); }
@@ -96,8 +144,10 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
 
   // --- resource managers -------------------------------------------------------------------
   /// Adds a participant (no-op when already joined). Throws UsageError for a late join (once
-  /// the commit started), a duplicate sort key or resource name, a bad resource name, or a
-  /// transaction that already ended; TransactionTimeoutError once the timeout passed.
+  /// the commit started: it also fails that commit, or after the decision is logged and
+  /// counted), a duplicate sort key or resource name, a second last resource (naming both), a
+  /// bad resource name, or a transaction that already ended; TransactionTimeoutError once the
+  /// timeout passed.
   void join(std::shared_ptr<ResourceManager> rm);
   bool has_joined(const ResourceManager& rm) const noexcept;
   std::size_t participant_count() const noexcept;
@@ -105,11 +155,19 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   // --- completion ----------------------------------------------------------------------------
   /// Runs the two-phase commit. Returns only when committed; throws the error that made the
   /// commit fail (every participant rolled back, status commit_failed: abort() next), or
-  /// InDoubtError when the outcome is left to recovery. See <xact/resource_manager.hpp>.
+  /// InDoubtError when the outcome is left to recovery: only from the decision step on (the
+  /// commit record, a last resource's one-phase commit). An InDoubtError from a participant or
+  /// a hook before the decision counts as a no vote: commit() then throws a TransientError
+  /// (retry) with the original nested. UsageError when called from a hook, a synchronizer or
+  /// a resource manager of this transaction (see the table above). See
+  /// <xact/resource_manager.hpp>.
   CommitOutcome commit();
-  /// Rolls back every participant. Never throws; a no-op on an ended transaction.
+  /// Rolls back every participant. Never throws; a no-op on an ended transaction. Called from
+  /// inside begin() or commit() before the decision it dooms the transaction instead (see the
+  /// table above).
   void abort() noexcept;
-  /// Marks the transaction so that it can only be aborted.
+  /// Marks the transaction so that it can only be aborted; up to the decision also from inside
+  /// commit(), which then fails. UsageError once the decision is made or the transaction ended.
   void doom();
   bool is_doomed() const noexcept;
   Status status() const noexcept { return status_; }
