@@ -172,6 +172,8 @@ void Transaction::check_joinable(const ResourceManager& rm) {
 
 void Transaction::join(std::shared_ptr<ResourceManager> rm) {
   if (!rm) throw UsageError("Transaction::join: null resource manager");
+  // A participant joining again from its own protocol calls is no late joiner: its work is in.
+  if ((phase_ == Phase::voting || phase_ == Phase::decided) && has_joined(*rm)) return;
   check_joinable(*rm);
   if (has_joined(*rm)) return;
   auto p = std::make_unique<detail::Participant>();

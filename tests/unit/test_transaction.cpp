@@ -1030,6 +1030,17 @@ TEST_F(TransactionTest, AJoinRefusedBeforeTheDecisionFailsTheCommitEvenIfSwallow
   }
 }
 
+TEST_F(TransactionTest, AParticipantJoiningAgainDuringCommitIsNoLateJoiner) {
+  auto r = std::make_shared<ActingResource>("r", log_);
+  r->during = [&](Transaction& t) { t.join(r); };
+  auto& txn = tm_.begin();
+  r->set(txn, "1");
+  const auto before = counters().late_joins;
+  EXPECT_NO_THROW(tm_.commit());
+  EXPECT_EQ(r->committed(), "1");
+  EXPECT_EQ(counters().late_joins, before);
+}
+
 TEST_F(TransactionTest, AJoinRefusedAfterTheDecisionIsLoggedAsAnErrorAndCounted) {
   std::vector<std::string> errors;
   set_log_sink([&](LogLevel level, std::string_view m) {
