@@ -65,14 +65,17 @@ endfunction()
 # xact_package_dependency(MODULE <module> [FIND_DEPENDENCY <args>...] [CODE <cmake code>]
 #                         [PKG_CONFIG_REQUIRES <module>...] [PKG_CONFIG_LIBS <flags>...])
 # Declares what a consumer of the installed <module> needs besides xact's own modules (those
-# are found from the targets' link interfaces) and Threads/Boost (always looked for):
+# are found from the targets' link interfaces), Threads (always looked for) and Boost (looked for
+# where the exported link interface names a Boost:: target):
 #   FIND_DEPENDENCY  arguments of one find_dependency() call in xactConfig.cmake, made when
 #                    <module> is requested, before its targets are loaded
 #   CODE             CMake code run at the same point, for what find_dependency cannot do,
 #                    e.g. "find_dependency(PkgConfig)\npkg_check_modules(PQXX REQUIRED IMPORTED_TARGET libpqxx)"
 #   PKG_CONFIG_REQUIRES / PKG_CONFIG_LIBS  pkg-config modules / linker flags of the library's
 #                    private dependencies (Requires.private / Libs.private of xact-<module>.pc,
-#                    promoted to Requires / Libs when the library is static)
+#                    promoted to Requires / Libs when the library is static). pkgconf resolves
+#                    Requires.private even for a plain --cflags --libs: declare a module that
+#                    only a static build needs only when the library is static
 # Declare what appears in the module's exported link interface: its PUBLIC dependencies, and
 # in a static build its PRIVATE ones too. Call it any time before the end of configuration.
 function(xact_package_dependency)

@@ -51,7 +51,9 @@ set(XACT_KNOWN_PACKAGES
 #   <prefix>_FIND     packages of XACT_KNOWN_PACKAGES to find before loading the targets
 #   <prefix>_PC_PUBLIC, <prefix>_PC_PRIVATE  their pkg-config modules
 #   <prefix>_THREADS  PUBLIC or PRIVATE when the library links Threads::Threads, else FALSE
-#   <prefix>_BOOST    TRUE when it links a Boost:: target
+#   <prefix>_BOOST    PUBLIC when a consumer compiles against Boost (a PUBLIC Boost:: target),
+#                     LINK_ONLY when only the exported link interface names one (a static
+#                     library's private Boost), else FALSE
 function(_xact_read_link_interface prefix module modules)
   get_target_property(iface xact_${module} INTERFACE_LINK_LIBRARIES)
   get_target_property(link xact_${module} LINK_LIBRARIES)
@@ -115,8 +117,10 @@ function(_xact_read_link_interface prefix module modules)
   elseif("${iface};${link}" MATCHES "Threads::Threads")
     set(threads PRIVATE)
   endif()
-  if("${iface};${link}" MATCHES "Boost::")
-    set(boost TRUE)
+  if("${public_items}" MATCHES "Boost::")
+    set(boost PUBLIC)
+  elseif("${exported_items}" MATCHES "Boost::")
+    set(boost LINK_ONLY)
   endif()
   foreach(var LOAD PUBLIC PRIVATE FIND PC_PUBLIC PC_PRIVATE THREADS BOOST)
     string(TOLOWER "${var}" lower)
@@ -177,6 +181,11 @@ function(_xact_generate_package_files)
     string(APPEND XACT_CONFIG_DEPENDENCIES
       "set(_xact_deps_${module} \"${dep_${module}_LOAD}\")\n")
     set(code "")
+    # Only where the installed targets name Boost: a shared library with Boost in its sources
+    # only must not make its consumers install Boost. 1.74: the top-level find_package(Boost).
+    if(dep_${module}_BOOST)
+      string(APPEND code "find_dependency(Boost 1.74)\n")
+    endif()
     foreach(package IN LISTS dep_${module}_FIND)
       string(APPEND code "find_dependency(${package})\n")
     endforeach()
@@ -266,7 +275,7 @@ function(_xact_generate_package_files)
     endif()
     list(JOIN libs_private " " libs_private)
     set(cflags "-I\${includedir}")
-    if(dep_${module}_BOOST)
+    if(dep_${module}_BOOST STREQUAL "PUBLIC")
       string(APPEND cflags "${boost_cflags}")
     endif()
 

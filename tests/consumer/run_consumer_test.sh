@@ -4,7 +4,12 @@
 #   1. find_package(xact 0.1 CONFIG REQUIRED COMPONENTS coordinator), build, run
 #   2. find_package(xact) without components (every module), configure only
 #   3. an unknown component and an incompatible version: configure must fail, naming them
-#   4. c++ main.cpp $(pkg-config --cflags --libs xact-coordinator), run
+#   4. no installed header includes Boost; the shared libraries' package asks for none of their
+#      private dependencies: configure, build and run with Boost disabled
+#      (-DCMAKE_DISABLE_FIND_PACKAGE_Boost=ON) and no pkg-config module reachable (empty
+#      PKG_CONFIG_LIBDIR and PKG_CONFIG_PATH), so neither Boost nor ISA-L can be found
+#   5. c++ main.cpp $(pkg-config --cflags --libs xact-coordinator), run; for shared libraries,
+#      pkg-config resolves xact-coordinator and xact-objectstore with no other .pc reachable
 #
 #   run_consumer_test.sh <build-dir> [cmake] [c++ compiler] [config]
 # Environment: XACT_CONSUMER_GENERATOR (CMake generator), XACT_CONSUMER_CXXFLAGS (extra
@@ -104,6 +109,30 @@ grep -q 'requested version "0.99"' "$tmp/version.log" || {
 }
 echo "rejected as expected"
 
+# --- private dependencies stay private ------------------------------------------------------
+step "no installed header includes Boost"
+boost_headers=$(grep -rlE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"]boost/' "$prefix/include" || true)
+[[ -z $boost_headers ]] || fail "installed headers include Boost: $boost_headers
+(then Boost is a PUBLIC dependency of their module and consumers need it: declare it so)"
+echo "none does"
+
+shared=no
+find "$prefix" -name 'libxact_coordinator.so*' -print -quit | grep -q . && shared=yes
+if [[ $shared == yes ]]; then
+  step "shared libraries without Boost, ISA-L or pkg-config: configure, build, run"
+  quiet env PKG_CONFIG_LIBDIR= PKG_CONFIG_PATH= "$cmake_cmd" -S "$here" -B "$tmp/cmake-nodeps" \
+    "${configure_args[@]}" -DCMAKE_DISABLE_FIND_PACKAGE_Boost=ON \
+    -DXACT_CONSUMER_COMPONENTS="coordinator;objectstore" ||
+    fail "find_package(xact COMPONENTS coordinator objectstore) of the shared libraries requires a private dependency (Boost, pkg-config or ISA-L)"
+  quiet "$cmake_cmd" --build "$tmp/cmake-nodeps" ${config:+--config "$config"} ||
+    fail "build without private dependencies"
+  consumer=$(find "$tmp/cmake-nodeps" -type f -name consumer -perm -u+x -print -quit)
+  [[ -n $consumer ]] || fail "the consumer without private dependencies was not built"
+  "$consumer" || fail "the consumer built without private dependencies exited with $?"
+else
+  echo "skipped: the installed libraries are static; their consumers link the private dependencies"
+fi
+
 # --- pkg-config -------------------------------------------------------------------------
 step "pkg-config --cflags --libs xact-coordinator: build, run"
 pc_dir=$(dirname "$pc_file")
@@ -117,5 +146,13 @@ quiet "$cxx" -std=c++20 "${extra_flags[@]}" "$here/main.cpp" -o "$tmp/consumer-p
   fail "build with pkg-config flags"
 LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} "$tmp/consumer-pc" ||
   fail "the consumer built with pkg-config exited with $?"
+
+if [[ $shared == yes ]]; then
+  step "pkg-config of the shared libraries with no other package's .pc reachable"
+  PKG_CONFIG_LIBDIR= PKG_CONFIG_PATH=$pc_dir pkg-config --print-errors --cflags --libs \
+    xact-coordinator xact-objectstore >/dev/null ||
+    fail "xact-coordinator.pc or xact-objectstore.pc requires a private dependency's .pc (libisal?)"
+  echo "resolved"
+fi
 
 printf '\nconsumer: all checks passed\n'
