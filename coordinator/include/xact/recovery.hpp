@@ -61,6 +61,12 @@ struct OwedWork {
   std::string reason;
 };
 
+/// A prepared branch of another coordinator (another node id), found by list_foreign().
+struct ForeignBranch {
+  std::string resource;
+  Xid xid;
+};
+
 struct RecoveryReport {
   bool dry_run = false;
   std::vector<RecoveryAction> actions;  ///< done (or, in a dry run, that would be done)
@@ -87,6 +93,20 @@ class Recovery {
   /// resources what they hold and reports what it would do, changing nothing. Throws
   /// LogFailedError when the decision log stopped after an I/O failure (restart instead).
   RecoveryReport run(bool dry_run = false);
+
+  /// The prepared branches the registered resources hold for other nodes. Recovery never
+  /// touches them: each coordinator decides its own. But a node whose log directory is lost
+  /// leaves its branches prepared, holding locks, for ever; this lists them for an operator.
+  /// A resource that cannot be asked (unreachable, or it cannot list other nodes' ids) is
+  /// added to `unreadable` (when given) with the reason.
+  std::vector<ForeignBranch> list_foreign(std::vector<OwedWork>* unreadable = nullptr);
+  /// An operator's explicit decision: rolls back every branch the registered resources hold
+  /// prepared for `lost_node`, a coordinator whose decision log is lost for good (so nobody
+  /// can tell whether those transactions committed). Each rollback is recorded in this log as
+  /// a heuristic outcome ("rolled back for a lost node"), shown by `xact heuristics list`
+  /// until forgotten. A dry run lists what it would roll back. Throws UsageError for this
+  /// log's own node (run() decides those), LogFailedError like run().
+  RecoveryReport roll_back_lost_node(const NodeId& lost_node, bool dry_run = false);
 
   /// Runs again every `interval` while the last run owed work, until stop() (or destruction).
   void start_background(std::chrono::milliseconds interval);
