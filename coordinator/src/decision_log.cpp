@@ -245,10 +245,17 @@ void DecisionLog::Impl::start() {
   }
   try {
     lock = env.lock_file(path(dlog::kLockFile));
+  } catch (const io::FileLockedError& e) {
+    throw io::FileLockedError("cannot open the decision log in '" + dir + "': " + e.what() +
+                              ". One process owns a log directory at a time: stop the other "
+                              "coordinator, or give this one a directory of its own");
   } catch (const StorageError& e) {
-    throw StorageError("cannot open the decision log in '" + dir + "': " + e.what() +
-                       ". One process owns a log directory at a time: stop the other "
-                       "coordinator, or give this one a directory of its own");
+    // Not held by anyone: the lock file itself cannot be created or opened.
+    throw StorageError("cannot open the decision log in '" + dir +
+                       "': cannot take its lock: " + e.what() +
+                       ". Check that this process's user may create and write files in '" + dir +
+                       "' (and the LOCK file in it, if it exists), and that LOCK is a "
+                       "regular file");
   }
   // The directory's own name must be durable, or every file in it could vanish with it.
   // Synced at every open, not only when this process created it: `mkdir` by an installer

@@ -202,6 +202,31 @@ TEST(DecisionLogPosix, SecondProcessIsRefusedNamingTheHolder) {
   EXPECT_EQ(WEXITSTATUS(status), 0) << "1: wrong message, 2: not refused, 3: other error";
 }
 
+TEST(DecisionLogPosix, LockFileThatCannotBeOpenedIsNotCalledInUse) {
+  test::TempDir dir;
+  const std::string log_dir = io::join_path(dir.path(), "log");
+  DecisionLog::open(io::Env::posix(), log_dir).reset();
+  const std::string lock = io::join_path(log_dir, "LOCK");
+  io::Env::posix().remove_file(lock);
+  // Root ignores file permissions: a directory in the lock file's place fails the same way
+  // a LOCK file this user may not open does.
+  io::Env::posix().create_dir(lock);
+  try {
+    DecisionLog::open(io::Env::posix(), log_dir);
+    FAIL() << "opened without its lock";
+  } catch (const io::FileLockedError& e) {
+    FAIL() << "a lock file that cannot be opened was reported as held: " << e.what();
+  } catch (const StorageError& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(what.find("stop the other"), std::string::npos) << what;
+    EXPECT_EQ(what.find("One process owns"), std::string::npos) << what;
+    EXPECT_NE(what.find("cannot take its lock"), std::string::npos) << what;
+    EXPECT_NE(what.find("Is a directory"), std::string::npos) << what;
+    EXPECT_NE(what.find("may create and write files in '" + log_dir + "'"), std::string::npos)
+        << what;
+  }
+}
+
 TEST(DecisionLogPosix, CommitsSurviveReopenOnTheRealFileSystem) {
   test::TempDir dir;
   const std::string log_dir = io::join_path(dir.path(), "nested-new-dir");

@@ -219,10 +219,12 @@ std::unique_ptr<DecisionLog> open_log(io::Env& env, const std::string& dir, bool
     std::string held;
     try {
       auto probe = env.lock_file(io::join_path(dir, "LOCK"));
-    } catch (const StorageError& locked) {
+    } catch (const io::FileLockedError& locked) {
       held = locked.what();
+    } catch (const StorageError&) {
+      // Not held: the original error (which says what is wrong with the lock file) stands.
     }
-    if (held.find(" is locked by ") == std::string::npos) throw;
+    if (held.empty()) throw;
     throw Failure("cannot open the decision log in '" + dir + "': " + held +
                   ". One process owns a decision log at a time, and that one is running "
                   "(the application, or another xact command): stop it and run this again, "

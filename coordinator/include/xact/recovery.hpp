@@ -9,7 +9,9 @@
 //   2. every other id the resource holds prepared for this node is decided: committed if a
 //      registered last resource (DecisionStore) holds its decision; left waiting if a last
 //      resource cannot be read now (never presumed aborted then); rolled back otherwise
-//      (presumed abort: no commit record means no commit).
+//      (presumed abort: no commit record means no commit). When the log tolerated damage that
+//      may have cost commit records of the branch's epoch (DecisionLog::damage), the rollback
+//      is also recorded as a heuristic outcome, for an operator to check.
 //   3. a branch that decided on its own (RecoverableResource::Outcome::heuristic_*) is a
 //      heuristic outcome: recorded durably in the decision log, listed by heuristics(), and
 //      kept until an operator forgets it (forget_heuristic, or `xact heuristics forget`).
@@ -17,6 +19,10 @@
 // At start-up this process owns the log directory, so nothing of this node is in flight and
 // everything is decided at once: no waiting for timeouts. On demand in a running process, ids
 // of transactions still running in this process (DecisionLog::in_flight) are skipped.
+//
+// Other nodes' branches are never decided by run(): list_foreign() lists them, and
+// roll_back_lost_node() rolls back those of a coordinator whose log is lost, on an operator's
+// explicit request, recording each as a heuristic outcome.
 //
 // A resource that cannot be reached (recover() or a commit throws) is reported once — one
 // warning when it becomes unreachable, one info when it is back — and its work is listed as

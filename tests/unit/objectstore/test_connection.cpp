@@ -832,6 +832,25 @@ TEST(CrossDatabaseReference, RefToAnObjectOfAnotherDatabaseIsRefusedAtCommit) {
   tm.abort();
 }
 
+TEST(FileStorageLock, LockFileThatCannotBeOpenedIsNotCalledInUse) {
+  xact::testing::TempDir dir;
+  const std::string path = dir / "data.xfs";
+  FileStorage::open(path).reset();
+  io::Env::posix().remove_file(path + ".lock");
+  io::Env::posix().create_dir(path + ".lock");  // as root, what "permission denied" is for others
+  try {
+    FileStorage::open(path);
+    FAIL() << "opened without its lock";
+  } catch (const io::FileLockedError& e) {
+    FAIL() << "reported as in use: " << e.what();
+  } catch (const StorageError& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(what.find("in use"), std::string::npos) << what;
+    EXPECT_EQ(what.find("close the other process"), std::string::npos) << what;
+    EXPECT_NE(what.find("cannot be locked"), std::string::npos) << what;
+  }
+}
+
 // --- schema evolution ---------------------------------------------------------------------------
 
 TEST(SchemaEvolution, RenamedTypeLoadsThroughItsAliasAndOldStatesUpgrade) {

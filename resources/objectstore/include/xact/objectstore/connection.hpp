@@ -25,7 +25,7 @@
 // Closing: once its ConnectionHandle is closed (or destroyed) a connection serves nobody, or
 // someone else when the pool hands it out again. Objects loaded through it and still held by
 // the application are then detached from the application's point of view: every change to one
-// (and every load of a ghost, and every Connection call) throws UsageError - a change is never
+// (and every load of a ghost, and get/root/sync) throws UsageError - a change is never
 // silently lost, nor committed through a connection that went back to the pool. The same
 // holds when the connection was not pooled (pool full, pool_size 0, historical) and destroyed,
 // and when the transaction manager it was opened with is destroyed before it. Load the object
