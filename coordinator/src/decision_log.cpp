@@ -21,6 +21,10 @@ namespace {
 
 namespace dlog = detail::dlog;
 
+// Where a segment's header record carries the node id: record header (9), magic (8), format
+// version (4).
+constexpr std::uint64_t kNodeIdOffset = io::kRecordHeaderSize + 8 + 4;
+
 const std::string& zeros() {
   static const std::string block(1u << 20, '\0');
   return block;
@@ -69,14 +73,25 @@ struct DecisionLog::Impl {
   Impl(io::Env& e, std::string d, DecisionLogOptions o) : env(e), dir(std::move(d)), options(o) {}
 
   void start();
-  // Reads the node id and replays the newest segment; returns the segments found (sequence ->
-  // name) and the names of leftover temporaries. Writes nothing.
+  // Reads the node id, checks that no segment is missing and replays the newest segment;
+  // returns the segments found (sequence -> name) and the names of leftover temporaries.
+  // Writes nothing.
   std::map<std::uint64_t, std::string> load(std::vector<std::string>* temporaries,
                                             bool* has_node_id);
   void read_node_id();
-  void replay(const std::string& path);
+  void replay(const std::string& path, std::uint64_t sequence);
+  // Damage that may have cost commit records: refused (StorageError with the way out) unless
+  // tolerating; damage_found also lists it in the report's problems.
+  void refuse_damage(const std::string& what);
+  void damage_found(const std::string& what) {
+    refuse_damage(what);
+    report.problems.push_back(what);
+  }
+  void note_damage(std::uint32_t up_to_epoch);
   void apply_entry(dlog::EntryKind kind, const Gtrid& gtrid, std::string_view entry);
   void create_node_id();
+  void write_node_file(std::uint32_t file_epoch, std::uint64_t sequence);
+  void check_writable(std::string_view what) const;
   void rotate(std::uint64_t sequence, const std::vector<std::string>& snapshot, std::uint64_t room,
               const std::vector<std::string>& obsolete);
   std::vector<std::string> snapshot_locked();
@@ -91,6 +106,7 @@ struct DecisionLog::Impl {
   const DecisionLogOptions options;
   std::unique_ptr<io::FileLock> lock;
   NodeId node;
+  dlog::NodeFile node_file;  // as read at open
   std::uint32_t epoch = 0;
   std::atomic<std::uint64_t> next_sequence{1};
   OpenReport report;
@@ -100,6 +116,9 @@ struct DecisionLog::Impl {
   std::map<Gtrid, std::string> unfinished;  // guarded by mu; gtrid -> encoded commit entry
   // guarded by mu; (gtrid, resource) -> encoded heuristic entry
   std::map<std::pair<Gtrid, std::string>, std::string> heuristics;
+  std::map<Gtrid, std::string> damage;      // guarded by mu; id -> encoded damage entry
+  std::uint64_t replayed_size = 0;          // of the replayed segment
+  std::uint64_t replayed_preallocated = 0;  // its header's preallocated size
   mutable std::mutex flight_mu;
   std::set<Gtrid> flying;     // guarded by flight_mu: handed out by new_gtrid, not yet released
   std::string pending_done;   // guarded by mu; done entries not yet written
@@ -147,43 +166,104 @@ std::map<std::uint64_t, std::string> DecisionLog::Impl::load(std::vector<std::st
   } else if (!segments.empty()) {
     // A new id would orphan every prepared transaction of the old one.
     throw StorageError("'" + path(dlog::kNodeIdFile) + "' is missing, but '" + dir +
-                       "' holds decision log segments: restore the file from a backup (the "
-                       "node id is also in each segment's header, see doc/decision_log.md)");
+                       "' holds decision log segments: restore the file from a backup, or "
+                       "write it again from the node id in the newest segment's header (the 16 "
+                       "bytes at offset " +
+                       std::to_string(kNodeIdOffset) + " of '" + segments.rbegin()->second +
+                       "', as 32 hex digits and a newline; see doc/decision_log.md)");
   }
-  if (!segments.empty()) replay(path(segments.rbegin()->second));
+  // The node-id file names the newest segment written. An older newest segment means the
+  // newer ones were lost, and with them commit records: an empty log must not be taken for a
+  // new one (recovery would roll back committed transactions).
+  const std::uint64_t newest = segments.empty() ? 0 : segments.rbegin()->first;
+  if (node_file.has_position && newest < node_file.sequence) {
+    damage_found("'" + path(dlog::segment_name(node_file.sequence)) +
+                 "' is missing: the node-id file records segment " +
+                 std::to_string(node_file.sequence) + " (epoch " + std::to_string(node_file.epoch) +
+                 ") as the newest one written, but " +
+                 (segments.empty() ? std::string("the directory holds no segment")
+                                   : "the newest segment is '" + segments.rbegin()->second + "'") +
+                 "; the commit records it held are lost with it (offset 0 onwards)");
+  }
+  if (!segments.empty()) replay(path(segments.rbegin()->second), newest);
   return segments;
+}
+
+void DecisionLog::Impl::refuse_damage(const std::string& what) {
+  if (!options.tolerate_corruption) {
+    throw StorageError(
+        "cannot open the decision log in '" + dir + "': " + what +
+        ". A lost commit record would make recovery roll back a transaction that committed, "
+        "so the log is not opened. Restore the file from a backup if you can. Otherwise open "
+        "it with DecisionLogOptions::tolerate_corruption (xact recover --tolerate-corruption): "
+        "the damage is then recorded in the log, and recovery records every rollback of a "
+        "prepared branch that may have been one of the lost commits as a heuristic outcome, "
+        "for you to check (xact heuristics list)");
+  }
+}
+
+void DecisionLog::Impl::note_damage(std::uint32_t up_to_epoch) {
+  std::string description;
+  for (const auto& p : report.problems) description += (description.empty() ? "" : "; ") + p;
+  for (const auto& c : report.scan.corrupt) {
+    description += (description.empty() ? "" : "; ") + std::string("'") + report.segment +
+                   "': dropped " + std::to_string(c.bytes) + " corrupt bytes at offset " +
+                   std::to_string(c.offset) + " (" + c.reason + ")";
+  }
+  LogDamage d;
+  d.up_to_epoch = up_to_epoch;
+  d.id = Gtrid(node, up_to_epoch, damage.size() + 1);
+  d.description = description;
+  d.time_us = env.now_micros();
+  std::string entry;
+  dlog::append_damage_entry(entry, d);
+  damage.insert_or_assign(d.id, std::move(entry));
 }
 
 void DecisionLog::Impl::read_node_id() {
   const std::string node_path = path(dlog::kNodeIdFile);
   auto file = env.new_random_access_file(node_path);
-  std::string text(64, '\0');
+  std::string text(256, '\0');
   text.resize(file->read(0, text));
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-  const auto id = NodeId::from_hex(text);
-  if (!id) {
+  const auto parsed = dlog::decode_node_file(text);
+  if (!parsed) {
     throw StorageError("'" + node_path +
-                       "' does not hold a node id (32 hex digits). It names "
-                       "this coordinator in every transaction id it handed out; restore it "
-                       "from a backup rather than deleting it");
+                       "' does not hold a node id (32 hex digits, then the epoch and segment "
+                       "lines) at offset 0. It names this coordinator in every transaction id "
+                       "it handed out; restore it from a backup rather than deleting it (the "
+                       "node id is also in each segment's header, see doc/decision_log.md)");
   }
-  node = *id;
+  node_file = *parsed;
+  node = parsed->node;
 }
 
 void DecisionLog::Impl::start() {
-  if (!env.exists(dir)) env.create_dir(dir);
+  if (!env.exists(dir)) {
+    if (options.read_only)
+      throw StorageError("no decision log in '" + dir + "': no such directory");
+    env.create_dir(dir);
+  }
   try {
     lock = env.lock_file(path(dlog::kLockFile));
+  } catch (const io::FileLockedError& e) {
+    throw io::FileLockedError("cannot open the decision log in '" + dir + "': " + e.what() +
+                              ". One process owns a log directory at a time: stop the other "
+                              "coordinator, or give this one a directory of its own");
   } catch (const StorageError& e) {
-    throw StorageError("cannot open the decision log in '" + dir + "': " + e.what() +
-                       ". One process owns a log directory at a time: stop the other "
-                       "coordinator, or give this one a directory of its own");
+    // Not held by anyone: the lock file itself cannot be created or opened.
+    throw StorageError("cannot open the decision log in '" + dir +
+                       "': cannot take its lock: " + e.what() +
+                       ". Check that this process's user may create and write files in '" + dir +
+                       "' (and the LOCK file in it, if it exists), and that LOCK is a "
+                       "regular file");
   }
   // The directory's own name must be durable, or every file in it could vanish with it.
   // Synced at every open, not only when this process created it: `mkdir` by an installer
   // just before the first start is not durable either. One fsync per start.
-  env.sync_dir(io::parent_dir(dir));
-  ++dir_syncs;
+  if (!options.read_only) {
+    env.sync_dir(io::parent_dir(dir));
+    ++dir_syncs;
+  }
 
   // Leftovers of a rotation or of a node id creation that a crash interrupted before its
   // rename are never part of the log; they are removed below, so that creating the node id
@@ -191,15 +271,9 @@ void DecisionLog::Impl::start() {
   std::vector<std::string> temporaries;
   bool has_node_id = false;
   const auto segments = load(&temporaries, &has_node_id);
-  for (const auto& name : temporaries) {
-    env.remove_file(path(name));
-    report.removed.push_back(name);
+  if (options.read_only && !has_node_id) {
+    throw StorageError("no decision log in '" + dir + "': it has no node-id file");
   }
-  if (!has_node_id) {
-    create_node_id();
-    report.created = true;
-  }
-
   std::uint32_t last_epoch = 0;
   std::uint64_t last_sequence = 0;
   std::vector<std::string> obsolete;
@@ -207,6 +281,36 @@ void DecisionLog::Impl::start() {
     last_sequence = segments.rbegin()->first;
     last_epoch = epoch;  // replay() read it from the header
     for (const auto& [s, n] : segments) obsolete.push_back(path(n));
+  }
+  // The node-id file knows the last epoch and segment even when segments were lost (opened
+  // with tolerate_corruption): transaction ids and segment names never repeat.
+  if (node_file.has_position) {
+    last_epoch = std::max(last_epoch, node_file.epoch);
+    last_sequence = std::max(last_sequence, node_file.sequence);
+  }
+  if (!report.problems.empty() || !report.scan.corrupt.empty()) {
+    std::lock_guard guard(mu);
+    note_damage(last_epoch);
+    log(LogLevel::warning,
+        "decision log in '" + dir +
+            "': tolerated damage; commit records of "
+            "epochs up to " +
+            std::to_string(last_epoch) +
+            " may be lost, and recovery records each rollback that may have been "
+            "one of them as a heuristic outcome: " +
+            report.describe());
+  }
+  if (options.read_only) {
+    epoch = last_epoch;
+    return;
+  }
+  for (const auto& name : temporaries) {
+    env.remove_file(path(name));
+    report.removed.push_back(name);
+  }
+  if (!has_node_id) {
+    create_node_id();
+    report.created = true;
   }
   if (last_epoch == UINT32_MAX) {
     throw StorageError("the decision log in '" + dir + "' has used up its epochs (2^32 opens)");
@@ -229,10 +333,16 @@ void DecisionLog::Impl::start() {
 
 void DecisionLog::Impl::create_node_id() {
   node = NodeId::random();
+  write_node_file(0, 0);
+}
+
+// Written through a temporary, synced and renamed: a crash leaves the old file or the new one.
+void DecisionLog::Impl::write_node_file(std::uint32_t file_epoch, std::uint64_t sequence) {
+  node_file = dlog::NodeFile{node, true, file_epoch, sequence};
   const std::string final_path = path(dlog::kNodeIdFile);
   const std::string temp_path = final_path + std::string(dlog::kTempSuffix);
   auto file = env.new_writable_file(temp_path);
-  file->append(node.to_hex() + "\n");
+  file->append(dlog::encode_node_file(node_file));
   file->sync();
   ++syncs;
   file->close();
@@ -241,56 +351,107 @@ void DecisionLog::Impl::create_node_id() {
   ++dir_syncs;
 }
 
-void DecisionLog::Impl::replay(const std::string& segment_file) {
+void DecisionLog::Impl::check_writable(std::string_view what) const {
+  if (options.read_only) {
+    throw UsageError(std::string(what) + ": the decision log in '" + dir +
+                     "' was opened read-only (DecisionLogOptions::read_only, a dry run)");
+  }
+}
+
+void DecisionLog::Impl::replay(const std::string& segment_file, std::uint64_t sequence) {
   auto file = env.new_random_access_file(segment_file);
-  io::RecordReader reader(*file,
-                          io::ScanOptions{.throw_on_corruption = !options.tolerate_corruption});
-  try {
-    const auto first = reader.next();
-    const auto header = first && first->offset == 0 && first->type == dlog::kSegmentHeaderRecord
-                            ? dlog::decode_header(first->payload)
-                            : std::nullopt;
-    // A segment gets its name only after its header was synced, so a bad header is damage,
-    // not a crash artefact.
-    if (!header) {
-      throw StorageError("'" + segment_file +
-                         "' does not start with a valid decision log "
-                         "segment header (format version " +
-                         std::to_string(dlog::kFormatVersion) + ")");
-    }
+  replayed_size = file->size();
+  // Damage is not thrown by the reader: damage_found() decides, with the way out in the text.
+  io::RecordReader reader(*file, io::ScanOptions{.throw_on_corruption = false});
+  auto first = reader.next();
+  const auto header = first && first->offset == 0 && first->type == dlog::kSegmentHeaderRecord
+                          ? dlog::decode_header(first->payload)
+                          : std::nullopt;
+  if (header) {
     if (header->node != node) {
-      throw StorageError("'" + segment_file + "' belongs to node " + header->node.to_hex() +
-                         ", but '" + path(dlog::kNodeIdFile) + "' says " + node.to_hex() +
-                         ": the directory mixes files of two coordinators");
+      throw StorageError("cannot open the decision log in '" + dir + "': '" + segment_file +
+                         "' belongs to node " + header->node.to_hex() + ", but '" +
+                         path(dlog::kNodeIdFile) + "' says " + node.to_hex() +
+                         ": one of the two files is damaged (the node id is at offset 0 of "
+                         "node-id and at offset " +
+                         std::to_string(kNodeIdOffset) +
+                         " of the segment), or the directory mixes files of two coordinators. "
+                         "Restore the damaged file from a backup; give each coordinator a "
+                         "directory of its own");
     }
     epoch = header->epoch;
-    while (auto record = reader.next()) {
-      if (record->type != dlog::kBatchRecord) {
-        throw StorageError("'" + segment_file + "' has a record of unknown type " +
-                           std::to_string(record->type) + " at offset " +
-                           std::to_string(record->offset));
-      }
-      const std::string error = dlog::decode_batch(
-          record->payload, [&](dlog::EntryKind kind, const Gtrid& gtrid, std::string_view entry) {
-            if (kind == dlog::EntryKind::kCommit) ++report.commits_replayed;
-            if (kind == dlog::EntryKind::kDone) ++report.dones_replayed;
-            apply_entry(kind, gtrid, entry);
-          });
-      if (!error.empty()) {
-        throw StorageError("'" + segment_file + "': " + error + " at offset " +
-                           std::to_string(record->offset));
-      }
+    replayed_preallocated = header->preallocated;
+    if (header->sequence != sequence) {
+      damage_found("'" + segment_file + "' holds segment " + std::to_string(header->sequence) +
+                   " (its header at offset 0 says so), not " + std::to_string(sequence) +
+                   ": a renamed or older copy, and the records of segment " +
+                   std::to_string(sequence) + " are not in it");
     }
-  } catch (const StorageError& e) {
-    throw StorageError("cannot open the decision log in '" + dir + "': " + e.what() +
-                       ". Where a segment is damaged the log does not guess, because every "
-                       "commit record matters to recovery: inspect the file; to open it anyway "
-                       "and drop the damaged records, set DecisionLogOptions::"
-                       "tolerate_corruption (recovery then rolls back any transaction whose "
-                       "commit record was lost)");
+    // A preallocated segment is created at its full size and never shrinks.
+    if (header->preallocated > 0 && replayed_size < header->preallocated) {
+      damage_found("'" + segment_file + "' is " + std::to_string(replayed_size) +
+                   " bytes, but it was zero-filled to " + std::to_string(header->preallocated) +
+                   " bytes when it was created (its header says so) and a segment never "
+                   "shrinks: it was cut at offset " +
+                   std::to_string(replayed_size) + ", and records past that offset may be lost");
+    }
+    first.reset();
+  } else {
+    // A segment gets its name only after its header was synced, so a bad header is damage,
+    // not a crash artefact. Without the header the epoch is known only from the node-id
+    // file; a file written by format version 1 does not hold it, and then tolerating cannot
+    // help either: do not advise it.
+    const std::string what = "'" + segment_file +
+                             "' does not start with a valid decision log segment header "
+                             "(format version " +
+                             std::to_string(dlog::kOldestFormatVersion) + " to " +
+                             std::to_string(dlog::kFormatVersion) +
+                             ") at offset 0: its first bytes are damaged";
+    if (!node_file.has_position) {
+      throw StorageError("cannot open the decision log in '" + dir + "': " + what +
+                         ". The log's epoch is recorded only there (the node-id file was "
+                         "written by an older version of xact and holds the node id alone), so "
+                         "the log cannot be opened without it, not even with "
+                         "tolerate_corruption: restore the segment from a backup");
+    }
+    damage_found(what);
+    epoch = node_file.epoch;
+    if (first && first->type != dlog::kBatchRecord) first.reset();
   }
+  const auto apply_record = [&](const io::Record& record) {
+    if (record.type != dlog::kBatchRecord) {
+      throw StorageError("cannot open the decision log in '" + dir + "': '" + segment_file +
+                         "' has a valid record of unknown type " + std::to_string(record.type) +
+                         " at offset " + std::to_string(record.offset) +
+                         ": it was written by a newer version of xact; open it with that version");
+    }
+    const std::string error = dlog::decode_batch(
+        record.payload, [&](dlog::EntryKind kind, const Gtrid& gtrid, std::string_view entry) {
+          if (kind == dlog::EntryKind::kCommit) ++report.commits_replayed;
+          if (kind == dlog::EntryKind::kDone) ++report.dones_replayed;
+          apply_entry(kind, gtrid, entry);
+        });
+    if (!error.empty()) {
+      throw StorageError("cannot open the decision log in '" + dir + "': '" + segment_file + "': " +
+                         error + " in the record at offset " + std::to_string(record.offset) +
+                         " (its checksum is valid: written by a newer version of xact? open it "
+                         "with that version)");
+    }
+  };
+  if (first) apply_record(*first);
+  while (auto record = reader.next()) apply_record(*record);
   report.segment = segment_file;
   report.scan = reader.report();
+  if (!report.scan.corrupt.empty()) {
+    const auto& c = report.scan.corrupt.front();
+    // Tolerated, the ranges are listed in report.scan.
+    refuse_damage("'" + segment_file + "' is damaged: " + std::to_string(c.bytes) +
+                  " bytes at offset " + std::to_string(c.offset) + " (" + c.reason + ")" +
+                  (report.scan.corrupt.size() > 1
+                       ? " and " + std::to_string(report.scan.corrupt.size() - 1) + " more range(s)"
+                       : std::string()) +
+                  " are followed by valid records, so this is not a write a crash cut off");
+  }
 }
 
 // Applies one durable entry to the in-memory state (mu held, or no other thread yet).
@@ -306,6 +467,7 @@ void DecisionLog::Impl::apply_entry(dlog::EntryKind kind, const Gtrid& gtrid,
     case dlog::EntryKind::kForgetHeuristic:
       heuristics.erase({gtrid, *dlog::decode_forget_heuristic_entry(entry)});
       break;
+    case dlog::EntryKind::kDamage: damage.insert_or_assign(gtrid, std::string(entry)); break;
   }
 }
 
@@ -324,6 +486,7 @@ std::vector<std::string> DecisionLog::Impl::snapshot_locked() {
   };
   for (const auto& [gtrid, entry] : unfinished) add(entry);
   for (const auto& [key, entry] : heuristics) add(entry);
+  for (const auto& [id, entry] : damage) add(entry);
   if (!chunk.empty()) chunks.push_back(std::move(chunk));
   // The snapshot holds exactly the unfinished commits and the heuristic outcomes: pending done
   // records are subsumed.
@@ -334,13 +497,16 @@ std::vector<std::string> DecisionLog::Impl::snapshot_locked() {
 // The crash-safety argument for each step is in doc/decision_log.md ("Rotation").
 void DecisionLog::Impl::rotate(std::uint64_t sequence, const std::vector<std::string>& snapshot,
                                std::uint64_t room, const std::vector<std::string>& obsolete) {
-  std::string content =
-      io::encode_record(dlog::kSegmentHeaderRecord, dlog::encode_header({node, epoch, sequence}));
-  for (const auto& chunk : snapshot) io::encode_record(content, dlog::kBatchRecord, chunk);
+  std::uint64_t snapshot_bytes = 0;
+  for (const auto& chunk : snapshot) snapshot_bytes += io::kRecordOverhead + chunk.size();
   // Room for at least as much again as the snapshot, so a large snapshot cannot make every
-  // following write rotate.
+  // following write rotate. (The header's own size is bounded: 64 bytes are plenty.)
   const std::uint64_t new_capacity =
-      std::max<std::uint64_t>(options.segment_bytes, 2 * content.size() + room);
+      std::max<std::uint64_t>(options.segment_bytes, 2 * (snapshot_bytes + 64) + room);
+  std::string content = io::encode_record(
+      dlog::kSegmentHeaderRecord,
+      dlog::encode_header({node, epoch, sequence, options.preallocate ? new_capacity : 0}));
+  for (const auto& chunk : snapshot) io::encode_record(content, dlog::kBatchRecord, chunk);
 
   const std::string final_path = path(dlog::segment_name(sequence));
   const std::string temp_path = final_path + std::string(dlog::kTempSuffix);
@@ -363,6 +529,9 @@ void DecisionLog::Impl::rotate(std::uint64_t sequence, const std::vector<std::st
   env.rename_file(temp_path, final_path);
   env.sync_dir(dir);
   ++dir_syncs;
+  // 3b. Record it as the newest segment in the node-id file, so a later open can tell that it
+  //     went missing (a crash before this leaves the older sequence there: still no gap).
+  write_node_file(epoch, sequence);
   // 4. Switch. From here on the new segment is the newest one and holds every unfinished
   //    commit: the old ones are garbage.
   if (segment) {
@@ -543,6 +712,7 @@ std::string DecisionLog::OpenReport::describe() const {
                             : "replayed '" + segment + "': " + std::to_string(commits_replayed) +
                                   " commit and " + std::to_string(dones_replayed) +
                                   " done records, " + scan.describe();
+  for (const auto& p : problems) out += "; tolerated damage: " + p;
   if (!removed.empty()) out += "; removed " + std::to_string(removed.size()) + " stale files";
   return out;
 }
@@ -577,6 +747,8 @@ std::uint32_t DecisionLog::epoch() const { return impl_->epoch; }
 const std::string& DecisionLog::dir() const { return impl_->dir; }
 
 Gtrid DecisionLog::new_gtrid() {
+  // Read-only, the epoch is the last one used: its ids may exist already.
+  impl_->check_writable("new_gtrid");
   Gtrid gtrid(impl_->node, impl_->epoch,
               impl_->next_sequence.fetch_add(1, std::memory_order_relaxed));
   std::lock_guard guard(impl_->flight_mu);
@@ -595,6 +767,7 @@ void DecisionLog::release(const Gtrid& gtrid) noexcept {
 }
 
 void DecisionLog::log_heuristic(const HeuristicRecord& record) {
+  impl_->check_writable("log_heuristic");
   auto w = std::make_shared<Impl::Writer>(Impl::Writer::Kind::kHeuristic, record.gtrid);
   w->resource = record.resource;
   HeuristicRecord stamped = record;
@@ -612,7 +785,15 @@ std::vector<HeuristicRecord> DecisionLog::heuristics() const {
   return out;
 }
 
+std::vector<LogDamage> DecisionLog::damage() const {
+  std::lock_guard guard(impl_->mu);
+  std::vector<LogDamage> out;
+  for (const auto& [id, entry] : impl_->damage) out.push_back(*dlog::decode_damage_entry(entry));
+  return out;
+}
+
 bool DecisionLog::forget_heuristic(const Gtrid& gtrid, const std::string& resource) {
+  impl_->check_writable("forget_heuristic");
   {
     std::lock_guard guard(impl_->mu);
     if (!impl_->heuristics.contains({gtrid, resource})) return false;
@@ -637,7 +818,7 @@ DecisionLog::Inspection DecisionLog::inspect(io::Env& env, const std::string& di
   }
   Inspection out;
   out.node = impl.node;
-  out.epoch = impl.epoch;
+  out.epoch = impl.node_file.has_position ? std::max(impl.epoch, impl.node_file.epoch) : impl.epoch;
   if (!segments.empty()) out.segment = impl.path(segments.rbegin()->second);
   for (const auto& [gtrid, entry] : impl.unfinished) {
     out.unfinished.push_back(*dlog::decode_commit_entry(entry));
@@ -645,13 +826,19 @@ DecisionLog::Inspection DecisionLog::inspect(io::Env& env, const std::string& di
   for (const auto& [key, entry] : impl.heuristics) {
     out.heuristics.push_back(*dlog::decode_heuristic_entry(entry));
   }
+  for (const auto& [id, entry] : impl.damage)
+    out.damage.push_back(*dlog::decode_damage_entry(entry));
   out.commits_replayed = impl.report.commits_replayed;
   out.dones_replayed = impl.report.dones_replayed;
   out.scan = impl.report.scan;
+  out.problems = impl.report.problems;
+  out.segment_size = impl.replayed_size;
+  out.preallocated = impl.replayed_preallocated;
   return out;
 }
 
 void DecisionLog::log_commit(const CommitRecord& record) {
+  impl_->check_writable("log_commit");
   auto w = std::make_shared<Impl::Writer>(Impl::Writer::Kind::kCommit, record.gtrid);
   if (record.time_us == 0) {
     CommitRecord stamped = record;
@@ -670,7 +857,7 @@ void DecisionLog::log_commit(const CommitRecord& record) {
 
 void DecisionLog::log_done(const Gtrid& gtrid) {
   std::lock_guard guard(impl_->mu);
-  if (!impl_->failure.empty()) return;
+  if (!impl_->failure.empty() || impl_->options.read_only) return;
   const auto it = impl_->unfinished.find(gtrid);
   if (it == impl_->unfinished.end()) return;
   impl_->unfinished.erase(it);
@@ -695,6 +882,7 @@ std::vector<CommitRecord> DecisionLog::unfinished() const {
 }
 
 void DecisionLog::checkpoint() {
+  impl_->check_writable("checkpoint");
   impl_->submit(std::make_shared<Impl::Writer>(Impl::Writer::Kind::kCheckpoint));
 }
 

@@ -1,8 +1,11 @@
 // The decision log's on-disk format.
 #include "decision_log_format.hpp"
 
+#include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <vector>
 
 #include <xact/errors.hpp>
 
@@ -42,6 +45,7 @@ std::string encode_header(const SegmentHeader& header) {
   out.append(reinterpret_cast<const char*>(header.node.bytes.data()), header.node.bytes.size());
   coding::put_u32(out, header.epoch);
   coding::put_u64(out, header.sequence);
+  coding::put_u64(out, header.preallocated);
   return out;
 }
 
@@ -52,8 +56,10 @@ std::optional<SegmentHeader> decode_header(std::string_view payload) {
   std::uint32_t version = 0;
   SegmentHeader header;
   if (!in.get_bytes(kMagic.size(), magic) || magic != kMagic || !in.get_u32(version) ||
-      version != kFormatVersion || !in.get_bytes(header.node.bytes.size(), node) ||
-      !in.get_u32(header.epoch) || !in.get_u64(header.sequence) || !in.done()) {
+      version < kOldestFormatVersion || version > kFormatVersion ||
+      !in.get_bytes(header.node.bytes.size(), node) || !in.get_u32(header.epoch) ||
+      !in.get_u64(header.sequence) || (version >= 2 && !in.get_u64(header.preallocated)) ||
+      !in.done()) {
     return std::nullopt;
   }
   std::memcpy(header.node.bytes.data(), node.data(), node.size());
@@ -159,6 +165,72 @@ std::optional<std::string> decode_forget_heuristic_entry(std::string_view entry)
   return resource;
 }
 
+void append_damage_entry(std::string& out, const LogDamage& damage) {
+  check_gtrid(damage.id, "a damage record");
+  std::string body = damage.id.bytes();
+  coding::put_u64(body, static_cast<std::uint64_t>(damage.time_us));
+  put_short_string(body, damage.description.substr(0, 0xffff), "a damage description");
+  append_entry(out, EntryKind::kDamage, body);
+}
+
+std::optional<LogDamage> decode_damage_entry(std::string_view entry) {
+  std::string_view gtrid;
+  auto in = open_entry(entry, EntryKind::kDamage, gtrid);
+  LogDamage damage;
+  std::uint64_t time = 0;
+  if (!in || !in->get_u64(time) || !get_short_string(*in, damage.description) || !in->done()) {
+    return std::nullopt;
+  }
+  damage.id = *Gtrid::from_bytes(gtrid);
+  damage.up_to_epoch = damage.id.epoch();
+  damage.time_us = static_cast<std::int64_t>(time);
+  return damage;
+}
+
+std::string encode_node_file(const NodeFile& file) {
+  std::string out = file.node.to_hex() + "\n";
+  if (file.has_position) {
+    out +=
+        "epoch " + std::to_string(file.epoch) + "\nsegment " + std::to_string(file.sequence) + "\n";
+  }
+  return out;
+}
+
+std::optional<NodeFile> decode_node_file(std::string_view text) {
+  NodeFile out;
+  std::vector<std::string_view> lines;
+  while (!text.empty()) {
+    const std::size_t end = std::min(text.find('\n'), text.size());
+    std::string_view line = text.substr(0, end);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (!line.empty()) lines.push_back(line);
+    text.remove_prefix(std::min(end + 1, text.size()));
+  }
+  if (lines.empty()) return std::nullopt;
+  const auto id = NodeId::from_hex(lines[0]);
+  if (!id) return std::nullopt;
+  out.node = *id;
+  if (lines.size() == 1) return out;  // format version 1: the id alone
+  const auto number = [](std::string_view line, std::string_view key,
+                         std::uint64_t max) -> std::optional<std::uint64_t> {
+    if (!line.starts_with(key) || line.size() == key.size()) return std::nullopt;
+    std::uint64_t n = 0;
+    const auto digits = line.substr(key.size());
+    const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+    if (error != std::errc() || end != digits.data() + digits.size() || n > max) {
+      return std::nullopt;
+    }
+    return n;
+  };
+  const auto epoch = number(lines[1], "epoch ", UINT32_MAX);
+  const auto sequence = lines.size() == 3 ? number(lines[2], "segment ", UINT64_MAX) : std::nullopt;
+  if (!epoch || !sequence) return std::nullopt;
+  out.has_position = true;
+  out.epoch = static_cast<std::uint32_t>(*epoch);
+  out.sequence = *sequence;
+  return out;
+}
+
 std::optional<CommitRecord> decode_commit_entry(std::string_view entry) {
   coding::Decoder in(entry);
   std::uint8_t kind = 0;
@@ -216,6 +288,11 @@ std::string decode_batch(
       case EntryKind::kForgetHeuristic:
         if (!decode_forget_heuristic_entry(entry)) {
           return "malformed forget entry at byte " + std::to_string(offset) + " of a batch";
+        }
+        break;
+      case EntryKind::kDamage:
+        if (!decode_damage_entry(entry)) {
+          return "malformed damage entry at byte " + std::to_string(offset) + " of a batch";
         }
         break;
       default:

@@ -30,10 +30,14 @@ enum class EntryKind : std::uint8_t {
   kDone = 2,             // every participant of a committed transaction finished
   kHeuristic = 3,        // a participant decided on its own; kept until forgotten
   kForgetHeuristic = 4,  // an operator forgot a heuristic outcome
+  kDamage = 5,           // damage an open tolerated: commit records may have been lost
 };
 
 inline constexpr std::string_view kMagic = "XACTDLOG";
-inline constexpr std::uint32_t kFormatVersion = 1;
+/// Version 2 adds the preallocated size to the segment header (and the damage entry); version 1
+/// segments are still read.
+inline constexpr std::uint32_t kFormatVersion = 2;
+inline constexpr std::uint32_t kOldestFormatVersion = 1;
 /// kind (1) + body length (4) + gtrid (28): every done entry has exactly this size.
 inline constexpr std::size_t kDoneEntrySize = 1 + 4 + Gtrid::kSize;
 
@@ -45,7 +49,24 @@ struct SegmentHeader {
   NodeId node;
   std::uint32_t epoch = 0;
   std::uint64_t sequence = 0;
+  /// The size the segment was zero-filled to when it was created (0: not preallocated, or a
+  /// version 1 segment). A preallocated segment never shrinks, so a shorter file was cut.
+  std::uint64_t preallocated = 0;
 };
+
+/// What the node-id file holds: the node id, and (since format version 2) the epoch and the
+/// segment sequence of the newest segment written, rewritten at every rotation. They let open
+/// tell a missing segment from a new log and keep the epoch when every segment is gone.
+struct NodeFile {
+  NodeId node;
+  bool has_position = false;  ///< false for a file written by format version 1 (id only)
+  std::uint32_t epoch = 0;
+  std::uint64_t sequence = 0;
+};
+/// "<32 hex digits>\nepoch <n>\nsegment <n>\n"
+std::string encode_node_file(const NodeFile& file);
+/// nullopt when the text is not a node-id file.
+std::optional<NodeFile> decode_node_file(std::string_view text);
 
 std::string encode_header(const SegmentHeader& header);
 /// nullopt when the payload is not a header of a format version this code reads.
@@ -63,6 +84,11 @@ void append_forget_heuristic_entry(std::string& out, const Gtrid& gtrid, std::st
 std::optional<HeuristicRecord> decode_heuristic_entry(std::string_view entry);
 /// The resource named by a forget entry; nullopt when malformed.
 std::optional<std::string> decode_forget_heuristic_entry(std::string_view entry);
+
+/// A damage entry: `gtrid` is (node, the newest epoch whose commit records may have been lost,
+/// a number), followed by the time and what was lost.
+void append_damage_entry(std::string& out, const LogDamage& damage);
+std::optional<LogDamage> decode_damage_entry(std::string_view entry);
 
 /// Decodes one commit entry as written by append_commit_entry (kind byte included).
 /// nullopt when malformed.

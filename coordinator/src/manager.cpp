@@ -21,7 +21,16 @@ bool is_open(const std::shared_ptr<Transaction>& t) {
 BasicTransactionManager::BasicTransactionManager(bool explicit_mode, ManagerOptions options)
     : explicit_(explicit_mode), options_(std::move(options)) {}
 
-BasicTransactionManager::~BasicTransactionManager() { abort(); }
+BasicTransactionManager::~BasicTransactionManager() {
+  abort();
+  // Whoever registered a synchronizer may outlive this manager (an object-store connection
+  // whose handle is closed later): tell them, so they never call a destroyed manager.
+  if (synchronizers_) {
+    for (const auto& weak : *synchronizers_) {
+      if (auto s = weak.lock()) s->manager_destroyed();
+    }
+  }
+}
 
 Transaction& BasicTransactionManager::begin() {
   if (current_ && current_->phase_ != Transaction::Phase::idle) {

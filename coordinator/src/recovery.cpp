@@ -21,7 +21,19 @@ std::string_view outcome_name(RecoverableResource::Outcome o) {
   return "?";
 }
 
+// The tolerated log damage that may have cost the commit record of `gtrid`, if any.
+const LogDamage* damage_covering(const std::vector<LogDamage>& damage, const Gtrid& gtrid) {
+  for (const auto& d : damage) {
+    if (gtrid.epoch() <= d.up_to_epoch) return &d;
+  }
+  return nullptr;
+}
+
 }  // namespace
+
+std::vector<Xid> RecoverableResource::recover_all_nodes() {
+  throw UsageError("this resource cannot list the prepared ids of other nodes");
+}
 
 std::string_view to_string(RecoveryAction::Kind kind) {
   switch (kind) {
@@ -165,6 +177,7 @@ void Recovery::decide_prepared(RecoveryReport& report, bool dry_run) {
       if (auto* s = reg.rm->decision_store()) stores.push_back(s);
     }
   }
+  const std::vector<LogDamage> damage = log_->damage();
   for (auto& [name, reg] : regs) {
     auto* rec = reg->rm->recoverable();
     if (rec == nullptr) continue;
@@ -202,7 +215,16 @@ void Recovery::decide_prepared(RecoveryReport& report, bool dry_run) {
                                "waiting (never presumed aborted)"});
         continue;
       }
+      // A commit record lost to tolerated damage looks like no commit record: presume abort
+      // (what else), but never silently.
+      const LogDamage* lost = commit ? nullptr : damage_covering(damage, xid.gtrid);
       if (!commit) why = "no commit record: presumed abort";
+      if (lost != nullptr) {
+        why = "no commit record, but the decision log lost commit records of epochs up to " +
+              std::to_string(lost->up_to_epoch) + " (" + lost->description +
+              "): presumed abort, recorded as a heuristic outcome; check the transaction's "
+              "other participants";
+      }
       const auto kind = commit ? RecoveryAction::Kind::commit : RecoveryAction::Kind::rollback;
       if (dry_run) {
         report.actions.push_back({kind, name, xid, why});
@@ -210,7 +232,19 @@ void Recovery::decide_prepared(RecoveryReport& report, bool dry_run) {
       }
       try {
         const auto outcome = commit ? rec->commit_prepared(xid) : rec->rollback_prepared(xid);
-        if (outcome == RecoverableResource::Outcome::done) {
+        if (outcome == RecoverableResource::Outcome::done && lost != nullptr) {
+          HeuristicRecord h;
+          h.gtrid = xid.gtrid;
+          h.resource = name;
+          h.bqual = xid.bqual;
+          h.outcome = "presumed abort after log damage";
+          h.detail = why;
+          report.actions.push_back({RecoveryAction::Kind::heuristic, name, xid, why});
+          detail::count(detail::Counter::heuristics);
+          log(LogLevel::error,
+              "recovery rolled back " + xid.to_gid() + " on resource '" + name + "': " + why);
+          log_->log_heuristic(h);
+        } else if (outcome == RecoverableResource::Outcome::done) {
           report.actions.push_back({kind, name, xid, why});
         } else if (outcome == RecoverableResource::Outcome::unknown_id) {
           report.actions.push_back({RecoveryAction::Kind::already_finished, name, xid,
@@ -270,6 +304,99 @@ RecoveryReport Recovery::run(bool dry_run) {
   }
   std::lock_guard lock(mutex_);
   last_ = report;
+  return report;
+}
+
+std::vector<ForeignBranch> Recovery::list_foreign(std::vector<OwedWork>* unreadable) {
+  std::lock_guard run_lock(run_mutex_);
+  std::vector<std::pair<std::string, std::shared_ptr<ResourceManager>>> rms;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& [name, reg] : resources_) rms.emplace_back(name, reg.rm);
+  }
+  std::vector<ForeignBranch> out;
+  for (auto& [name, rm] : rms) {
+    auto* rec = rm->recoverable();
+    if (rec == nullptr) continue;
+    try {
+      for (Xid& xid : rec->recover_all_nodes()) {
+        if (xid.gtrid.node() != log_->node_id()) out.push_back({name, std::move(xid)});
+      }
+    } catch (...) {
+      if (unreadable != nullptr) {
+        unreadable->push_back(
+            {name, Xid{},
+             "cannot list other nodes' prepared ids: " + error_message(std::current_exception())});
+      }
+    }
+  }
+  return out;
+}
+
+RecoveryReport Recovery::roll_back_lost_node(const NodeId& lost_node, bool dry_run) {
+  std::lock_guard run_lock(run_mutex_);
+  if (lost_node == log_->node_id()) {
+    throw UsageError("node " + lost_node.to_hex() + " is this decision log's own node: its " +
+                     "branches are decided from the log by Recovery::run, not rolled back " +
+                     "blindly");
+  }
+  if (log_->stats().failed) {
+    throw LogFailedError("the decision log in '" + log_->dir() +
+                         "' is stopped after an I/O failure: it cannot record the heuristic "
+                         "outcomes; restart the process first");
+  }
+  std::vector<std::pair<std::string, Registered*>> regs;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& [name, reg] : resources_) regs.emplace_back(name, &reg);
+  }
+  RecoveryReport report;
+  report.dry_run = dry_run;
+  const std::string why =
+      "prepared branch of node " + lost_node.to_hex() +
+      ", whose decision log is lost, rolled back on an operator's explicit request; if that "
+      "transaction committed elsewhere, its other branches now disagree";
+  for (auto& [name, reg] : regs) {
+    auto* rec = reg->rm->recoverable();
+    if (rec == nullptr) continue;
+    std::vector<Xid> prepared;
+    try {
+      prepared = rec->recover(lost_node);
+    } catch (...) {
+      report.owed.push_back(
+          {name, Xid{}, "cannot list prepared ids: " + error_message(std::current_exception())});
+      continue;
+    }
+    for (const Xid& xid : prepared) {
+      if (xid.gtrid.node() != lost_node) continue;
+      if (dry_run) {
+        report.actions.push_back({RecoveryAction::Kind::rollback, name, xid,
+                                  "would roll back (lost node), recorded as a heuristic outcome"});
+        continue;
+      }
+      try {
+        const auto outcome = rec->rollback_prepared(xid);
+        HeuristicRecord h;
+        h.gtrid = xid.gtrid;
+        h.resource = name;
+        h.bqual = xid.bqual;
+        h.outcome = outcome == RecoverableResource::Outcome::unknown_id
+                        ? "already finished (lost node)"
+                        : "rolled back for a lost node";
+        h.detail = why;
+        report.actions.push_back(
+            {RecoveryAction::Kind::heuristic, name, xid, h.outcome + ": " + why});
+        detail::count(detail::Counter::heuristics);
+        log_->log_heuristic(h);
+      } catch (...) {
+        report.owed.push_back(
+            {name, xid, "rollback failed: " + error_message(std::current_exception())});
+      }
+    }
+  }
+  if (!report.actions.empty() || !report.owed.empty()) {
+    log(report.owed.empty() ? LogLevel::warning : LogLevel::error, report.describe());
+  }
   return report;
 }
 

@@ -292,6 +292,15 @@ std::vector<Xid> KvResource::recover(const NodeId& node) {
   return out;
 }
 
+std::vector<Xid> KvResource::recover_all_nodes() {
+  std::vector<Xid> out;
+  for (const auto& gid : store_->prepared_gids()) {
+    auto xid = Xid::from_gid(gid);
+    if (xid && xid->bqual == name_) out.push_back(*xid);
+  }
+  return out;
+}
+
 RecoverableResource::Outcome KvResource::commit_prepared(const Xid& xid) {
   return store_->commit_prepared(xid.to_gid()) ? Outcome::done : Outcome::unknown_id;
 }

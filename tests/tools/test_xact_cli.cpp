@@ -1,6 +1,8 @@
 // The `xact` tool, run as a separate process against decision logs and kv stores that the test
 // builds with the library: what it prints, what it changes, and its exit codes.
 #include <fstream>
+#include <iterator>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -388,6 +390,142 @@ TEST_F(XactCli, RecoverOfAMissingLogCreatesNothing) {
   EXPECT_EQ(run.code, 1);
   EXPECT_TRUE(has(run.err, "no decision log in '" + missing + "'"));
   EXPECT_FALSE(env_.exists(missing));
+}
+
+// --- damaged logs, dry runs, other nodes --------------------------------------------------------
+
+// Every file of a log directory (LOCK aside: taking the lock rewrites the holder's name), by
+// name, with its bytes.
+std::map<std::string, std::string> log_files(xact::io::Env& env, const std::string& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& name : env.list_dir(dir)) {
+    if (name == "LOCK") continue;
+    std::ifstream f(dir + "/" + name, std::ios::binary);
+    out[name] = std::string(std::istreambuf_iterator<char>(f), {});
+  }
+  return out;
+}
+
+// A log of three commits (branch a) whose middle batch record is damaged; returns the damaged
+// record's offset.
+std::uint64_t make_damaged_log(xact::io::Env& env, const std::string& dir, bool preallocate) {
+  xact::DecisionLogOptions options;
+  options.preallocate = preallocate;
+  {
+    auto log = DecisionLog::open(env, dir, options);
+    for (int i = 0; i < 3; ++i) {
+      const Gtrid g = log->new_gtrid();
+      log->log_commit(CommitRecord{g, {{"a", "a"}}, 0});
+      log->release(g);
+    }
+  }
+  const std::string segment = DecisionLog::inspect(env, dir).segment;
+  std::vector<xact::io::Record> records;
+  {
+    auto file = env.new_random_access_file(segment);
+    xact::io::RecordReader reader(*file);
+    while (auto r = reader.next()) records.push_back(*r);
+  }
+  const auto& victim = records[records.size() - 2];  // valid records follow it
+  std::fstream f(segment, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(static_cast<std::streamoff>(victim.end() - 2));
+  f.put('\x5a');
+  return victim.offset;
+}
+
+TEST_F(XactCli, DryRunWithTolerateCorruptionChangesNothingEver) {
+  TempDir dir;
+  const std::string damaged = dir / "log";
+  make_damaged_log(env_, damaged, /*preallocate=*/true);
+  KvStore::open_file(env_, a_kv_);
+  const auto before = log_files(env_, damaged);
+  const ToolRun dry = xact(
+      {"recover", damaged, "--resource", "a=kv:" + a_kv_, "--dry-run", "--tolerate-corruption"});
+  EXPECT_EQ(dry.code, 0) << dry.out << dry.err;
+  EXPECT_TRUE(has(dry.out, "recovery (dry run)")) << dry.out;
+  EXPECT_EQ(log_files(env_, damaged), before) << "a dry run rewrote the log";
+  // The damage is still there: a real run is still refused without the option.
+  const ToolRun refused = xact({"recover", damaged, "--resource", "a=kv:" + a_kv_});
+  EXPECT_EQ(refused.code, 1);
+  EXPECT_TRUE(has(refused.err, "is damaged")) << refused.err;
+}
+
+TEST_F(XactCli, DryRunWritesNoNewEpoch) {
+  prepare_stores();
+  const auto before = log_files(env_, log_dir_);
+  const ToolRun run = xact({"recover", log_dir_, "--resource", "a=kv:" + a_kv_, "--resource",
+                            "b=kv:" + b_kv_, "--dry-run"});
+  EXPECT_EQ(run.code, 0) << run.out << run.err;
+  EXPECT_TRUE(has(run.out, "epoch 1)")) << run.out;
+  EXPECT_EQ(log_files(env_, log_dir_), before);
+}
+
+TEST_F(XactCli, ToleratedDamageIsRecordedAndShownByDump) {
+  TempDir dir;
+  const std::string damaged = dir / "log";
+  const std::uint64_t offset = make_damaged_log(env_, damaged, /*preallocate=*/false);
+  KvStore::open_file(env_, a_kv_);
+  const ToolRun run =
+      xact({"recover", damaged, "--resource", "a=kv:" + a_kv_, "--tolerate-corruption"});
+  EXPECT_EQ(run.code, 0) << run.out << run.err;
+  const ToolRun dump = xact({"log", "dump", damaged});
+  EXPECT_EQ(dump.code, 0) << dump.err;
+  EXPECT_TRUE(has(dump.out, "tolerated damage")) << dump.out;
+  EXPECT_TRUE(has(dump.out, "at offset " + std::to_string(offset))) << dump.out;
+}
+
+TEST_F(XactCli, MissingSegmentIsRefusedNamingTheFile) {
+  const std::string segment = DecisionLog::inspect(env_, log_dir_).segment;
+  env_.remove_file(segment);
+  const ToolRun run = xact({"recover", log_dir_, "--resource", "a=kv:" + a_kv_, "--dry-run"});
+  EXPECT_EQ(run.code, 1) << run.out;
+  EXPECT_TRUE(has(run.err, segment + "' is missing")) << run.err;
+  EXPECT_TRUE(has(run.err, "--tolerate-corruption")) << run.err;
+  const ToolRun dump = xact({"log", "dump", log_dir_});
+  EXPECT_EQ(dump.code, 0) << dump.err;
+  EXPECT_TRUE(has(dump.out, "problem     '" + segment + "' is missing")) << dump.out;
+}
+
+TEST_F(XactCli, DumpOfAPreallocatedSegmentCutShortNeverCallsItsDataNeverAcknowledged) {
+  const std::string segment = DecisionLog::inspect(env_, log_dir_).segment;
+  const std::uint64_t end = DecisionLog::inspect(env_, log_dir_).scan.end_of_data;
+  env_.truncate_file(segment, end - 3);  // inside the last, acknowledged record
+  const ToolRun dump = xact({"log", "dump", log_dir_});
+  EXPECT_EQ(dump.code, 0) << dump.err;
+  EXPECT_TRUE(has(dump.out, "cut short")) << dump.out;
+  EXPECT_TRUE(has(dump.out, "may have been acknowledged")) << dump.out;
+  EXPECT_FALSE(has(dump.out, "never acknowledged")) << dump.out;
+}
+
+TEST_F(XactCli, ForeignListsOtherNodesBranchesAndRollsBackALostNodeOnlyOnRequest) {
+  prepare_stores();
+  const xact::NodeId lost = xact::NodeId::random();
+  const Gtrid of_lost(lost, 4, 2);
+  KvStore::open_file(env_, a_kv_)->prepare(gid(of_lost, "a"), {{"w", "9"}});
+  const std::vector<std::string> resources{"--resource", "a=kv:" + a_kv_, "--resource",
+                                           "b=kv:" + b_kv_};
+  auto with = [&](std::vector<std::string> args) {
+    args.insert(args.begin() + 2, resources.begin(), resources.end());
+    return xact(args);
+  };
+  const auto before = log_files(env_, log_dir_);
+  const ToolRun list = with({"recover", log_dir_, "--foreign"});
+  EXPECT_EQ(list.code, 0) << list.out << list.err;
+  EXPECT_TRUE(has(list.out, "prepared branches of other nodes: 1")) << list.out;
+  EXPECT_TRUE(has(list.out, "node " + lost.to_hex() + "  resource a  gid " + gid(of_lost, "a")));
+  EXPECT_EQ(prepared_in(a_kv_).size(), 3u) << "listing rolled something back";
+  EXPECT_EQ(log_files(env_, log_dir_), before) << "listing wrote to the log";
+
+  const ToolRun without = with({"recover", log_dir_, "--roll-back-node", lost.to_hex()});
+  EXPECT_EQ(without.code, 2) << without.err;
+
+  const ToolRun rolled =
+      with({"recover", log_dir_, "--foreign", "--roll-back-node", lost.to_hex()});
+  EXPECT_EQ(rolled.code, 0) << rolled.out << rolled.err;
+  EXPECT_EQ(prepared_in(a_kv_).size(), 2u) << "this node's own branches are left to recover";
+  const ToolRun heuristics = xact({"heuristics", "list", log_dir_});
+  EXPECT_TRUE(has(heuristics.out, of_lost.to_hex() + "\ta\trolled back for a lost node"))
+      << heuristics.out;
 }
 
 // --- help and usage ----------------------------------------------------------------------------

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <map>
 #include <random>
 
@@ -37,7 +38,8 @@ TEST_F(DecisionLogTest, NewLogCreatesItsDirectoryNodeIdAndFirstEpoch) {
   EXPECT_TRUE(log->open_report().created);
   EXPECT_EQ(log->epoch(), 1u);
   EXPECT_EQ(log->dir(), kLogDir);
-  EXPECT_EQ(env_.read_file("/log/node-id"), log->node_id().to_hex() + "\n");
+  // The node id, then the epoch and the sequence of the newest segment written.
+  EXPECT_EQ(env_.read_file("/log/node-id"), log->node_id().to_hex() + "\nepoch 1\nsegment 1\n");
   EXPECT_EQ(test::segment_files(env_, kLogDir).size(), 1u);
   EXPECT_TRUE(log->unfinished().empty());
 }
@@ -200,6 +202,31 @@ TEST(DecisionLogPosix, SecondProcessIsRefusedNamingTheHolder) {
   EXPECT_EQ(WEXITSTATUS(status), 0) << "1: wrong message, 2: not refused, 3: other error";
 }
 
+TEST(DecisionLogPosix, LockFileThatCannotBeOpenedIsNotCalledInUse) {
+  test::TempDir dir;
+  const std::string log_dir = io::join_path(dir.path(), "log");
+  DecisionLog::open(io::Env::posix(), log_dir).reset();
+  const std::string lock = io::join_path(log_dir, "LOCK");
+  io::Env::posix().remove_file(lock);
+  // Root ignores file permissions: a directory in the lock file's place fails the same way
+  // a LOCK file this user may not open does.
+  io::Env::posix().create_dir(lock);
+  try {
+    DecisionLog::open(io::Env::posix(), log_dir);
+    FAIL() << "opened without its lock";
+  } catch (const io::FileLockedError& e) {
+    FAIL() << "a lock file that cannot be opened was reported as held: " << e.what();
+  } catch (const StorageError& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(what.find("stop the other"), std::string::npos) << what;
+    EXPECT_EQ(what.find("One process owns"), std::string::npos) << what;
+    EXPECT_NE(what.find("cannot take its lock"), std::string::npos) << what;
+    EXPECT_NE(what.find("Is a directory"), std::string::npos) << what;
+    EXPECT_NE(what.find("may create and write files in '" + log_dir + "'"), std::string::npos)
+        << what;
+  }
+}
+
 TEST(DecisionLogPosix, CommitsSurviveReopenOnTheRealFileSystem) {
   test::TempDir dir;
   const std::string log_dir = io::join_path(dir.path(), "nested-new-dir");
@@ -356,7 +383,7 @@ TEST_F(DecisionLogTest, LeftoverOfAnInterruptedNodeIdCreationIsReplaced) {
   auto log = open();
   EXPECT_TRUE(log->open_report().created);
   EXPECT_FALSE(env_.exists("/log/node-id.tmp"));
-  EXPECT_EQ(env_.read_file("/log/node-id"), log->node_id().to_hex() + "\n");
+  EXPECT_TRUE(env_.read_file("/log/node-id").starts_with(log->node_id().to_hex() + "\n"));
 }
 
 TEST_F(DecisionLogTest, MissingNodeIdNextToSegmentsIsRefused) {
@@ -391,8 +418,8 @@ TEST_F(DecisionLogTest, StatsCountWhatWasWritten) {
   auto log = open();
   const auto at_open = log->stats();
   EXPECT_EQ(at_open.checkpoints, 1u);
-  EXPECT_EQ(at_open.syncs, 2u);      // node id, first segment
-  EXPECT_EQ(at_open.dir_syncs, 3u);  // parent (new dir), node id, first segment
+  EXPECT_EQ(at_open.syncs, 3u);      // node id, first segment, node id naming that segment
+  EXPECT_EQ(at_open.dir_syncs, 4u);  // parent (new dir), and after each of the three
   log->log_commit(make_commit(*log));
   const auto s = log->stats();
   EXPECT_EQ(s.syncs, at_open.syncs + 1);
@@ -542,15 +569,262 @@ TEST_P(DamagedLogTest, RandomBitFlipsNeverInventOrLoseMoreThanTheHitBatch) {
   }
 }
 
-TEST_P(DamagedLogTest, DamagedSegmentHeaderRefusesToOpenEvenWhenTolerating) {
+TEST_P(DamagedLogTest, DamagedSegmentHeaderIsRefusedNamingTheOffsetAndReadPastWhenTolerating) {
   std::string damaged = segment_;
   damaged[10] ^= 0x01;
   auto env = env_with(damaged);
-  EXPECT_THROW(open(*env, /*tolerate=*/true), StorageError);
+  try {
+    open(*env);
+    FAIL() << "opened a log with a damaged segment header";
+  } catch (const StorageError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find(segment_name_), std::string::npos) << what;
+    EXPECT_NE(what.find("at offset 0"), std::string::npos) << what;
+    EXPECT_NE(what.find("tolerate_corruption"), std::string::npos) << what;
+  }
+  // The advice works: the node-id file knows the epoch, and every batch after the header is
+  // read.
+  auto log = open(*env, /*tolerate=*/true);
+  EXPECT_EQ(unfinished_set(*log), all_but(commits_.size()));
+  EXPECT_GT(log->epoch(), commits_[0].gtrid.epoch());
+  ASSERT_EQ(log->damage().size(), 1u);
+  EXPECT_NE(log->damage()[0].description.find("segment header"), std::string::npos);
+}
+
+TEST_P(DamagedLogTest, DamagedSegmentHeaderWithAnIdOnlyNodeIdFileDoesNotAdviseTolerating) {
+  std::string damaged = segment_;
+  damaged[10] ^= 0x01;
+  auto env = env_with(damaged);
+  // Written by format version 1: the node id alone, so the epoch is only in the header.
+  env->write_file("/log/node-id", node_id_.substr(0, 33));
+  for (const bool tolerate : {false, true}) {
+    try {
+      open(*env, tolerate);
+      FAIL() << "opened a log whose epoch is unknown";
+    } catch (const StorageError& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("not even with tolerate_corruption"), std::string::npos) << what;
+      EXPECT_NE(what.find("restore the segment from a backup"), std::string::npos) << what;
+    }
+  }
+}
+
+TEST_P(DamagedLogTest, MissingSegmentIsRefusedAndToleratingKeepsTheEpochSoIdsNeverRepeat) {
+  auto env = env_with(segment_);
+  env->remove_file(io::join_path(kLogDir, segment_name_));
+  try {
+    open(*env);
+    FAIL() << "a log whose segment is gone opened as an empty one";
+  } catch (const StorageError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find(segment_name_ + "' is missing"), std::string::npos) << what;
+    EXPECT_NE(what.find("Restore the file from a backup"), std::string::npos) << what;
+    EXPECT_NE(what.find("tolerate_corruption"), std::string::npos) << what;
+  }
+  EXPECT_FALSE(env->exists(io::join_path(kLogDir, "decisions-0000000000000002.log")))
+      << "refusing must not write";
+  auto log = open(*env, /*tolerate=*/true);
+  EXPECT_TRUE(log->unfinished().empty());
+  EXPECT_GT(log->epoch(), commits_[0].gtrid.epoch()) << "the epoch must not restart";
+  const Gtrid fresh = log->new_gtrid();
+  for (const auto& c : commits_) EXPECT_NE(fresh, c.gtrid);
+  ASSERT_EQ(log->damage().size(), 1u);
+  EXPECT_EQ(log->damage()[0].up_to_epoch, commits_[0].gtrid.epoch());
+  // The note is durable: the next open still has it, and the segment sequence went on.
+  log.reset();
+  auto again = open(*env);
+  EXPECT_EQ(again->damage().size(), 1u);
+  EXPECT_EQ(test::segment_files(*env, kLogDir).back(), "decisions-0000000000000003.log");
+}
+
+TEST_P(DamagedLogTest, ShortPreallocatedSegmentIsEvidenceOfDamage) {
+  const std::uint64_t cut = records_[3].end();  // a record boundary
+  auto env = env_with(segment_.substr(0, cut));
+  if (!GetParam()) {
+    // An appended segment has no size to compare with: a cut at a record boundary looks like
+    // a clean end (the documented limit of appended segments).
+    EXPECT_EQ(unfinished_set(*open(*env)), intact_before(cut, false));
+    return;
+  }
+  try {
+    open(*env);
+    FAIL() << "a preallocated segment cut short opened clean";
+  } catch (const StorageError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find(segment_name_), std::string::npos) << what;
+    EXPECT_NE(what.find("cut at offset " + std::to_string(cut)), std::string::npos) << what;
+    EXPECT_NE(what.find("Restore the file from a backup"), std::string::npos) << what;
+  }
+  auto log = open(*env, /*tolerate=*/true);
+  EXPECT_EQ(unfinished_set(*log), intact_before(cut, false));
+  EXPECT_EQ(log->damage().size(), 1u);
+}
+
+TEST_P(DamagedLogTest, ToleratedDamageIsRecordedDurablyNotDroppedSilently) {
+  std::string damaged = segment_;
+  damaged[records_[2].offset + 12] ^= 0x04;
+  auto env = env_with(damaged);
+  open(*env, /*tolerate=*/true).reset();
+  auto log = open(*env);  // clean now: the damaged segment was replaced
+  ASSERT_EQ(log->damage().size(), 1u);
+  const auto& d = log->damage()[0];
+  EXPECT_EQ(d.up_to_epoch, commits_[0].gtrid.epoch());
+  EXPECT_NE(d.description.find("offset " + std::to_string(records_[2].offset)), std::string::npos)
+      << d.description;
+}
+
+TEST_P(DamagedLogTest, ReadOnlyOpenWritesNothingEvenWhenTolerating) {
+  std::string damaged = segment_;
+  damaged[records_[2].offset + 12] ^= 0x04;
+  auto env = env_with(damaged);
+  auto options = test::small_options(GetParam());
+  options.tolerate_corruption = true;
+  options.read_only = true;
+  {
+    auto log = DecisionLog::open(*env, kLogDir, options);
+    EXPECT_EQ(unfinished_set(*log), all_but(1));
+    EXPECT_EQ(log->damage().size(), 1u) << "a dry run sees the damage it would record";
+    EXPECT_EQ(log->epoch(), commits_[0].gtrid.epoch());
+    EXPECT_THROW(log->log_commit(make_commit(*log)), UsageError);
+    EXPECT_THROW(log->checkpoint(), UsageError);
+    EXPECT_THROW(log->new_gtrid(), UsageError);
+    log->log_done(commits_[0].gtrid);
+  }
+  EXPECT_EQ(env->list_dir(kLogDir), (std::vector<std::string>{"LOCK", segment_name_, "node-id"}));
+  EXPECT_EQ(env->read_file(io::join_path(kLogDir, segment_name_)), damaged);
+  EXPECT_EQ(env->read_file("/log/node-id"), node_id_);
 }
 
 INSTANTIATE_TEST_SUITE_P(Segments, DamagedLogTest, ::testing::Bool(),
                          [](const auto& info) { return info.param ? "Preallocated" : "Appended"; });
+
+// ---------------------------------------------------------------------------------------------
+// The damage matrix: every file of the log (the newest segment, the node-id file) truncated,
+// zeroed, bit-flipped, deleted and replaced by an older copy. Each either opens with every
+// commit record, or is refused by a message that names the file, the offset and the way out.
+
+struct Damage {
+  std::string file;  // "segment" or "node-id"
+  std::string kind;  // truncate, zero, flip, delete, older
+};
+void PrintTo(const Damage& d, std::ostream* os) { *os << d.file << ' ' << d.kind; }
+
+// Creates or replaces a file with `contents` (durable, as MemEnv::write_file).
+void put(io::MemEnv& env, const std::string& path, std::string_view contents) {
+  if (!env.exists(path)) env.new_writable_file(path);
+  env.write_file(path, contents);
+}
+
+class DamageMatrixTest : public ::testing::TestWithParam<std::tuple<bool, Damage>> {
+ protected:
+  void SetUp() override {
+    io::MemEnv env;
+    auto options = test::small_options(std::get<0>(GetParam()));
+    auto log = DecisionLog::open(env, kLogDir, options);
+    for (int i = 0; i < 3; ++i) {
+      commits_.push_back(make_commit(*log));
+      log->log_commit(commits_.back());
+    }
+    old_segment_ = env.read_file(io::join_path(kLogDir, test::segment_files(env, kLogDir).back()));
+    old_node_id_ = env.read_file("/log/node-id");
+    log->checkpoint();  // segment 2 holds the three, then three more
+    for (int i = 0; i < 3; ++i) {
+      commits_.push_back(make_commit(*log));
+      log->log_commit(commits_.back());
+    }
+    log.reset();
+    segment_name_ = test::segment_files(env, kLogDir).back();
+    segment_ = env.read_file(io::join_path(kLogDir, segment_name_));
+    node_id_ = env.read_file("/log/node-id");
+    auto file = env.new_random_access_file(io::join_path(kLogDir, segment_name_));
+    io::RecordReader reader(*file);
+    while (auto r = reader.next()) records_.push_back(*r);
+  }
+
+  test::CapturedLog captured_log_;
+  std::vector<CommitRecord> commits_;
+  std::vector<io::Record> records_;
+  std::string old_segment_, old_node_id_, segment_name_, segment_, node_id_;
+};
+
+TEST_P(DamageMatrixTest, EveryCommitRecordIsPresentOrTheRefusalNamesFileOffsetAndWayOut) {
+  const bool preallocated = std::get<0>(GetParam());
+  const Damage& damage = std::get<1>(GetParam());
+  const std::string segment_path = io::join_path(kLogDir, segment_name_);
+  const std::string damaged_path = damage.file == "segment" ? segment_path : "/log/node-id";
+  std::string contents = damage.file == "segment" ? segment_ : node_id_;
+  // The middle of the segment (a batch record with valid ones after it), or of the node-id.
+  const std::uint64_t middle = damage.file == "segment" ? records_[2].offset : contents.size() / 2;
+  io::MemEnv env;
+  env.create_dir(kLogDir);
+  put(env, segment_path, segment_);
+  put(env, "/log/node-id", node_id_);
+  if (damage.kind == "truncate") {
+    if (damage.file == "segment" && !preallocated) {
+      GTEST_SKIP() << "an appended segment cut at a record boundary looks like a clean end: "
+                      "the documented limit of appended segments (preallocation is the default)";
+    }
+    put(env, damaged_path, contents.substr(0, middle));
+  } else if (damage.kind == "zero") {
+    const std::uint64_t n = damage.file == "segment" ? records_[2].end() - middle : contents.size();
+    put(env, damaged_path,
+        contents.replace(damage.file == "segment" ? middle : 0, n, std::string(n, '\0')));
+  } else if (damage.kind == "flip") {
+    contents[middle] ^= 0x02;
+    put(env, damaged_path, contents);
+  } else if (damage.kind == "delete") {
+    env.remove_file(damaged_path);
+  } else if (damage.kind == "older") {
+    if (damage.file == "segment") {
+      // The copy of segment 1 under its own name, and in place of segment 2.
+      put(env, io::join_path(kLogDir, "decisions-0000000000000001.log"), old_segment_);
+      env.remove_file(segment_path);
+      std::set<Gtrid> expected;
+      try {
+        auto log = DecisionLog::open(env, kLogDir, test::small_options(preallocated));
+        ADD_FAILURE() << "opened the older segment as the log";
+      } catch (const StorageError& e) {
+        EXPECT_NE(std::string(e.what()).find(segment_name_ + "' is missing"), std::string::npos)
+            << e.what();
+      }
+      put(env, segment_path, old_segment_);
+      env.remove_file(io::join_path(kLogDir, "decisions-0000000000000001.log"));
+    } else {
+      put(env, damaged_path, old_node_id_);
+    }
+  }
+  const std::string before = env.exists(damaged_path) ? env.read_file(damaged_path) : "";
+  try {
+    auto log = DecisionLog::open(env, kLogDir, test::small_options(preallocated));
+    std::set<Gtrid> all;
+    for (const auto& c : commits_) all.insert(c.gtrid);
+    EXPECT_EQ(unfinished_set(*log), all) << "opened, but without every commit record";
+  } catch (const StorageError& e) {
+    const std::string what = e.what();
+    SCOPED_TRACE(what);
+    const std::string name = damaged_path.substr(damaged_path.rfind('/') + 1);
+    EXPECT_NE(what.find(name), std::string::npos) << "names the file";
+    EXPECT_NE(what.find("offset"), std::string::npos) << "names the offset";
+    EXPECT_NE(what.find("estore"), std::string::npos) << "says the way out";
+    EXPECT_EQ(env.exists(damaged_path) ? env.read_file(damaged_path) : "", before)
+        << "refusing must not write";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Files, DamageMatrixTest,
+    ::testing::Combine(::testing::Bool(),
+                       ::testing::Values(Damage{"segment", "truncate"}, Damage{"segment", "zero"},
+                                         Damage{"segment", "flip"}, Damage{"segment", "delete"},
+                                         Damage{"segment", "older"}, Damage{"node-id", "truncate"},
+                                         Damage{"node-id", "zero"}, Damage{"node-id", "flip"},
+                                         Damage{"node-id", "delete"}, Damage{"node-id", "older"})),
+    [](const auto& info) {
+      std::string name = std::string(std::get<0>(info.param) ? "Preallocated" : "Appended") + "_" +
+                         std::get<1>(info.param).file + "_" + std::get<1>(info.param).kind;
+      std::replace(name.begin(), name.end(), '-', '_');
+      return name;
+    });
 
 }  // namespace
 }  // namespace xact

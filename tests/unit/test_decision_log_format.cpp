@@ -85,18 +85,47 @@ TEST(DecisionLogFormat, TruncatedBatchIsAnError) {
 }
 
 TEST(DecisionLogFormat, HeaderRoundTripsAndRejectsOtherVersions) {
-  const SegmentHeader h{NodeId::random(), 7, 42};
+  const SegmentHeader h{NodeId::random(), 7, 42, 8u << 20};
   const std::string encoded = encode_header(h);
   const auto decoded = decode_header(encoded);
   ASSERT_TRUE(decoded);
   EXPECT_EQ(decoded->node, h.node);
   EXPECT_EQ(decoded->epoch, 7u);
   EXPECT_EQ(decoded->sequence, 42u);
+  EXPECT_EQ(decoded->preallocated, 8u << 20);
   std::string newer = encoded;
-  newer[kMagic.size()] = 2;  // format version 2
+  newer[kMagic.size()] = 3;  // format version 3
   EXPECT_FALSE(decode_header(newer));
   EXPECT_FALSE(decode_header(encoded.substr(1)));
   EXPECT_FALSE(decode_header("XACTDLOX" + encoded.substr(8)));
+}
+
+TEST(DecisionLogFormat, Version1HeaderWithoutPreallocatedSizeIsStillRead) {
+  const SegmentHeader h{NodeId::random(), 7, 42, 0};
+  std::string v1 = encode_header(h);
+  v1.resize(v1.size() - 8);  // no preallocated size
+  v1[kMagic.size()] = 1;
+  const auto decoded = decode_header(v1);
+  ASSERT_TRUE(decoded);
+  EXPECT_EQ(decoded->epoch, 7u);
+  EXPECT_EQ(decoded->preallocated, 0u);
+}
+
+TEST(DecisionLogFormat, NodeFileKeepsEpochAndSegmentAndReadsTheIdAloneToo) {
+  const NodeFile f{NodeId::random(), true, 9, 12};
+  const std::string text = encode_node_file(f);
+  const auto back = decode_node_file(text);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->node, f.node);
+  EXPECT_TRUE(back->has_position);
+  EXPECT_EQ(back->epoch, 9u);
+  EXPECT_EQ(back->sequence, 12u);
+  const auto old = decode_node_file(f.node.to_hex() + "\n");
+  ASSERT_TRUE(old);
+  EXPECT_FALSE(old->has_position);
+  EXPECT_FALSE(decode_node_file(f.node.to_hex() + "\nepoch x\nsegment 1\n"));
+  EXPECT_FALSE(decode_node_file(f.node.to_hex() + "\nepoch 1\n"));
+  EXPECT_FALSE(decode_node_file(""));
 }
 
 TEST(DecisionLogFormat, SegmentNamesSortByNumberAndParseBack) {

@@ -38,6 +38,10 @@ class ScriptedResource : public ResourceManager, public RecoverableResource {
     }
     return out;
   }
+  std::vector<Xid> recover_all_nodes() override {
+    if (unreachable) throw ResourceError("connection refused (" + name_ + ")");
+    return {prepared.begin(), prepared.end()};
+  }
   Outcome commit_prepared(const Xid& xid) override {
     if (unreachable) throw ResourceError("connection refused (" + name_ + ")");
     if (heuristic.count(xid)) return Outcome::heuristic_rollback;
@@ -155,6 +159,98 @@ TEST_F(RecoveryTest, IdsOfAnotherNodeAreNeverTouched) {
   EXPECT_TRUE(report.actions.empty()) << report.describe();
   EXPECT_EQ(a_->prepared.size(), 1u);
   EXPECT_EQ(leaky->prepared.size(), 1u);
+}
+
+TEST_F(RecoveryTest, ForeignPreparedIdsAreListedAndALostNodesAreRolledBackOnlyOnRequest) {
+  const NodeId lost = NodeId::random();
+  const NodeId alive = NodeId::random();
+  const Xid of_lost = xid_of(Gtrid(lost, 3, 1), "a");
+  const Xid of_alive = xid_of(Gtrid(alive, 1, 1), "b");
+  const Gtrid mine = log_->new_gtrid();
+  log_->release(mine);
+  a_->prepared.insert(of_lost);
+  b_->prepared.insert(of_alive);
+  a_->prepared.insert(xid_of(mine, "a"));
+
+  std::vector<OwedWork> unreadable;
+  const auto foreign = recovery_->list_foreign(&unreadable);
+  EXPECT_TRUE(unreadable.empty());
+  ASSERT_EQ(foreign.size(), 2u) << "this node's own id is not foreign";
+  EXPECT_TRUE(a_->rolled_back.empty() && b_->rolled_back.empty()) << "listing changes nothing";
+
+  const auto dry = recovery_->roll_back_lost_node(lost, /*dry_run=*/true);
+  EXPECT_EQ(dry.actions.size(), 1u) << dry.describe();
+  EXPECT_TRUE(a_->prepared.count(of_lost));
+  EXPECT_TRUE(log_->heuristics().empty());
+
+  const auto report = recovery_->roll_back_lost_node(lost);
+  EXPECT_TRUE(report.complete()) << report.describe();
+  EXPECT_TRUE(a_->rolled_back.count(of_lost));
+  EXPECT_TRUE(b_->prepared.count(of_alive)) << "another node's branch was touched";
+  EXPECT_TRUE(a_->prepared.count(xid_of(mine, "a"))) << "this node's branch was touched";
+  // Recorded as a heuristic decision, durably.
+  recovery_.reset();
+  open();
+  const auto h = log_->heuristics();
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h[0].gtrid, of_lost.gtrid);
+  EXPECT_EQ(h[0].outcome, "rolled back for a lost node");
+  EXPECT_NE(h[0].detail.find(lost.to_hex()), std::string::npos);
+  EXPECT_THROW(recovery_->roll_back_lost_node(log_->node_id()), UsageError);
+}
+
+TEST_F(RecoveryTest, AResourceThatCannotListOtherNodesIsReportedNotReadAsNone) {
+  class Plain : public ScriptedResource {
+   public:
+    using ScriptedResource::ScriptedResource;
+    std::vector<Xid> recover_all_nodes() override {
+      return RecoverableResource::recover_all_nodes();  // the default
+    }
+  };
+  recovery_->register_resource(std::make_shared<Plain>("c"));
+  std::vector<OwedWork> unreadable;
+  recovery_->list_foreign(&unreadable);
+  ASSERT_EQ(unreadable.size(), 1u);
+  EXPECT_EQ(unreadable[0].resource, "c");
+  EXPECT_NE(unreadable[0].reason.find("cannot list"), std::string::npos);
+}
+
+TEST(RecoveryAfterToleratedDamage, PresumedAbortThatMayHaveBeenALostCommitIsRecordedAsHeuristic) {
+  io::MemEnv env;
+  auto a = std::make_shared<ScriptedResource>("a");
+  Gtrid lost, later;
+  {
+    auto log = DecisionLog::open(env, "/log");
+    lost = log->new_gtrid();
+    log->log_commit(CommitRecord{lost, {{"a", "a"}}, 0});
+  }
+  a->prepared.insert(xid_of(lost, "a"));
+  // The segment goes missing: its commit record with it.
+  for (const auto& name : env.list_dir("/log")) {
+    if (name.starts_with("decisions-")) env.remove_file("/log/" + name);
+  }
+  EXPECT_THROW(DecisionLog::open(env, "/log"), StorageError);
+  DecisionLogOptions options;
+  options.tolerate_corruption = true;
+  std::shared_ptr<DecisionLog> log = DecisionLog::open(env, "/log", options);
+  later = log->new_gtrid();
+  log->release(later);
+  a->prepared.insert(xid_of(later, "a"));  // of an epoch after the damage: decided plainly
+  Recovery recovery(log);
+  recovery.register_resource(a);
+
+  const auto dry = recovery.run(/*dry_run=*/true);
+  EXPECT_NE(dry.describe().find("recorded as a heuristic outcome"), std::string::npos)
+      << dry.describe();
+
+  const auto report = recovery.run();
+  EXPECT_TRUE(a->rolled_back.count(xid_of(lost, "a")));
+  EXPECT_TRUE(a->rolled_back.count(xid_of(later, "a")));
+  const auto h = log->heuristics();
+  ASSERT_EQ(h.size(), 1u) << report.describe();
+  EXPECT_EQ(h[0].gtrid, lost);
+  EXPECT_EQ(h[0].outcome, "presumed abort after log damage");
+  EXPECT_NE(h[0].detail.find("is missing"), std::string::npos) << h[0].detail;
 }
 
 TEST_F(RecoveryTest, OnDemandRecoverySkipsTransactionsInFlightInThisProcess) {

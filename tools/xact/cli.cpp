@@ -178,7 +178,19 @@ DecisionLog::Inspection inspect_log(io::Env& env, const std::string& dir) {
 void check_damage(const DecisionLog::Inspection& inspection, const std::string& dir,
                   bool tolerate) {
   const auto& corrupt = inspection.scan.corrupt;
-  if (corrupt.empty() || tolerate) return;
+  if (tolerate) return;
+  if (!inspection.problems.empty()) {
+    std::string what;
+    for (const auto& p : inspection.problems) what += (what.empty() ? "" : "; ") + p;
+    throw Failure("the decision log in '" + dir + "' is damaged: " + what +
+                  ". A lost commit record would make recovery roll back a transaction that "
+                  "committed, so the log is not opened: see `xact log dump " +
+                  dir +
+                  "`, restore the file from a backup if you can; --tolerate-corruption opens it "
+                  "anyway, records the damage, and records every rollback that may have been one "
+                  "of the lost commits as a heuristic outcome (xact heuristics list)");
+  }
+  if (corrupt.empty()) return;
   const auto& first = corrupt.front();
   throw Failure("the decision log in '" + dir + "' is damaged: '" + inspection.segment + "' has " +
                 std::to_string(corrupt.size()) + " corrupt range(s) followed by " +
@@ -187,14 +199,17 @@ void check_damage(const DecisionLog::Inspection& inspection, const std::string& 
                 "). A lost commit record would make recovery roll back a transaction that "
                 "committed, so the log is not opened: see `xact log dump " +
                 dir +
-                "`, restore the file if you can; --tolerate-corruption opens it anyway and "
-                "drops the damaged records");
+                "`, restore the file if you can; --tolerate-corruption opens it anyway, drops "
+                "the damaged records, records the damage, and records every rollback that may "
+                "have been one of the lost commits as a heuristic outcome (xact heuristics "
+                "list)");
 }
 
 std::unique_ptr<DecisionLog> open_log(io::Env& env, const std::string& dir, bool tolerate,
-                                      std::string_view do_it_there) {
+                                      std::string_view do_it_there, bool read_only) {
   DecisionLogOptions options;
   options.tolerate_corruption = tolerate;
+  options.read_only = read_only;
   try {
     return DecisionLog::open(env, dir, options);
   } catch (const StorageError&) {
@@ -204,10 +219,12 @@ std::unique_ptr<DecisionLog> open_log(io::Env& env, const std::string& dir, bool
     std::string held;
     try {
       auto probe = env.lock_file(io::join_path(dir, "LOCK"));
-    } catch (const StorageError& locked) {
+    } catch (const io::FileLockedError& locked) {
       held = locked.what();
+    } catch (const StorageError&) {
+      // Not held: the original error (which says what is wrong with the lock file) stands.
     }
-    if (held.find(" is locked by ") == std::string::npos) throw;
+    if (held.empty()) throw;
     throw Failure("cannot open the decision log in '" + dir + "': " + held +
                   ". One process owns a decision log at a time, and that one is running "
                   "(the application, or another xact command): stop it and run this again, "

@@ -92,15 +92,17 @@ Gtrid parse_gtrid(std::string_view hex, std::string_view option);
 /// listing the directory and reading it makes a read of a live log fail once.
 DecisionLog::Inspection inspect_log(io::Env& env, const std::string& dir);
 
-/// For commands that change the log: refuses a log whose newest segment has damage in the
-/// middle unless `tolerate`, naming the segment, the offsets and the way out.
+/// For commands that open the log: refuses a damaged log (damage in the middle of the newest
+/// segment, a missing segment, a damaged header, a preallocated segment cut short) unless
+/// `tolerate`, naming the file, the offset and the way out.
 void check_damage(const DecisionLog::Inspection& inspection, const std::string& dir, bool tolerate);
 
 /// Opens the decision log in `dir`, which must already be one (inspect it first: open would
 /// create a new log in an empty directory). When another process owns it, the Failure names
-/// the holder and says to stop it or to `do_it_there` from inside that process.
+/// the holder and says to stop it or to `do_it_there` from inside that process. `read_only`
+/// (dry runs): takes the lock but writes nothing, not even a new epoch.
 std::unique_ptr<DecisionLog> open_log(io::Env& env, const std::string& dir, bool tolerate,
-                                      std::string_view do_it_there);
+                                      std::string_view do_it_there, bool read_only = false);
 
 /// Routes xact's own diagnostics to stderr as "xact: <level>: <message>": errors always,
 /// everything from info up when `verbose`.

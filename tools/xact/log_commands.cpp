@@ -40,8 +40,14 @@ std::string gid_of(const Gtrid& gtrid, const std::string& bqual) {
   return xid.to_gid();
 }
 
-void print_scan(const io::ScanReport& scan) {
-  std::cout << "scan          " << (scan.clean() ? "clean" : "damaged") << '\n';
+void print_scan(const DecisionLog::Inspection& log) {
+  const io::ScanReport& scan = log.scan;
+  // A preallocated segment is never shorter than its size: a shorter one was cut, and what
+  // looks like the end of its data may have been acknowledged.
+  const bool cut_short = log.preallocated > 0 && log.segment_size < log.preallocated;
+  std::cout << "scan          " << (scan.clean() && log.problems.empty() ? "clean" : "damaged")
+            << '\n';
+  for (const auto& p : log.problems) std::cout << "  problem     " << printable(p) << '\n';
   for (const auto& range : scan.corrupt) {
     std::cout << "  corrupt     " << range.bytes << " bytes at offset " << range.offset << ": "
               << printable(range.reason) << " (valid records follow; skipped)\n";
@@ -49,11 +55,20 @@ void print_scan(const io::ScanReport& scan) {
   if (scan.cut_off_bytes > 0) {
     std::cout << "  cut off     " << scan.cut_off_bytes << " bytes at offset " << scan.end_of_data
               << ": " << printable(scan.cut_off_reason)
-              << " (an interrupted last write; never acknowledged)\n";
+              << (cut_short ? " (the segment itself was cut short: this record may have been "
+                              "acknowledged)\n"
+                  : log.preallocated > 0
+                      ? " (an interrupted last write; never acknowledged)\n"
+                      : " (an interrupted last write, never acknowledged; or, in a segment that "
+                        "is not preallocated, the file was cut there)\n");
   }
   std::cout << "  end of data offset " << scan.end_of_data;
   if (scan.zero_tail_bytes > 0) {
     std::cout << ", then " << scan.zero_tail_bytes << " zero bytes (preallocated, unused)";
+  }
+  if (cut_short) {
+    std::cout << ", then the file ends at " << log.segment_size << " of its " << log.preallocated
+              << " preallocated bytes (cut short)";
   }
   std::cout << '\n';
 }
@@ -71,7 +86,21 @@ int run_log_dump(const std::vector<std::string>& args) {
             << "segment       " << (log.segment.empty() ? "(none yet)" : log.segment) << '\n'
             << "replayed      " << plural(log.commits_replayed, "commit record", "commit records")
             << ", " << plural(log.dones_replayed, "done record", "done records") << '\n';
-  if (!log.segment.empty()) print_scan(log.scan);
+  if (!log.segment.empty()) {
+    print_scan(log);
+  } else if (!log.problems.empty()) {
+    std::cout << "scan          damaged\n";
+    for (const auto& p : log.problems) std::cout << "  problem     " << printable(p) << '\n';
+  }
+  if (!log.damage.empty()) {
+    std::cout << "tolerated damage (recovery records each presumed abort of these epochs as a "
+                 "heuristic outcome): "
+              << log.damage.size() << '\n';
+    for (const auto& d : log.damage) {
+      std::cout << "  up to epoch " << d.up_to_epoch << "  found " << iso_time(d.time_us) << '\n'
+                << "    " << printable(d.description) << '\n';
+    }
+  }
 
   std::cout << "\nunfinished commit records (pending completions): " << log.unfinished.size()
             << '\n';

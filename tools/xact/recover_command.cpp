@@ -1,6 +1,7 @@
 // `xact recover`: one xact::Recovery run over the resources given on the command line, from
 // outside the application (which must not be running: this command owns the log meanwhile).
 #include <iostream>
+#include <optional>
 
 #include <xact/recovery.hpp>
 
@@ -22,8 +23,14 @@ const CommandInfo kRecoverInfo{
         supported_kinds() +
         ".\n\n"
         "Takes the log's lock: stop the application first (or let it run xact::Recovery itself). "
-        "--dry-run asks the resources what they hold and lists what a run would do, changing no "
-        "resource (opening the log still starts a new epoch, which is harmless).\n\n"
+        "--dry-run asks the resources what they hold and lists what a run would do, changing "
+        "nothing: no resource, and not the log (no new epoch; with --tolerate-corruption the "
+        "damaged log stays as it is).\n\n"
+        "--foreign lists the prepared branches the resources hold for other coordinators (other "
+        "node ids), which recovery never touches. A coordinator whose log directory is lost "
+        "leaves its branches prepared, holding locks, for ever: --foreign --roll-back-node "
+        "NODE_ID rolls back that node's branches, on your explicit request, and records each "
+        "as a heuristic outcome in this log (xact heuristics list).\n\n"
         "Example: xact recover /var/lib/app/xact --resource orders=kv:/var/lib/app/orders.kv "
         "--resource stock=kv:/var/lib/app/stock.kv --dry-run\n\n"
         "Exit status: 0 recovery is complete (nothing owed), 3 it ran but work is owed (listed; "
@@ -41,8 +48,13 @@ int run_recover(const std::vector<std::string>& args) {
          "a last resource: one-phase, it keeps the commit decision in its own store");
   option("dry-run", "list what recovery would do; change no resource");
   option("tolerate-corruption",
-         "open the log even if its newest segment has damage in the middle, dropping the "
-         "damaged records: a transaction whose commit record was in them is then rolled back");
+         "open the log even if it is damaged (damage in the middle of a segment, a missing "
+         "segment, ...), dropping the damaged records: a rollback of a branch whose commit "
+         "record may have been among them is recorded as a heuristic outcome");
+  option("foreign", "list the prepared branches of other coordinators (other node ids)");
+  option("roll-back-node", po::value<std::string>()->value_name("NODE_ID"),
+         "with --foreign: roll back every prepared branch of this node (32 hex digits), a "
+         "coordinator whose decision log is lost; each is recorded as a heuristic outcome");
   option("verbose,v", "also show xact's informational messages on stderr");
   if (!line.parse(args)) return kExitOk;
   const auto& values = line.values();
@@ -58,12 +70,30 @@ int run_recover(const std::vector<std::string>& args) {
   }
   const bool dry_run = values.count("dry-run") != 0;
   const bool tolerate = values.count("tolerate-corruption") != 0;
+  const bool foreign = values.count("foreign") != 0;
+  std::optional<NodeId> lost_node;
+  if (values.count("roll-back-node") != 0) {
+    const std::string hex = values["roll-back-node"].as<std::string>();
+    if (!foreign) {
+      throw UsageFailure(
+          "--roll-back-node needs --foreign: rolling back another node's "
+          "branches is a separate, explicit decision");
+    }
+    lost_node = NodeId::from_hex(hex);
+    if (!lost_node) {
+      throw UsageFailure("--roll-back-node '" + printable(hex) +
+                         "': a node id is 32 hex digits (as `xact recover --foreign` shows it)");
+    }
+  }
   route_library_log(values.count("verbose") != 0);
 
   io::Env& env = io::Env::posix();
   check_damage(inspect_log(env, line.dir()), line.dir(), tolerate);
+  // A dry run, and a listing, write nothing: not even a new epoch, nor (tolerating damage) a
+  // rewritten segment.
+  const bool read_only = dry_run || (foreign && !lost_node);
   std::shared_ptr<DecisionLog> log =
-      open_log(env, line.dir(), tolerate, "let it run recovery (xact::Recovery::run)");
+      open_log(env, line.dir(), tolerate, "let it run recovery (xact::Recovery::run)", read_only);
 
   Recovery recovery(log);
   for (const auto& spec : specs) {
@@ -74,10 +104,24 @@ int run_recover(const std::vector<std::string>& args) {
     recovery.register_resource(built.rm);
   }
 
-  const RecoveryReport report = recovery.run(dry_run);
   std::cout << "decision log '" << line.dir() << "' (node " << log->node_id().to_hex() << ", epoch "
-            << log->epoch() << ")\n"
-            << report.describe() << '\n';
+            << log->epoch() << ")\n";
+  if (foreign && !lost_node) {
+    std::vector<OwedWork> unreadable;
+    const auto branches = recovery.list_foreign(&unreadable);
+    std::cout << "prepared branches of other nodes: " << branches.size() << '\n';
+    for (const auto& b : branches) {
+      std::cout << "  node " << b.xid.gtrid.node().to_hex() << "  resource "
+                << printable(b.resource) << "  gid " << b.xid.to_gid() << '\n';
+    }
+    for (const auto& u : unreadable) {
+      std::cerr << "xact recover: resource '" << printable(u.resource) << "': " << u.reason << '\n';
+    }
+    return unreadable.empty() ? kExitOk : kExitWorkOwed;
+  }
+  const RecoveryReport report =
+      lost_node ? recovery.roll_back_lost_node(*lost_node, dry_run) : recovery.run(dry_run);
+  std::cout << report.describe() << '\n';
   if (report.complete()) return kExitOk;
   std::cerr << "xact recover: " << report.owed.size()
             << " item(s) of work owed (see the report); run it again once the resources "

@@ -68,6 +68,19 @@ struct HeuristicRecord {
   bool operator==(const HeuristicRecord&) const = default;
 };
 
+/// Damage that an open with tolerate_corruption got past: commit records of transactions of
+/// epochs up to `up_to_epoch` may have been lost. Kept durably (copied into every new segment)
+/// for the life of the log, so recovery never presumes abort for such a transaction silently:
+/// each rollback of a prepared branch of those epochs without a commit record is recorded as a
+/// heuristic outcome ("presumed abort after log damage"), for an operator to check.
+struct LogDamage {
+  Gtrid id;                       ///< (node, up_to_epoch, number): names the record
+  std::uint32_t up_to_epoch = 0;  ///< the newest epoch whose commit records may be lost
+  std::string description;        ///< what was damaged: file, offset, bytes, reason
+  std::int64_t time_us = 0;       ///< when the damage was tolerated
+  bool operator==(const LogDamage&) const = default;
+};
+
 struct DecisionLogOptions {
   /// Size of one log segment. When the next write does not fit, the log rotates: it copies
   /// the unfinished records into a new segment and deletes the old one.
@@ -78,11 +91,19 @@ struct DecisionLogOptions {
   bool preallocate = true;
   /// The most bytes of commit records one group-commit write carries.
   std::uint64_t max_batch_bytes = 1u << 20;
-  /// Open even when the newest segment has damage in the middle (valid records after a bad
-  /// one), dropping the damaged bytes; open_report() lists them. Off by default: a lost
-  /// commit record makes recovery roll back a transaction that committed, so a damaged log
-  /// needs an operator's decision. (A cut-off last write is never damage: see open().)
+  /// Open even when the log is damaged: a segment with damage in the middle (valid records
+  /// after a bad one), a damaged segment header (when the node-id file knows the epoch), a
+  /// preallocated segment shorter than its size, or a missing segment. The damaged bytes are
+  /// dropped, open_report() lists what was found, and a LogDamage record is written, so that
+  /// recovery records every presumed abort that might have been a lost commit as a heuristic
+  /// outcome instead of deciding it silently. Off by default: a damaged log needs an
+  /// operator's decision. (A cut-off last write is never damage: see open().)
   bool tolerate_corruption = false;
+  /// Open without writing anything: no new epoch or segment, no node id created, nothing
+  /// removed; the lock is still taken (so nothing of this node is in flight). For dry runs:
+  /// log_commit, log_heuristic, forget_heuristic, checkpoint and new_gtrid throw UsageError,
+  /// log_done does nothing. Refuses a directory that holds no log.
+  bool read_only = false;
 };
 
 class DecisionLog {
@@ -93,7 +114,10 @@ class DecisionLog {
     std::string segment;   ///< the segment replayed ("" when none)
     std::uint64_t commits_replayed = 0;
     std::uint64_t dones_replayed = 0;
-    io::ScanReport scan;               ///< damage and cut-off tail of the replayed segment
+    io::ScanReport scan;  ///< damage and cut-off tail of the replayed segment
+    /// Damage beyond the scan that tolerate_corruption got past: a missing segment, a damaged
+    /// segment header, a preallocated segment cut short. Each names the file and the offset.
+    std::vector<std::string> problems;
     std::vector<std::string> removed;  ///< stale files removed (old segments, temporaries)
     std::string describe() const;
   };
@@ -117,11 +141,16 @@ class DecisionLog {
   ///  - takes the directory's lock; a second owner - another process, or a second open in
   ///    this one - gets StorageError naming the directory and the holder (pid and host);
   ///  - reads the node id, or creates it (written, synced, directory synced) for a new log;
+  ///  - checks that the newest segment is the one the node-id file last recorded (or a newer
+  ///    one): a missing segment throws StorageError unless tolerate_corruption;
   ///  - replays the newest segment: commit records without a done record are unfinished().
   ///    A cut-off last record (a write that was never acknowledged) is dropped and reported;
-  ///    damage followed by valid records throws StorageError unless tolerate_corruption;
-  ///  - starts a new epoch by writing a new segment holding the unfinished records, durably,
-  ///    then removes the older segments.
+  ///    damage followed by valid records, a damaged header and a preallocated segment that is
+  ///    shorter than its size throw StorageError (naming the file, the offset and the way
+  ///    out) unless tolerate_corruption;
+  ///  - starts a new epoch (above every epoch the segment or the node-id file knows) by writing
+  ///    a new segment holding the unfinished records, durably, records its epoch and sequence
+  ///    in the node-id file, then removes the older segments. (Not with read_only.)
   /// Throws StorageError on I/O failure, with the path and the reason.
   static std::unique_ptr<DecisionLog> open(io::Env& env, std::string dir,
                                            DecisionLogOptions options = {});
@@ -131,7 +160,7 @@ class DecisionLog {
   DecisionLog& operator=(const DecisionLog&) = delete;
 
   const NodeId& node_id() const;
-  /// Grows by at least one at every open of the directory.
+  /// Grows by at least one at every open of the directory (read_only: the last epoch used).
   std::uint32_t epoch() const;
   const std::string& dir() const;
 
@@ -156,6 +185,8 @@ class DecisionLog {
   void log_heuristic(const HeuristicRecord& record);
   /// Heuristic outcomes not yet forgotten, by gtrid.
   std::vector<HeuristicRecord> heuristics() const;
+  /// Damage tolerated by this or an earlier open (see LogDamage), oldest first.
+  std::vector<LogDamage> damage() const;
   /// An operator's explicit decision to forget one heuristic outcome (forced). False when
   /// there is no such record.
   bool forget_heuristic(const Gtrid& gtrid, const std::string& resource);
@@ -174,9 +205,18 @@ class DecisionLog {
     std::string segment;      ///< the newest segment's path
     std::vector<CommitRecord> unfinished;
     std::vector<HeuristicRecord> heuristics;
+    std::vector<LogDamage> damage;  ///< damage tolerated by earlier opens
     std::uint64_t commits_replayed = 0;
     std::uint64_t dones_replayed = 0;
     io::ScanReport scan;
+    /// Damage found now besides the scan's (see OpenReport::problems).
+    std::vector<std::string> problems;
+    /// The segment's size and the size its header says it was preallocated to (0: not
+    /// preallocated). A preallocated segment is never shorter when intact, so a cut-off last
+    /// record of a full-size one is a write a crash interrupted (never acknowledged); of a
+    /// shorter one, the file was cut and acknowledged records may be lost.
+    std::uint64_t segment_size = 0;
+    std::uint64_t preallocated = 0;
   };
   static Inspection inspect(io::Env& env, const std::string& dir);
 

@@ -44,6 +44,9 @@ class Synchronizer {
   virtual void before_completion(Transaction&) {}
   /// After commit, failed commit or abort: exactly once per transaction.
   virtual void after_completion(Transaction&) {}
+  /// The manager it is registered with is being destroyed (after aborting its open
+  /// transaction): forget the manager, it must not be called again.
+  virtual void manager_destroyed() noexcept {}
 };
 
 struct ManagerOptions {

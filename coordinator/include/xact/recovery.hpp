@@ -9,7 +9,9 @@
 //   2. every other id the resource holds prepared for this node is decided: committed if a
 //      registered last resource (DecisionStore) holds its decision; left waiting if a last
 //      resource cannot be read now (never presumed aborted then); rolled back otherwise
-//      (presumed abort: no commit record means no commit).
+//      (presumed abort: no commit record means no commit). When the log tolerated damage that
+//      may have cost commit records of the branch's epoch (DecisionLog::damage), the rollback
+//      is also recorded as a heuristic outcome, for an operator to check.
 //   3. a branch that decided on its own (RecoverableResource::Outcome::heuristic_*) is a
 //      heuristic outcome: recorded durably in the decision log, listed by heuristics(), and
 //      kept until an operator forgets it (forget_heuristic, or `xact heuristics forget`).
@@ -17,6 +19,10 @@
 // At start-up this process owns the log directory, so nothing of this node is in flight and
 // everything is decided at once: no waiting for timeouts. On demand in a running process, ids
 // of transactions still running in this process (DecisionLog::in_flight) are skipped.
+//
+// Other nodes' branches are never decided by run(): list_foreign() lists them, and
+// roll_back_lost_node() rolls back those of a coordinator whose log is lost, on an operator's
+// explicit request, recording each as a heuristic outcome.
 //
 // A resource that cannot be reached (recover() or a commit throws) is reported once — one
 // warning when it becomes unreachable, one info when it is back — and its work is listed as
@@ -61,6 +67,12 @@ struct OwedWork {
   std::string reason;
 };
 
+/// A prepared branch of another coordinator (another node id), found by list_foreign().
+struct ForeignBranch {
+  std::string resource;
+  Xid xid;
+};
+
 struct RecoveryReport {
   bool dry_run = false;
   std::vector<RecoveryAction> actions;  ///< done (or, in a dry run, that would be done)
@@ -87,6 +99,20 @@ class Recovery {
   /// resources what they hold and reports what it would do, changing nothing. Throws
   /// LogFailedError when the decision log stopped after an I/O failure (restart instead).
   RecoveryReport run(bool dry_run = false);
+
+  /// The prepared branches the registered resources hold for other nodes. Recovery never
+  /// touches them: each coordinator decides its own. But a node whose log directory is lost
+  /// leaves its branches prepared, holding locks, for ever; this lists them for an operator.
+  /// A resource that cannot be asked (unreachable, or it cannot list other nodes' ids) is
+  /// added to `unreadable` (when given) with the reason.
+  std::vector<ForeignBranch> list_foreign(std::vector<OwedWork>* unreadable = nullptr);
+  /// An operator's explicit decision: rolls back every branch the registered resources hold
+  /// prepared for `lost_node`, a coordinator whose decision log is lost for good (so nobody
+  /// can tell whether those transactions committed). Each rollback is recorded in this log as
+  /// a heuristic outcome ("rolled back for a lost node"), shown by `xact heuristics list`
+  /// until forgotten. A dry run lists what it would roll back. Throws UsageError for this
+  /// log's own node (run() decides those), LogFailedError like run().
+  RecoveryReport roll_back_lost_node(const NodeId& lost_node, bool dry_run = false);
 
   /// Runs again every `interval` while the last run owed work, until stop() (or destruction).
   void start_background(std::chrono::milliseconds interval);

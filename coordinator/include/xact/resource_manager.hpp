@@ -270,6 +270,11 @@ class RecoverableResource {
   virtual ~RecoverableResource() = default;
   /// Ids this RM holds prepared whose gtrid belongs to `node`. Throws when unreachable.
   virtual std::vector<Xid> recover(const NodeId& node) = 0;
+  /// Ids this RM holds prepared for any node, with this RM's branch qualifier: what an
+  /// operator inspects when a coordinator's log is lost (Recovery::list_foreign). The default
+  /// throws UsageError ("cannot list"), which recovery reports rather than reading it as
+  /// "none". Throws when unreachable.
+  virtual std::vector<Xid> recover_all_nodes();
   virtual Outcome commit_prepared(const Xid& xid) = 0;
   virtual Outcome rollback_prepared(const Xid& xid) = 0;
 };

@@ -375,7 +375,7 @@ std::unique_ptr<FileLock> MemEnv::lock_file(const std::string& path) {
   apply(Op::kLock, path, 0, [&](std::size_t) {
     const auto it = locks_.find(key);
     if (it != locks_.end()) {
-      throw StorageError("'" + path + "' is locked by " + it->second.holder);
+      throw FileLockedError("'" + path + "' is locked by " + it->second.holder);
     }
     std::string holder = lock_holder_description();
     auto node = open_file_locked(path, /*truncate=*/true);

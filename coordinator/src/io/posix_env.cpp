@@ -251,7 +251,7 @@ class PosixEnv final : public Env {
     if (rc != 0) {
       const int err = errno;
       if (err != EWOULDBLOCK) throw_errno("cannot lock", path, err);
-      throw StorageError("'" + path + "' is locked by " + read_holder(fd.get()));
+      throw FileLockedError("'" + path + "' is locked by " + read_holder(fd.get()));
     }
     const std::string holder = lock_holder_description() + "\n";
     if (::ftruncate(fd.get(), 0) != 0) throw_errno("cannot write lock file", path, errno);

@@ -45,6 +45,9 @@ class Connection::Sync final : public Synchronizer {
       conn_->transaction_ended();
     }
   }
+  void manager_destroyed() noexcept override {
+    if (conn_) conn_->manager_destroyed();
+  }
 
  private:
   Connection* conn_;
@@ -96,8 +99,7 @@ class ConnectionSavepoint final : public ResourceSavepoint {
         ++c->non_ghosts_;
       }
       o.clear();
-      StateReader r(std::string_view(s.data).substr(h.state_offset), c.get(),
-                    describe_object(o));
+      StateReader r(std::string_view(s.data).substr(h.state_offset), c.get(), describe_object(o));
       o.load(r, h.version);
       o.state_ = ObjectState::changed;
       c->changed_.push_back(s.object);
@@ -144,6 +146,7 @@ RecoverableResource* Connection::recoverable() noexcept { return storage_.get();
 void Connection::opened(TransactionManager* manager) {
   manager_ = manager ? manager : &current_manager();
   close_pending_ = false;
+  closed_ = false;
   if (!historical_) {
     sync_ = std::make_shared<Sync>(this);
     manager_->register_synchronizer(sync_);
@@ -156,7 +159,10 @@ bool Connection::released() noexcept {
     close_pending_ = true;  // tidied up when the transaction ends; not pooled
     return false;
   }
-  if (sync_) {
+  // From here on the connection may serve someone else (the pool): objects the closed
+  // handle's user still holds must not join transactions through it, nor load through it.
+  closed_ = true;
+  if (sync_ && manager_) {
     try {
       manager_->unregister_synchronizer(*sync_);
     } catch (...) {
@@ -173,12 +179,35 @@ void Connection::transaction_ended() noexcept {
   // a transaction), and the next transaction starts from there.
   if (!historical_ && !close_pending_) apply_invalidations();
   cache_gc();
-  if (close_pending_ && sync_) {
+  if (close_pending_) closed_ = true;
+  if (close_pending_ && sync_ && manager_) {
     try {
       manager_->unregister_synchronizer(*sync_);
     } catch (...) {
     }
     sync_.reset();
+  }
+}
+
+void Connection::manager_destroyed() noexcept {
+  // Its open transaction was aborted just before (which reset ours): nothing is joined.
+  manager_ = nullptr;
+  sync_.reset();
+}
+
+void Connection::check_open() const {
+  if (closed_) {
+    throw UsageError(
+        "connection to " + db_->resource_name() +
+        " is closed (its ConnectionHandle was closed or destroyed, and it may be back in the "
+        "pool serving someone else): objects loaded through it can no longer be loaded or "
+        "changed, or the change would go into someone else's transaction. Open a connection "
+        "(DB::open) and load the object again through it");
+  }
+  if (!manager_) {
+    throw UsageError("connection to " + db_->resource_name() +
+                     " has no transaction manager any more: the one it was opened with was "
+                     "destroyed. Open a new connection with a live manager");
   }
 }
 
@@ -189,6 +218,7 @@ void Connection::new_transaction() {
 }
 
 void Connection::sync() {
+  if (closed_) check_open();
   if (historical_) return;
   if (!changed_.empty()) {
     throw UsageError("sync() of a connection with uncommitted changes: commit or abort first");
@@ -225,12 +255,13 @@ void Connection::apply_invalidations() {
 
 Transaction& Connection::current_transaction() {
   if (bound_) return *bound_;
-  if (!manager_) throw UsageError("connection is closed: open a new one from the DB");
+  check_open();
   return manager_->get();
 }
 
 void Connection::join_transaction(Transaction& txn) {
   if (bound_ == &txn) return;
+  if (closed_) check_open();
   if (bound_ || joined_) {
     throw UsageError("connection to " + db_->resource_name() +
                      " is still part of an unfinished transaction: commit or abort it first");
@@ -257,6 +288,7 @@ void Connection::check_writable() const {
 }
 
 void Connection::ensure_joined() {
+  if (closed_) check_open();
   check_writable();
   Transaction& txn = current_transaction();
   if (joined_ == &txn) return;
@@ -273,11 +305,13 @@ void Connection::ensure_joined() {
 std::shared_ptr<PersistentMap> Connection::root() { return get<PersistentMap>(kRootOid); }
 
 std::shared_ptr<Persistent> Connection::get(Oid oid) {
+  if (closed_) check_open();
   if (auto it = objects_.find(oid); it != objects_.end()) return it->second;
   return load_object(oid);
 }
 
 Persistent* Connection::resolve(Oid oid) {
+  if (closed_) check_open();
   if (auto it = objects_.find(oid); it != objects_.end()) return it->second.get();
   return load_object(oid).get();
 }
@@ -308,11 +342,11 @@ std::shared_ptr<Persistent> Connection::load_object(Oid oid) {
 }
 
 void Connection::load_state(Persistent& object) {
+  if (closed_) check_open();
   auto rev = storage_->load(object.oid_, snapshot_);
   if (!rev) {
     throw ObjectNotFoundError(object.oid_, "no revision in the snapshot as of " +
-                                               tid_repr(snapshot_) + " of " +
-                                               storage_->describe());
+                                               tid_repr(snapshot_) + " of " + storage_->describe());
   }
   decode_into(object, *rev, nullptr);
 }
@@ -321,9 +355,9 @@ void Connection::decode_into(Persistent& object, const Revision& rev, const Type
   const RecordHeader h = decode_header(rev.data);
   const TypeInfo* t = known ? known : registry_.find(h.type_name);
   if (!t || t->cpp_type != std::type_index(typeid(object))) {
-    throw StateError("object " + oid_repr(object.oid_) + " is now stored as type '" +
-                     h.type_name + "', which is not the type of the object in memory (" +
-                     typeid(object).name() + "): register aliases consistently");
+    throw StateError("object " + oid_repr(object.oid_) + " is now stored as type '" + h.type_name +
+                     "', which is not the type of the object in memory (" + typeid(object).name() +
+                     "): register aliases consistently");
   }
   if (h.version > t->version) {
     throw StateError("object " + oid_repr(object.oid_) + " (" + t->name +
@@ -393,16 +427,15 @@ Oid Connection::add(const std::shared_ptr<Persistent>& object) {
   return oid;
 }
 
-Oid Connection::oid_for_reference(const std::shared_ptr<Persistent>& object) {
-  return add(object);
-}
+Oid Connection::oid_for_reference(const std::shared_ptr<Persistent>& object) { return add(object); }
 
 void Connection::register_changed(Persistent& object) {
   if (object.state_ != ObjectState::up_to_date) return;
   ensure_joined();
   auto it = objects_.find(object.oid_);
   if (it == objects_.end() || it->second.get() != &object) {
-    throw UsageError(describe_object(object) + " is not in its connection's cache any more "
+    throw UsageError(describe_object(object) +
+                     " is not in its connection's cache any more "
                      "(its connection was closed or reopened): load it again and change that");
   }
   object.state_ = ObjectState::changed;

@@ -147,10 +147,17 @@ void FileStorage::Impl::open() {
   if (!options.read_only) {
     try {
       file_lock = env.lock_file(fs::lock_path(path));
+    } catch (const io::FileLockedError& e) {
+      throw io::FileLockedError(what() + " is in use: " + e.what() +
+                                ". One process opens a storage file for writing at a time: close "
+                                "the other process (or the other FileStorage), or open this one "
+                                "read-only");
     } catch (const StorageError& e) {
-      throw StorageError(what() + " is in use: " + e.what() +
-                         ". One process opens a storage file for writing at a time: close the "
-                         "other process (or the other FileStorage), or open this one read-only");
+      // Nobody holds it: the lock file cannot be created or opened (permissions, a directory
+      // in its place). Not "in use": stopping other processes would not help.
+      throw StorageError(what() + " cannot be locked: " + e.what() +
+                         ". Check that this process's user may create and write the lock file "
+                         "next to it, or open it read-only");
     }
     repair_pack_leftovers();
   }

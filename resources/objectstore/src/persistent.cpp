@@ -2,6 +2,7 @@
 
 #include <xact/errors.hpp>
 #include <xact/objectstore/connection.hpp>
+#include <xact/objectstore/db.hpp>
 #include <xact/objectstore/registry.hpp>
 
 namespace xact::objectstore {
@@ -21,7 +22,16 @@ const std::string& Persistent::type_name() const {
 }
 
 void Persistent::mark_changed() {
-  if (!jar_) return;  // unsaved: it is written when added or reached
+  if (!jar_) {
+    if (state_ == ObjectState::unsaved) return;  // it is written when added or reached
+    // Its connection is gone (closed and not pooled: pool full, pool_size 0, historical).
+    // Nothing would write this change: refuse it rather than let commit() lose it.
+    throw UsageError("object " + oid_repr(oid_) +
+                     " belongs to a connection that was closed: a change to it would not be "
+                     "part of any transaction and would be lost. Load the object again from "
+                     "an open connection (Connection::get, or through the root) and change "
+                     "that one");
+  }
   if (state_ == ObjectState::changed) return;
   if (state_ == ObjectState::ghost) activate();
   jar_->register_changed(*this);
@@ -51,12 +61,29 @@ void Persistent::activate() const {
 
 namespace detail {
 
+namespace {
+
+[[noreturn]] void throw_cross_database(Oid oid, const Connection& writer) {
+  throw InvalidObjectReference(
+      "a reference to object " + oid_repr(oid) + " of another database is written into " +
+      writer.db().resource_name() +
+      ": an oid names an object of one database only, so it would read back as a different "
+      "object there. References across databases are not supported yet: store the object in "
+      "this database (or keep its key, not a reference), and abort this transaction");
+}
+
+}  // namespace
+
+RefBase::RefBase(Connection* jar, Oid oid)
+    : jar_(jar), database_(jar ? &jar->db() : nullptr), oid_(oid), bound_(true) {}
+
 RefBase::RefBase(std::shared_ptr<Persistent> target) {
   if (!target) return;
   if (target->connection()) {
     // Named by oid: the reference does not keep the object in memory, so the cache can free
     // it; it is loaded again when the reference is used.
     jar_ = target->connection();
+    database_ = &jar_->db();
     oid_ = target->oid();
     bound_ = true;
     return;
@@ -97,8 +124,12 @@ void RefBase::save(StateWriter& out) const {
   if (strong_) {
     Connection* c = out.connection();
     if (!c && !strong_->connection()) {
-      throw UsageError("a reference to a new object can only be written by a connection "
-                       "(the object gets its oid there)");
+      throw UsageError(
+          "a reference to a new object can only be written by a connection "
+          "(the object gets its oid there)");
+    }
+    if (c && strong_->connection() && &strong_->connection()->db() != &c->db()) {
+      throw_cross_database(strong_->oid(), *c);
     }
     if (c && strong_->connection() && strong_->connection() != c) {
       throw UsageError("object " + oid_repr(strong_->oid()) +
@@ -109,6 +140,7 @@ void RefBase::save(StateWriter& out) const {
     // From now on the object is named by its oid (the connection holds it until the commit
     // ends), so this reference no longer keeps it in memory.
     jar_ = strong_->connection();
+    database_ = &jar_->db();
     oid_ = oid;
     bound_ = true;
     strong_.reset();
@@ -118,6 +150,9 @@ void RefBase::save(StateWriter& out) const {
   if (!bound_) {
     out.write_none();
     return;
+  }
+  if (const Connection* c = out.connection(); c && database_ && database_ != &c->db()) {
+    throw_cross_database(oid_, *c);
   }
   out.write_ref(oid_);
 }
@@ -134,6 +169,7 @@ void RefBase::load(StateReader& in) {
   // Decoded outside a connection (tools), the reference names its oid but cannot load it.
   oid_ = in.read_ref();
   jar_ = in.connection();
+  database_ = jar_ ? &jar_->db() : nullptr;
   bound_ = true;
 }
 

@@ -70,6 +70,26 @@ TEST(PosixEnv, LockHeldByAnotherProcessIsRefusedNamingThatProcess) {
   }
 }
 
+TEST(PosixEnv, HeldLockIsAFileLockedErrorAndAnyOtherFailureIsNot) {
+  test::TempDir dir;
+  const std::string path = join_path(dir.path(), "LOCK");
+  LockingChild child(path);
+  ASSERT_TRUE(child.locked());
+  EXPECT_THROW(Env::posix().lock_file(path), FileLockedError);
+  // A lock file that cannot be opened (here a directory in its place; as another user, no
+  // permission) is nobody's lock: a plain StorageError with the system's reason.
+  const std::string blocked = join_path(dir.path(), "BLOCKED");
+  Env::posix().create_dir(blocked);
+  try {
+    Env::posix().lock_file(blocked);
+    FAIL() << "locked a directory";
+  } catch (const FileLockedError& e) {
+    FAIL() << "reported as held: " << e.what();
+  } catch (const StorageError& e) {
+    EXPECT_NE(std::string(e.what()).find("Is a directory"), std::string::npos) << e.what();
+  }
+}
+
 TEST(PosixEnv, LockOfADeadProcessIsFree) {
   test::TempDir dir;
   const std::string path = join_path(dir.path(), "LOCK");

@@ -533,8 +533,8 @@ TEST_F(ConnectionTest, ManyThreadsIncrementingACounterLoseNothing) {
       ExplicitTransactionManager tm;
       auto c = open(tm);
       for (int i = 0; i < 100; ++i) {
-        xact::run(tm, [&](Transaction&) { c->get<Counter>(oid)->add(1); },
-                  RetryPolicy{.attempts = 1000});
+        xact::run(
+            tm, [&](Transaction&) { c->get<Counter>(oid)->add(1); }, RetryPolicy{.attempts = 1000});
       }
     });
   }
@@ -669,12 +669,186 @@ TEST_F(ConnectionTest, PreparedObjectsAreLockedAgainstOtherWriters) {
 
 TEST_F(ConnectionTest, HandleGoesBackToThePool) {
   ExplicitTransactionManager tm;
-  {
-    auto c = open(tm);
-  }
+  { auto c = open(tm); }
   EXPECT_EQ(db_->pool_idle(), 1u);
   auto c = open(tm);
   EXPECT_EQ(db_->pool_idle(), 0u);
+}
+
+// --- closed connections, detached objects, managers and databases ------------------------------
+
+// The value of the counter under `key`, read through a fresh connection.
+std::int64_t committed_value(DB& db, const std::string& key) {
+  ExplicitTransactionManager tm;
+  ConnectionOptions o;
+  o.manager = &tm;
+  auto c = db.open(o);
+  return c->root()->get<Counter>(key)->value();
+}
+
+TEST(ClosedConnection, ObjectOfAConnectionClosedWithNoPoolRefusesChangesInsteadOfLosingThem) {
+  DBOptions options;
+  options.pool_size = 0;  // the connection is destroyed when its handle closes
+  auto db = DB::open(std::make_shared<MemoryStorage>(), options);
+  ExplicitTransactionManager tm;
+  ConnectionOptions o;
+  o.manager = &tm;
+  std::shared_ptr<Counter> kept;
+  {
+    auto c = db->open(o);
+    tm.begin();
+    kept = std::make_shared<Counter>();
+    c->root()->set("c", kept);
+    tm.commit();
+  }
+  EXPECT_EQ(db->pool_idle(), 0u);
+  tm.begin();
+  try {
+    kept->add(5);
+    FAIL() << "a change to an object of a closed connection was accepted";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("closed"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("oad the object again"), std::string::npos) << e.what();
+  }
+  tm.commit();
+  EXPECT_EQ(kept->value(), 0) << "the refused change must not have been applied in memory";
+  EXPECT_EQ(committed_value(*db, "c"), 0);
+}
+
+TEST(ClosedConnection, ObjectOfAClosedHistoricalConnectionRefusesChanges) {
+  auto db = DB::open(std::make_shared<MemoryStorage>());
+  ExplicitTransactionManager tm;
+  ConnectionOptions o;
+  o.manager = &tm;
+  {
+    auto c = db->open(o);
+    tm.begin();
+    c->root()->set("c", std::make_shared<Counter>());
+    tm.commit();
+  }
+  std::shared_ptr<Counter> kept;
+  {
+    auto old = db->open_historical(db->last_transaction());
+    kept = old->root()->get<Counter>("c");
+    EXPECT_EQ(kept->value(), 0);
+  }
+  tm.begin();
+  EXPECT_THROW(kept->add(1), UsageError);
+  tm.commit();
+  EXPECT_EQ(committed_value(*db, "c"), 0);
+}
+
+TEST_F(ConnectionTest, HandleClosedWhileItsObjectsAreUsedDoesNotCommitThroughThePooledConnection) {
+  const Oid oid = make_counter("c", 1);
+  ExplicitTransactionManager tm;
+  std::shared_ptr<Counter> kept;
+  {
+    auto c = open(tm);
+    kept = c->get<Counter>(oid);
+  }
+  ASSERT_EQ(db_->pool_idle(), 1u) << "the connection went back to the pool";
+  tm.begin();
+  EXPECT_THROW(kept->add(10), UsageError);
+  tm.commit();
+  EXPECT_EQ(committed_value(*db_, "c"), 1);
+
+  // Handed out again, the connection serves its new user normally.
+  auto again = open(tm);
+  tm.begin();
+  again->get<Counter>(oid)->add(2);
+  tm.commit();
+  EXPECT_EQ(committed_value(*db_, "c"), 3);
+}
+
+TEST_F(ConnectionTest, HandleClosedDuringItsTransactionLetsThatTransactionCommit) {
+  const Oid oid = make_counter("c", 1);
+  ExplicitTransactionManager tm;
+  tm.begin();
+  std::shared_ptr<Counter> kept;
+  {
+    auto c = open(tm);
+    kept = c->get<Counter>(oid);
+    kept->add(1);
+  }
+  kept->add(1);  // same transaction, still joined: allowed
+  tm.commit();
+  EXPECT_EQ(committed_value(*db_, "c"), 3);
+  tm.begin();
+  EXPECT_THROW(kept->add(1), UsageError) << "after its transaction the connection is closed";
+  tm.abort();
+}
+
+TEST_F(ConnectionTest, DestroyingTheManagerBeforeTheConnectionIsSafe) {
+  const Oid oid = make_counter("c", 1);
+  ConnectionHandle c;
+  std::shared_ptr<Counter> kept;
+  {
+    auto tm = std::make_unique<ExplicitTransactionManager>();
+    c = open(*tm);
+    tm->begin();
+    kept = c->get<Counter>(oid);
+    kept->add(1);  // joined: the manager's destructor aborts it
+    tm.reset();
+  }
+  EXPECT_THROW(kept->add(1), UsageError);
+  try {
+    c->root();
+    kept->add(1);
+    FAIL() << "a connection whose manager is gone accepted a change";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("manager"), std::string::npos) << e.what();
+  }
+  c.close();  // must not call the destroyed manager
+  EXPECT_EQ(committed_value(*db_, "c"), 1);
+}
+
+TEST(CrossDatabaseReference, RefToAnObjectOfAnotherDatabaseIsRefusedAtCommit) {
+  auto db_a = DB::open(std::make_shared<MemoryStorage>(), DBOptions{.name = "a"});
+  auto db_b = DB::open(std::make_shared<MemoryStorage>(), DBOptions{.name = "b"});
+  ExplicitTransactionManager tm;
+  ConnectionOptions o;
+  o.manager = &tm;
+  auto a = db_a->open(o);
+  auto b = db_b->open(o);
+  tm.begin();
+  auto in_a = std::make_shared<Person>("alice");
+  a->root()->set("alice", in_a);
+  tm.commit();
+
+  tm.begin();
+  auto acct = std::make_shared<Account>();
+  acct->set_owner(in_a);  // a saved object of database a
+  b->root()->set("acct", acct);
+  try {
+    tm.commit();
+    FAIL() << "a reference into another database was stored";
+  } catch (const InvalidObjectReference& e) {
+    EXPECT_NE(std::string(e.what()).find("objects:b"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("another database"), std::string::npos) << e.what();
+  }
+  tm.abort();
+  tm.begin();
+  EXPECT_FALSE(b->root()->contains("acct"));
+  tm.abort();
+}
+
+TEST(FileStorageLock, LockFileThatCannotBeOpenedIsNotCalledInUse) {
+  xact::testing::TempDir dir;
+  const std::string path = dir / "data.xfs";
+  FileStorage::open(path).reset();
+  io::Env::posix().remove_file(path + ".lock");
+  io::Env::posix().create_dir(path + ".lock");  // as root, what "permission denied" is for others
+  try {
+    FileStorage::open(path);
+    FAIL() << "opened without its lock";
+  } catch (const io::FileLockedError& e) {
+    FAIL() << "reported as in use: " << e.what();
+  } catch (const StorageError& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(what.find("in use"), std::string::npos) << what;
+    EXPECT_EQ(what.find("close the other process"), std::string::npos) << what;
+    EXPECT_NE(what.find("cannot be locked"), std::string::npos) << what;
+  }
 }
 
 // --- schema evolution ---------------------------------------------------------------------------

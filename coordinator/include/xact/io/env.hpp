@@ -28,6 +28,8 @@
 #include <string_view>
 #include <vector>
 
+#include <xact/errors.hpp>
+
 namespace xact::io {
 
 /// A file open for writing. Not thread-safe: one writer at a time.
@@ -72,6 +74,13 @@ class RandomAccessFile {
   /// The current size of the file.
   virtual std::uint64_t size() const = 0;
   virtual const std::string& path() const = 0;
+};
+
+/// Env::lock_file found the lock held by someone else (the message names the holder). Any other
+/// failure to take a lock is a plain StorageError.
+class FileLockedError : public StorageError {
+ public:
+  using StorageError::StorageError;
 };
 
 /// An exclusive lock on a file, held until this object is destroyed.
@@ -124,9 +133,11 @@ class Env {
 
   /// Takes an exclusive lock on `path` (created if missing) for this holder. A lock held
   /// elsewhere - another process, or another lock_file() call in this process - is
-  /// refused at once with StorageError naming the holder ("pid 1234 on host db1"), which
-  /// the holder writes into the lock file. The lock is released when the returned object
-  /// is destroyed or the process exits.
+  /// refused at once with FileLockedError naming the holder ("pid 1234 on host db1"), which
+  /// the holder writes into the lock file. Any other failure (no permission to create or open
+  /// the file, a directory in its place) is a plain StorageError with the system's reason:
+  /// callers must not tell the user to stop another process then. The lock is released when
+  /// the returned object is destroyed or the process exits.
   virtual std::unique_ptr<FileLock> lock_file(const std::string& path) = 0;
 
   /// Wall-clock time in microseconds since the Unix epoch.

@@ -104,6 +104,7 @@ class KvResource : public ResourceManager,
   void commit_one_phase(Transaction& txn, const CommitRecord* decision) override;
   bool can_prepare() const override { return !options_.last_resource; }
   std::vector<Xid> recover(const NodeId& node) override;
+  std::vector<Xid> recover_all_nodes() override;
   Outcome commit_prepared(const Xid& xid) override;
   Outcome rollback_prepared(const Xid& xid) override;
   Lookup lookup_decision(const Gtrid& gtrid) override;

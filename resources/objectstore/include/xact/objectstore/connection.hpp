@@ -22,6 +22,18 @@
 // Read-only connections refuse changes; historical connections read as of a fixed
 // transaction and are read-only.
 //
+// Closing: once its ConnectionHandle is closed (or destroyed) a connection serves nobody, or
+// someone else when the pool hands it out again. Objects loaded through it and still held by
+// the application are then detached from the application's point of view: every change to one
+// (and every load of a ghost, and get/root/sync) throws UsageError - a change is never
+// silently lost, nor committed through a connection that went back to the pool. The same
+// holds when the connection was not pooled (pool full, pool_size 0, historical) and destroyed,
+// and when the transaction manager it was opened with is destroyed before it. Load the object
+// again through an open connection. (Chosen over re-attaching such objects to the next
+// connection: the next connection may belong to another thread, and the object's state may be
+// older than that connection's snapshot.) A handle closed while its connection is still part
+// of an unfinished transaction lets that transaction finish; the connection closes then.
+//
 // Thread-safety: none. A connection and its objects are used by one thread at a time — the
 // thread of its transaction manager (for the thread-bound manager: the thread that opened
 // it). Open one connection per thread or request.
@@ -48,11 +60,11 @@ class TypeRegistry;
 struct TypeInfo;
 
 struct ConnectionStats {
-  std::size_t objects = 0;        ///< objects in the identity map (ghosts included)
-  std::size_t non_ghosts = 0;     ///< objects holding state
-  std::uint64_t loads = 0;        ///< states loaded from the storage
-  std::uint64_t evictions = 0;    ///< objects the cache turned into ghosts or freed
-  std::uint64_t invalidations = 0;///< objects turned into ghosts by other commits
+  std::size_t objects = 0;          ///< objects in the identity map (ghosts included)
+  std::size_t non_ghosts = 0;       ///< objects holding state
+  std::uint64_t loads = 0;          ///< states loaded from the storage
+  std::uint64_t evictions = 0;      ///< objects the cache turned into ghosts or freed
+  std::uint64_t invalidations = 0;  ///< objects turned into ghosts by other commits
   std::uint64_t conflicts_resolved = 0;
 };
 
@@ -145,6 +157,10 @@ class Connection final : public ResourceManager,
   void decode_into(Persistent& object, const Revision& rev, const TypeInfo* known);
   std::shared_ptr<Persistent> decode_fresh(Oid oid, const std::string& data);
   void check_writable() const;
+  // UsageError when the handle was closed (the connection may be pooled) or its manager is
+  // gone.
+  void check_open() const;
+  void manager_destroyed() noexcept;
   Transaction& current_transaction();
   void ensure_joined();
   void new_transaction();
@@ -180,6 +196,7 @@ class Connection final : public ResourceManager,
   std::size_t cache_size_;
   bool debug_writes_ = false;
   bool close_pending_ = false;
+  bool closed_ = false;  // the handle was closed; no use until the pool hands it out again
 
   std::unordered_map<Oid, std::shared_ptr<Persistent>> objects_;
   std::size_t non_ghosts_ = 0;

@@ -52,6 +52,7 @@
 namespace xact::objectstore {
 
 class Connection;
+class DB;
 struct TypeInfo;
 
 enum class ObjectState : std::uint8_t {
@@ -124,7 +125,7 @@ class RefBase {
  public:
   RefBase() = default;
   explicit RefBase(std::shared_ptr<Persistent> target);
-  RefBase(Connection* jar, Oid oid) : jar_(jar), oid_(oid), bound_(true) {}
+  RefBase(Connection* jar, Oid oid);
 
   bool is_null() const noexcept { return !bound_ && !strong_; }
   /// The target's oid; kNoTid-like 0 with has_oid() false for an unsaved target.
@@ -133,7 +134,10 @@ class RefBase {
   /// Loads (when needed) and returns the target; null for a null reference.
   std::shared_ptr<Persistent> get_object() const;
   Persistent* raw() const;
-  /// Writes the reference (a new target is added to the writer's connection).
+  /// Writes the reference (a new target is added to the writer's connection). Throws
+  /// InvalidObjectReference when the target is an object of another database: an oid names
+  /// an object of one database only, so it would read back as another object (cross-database
+  /// references are not supported yet).
   void save(StateWriter& out) const;
   /// Reads a reference (or none) written by save().
   void load(StateReader& in);
@@ -142,11 +146,14 @@ class RefBase {
 
  private:
   mutable Connection* jar_ = nullptr;
+  // The database the target's oid belongs to (null: unknown, read outside a connection).
+  // Compared, never dereferenced: the target's connection may be gone.
+  mutable const DB* database_ = nullptr;
   mutable Oid oid_ = 0;
-  mutable bool bound_ = false;                    // jar_ and oid_ name the target
-  mutable std::shared_ptr<Persistent> strong_;    // kept while the target may be unsaved
-  mutable Persistent* cached_ = nullptr;          // fast path, valid while...
-  mutable std::uint64_t cached_generation_ = 0;   // ...the jar evicted nothing since
+  mutable bool bound_ = false;                   // jar_ and oid_ name the target
+  mutable std::shared_ptr<Persistent> strong_;   // kept while the target may be unsaved
+  mutable Persistent* cached_ = nullptr;         // fast path, valid while...
+  mutable std::uint64_t cached_generation_ = 0;  // ...the jar evicted nothing since
 };
 }  // namespace detail
 
@@ -157,10 +164,10 @@ class Ref {
  public:
   Ref() = default;
   Ref(std::nullptr_t) {}  // NOLINT: implicit on purpose
-  Ref(std::shared_ptr<T> target) : base_(std::static_pointer_cast<Persistent>(std::move(target))) {}  // NOLINT
+  Ref(std::shared_ptr<T> target)
+      : base_(std::static_pointer_cast<Persistent>(std::move(target))) {}  // NOLINT
   template <class U>
-    requires std::is_base_of_v<T, U>
-  Ref(const Ref<U>& other) : base_(other.base()) {}  // NOLINT
+  requires std::is_base_of_v<T, U> Ref(const Ref<U>& other) : base_(other.base()) {}  // NOLINT
 
   /// The target, loaded when needed. Throws ObjectNotFoundError for a dangling reference,
   /// StateError when the target is not a T, UsageError on a null reference.
