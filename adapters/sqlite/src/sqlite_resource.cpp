@@ -241,10 +241,12 @@ void SqliteResource::forget_decision(const Gtrid& gtrid) noexcept {
   } catch (...) {
     return;  // out of memory: the marker stays until forget_decisions_before()
   }
-  // Called by a committer after its commit: it never waits for the write lock here (a busy
-  // database would hold up the commit's return, and every other committer queued behind this
-  // mutex); the markers wait for a moment when the lock is free.
-  if (forgetter_->pending.size() >= kForgetBatch) flush_locked(/*wait=*/false);
+  // Called by a committer after its commit: it does not wait for the write lock for the first
+  // batches (a busy database would hold up the commit's return, and every committer queued
+  // behind this mutex); they wait for a moment when the lock is free. Past four batches it
+  // waits its turn, so that markers cannot pile up under constant write traffic.
+  const std::size_t n = forgetter_->pending.size();
+  if (n >= kForgetBatch) flush_locked(/*wait=*/n >= 4 * kForgetBatch);
 }
 
 void SqliteResource::flush_forgotten() noexcept {
