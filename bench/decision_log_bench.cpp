@@ -16,8 +16,9 @@
 // one-committer rate; per_sync = commits sharing one fdatasync.
 // Aims (issue 3): one committer >= 0.9 of the raw rate; 64 committers >= 20x one committer.
 //
-// The files go to $XACT_BENCH_DIR, or next to this executable (the build tree): never to a
-// tmpfs, whose fdatasync costs nothing and would make every ratio meaningless.
+// The files go to a directory of its own (bench_dir.hpp) under $XACT_BENCH_DIR, or next to
+// this executable (the build tree): never to a tmpfs, whose fdatasync costs nothing and would
+// make every ratio meaningless.
 #include <benchmark/benchmark.h>
 #include <fcntl.h>
 #include <linux/magic.h>
@@ -36,19 +37,16 @@
 #include <xact/io/env.hpp>
 #include <xact/io/fault_injection_env.hpp>
 
+#include "bench_dir.hpp"
+
 namespace {
 
 namespace fs = std::filesystem;
 
 const std::string& bench_dir() {
+  static const xact::bench::BenchDir own("decision-log-bench");
   static const std::string dir = [] {
-    fs::path base;
-    if (const char* env = std::getenv("XACT_BENCH_DIR"); env != nullptr && *env != '\0') {
-      base = env;
-    } else {
-      base = fs::read_symlink("/proc/self/exe").parent_path() / "decision-log-bench";
-    }
-    fs::create_directories(base);
+    const fs::path base = own.path();
     struct statfs st {};
     if (::statfs(base.c_str(), &st) == 0 && st.f_type == TMPFS_MAGIC) {
       throw std::runtime_error(base.string() +

@@ -44,12 +44,12 @@
 // (÷ 3,056 commits/s: ZODB FileStorage, quoted from the issue, not run), vs_pread, vs_mmap,
 // vs_storage, vs_aim (loads/s ÷ 2M).
 //
-// Files go to $XACT_BENCH_DIR, or to file-storage-bench/ next to this executable (the build
-// tree), and are removed at the end (kept with XACT_BENCH_KEEP=1): never a tmpfs, where
-// fdatasync costs nothing. XACT_BENCH_SPIN=1 keeps one CPU busy during the run (see main()).
+// Files go to a directory of its own (bench_dir.hpp) under $XACT_BENCH_DIR, or next to this
+// executable (the build tree), and are removed at the end (kept with XACT_BENCH_KEEP=1): never a
+// tmpfs, where fdatasync costs nothing. XACT_BENCH_SPIN=1 keeps one CPU busy during the run (see
+// main()).
 #include <benchmark/benchmark.h>
 
-#include "ratio_reporting.hpp"
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <sqlite3.h>
@@ -86,6 +86,9 @@
 #include <xact/objectstore/codec.hpp>
 #include <xact/objectstore/db.hpp>
 #include <xact/objectstore/file_storage.hpp>
+
+#include "bench_dir.hpp"
+#include "ratio_reporting.hpp"
 
 namespace {
 
@@ -154,15 +157,14 @@ std::string fs_type_of(const stdfs::path& path) {
   return best_type;
 }
 
+xact::bench::BenchDir& own_dir() {
+  static xact::bench::BenchDir d("file-storage-bench");
+  return d;
+}
+
 const std::string& bench_dir() {
   static const std::string dir = [] {
-    stdfs::path base;
-    if (const char* env = std::getenv("XACT_BENCH_DIR"); env != nullptr && *env != '\0') {
-      base = stdfs::path(env) / "file-storage-bench";
-    } else {
-      base = stdfs::read_symlink("/proc/self/exe").parent_path() / "file-storage-bench";
-    }
-    stdfs::create_directories(base);
+    const stdfs::path base = own_dir().path();
     struct statfs st {};
     if (::statfs(base.c_str(), &st) == 0 && st.f_type == TMPFS_MAGIC) {
       throw std::runtime_error(base.string() +
@@ -1179,9 +1181,5 @@ int main(int argc, char** argv) {
   if (spinner.joinable()) spinner.join();
 
   close_big_storage();
-  if (std::getenv("XACT_BENCH_KEEP") == nullptr) {
-    std::error_code ignored;
-    stdfs::remove_all(bench_dir(), ignored);
-  }
-  return 0;
+  return 0;  // own_dir()'s destructor removes the files (unless XACT_BENCH_KEEP=1)
 }

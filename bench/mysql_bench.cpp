@@ -24,8 +24,9 @@
 // Both sides use connections opened once (as a pool gives them), the same isolation levels
 // (PostgreSQL REPEATABLE READ, MariaDB SERIALIZABLE) and server-side prepared UPDATEs.
 // Reads XACT_PG_URI and XACT_MYSQL_* (scripts/servers.sh start DIR; source DIR/env.sh); without
-// them it says so and exits 0. The decision log goes to XACT_BENCH_DIR or mysql-bench-log/ in the
-// current directory, and is removed afterwards.
+// them it says so and exits 0. The decision log goes to a directory of its own (bench_dir.hpp)
+// under XACT_BENCH_DIR, or next to this executable (the build tree), removed afterwards; it never
+// writes into XACT_BENCH_DIR itself, which may hold the user's files.
 #include <benchmark/benchmark.h>
 #include <unistd.h>
 
@@ -47,6 +48,8 @@
 #include <xact/manager.hpp>
 #include <xact/mysql/mysql_resource.hpp>
 #include <xact/postgres/postgres_resource.hpp>
+
+#include "bench_dir.hpp"
 
 namespace {
 
@@ -369,7 +372,8 @@ int main(int argc, char** argv) {
   s.my2 = s.my;
   s.my2.database = env("XACT_MYSQL_DB2").empty() ? s.my.database : env("XACT_MYSQL_DB2");
   s.table = "xact_bench_" + std::to_string(::getpid());
-  s.log_dir = env("XACT_BENCH_DIR").empty() ? "mysql-bench-log" : env("XACT_BENCH_DIR");
+  const xact::bench::BenchDir own("mysql-bench");
+  s.log_dir = own / "log";
   {
     pqxx::connection pg(s.pg_uri);
     pg_run(pg, "CREATE TABLE " + s.table + " (id int PRIMARY KEY, n bigint NOT NULL)");

@@ -28,8 +28,9 @@
 // sides use connections opened once, as a pool gives them.
 //
 // Reads XACT_PG_URI and XACT_PG_URI2 (scripts/servers.sh start DIR; source DIR/env.sh); without
-// them it prints how to set them and exits 0. The decision log goes to XACT_BENCH_DIR, or
-// postgres-bench-log/ in the current directory (the build tree), and is removed afterwards.
+// them it prints how to set them and exits 0. The decision log goes to a directory of its own
+// (bench_dir.hpp) under XACT_BENCH_DIR, or next to this executable (the build tree), removed
+// afterwards.
 #include <benchmark/benchmark.h>
 #include <unistd.h>
 
@@ -48,6 +49,8 @@
 #include <xact/io/env.hpp>
 #include <xact/manager.hpp>
 #include <xact/postgres/postgres_resource.hpp>
+
+#include "bench_dir.hpp"
 
 namespace {
 
@@ -319,8 +322,8 @@ int main(int argc, char** argv) {
                  "scripts/servers.sh start DIR && source DIR/env.sh)\n";
     return 0;
   }
-  const std::string dir = env_or_empty("XACT_BENCH_DIR");
-  setup().log_dir = (dir.empty() ? std::string(".") : dir) + "/postgres-bench-log";
+  const xact::bench::BenchDir own("postgres-bench");
+  setup().log_dir = own / "log";
   setup().table = "xact_bench_" + std::to_string(::getpid());
   create_tables();
   benchmark::RunSpecifiedBenchmarks();

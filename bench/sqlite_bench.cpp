@@ -12,8 +12,9 @@
 //   BM_Paired_*              one plain transaction and one through xact per iteration, timed
 //                            separately (`ratio`): the figures to quote
 //
-// The database goes to XACT_BENCH_DIR or sqlite-bench/ in the current directory (the build
-// tree), removed afterwards: put it on the file system the application would use.
+// The database goes to a directory of its own (bench_dir.hpp) under XACT_BENCH_DIR, or next to
+// this executable (the build tree), removed afterwards: put it on the file system the application
+// would use.
 #include <benchmark/benchmark.h>
 #include <sqlite3.h>
 
@@ -26,6 +27,8 @@
 #include <xact/manager.hpp>
 #include <xact/sqlite/sqlite_resource.hpp>
 #include <xact/transaction.hpp>
+
+#include "bench_dir.hpp"
 
 namespace {
 
@@ -196,15 +199,12 @@ BENCHMARK(BM_Xact_LastResource)->UseRealTime()->Unit(benchmark::kMicrosecond);
 }  // namespace
 
 int main(int argc, char** argv) {
-  const char* d = std::getenv("XACT_BENCH_DIR");
-  dir() = (d != nullptr && *d != '\0') ? std::string(d) + "/sqlite-bench" : "sqlite-bench";
-  std::filesystem::remove_all(dir());
-  std::filesystem::create_directories(dir());
+  const xact::bench::BenchDir own("sqlite-bench");
+  dir() = own.path();
   resource()->open_connection()->execute(
       "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)");
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
-  std::filesystem::remove_all(dir());
   return 0;
 }

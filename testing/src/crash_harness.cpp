@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -78,6 +79,31 @@ ChildRun run_and_kill_after(const std::function<int()>& child,
   }
   std::this_thread::sleep_for(kill_after);
   ::kill(pid, SIGKILL);
+  return wait_for(pid);
+}
+
+ChildRun run_and_kill_after_report(const std::function<int(int report_fd)>& child,
+                                   std::chrono::microseconds then) {
+  int fds[2];
+  if (::pipe(fds) != 0) throw std::system_error(errno, std::generic_category(), "pipe");
+  const pid_t pid = fork_or_throw();
+  if (pid == 0) {
+    ::close(fds[0]);
+    arm_crash_point({});
+    const int report = fds[1];
+    child_main([&] { return child(report); });
+  }
+  ::close(fds[1]);
+  char byte = 0;
+  ssize_t n = 0;
+  do {
+    n = ::read(fds[0], &byte, 1);
+  } while (n < 0 && errno == EINTR);
+  ::close(fds[0]);
+  if (n == 1) {  // reported; 0: it ended (or closed the pipe) without reporting
+    std::this_thread::sleep_for(then);
+    ::kill(pid, SIGKILL);
+  }
   return wait_for(pid);
 }
 

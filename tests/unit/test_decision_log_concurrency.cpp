@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include <xact/decision_log.hpp>
@@ -26,11 +28,12 @@ void run_threads(int n, F&& body) {
   for (auto& t : threads) t.join();
 }
 
-TEST(DecisionLogConcurrency, ConcurrentCommittersShareSyncs) {
+// The rules that hold whatever the scheduler does: every commit is durable when it returns, and
+// it costs at most one forced write (one sync) of its own. How many commits share a sync on a
+// real disk is a figure for the benchmark (bench/decision_log_bench.cpp), not a test.
+TEST(DecisionLogConcurrency, ForcedWritesNeverExceedCommits) {
   io::FaultInjectionEnv env;
   auto log = DecisionLog::open(env, kLogDir, test::small_options());
-  // A sync that takes as long as a disk's lets committers queue up behind it.
-  env.set_sync_delay(std::chrono::milliseconds(2));
   const auto syncs_before = env.syncs();
   constexpr int kThreads = 16;
   constexpr int kPerThread = 8;
@@ -46,11 +49,84 @@ TEST(DecisionLogConcurrency, ConcurrentCommittersShareSyncs) {
   const std::uint64_t commits = kThreads * kPerThread;
   EXPECT_EQ(stats.commits, commits);
   EXPECT_EQ(env.syncs() - syncs_before, stats.forced_writes);  // one sync per forced write
-  EXPECT_LT(stats.forced_writes, commits / 4);
-  EXPECT_GT(stats.max_batch, 1u);
+  EXPECT_LE(stats.forced_writes, commits);
+  EXPECT_GE(stats.max_batch, 1u);
   for (const auto& gtrids : committed) {
     for (const auto& g : gtrids) EXPECT_TRUE(log->is_committed(g));
   }
+}
+
+// A FaultInjectionEnv whose file syncs wait, while held, until released: a sync as slow as the
+// test needs, without guessing a duration.
+class HeldSyncEnv : public io::FaultInjectionEnv {
+ public:
+  void hold() {
+    std::lock_guard lock(mu_);
+    held_ = true;
+  }
+  void release() {
+    {
+      std::lock_guard lock(mu_);
+      held_ = false;
+    }
+    cv_.notify_all();
+  }
+  void wait_for_a_held_sync() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return waiting_ > 0; });
+  }
+
+ protected:
+  Verdict before(Op op, const std::string& path, std::size_t bytes) override {
+    if (op == Op::kSync) {
+      std::unique_lock lock(mu_);
+      ++waiting_;
+      cv_.notify_all();
+      cv_.wait(lock, [&] { return !held_; });
+      --waiting_;
+    }
+    return FaultInjectionEnv::before(op, path, bytes);
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool held_ = false;
+  int waiting_ = 0;
+};
+
+TEST(DecisionLogConcurrency, ConcurrentCommittersCanShareASlowSync) {
+  HeldSyncEnv env;
+  auto log = DecisionLog::open(env, kLogDir, test::small_options());
+  const auto syncs_before = env.syncs();
+  // The first committer's sync is held until every other committer is on its way into
+  // log_commit; the later syncs are slow (as a disk's are) so that the ones still arriving
+  // queue up behind them. They then share the next sync(s).
+  env.hold();
+  std::thread first([&] { log->log_commit(make_commit(*log)); });
+  env.wait_for_a_held_sync();
+  env.set_sync_delay(std::chrono::milliseconds(20));
+  constexpr int kOthers = 8;
+  std::atomic<int> started{0};
+  std::vector<std::thread> others;
+  for (int t = 0; t < kOthers; ++t) {
+    others.emplace_back([&] {
+      const auto r = make_commit(*log);
+      ++started;
+      log->log_commit(r);
+      EXPECT_TRUE(log->is_committed(r.gtrid));
+    });
+  }
+  while (started.load() < kOthers) std::this_thread::yield();
+  env.release();
+  first.join();
+  for (auto& t : others) t.join();
+
+  const auto stats = log->stats();
+  EXPECT_EQ(stats.commits, kOthers + 1u);
+  EXPECT_EQ(env.syncs() - syncs_before, stats.forced_writes);
+  EXPECT_GT(stats.max_batch, 1u) << "no two committers shared a sync";
+  EXPECT_LT(stats.forced_writes, stats.commits);
 }
 
 TEST(DecisionLogConcurrency, FailedSyncFailsEveryQueuedCommitterAndNoneHangs) {

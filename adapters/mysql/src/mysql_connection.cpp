@@ -20,6 +20,7 @@
 
 #include <xact/errors.hpp>
 #include <xact/mysql/errors.hpp>
+#include <xact/sql/placeholders.hpp>
 
 namespace xact::mysql {
 
@@ -64,12 +65,13 @@ struct MySqlConnection::Impl {
 
   struct Cached {
     std::unique_ptr<::sql::PreparedStatement> stmt;
+    sql::TranslatedSql translated;  // $n -> ? and the parameter order, once per statement
     std::uint64_t used = 0;
   };
   std::unordered_map<std::string, Cached> statements;
   std::uint64_t tick = 0;
 
-  ::sql::PreparedStatement& prepared(std::string_view sql) {
+  Cached& prepared(std::string_view sql) {
     auto it = statements.find(std::string(sql));
     if (it == statements.end()) {
       if (statements.size() >= kStatementCacheSize) {
@@ -80,11 +82,12 @@ struct MySqlConnection::Impl {
         statements.erase(oldest);
       }
       Cached c;
-      c.stmt.reset(conn->prepareStatement(::sql::SQLString(std::string(sql))));
+      c.translated = sql::translate_placeholders(sql, sql::PlaceholderStyle::positional_question);
+      c.stmt.reset(conn->prepareStatement(::sql::SQLString(c.translated.sql)));
       it = statements.emplace(std::string(sql), std::move(c)).first;
     }
     it->second.used = ++tick;
-    return *it->second.stmt;
+    return it->second;
   }
 
   // Maps a failure of a statement, noting what it says about the connection and the branch.
@@ -205,11 +208,13 @@ sql::Result MySqlConnection::execute(std::string_view text, const sql::Params& p
   }
   check_usable();
   try {
-    ::sql::PreparedStatement& ps = d.prepared(text);
+    Impl::Cached& cached = d.prepared(text);
+    ::sql::PreparedStatement& ps = *cached.stmt;
+    const sql::Params bound = sql::bind_in_order(cached.translated, params, d.context);
     ps.clearParameters();
     std::vector<std::unique_ptr<std::istringstream>> blobs;
     unsigned i = 0;
-    for (const sql::Value& v : params) {
+    for (const sql::Value& v : bound) {
       ++i;
       if (v.is_null()) {
         ps.setNull(i, ::sql::DataType::VARCHAR);

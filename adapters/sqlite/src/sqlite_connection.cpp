@@ -9,6 +9,7 @@
 #include <sqlite3.h>
 
 #include <xact/errors.hpp>
+#include <xact/sql/placeholders.hpp>
 #include <xact/sqlite/errors.hpp>
 
 namespace xact::sqlite {
@@ -75,12 +76,15 @@ struct SqliteConnection::Impl {
         sqlite3_finalize(oldest->second.stmt);
         statements.erase(oldest);
       }
-      if (sql.size() > static_cast<std::size_t>(INT_MAX)) {
+      // $n -> ?n once per compiled statement: the cache is keyed by the text as given.
+      const std::string text =
+          sql::translate_placeholders(sql, sql::PlaceholderStyle::numbered_question).sql;
+      if (text.size() > static_cast<std::size_t>(INT_MAX)) {
         throw UsageError(context + ": statement too long");
       }
       sqlite3_stmt* stmt = nullptr;
       const char* tail = nullptr;
-      const int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()),
+      const int rc = sqlite3_prepare_v3(db, text.data(), static_cast<int>(text.size()),
                                         SQLITE_PREPARE_PERSISTENT, &stmt, &tail);
       if (rc != SQLITE_OK) {
         sqlite3_finalize(stmt);

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <condition_variable>
+#include <deque>
 #include <mutex>
 
 #include <xact/crash_point.hpp>
@@ -9,6 +11,7 @@
 #include <xact/errors.hpp>
 #include <xact/log.hpp>
 #include <xact/sqlite/errors.hpp>
+#include <xact/transaction.hpp>
 
 namespace xact::sqlite {
 
@@ -64,6 +67,45 @@ namespace {
 constexpr std::size_t kForgetBatch = 32;
 }  // namespace
 
+// The order in which this process's branches take SQLite's write lock (BeginMode::immediate; see
+// "The write lock" in the header). SQLite's own busy handler polls with sleeps of up to 100 ms,
+// so a waiter often sleeps through the moment the lock is free and others overtake it; here a
+// branch waits its turn (first come, first served) and is woken the moment the holder commits or
+// rolls back. Holders in other processes are still waited for by SQLite's busy timeout.
+struct SqliteResource::WriterGate {
+  std::mutex m;
+  std::condition_variable cv;
+  const void* holder = nullptr;  // the transaction (or the forgetter) holding the lock
+  const sql::Connection* holder_conn = nullptr;
+  bool holder_running = false;  // still running statements: it may wait for other stores
+  std::deque<std::uint64_t> queue;
+  std::uint64_t next_ticket = 0;
+
+  // Between waiting and taking the gate: nobody else may take it (a waiter or the forgetter).
+  bool free_for(std::uint64_t ticket) const {
+    return holder == nullptr && !queue.empty() && queue.front() == ticket;
+  }
+  void leave(std::uint64_t ticket) {
+    for (auto it = queue.begin(); it != queue.end(); ++it) {
+      if (*it == ticket) {
+        queue.erase(it);
+        break;
+      }
+    }
+    cv.notify_all();
+  }
+  void release(const sql::Connection* conn) {
+    {
+      std::lock_guard lock(m);
+      if (holder_conn != conn || holder == nullptr) return;
+      holder = nullptr;
+      holder_conn = nullptr;
+      holder_running = false;
+    }
+    cv.notify_all();
+  }
+};
+
 std::shared_ptr<SqliteResource> SqliteResource::create(SqliteOptions options) {
   if (options.path.empty() || options.path == ":memory:") {
     throw UsageError("SqliteOptions::path must name a database file (got '" + options.path +
@@ -114,7 +156,8 @@ SqliteResource::SqliteResource(std::string name, SqliteOptions options,
                                std::shared_ptr<sql::ConnectionPool> pool)
     : SqlResource(name, std::move(pool)),
       options_(std::move(options)),
-      forgetter_(std::make_unique<Forgetter>()) {
+      forgetter_(std::make_unique<Forgetter>()),
+      gate_(std::make_unique<WriterGate>()) {
   const std::string& t = options_.decision_table;
   insert_marker_ = "INSERT INTO " + t +
                    " (gtrid, node, epoch, committed_us, participants) VALUES (?, ?, ?, ?, ?)";
@@ -198,17 +241,49 @@ void SqliteResource::forget_decision(const Gtrid& gtrid) noexcept {
   } catch (...) {
     return;  // out of memory: the marker stays until forget_decisions_before()
   }
-  if (forgetter_->pending.size() >= kForgetBatch) flush_locked();
+  // Called by a committer after its commit: it does not wait for the write lock for the first
+  // batches (a busy database would hold up the commit's return, and every committer queued
+  // behind this mutex); they wait for a moment when the lock is free. Past four batches it
+  // waits its turn, so that markers cannot pile up under constant write traffic.
+  const std::size_t n = forgetter_->pending.size();
+  if (n >= kForgetBatch) flush_locked(/*wait=*/n >= 4 * kForgetBatch);
 }
 
 void SqliteResource::flush_forgotten() noexcept {
   std::lock_guard lock(forgetter_->mutex);
-  flush_locked();
+  flush_locked(/*wait=*/true);
 }
 
-void SqliteResource::flush_locked() noexcept {
+void SqliteResource::flush_locked(bool wait) noexcept {
   Forgetter& f = *forgetter_;
   if (f.pending.empty()) return;
+  // The deletion takes SQLite's write lock like a branch: through the gate, in turn.
+  WriterGate& g = *gate_;
+  {
+    std::unique_lock lock(g.m);
+    if (!wait && (g.holder != nullptr || !g.queue.empty())) {
+      if (f.pending.size() > 16 * kForgetBatch) f.pending.clear();  // do not grow without bound
+      return;
+    }
+    const std::uint64_t ticket = g.next_ticket++;
+    g.queue.push_back(ticket);
+    g.cv.wait_for(lock, options_.busy_timeout, [&] { return g.free_for(ticket); });
+    g.leave(ticket);
+    g.holder = forgetter_.get();
+    g.holder_conn = nullptr;
+    g.holder_running = false;
+  }
+  struct Release {
+    WriterGate& g;
+    const void* me;
+    ~Release() {
+      {
+        std::lock_guard lock(g.m);
+        if (g.holder == me) g.holder = nullptr;
+      }
+      g.cv.notify_all();
+    }
+  } release{g, forgetter_.get()};
   try {
     if (!f.conn) {
       f.conn = open_connection();
@@ -264,6 +339,59 @@ void SqliteResource::begin_branch(sql::Connection& conn, const Xid&) {
                  sql::Phase::statement);
 }
 
+void SqliteResource::begin_branch_of(Transaction& txn, sql::Connection& conn, const Xid& xid) {
+  if (options_.begin != BeginMode::immediate || !options_.queue_writers) {
+    begin_branch(conn, xid);
+    return;
+  }
+  WriterGate& g = *gate_;
+  {
+    std::unique_lock lock(g.m);
+    // This transaction joined other stores before SQLite (count includes this resource): it
+    // may hold their row locks, which the holder may be about to ask for.
+    const bool holds_others = txn.participant_count() > 1;
+    const std::uint64_t ticket = g.next_ticket++;
+    g.queue.push_back(ticket);
+    const auto deadline = std::chrono::steady_clock::now() + options_.busy_timeout;
+    for (;;) {
+      if (g.free_for(ticket)) break;
+      if (holds_others && g.holder != nullptr && g.holder_running && g.holder != &txn) {
+        g.leave(ticket);
+        throw ConflictError(
+            context() +
+            ": SQLite's write lock is held by another transaction of this process that is still "
+            "running statements, and this transaction already joined other stores: waiting could "
+            "deadlock across stores (the holder may be waiting for this transaction's row "
+            "locks, which no database sees), so it gives way at once; retry it. Issuing the "
+            "SQLite statements first in every transaction avoids the conflict");
+      }
+      if (g.cv.wait_until(lock, deadline) == std::cv_status::timeout) {
+        // The holder has not let go within the busy timeout (or went away without saying so):
+        // SQLite itself decides below.
+        break;
+      }
+    }
+    g.leave(ticket);
+    g.holder = &txn;
+    g.holder_conn = &conn;
+    g.holder_running = true;
+  }
+  try {
+    begin_branch(conn, xid);
+  } catch (...) {
+    g.release(&conn);
+    throw;
+  }
+}
+
+void SqliteResource::commit(Transaction& txn) {
+  SqlResource::commit(txn);
+  // The statements are done: from here the holder only commits, it waits for no other store's
+  // row lock, so a transaction that holds such locks may wait for SQLite's.
+  std::lock_guard lock(gate_->m);
+  if (gate_->holder == &txn) gate_->holder_running = false;
+}
+
 void SqliteResource::prepare_branch(sql::Connection&, const Xid&) {
   throw UsageError(context() + ": SQLite cannot prepare: it takes part only as the last resource");
 }
@@ -283,15 +411,22 @@ void SqliteResource::commit_branch(sql::Connection& conn, const Xid&) {
     // Still open (SQLITE_BUSY): it did not commit, and the caller rolls it back. Ended: SQLite
     // gave up in the middle of the commit, which may or may not be on disk.
     if (c.in_transaction()) throw;
+    gate_->release(&conn);
     std::rethrow_exception(sqlite::map_error(c.last_error_code(), c.last_error_message(),
                                              sql::Phase::commit_one_phase, context()));
   }
+  gate_->release(&conn);
   XACT_CRASH_POINT(after_commit_point_);
 }
 
 void SqliteResource::rollback_branch(sql::Connection& conn, const Xid&) {
   SqliteConnection& c = lite(conn);
   c.clear_poison();
+  struct Release {
+    WriterGate& g;
+    const sql::Connection* conn;
+    ~Release() { g.release(conn); }
+  } release{*gate_, &conn};
   if (c.in_transaction()) c.run_protocol("ROLLBACK", sql::Phase::rollback);
 }
 

@@ -146,7 +146,7 @@ SqlResource::Branch& SqlResource::begun_branch(Transaction& txn) {
   if (b.conn() == nullptr) b.lease = pool_->acquire();
   b.xid = txn.xid_for(*this);
   try {
-    begin_branch(*b.conn(), b.xid);
+    begin_branch_of(txn, *b.conn(), b.xid);
   } catch (...) {
     if (b.lease && b.lease->broken()) b.lease.discard();
     b.lease.reset();
@@ -294,7 +294,9 @@ void SqlResource::tpc_finish(Transaction& txn) {
   if (b == nullptr || b->state != Branch::State::prepared) return;  // idempotent
   if (finish_prepared(*b, /*commit=*/true) == Outcome::unknown_id) {
     log(LogLevel::warning, "resource '" + name_ + "': " + b->xid.to_gid() +
-                               " was no longer prepared at COMMIT PREPARED; counted as done "
+                               " was no longer prepared at " +
+                               std::string(commit_prepared_statement()) +
+                               "; counted as done "
                                "(an earlier attempt committed it, or an administrator "
                                "finished it)");
   }
@@ -343,9 +345,10 @@ void SqlResource::tpc_abort(Transaction& txn) {
     }
     case Branch::State::prepared: try { finish_prepared(*b, /*commit=*/false);
       } catch (...) {
-        log(LogLevel::warning, "resource '" + name_ + "': ROLLBACK PREPARED of " + b->xid.to_gid() +
-                                   " failed (" + what_of(std::current_exception()) +
-                                   "); recovery rolls it back (presumed abort)");
+        log(LogLevel::warning,
+            "resource '" + name_ + "': " + std::string(rollback_prepared_statement()) + " of " +
+                b->xid.to_gid() + " failed (" + what_of(std::current_exception()) +
+                "); recovery rolls it back (presumed abort)");
       }
       b->release();
       b->state = Branch::State::rolled_back;

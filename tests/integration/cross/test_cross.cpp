@@ -5,6 +5,8 @@
 // left.
 #include <cstdlib>
 #include <filesystem>
+#include <future>
+#include <mutex>
 
 #include <gtest/gtest.h>
 #include <pqxx/pqxx>
@@ -14,6 +16,7 @@
 #include <xact/manager.hpp>
 #include <xact/postgres/postgres_resource.hpp>
 #include <xact/recovery.hpp>
+#include <xact/retry.hpp>
 #include <xact/sqlite/sqlite_resource.hpp>
 #include <xact/testing/crash_harness.hpp>
 #include <xact/testing/recording_resource.hpp>
@@ -125,6 +128,78 @@ class CrossTest : public ::testing::Test {
   std::string pg_name_, my_name_;
   std::set<NodeId> nodes_;
 };
+
+// A cross-store lock cycle that no database can see: T1 holds SQLite's write lock and waits for a
+// PostgreSQL row lock that T2 holds, while T2 asks for SQLite's write lock. The busy timeout is an
+// hour: T2 must give way at once (a retryable conflict), which lets T1 finish; T2's retry then
+// completes too. (Before the rule, this test hung for the busy timeout.)
+TEST_F(CrossTest, ACrossStoreLockCycleWithSqliteEndsAtOnceAndBothTransactionsComplete) {
+  auto p = pg();
+  sqlite::SqliteOptions o;
+  o.path = dir_ / "app.db";
+  o.name = "sqlite:app";
+  o.busy_timeout = std::chrono::hours(1);
+  auto s = sqlite::SqliteResource::create(o);
+  pqxx::connection c(pg_uri());
+  pqxx::nontransaction(c).exec("INSERT INTO " + pg_table_ + " VALUES ('r', '0')");
+
+  std::promise<void> t1_holds_sqlite, t2_holds_row, t1_done;
+  auto t1_done_f = t1_done.get_future().share();
+  auto t1_holds_sqlite_f = t1_holds_sqlite.get_future().share();
+  std::vector<std::exception_ptr> t2_failures;
+  std::mutex nodes_mutex;  // nodes_ is the fixture's, shared by both threads
+  auto note_node = [&](Transaction& txn) {
+    std::lock_guard lock(nodes_mutex);
+    nodes_.insert(txn.gtrid().node());
+  };
+  auto t2 = std::async(std::launch::async, [&] {
+    ExplicitTransactionManager tm;
+    RetryPolicy policy;
+    policy.attempts = 5;
+    // Retry once T1 is through (a retry at once could take the row again before T1 asks for
+    // it, and give way again: real back-off spreads them, the test orders them).
+    policy.sleep = [t1_done_f](std::chrono::microseconds) { t1_done_f.wait(); };
+    bool first = true;
+    for (Attempts a(tm, policy); a.next();) {
+      try {
+        auto& txn = a.transaction();
+        note_node(txn);
+        p->execute(txn, "UPDATE " + pg_table_ + " SET v = v || 't2' WHERE k = 'r'");
+        if (first) {
+          first = false;
+          t2_holds_row.set_value();
+          t1_holds_sqlite_f.wait();
+        }
+        s->execute(txn, "INSERT INTO kv (k, v) VALUES ($1, $2)",
+                   {"t2-" + std::to_string(a.attempt()), "t2"});
+        a.commit();
+      } catch (...) {
+        t2_failures.push_back(std::current_exception());
+        a.failed(std::current_exception());
+      }
+    }
+  });
+  {
+    struct Done {  // T2's retry waits for it, whatever happens here
+      std::promise<void>& p;
+      ~Done() { p.set_value(); }
+    } done{t1_done};
+    ExplicitTransactionManager tm;
+    auto& txn = tm.begin();
+    note_node(txn);
+    s->execute(txn, "INSERT INTO kv (k, v) VALUES ($1, $2)", {"t1", "t1"});  // SQLite first
+    t1_holds_sqlite.set_value();
+    t2_holds_row.get_future().wait();
+    p->execute(txn, "UPDATE " + pg_table_ + " SET v = v || 't1' WHERE k = 'r'");  // T2's row
+    EXPECT_TRUE(tm.commit().complete());
+  }
+  t2.get();
+  ASSERT_EQ(t2_failures.size(), 1u);
+  EXPECT_THROW(std::rethrow_exception(t2_failures[0]), ConflictError);
+  EXPECT_EQ(pg_value("r"), "0t1t2") << "T1 first, then T2's retry";
+  EXPECT_EQ(sqlite_value("t1"), "t1");
+  EXPECT_EQ(sqlite_value("t2-2"), "t2");
+}
 
 TEST_F(CrossTest, OneTransactionCommitsInPostgresMariaDbAndSqlite) {
   auto p = pg();

@@ -232,6 +232,28 @@ TEST_F(MySqlResourceTest, ResultsAreTypedAndBytesRoundTrip) {
   tm.commit();
 }
 
+// The same statement text as for PostgreSQL and SQLite: `$n` becomes `?` with the parameters
+// reordered and repeated; literals and comments keep their `$n`.
+TEST_F(MySqlResourceTest, DollarPlaceholdersServeTheSameStatementAsOnTheOtherStores) {
+  const std::string t = table_->name();
+  ExplicitTransactionManager tm;
+  auto& txn = tm.begin();
+  rm_->execute(txn, "INSERT INTO " + t + " (k, v) VALUES ($2, $1) /* $3 */", {"one", "two"});
+  rm_->execute(txn, "INSERT INTO " + t + " (k, v) VALUES ($1, '$1 -- $2')", {"three"});
+  const auto r = rm_->execute(
+      txn, "SELECT k FROM " + t + " WHERE v = $1 OR k = $1 OR v = '$2' ORDER BY k", {"one"});
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].get<std::string>(0), "two");
+  EXPECT_THROW(rm_->execute(txn, "SELECT $1, ?", {"a", "b"}), UsageError) << "mixed styles";
+  EXPECT_THROW(rm_->execute(txn, "SELECT $1, $2", {"a"}), UsageError) << "count checked";
+  // The native style still works on its own.
+  EXPECT_EQ(
+      rm_->execute(txn, "SELECT v FROM " + t + " WHERE k = ?", {"two"}).one().get<std::string>(0),
+      "one");
+  tm.commit();
+  EXPECT_EQ(v("three"), "$1 -- $2");
+}
+
 TEST_F(MySqlResourceTest, RequireTransactionalAcceptsInnoDbAndRefusesMyIsamNamingTheEngine) {
   EXPECT_NO_THROW(rm_->require_transactional(table_->name()));
   EXPECT_NO_THROW(rm_->require_transactional(my_env()->connect.database + "." + table_->name()));

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <future>
 #include <thread>
 
@@ -292,56 +293,106 @@ TEST_F(PostgresResourceTest, ASerializationFailureIsRetriedToSuccessByRun) {
 TEST_F(PostgresResourceTest, ADeadlockIsMappedAndTheVictimIsRetriedToSuccess) {
   db1_->run("INSERT INTO " + t1_->name() + " VALUES ('r1', '0'), ('r2', '0')");
   const std::string table = t1_->name();
-  std::promise<void> other_holds_r2;
-  std::promise<int> our_pid;
-  auto our_pid_future = our_pid.get_future();
-  // The other transaction: holds r2, then, once we wait for r2, asks for r1 (a cycle). We
-  // started waiting first, so our deadlock_timeout expires first and we are the victim.
-  auto other = std::async(std::launch::async, [&] {
-    Plain c(pg_env()->uri);
-    pqxx::work w(c.conn());
-    w.exec("UPDATE " + table + " SET v = 'other' WHERE k = 'r2'");
-    other_holds_r2.set_value();
-    const int pid = our_pid_future.get();
-    Plain watcher(pg_env()->uri);
-    while (watcher.count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                         "AND pid = " +
-                         std::to_string(pid)) == 0) {
-      std::this_thread::sleep_for(5ms);
-    }
-    w.exec("UPDATE " + table + " SET v = 'other' WHERE k = 'r1'");
-    w.commit();
-  });
-  std::vector<std::exception_ptr> failures;
-  int attempts = 0;
-  RetryPolicy policy = quick_retries();
-  // Retry once the other transaction committed: a retry that waited for its row lock would
-  // fail again, with a serialization failure (its snapshot predates the other's commit).
-  policy.sleep = [&](std::chrono::microseconds) { other.wait(); };
-  for (Attempts a(tm_, policy); a.next();) {
-    try {
-      ++attempts;
-      auto& txn = a.transaction();
-      rm1_->execute(txn, "UPDATE " + table + " SET v = 'us' WHERE k = 'r1'");
-      if (attempts == 1) {
-        other_holds_r2.get_future().wait();
-        our_pid.set_value(rm1_->execute(txn, "SELECT pg_backend_pid()").one().get<int>(0));
+  // Two transactions, both through xact, lock r1 and r2 in opposite orders. Which one the server
+  // picks as the victim depends on whose deadlock check runs first (on a loaded machine, not
+  // always the one that waited longer), so neither side may run a statement outside xact's
+  // error mapping: whichever is picked must see a DeadlockError and be retried to success.
+  struct Side {
+    std::string name;
+    std::string first, second;  // the rows, in this side's order
+    std::promise<void> holds_first;
+    std::promise<int> pid;
+    std::promise<void> finished;
+    std::vector<std::exception_ptr> failures;
+    int attempts = 0;
+  };
+  Side us{"us", "r1", "r2"};
+  Side them{"them", "r2", "r1"};
+  auto them_holds_r2 = them.holds_first.get_future();
+  auto our_pid = us.pid.get_future();
+  auto them_finished = them.finished.get_future().share();
+  auto us_finished = us.finished.get_future().share();
+
+  // `wait_before_second` runs on the first attempt between the two UPDATEs.
+  auto run_side = [&](Side& side, ExplicitTransactionManager& tm,
+                      const std::function<void(Transaction&)>& wait_before_second,
+                      std::shared_future<void> other_finished) {
+    RetryPolicy policy = quick_retries();
+    // Retry once the other side committed: a retry that waited for its row lock would fail
+    // again, with a serialization failure (its snapshot predates the other's commit).
+    policy.sleep = [other_finished](std::chrono::microseconds) { other_finished.wait(); };
+    for (Attempts a(tm, policy); a.next();) {
+      try {
+        ++side.attempts;
+        auto& txn = a.transaction();
+        rm1_->execute(txn, "UPDATE " + table + " SET v = $1 WHERE k = $2", {side.name, side.first});
+        if (side.attempts == 1) wait_before_second(txn);
+        rm1_->execute(txn, "UPDATE " + table + " SET v = $1 WHERE k = $2",
+                      {side.name, side.second});
+        put2(txn, "done-" + side.name, std::to_string(side.attempts));
+        a.commit();
+      } catch (...) {
+        side.failures.push_back(std::current_exception());
+        a.failed(std::current_exception());
       }
-      rm1_->execute(txn, "UPDATE " + table + " SET v = 'us' WHERE k = 'r2'");
-      put2(txn, "done", std::to_string(attempts));
-      a.commit();
-    } catch (...) {
-      failures.push_back(std::current_exception());
-      a.failed(std::current_exception());
     }
-  }
+    side.finished.set_value();
+  };
+
+  auto other = std::async(std::launch::async, [&] {
+    ExplicitTransactionManager tm;
+    run_side(
+        them, tm,
+        [&](Transaction&) {
+          them.holds_first.set_value();
+          // Ask for r1 only once we wait for r2: then the cycle is certain.
+          const int pid = our_pid.get();
+          Plain watcher(pg_env()->uri);
+          while (watcher.count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                               "'Lock' AND pid = " +
+                               std::to_string(pid)) == 0) {
+            std::this_thread::sleep_for(5ms);
+          }
+        },
+        us_finished);
+  });
+  run_side(
+      us, tm_,
+      [&](Transaction& txn) {
+        them_holds_r2.wait();
+        us.pid.set_value(rm1_->execute(txn, "SELECT pg_backend_pid()").one().get<int>(0));
+      },
+      them_finished);
   other.get();
-  EXPECT_EQ(attempts, 2);
-  ASSERT_EQ(failures.size(), 1u);
-  EXPECT_THROW(std::rethrow_exception(failures[0]), DeadlockError);
-  EXPECT_EQ(v1("r1"), "us");
-  EXPECT_EQ(v1("r2"), "us");
-  EXPECT_EQ(v2("done"), "2");
+
+  // Exactly one side was the victim: it failed once, with the mapped error, and its retry won.
+  ASSERT_EQ(us.failures.size() + them.failures.size(), 1u);
+  Side& victim = us.failures.empty() ? them : us;
+  EXPECT_EQ(victim.attempts, 2);
+  EXPECT_EQ((us.failures.empty() ? us : them).attempts, 1);
+  EXPECT_THROW(std::rethrow_exception(victim.failures[0]), DeadlockError);
+  EXPECT_EQ(v1("r1"), victim.name) << "the retry committed last";
+  EXPECT_EQ(v1("r2"), victim.name);
+  EXPECT_EQ(v2("done-us"), std::to_string(us.attempts));
+  EXPECT_EQ(v2("done-them"), std::to_string(them.attempts));
+}
+
+// The same statement text as for MySQL and SQLite runs as written; `?` stays jsonb's operator.
+TEST_F(PostgresResourceTest, DollarPlaceholdersServeTheSameStatementAsOnTheOtherStores) {
+  const std::string t = t1_->name();
+  auto& txn = tm_.begin();
+  rm1_->execute(txn, "INSERT INTO " + t + " (k, v) VALUES ($2, $1) /* $3 */", {"one", "two"});
+  rm1_->execute(txn, "INSERT INTO " + t + " (k, v) VALUES ($1, '$1 -- $2')", {"three"});
+  const auto r = rm1_->execute(
+      txn, "SELECT k FROM " + t + " WHERE v = $1 OR k = $1 OR v = '$2' ORDER BY k", {"one"});
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].get<std::string>(0), "two");
+  EXPECT_EQ(rm1_->execute(txn, "SELECT CASE WHEN '{\"k\": 1}'::jsonb ? $1 THEN 'yes' END", {"k"})
+                .one()
+                .get<std::string>(0),
+            "yes");
+  tm_.commit();
+  EXPECT_EQ(v1("three"), "$1 -- $2");
 }
 
 TEST_F(PostgresResourceTest, ALockHeldByAPreparedBranchTimesOutRetryably) {

@@ -310,6 +310,9 @@ class FakeResource final : public SqlResource {
   void rollback_to_savepoint(Connection& c, const std::string& name) override {
     fc(c).rollback_to(name);
   }
+  // Names of its own, so that tests see messages take the dialect's words.
+  std::string_view commit_prepared_statement() const noexcept override { return "FAKE COMMIT"; }
+  std::string_view rollback_prepared_statement() const noexcept override { return "FAKE ROLLBACK"; }
   std::exception_ptr map_error(const std::exception_ptr& error, Phase) const noexcept override {
     try {
       std::rethrow_exception(error);

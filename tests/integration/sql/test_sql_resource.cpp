@@ -212,6 +212,7 @@ TEST_F(SqlResourceTest, AnUnknownIdAtFinishCountsAsDoneAndIsLogged) {
   EXPECT_TRUE(outcome.complete());
   ASSERT_EQ(warnings_.size(), 1u);
   EXPECT_NE(warnings_[0].find("counted as done"), std::string::npos) << warnings_[0];
+  EXPECT_NE(warnings_[0].find("at FAKE COMMIT"), std::string::npos) << warnings_[0];
 }
 
 TEST_F(SqlResourceTest, PhaseTwoReplacesAConnectionThatDiedAfterItsHealthCheck) {
@@ -281,6 +282,24 @@ TEST_F(SqlResourceTest, TpcAbortThatCannotReachTheDatabaseLeavesTheBranchToRecov
   db_->set_down(false);
   EXPECT_EQ(rm_->rollback_prepared(xid), RecoverableResource::Outcome::done);
   EXPECT_EQ(db_->get("a"), std::nullopt);
+}
+
+TEST_F(SqlResourceTest, WarningsNameTheDialectsStatementsForPreparedBranches) {
+  // MariaDB has no ROLLBACK PREPARED: an operator reading the log looks for XA ROLLBACK.
+  auto& txn = tm_.begin();
+  rm_->execute(txn, "put", {"a", "1"});
+  txn.join(std::make_shared<AtDecision>([&] {
+    db_->set_down(true);
+    throw ResourceError("the last resource failed");
+  }));
+  const Xid xid = txn.xid_for(*rm_);
+  EXPECT_THROW(tm_.commit(), ResourceError);
+  tm_.abort();
+  ASSERT_FALSE(warnings_.empty());
+  EXPECT_NE(warnings_.back().find("FAKE ROLLBACK of"), std::string::npos) << warnings_.back();
+  EXPECT_EQ(warnings_.back().find("ROLLBACK PREPARED"), std::string::npos) << warnings_.back();
+  db_->set_down(false);
+  EXPECT_EQ(rm_->rollback_prepared(xid), RecoverableResource::Outcome::done);
 }
 
 TEST_F(SqlResourceTest, APrepareThatLosesItsConnectionIsRolledBackByIdToo) {

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <future>
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -181,6 +182,25 @@ TEST_F(SqliteTest, StatementsAreBoundAndResultsTyped) {
   EXPECT_THROW(c->execute("SELECT ?", {}), UsageError) << "parameter count checked";
 }
 
+// The same statement text as for PostgreSQL and MySQL (test_postgres_resource.cpp,
+// test_mysql_resource.cpp): `$n` numbered, repeated, out of order, and left alone in literals and
+// comments.
+TEST_F(SqliteTest, DollarPlaceholdersServeTheSameStatementAsOnTheOtherStores) {
+  auto rm = with_table();
+  ExplicitTransactionManager tm;
+  auto& txn = tm.begin();
+  rm->execute(txn, "INSERT INTO kv (k, v) VALUES ($2, $1) /* $3 */", {"one", "two"});
+  rm->execute(txn, "INSERT INTO kv (k, v) VALUES ($1, '$1 -- $2')", {"three"});
+  const auto r =
+      rm->execute(txn, "SELECT k FROM kv WHERE v = $1 OR k = $1 OR v = '$2' ORDER BY k", {"one"});
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].get<std::string>(0), "two");
+  EXPECT_THROW(rm->execute(txn, "SELECT $1, ?", {"a", "b"}), UsageError) << "mixed styles";
+  EXPECT_THROW(rm->execute(txn, "SELECT $1, $2", {"a"}), UsageError) << "count checked";
+  tm.commit();
+  EXPECT_EQ(v(*rm, "three"), "$1 -- $2");
+}
+
 // ---- conflicts ---------------------------------------------------------------------------------
 
 TEST_F(SqliteTest, AWriterWaitsOutTheBusyTimeoutThenGetsARetryableConflict) {
@@ -199,6 +219,84 @@ TEST_F(SqliteTest, AWriterWaitsOutTheBusyTimeoutThenGetsARetryableConflict) {
   tm2.abort();
   tm1.commit();
   EXPECT_EQ(v(*holder, "a"), "1");
+}
+
+// The cross-store rule. A transaction that holds SQLite's write lock and still runs statements may
+// be waiting for another store's row lock; if the transaction waiting for SQLite holds that row
+// lock, neither database sees the cycle and only the busy timeout would end it. So a transaction
+// that already joined other stores gives way at once (a retryable conflict) instead of waiting
+// for such a holder. The busy timeout here is an hour: a wait would hang the test, not slow it.
+TEST_F(SqliteTest, ATransactionHoldingOtherStoresGivesWayToARunningWriterInsteadOfWaiting) {
+  auto rm = with_table();
+  rm = make(opts("", "", [](SqliteOptions& o) { o.busy_timeout = std::chrono::hours(1); }));
+  ExplicitTransactionManager tm1;
+  ExplicitTransactionManager tm2;
+  rm->execute(tm1.begin(), "INSERT INTO kv VALUES ('a', '1')");  // holds the write lock
+  auto& txn2 = tm2.begin();
+  voter()->set(txn2, "row lock elsewhere");  // another store's branch first
+  try {
+    rm->execute(txn2, "INSERT INTO kv VALUES ('b', '2')");
+    ADD_FAILURE() << "no conflict";
+  } catch (const ConflictError& e) {
+    EXPECT_TRUE(txn2.is_retryable(std::current_exception()));
+    EXPECT_NE(std::string(e.what()).find("deadlock across stores"), std::string::npos) << e.what();
+  }
+  tm2.abort();
+  tm1.commit();
+  // Retried, it goes through.
+  auto& again = tm2.begin();
+  voter()->set(again, "row lock elsewhere");
+  rm->execute(again, "INSERT INTO kv VALUES ('b', '2')");
+  tm2.commit();
+  EXPECT_EQ(v(*rm, "b"), "2");
+}
+
+// The other side of the rule: a transaction that holds nothing elsewhere cannot be part of such a
+// cycle, so it waits its turn, and is let in as soon as the holder commits.
+TEST_F(SqliteTest, AWriterHoldingNothingElseWaitsItsTurnAndGoesOnWhenTheHolderCommits) {
+  auto rm = with_table();
+  rm = make(opts("", "", [](SqliteOptions& o) { o.busy_timeout = std::chrono::hours(1); }));
+  ExplicitTransactionManager tm1;
+  rm->execute(tm1.begin(), "INSERT INTO kv VALUES ('a', '1')");
+  std::promise<void> waiting;
+  auto second = std::async(std::launch::async, [&] {
+    ExplicitTransactionManager tm2;
+    auto& txn = tm2.begin();
+    waiting.set_value();
+    rm->execute(txn, "INSERT INTO kv VALUES ('b', '2')");  // waits for tm1's commit
+    voter()->set(txn, "joined after SQLite");
+    tm2.commit();
+  });
+  waiting.get_future().wait();
+  tm1.commit();
+  second.get();
+  EXPECT_EQ(v(*rm, "a"), "1");
+  EXPECT_EQ(v(*rm, "b"), "2");
+}
+
+// Once the holder is committing it waits for no other store any more: a transaction holding
+// other stores' branches then waits for it rather than giving way.
+TEST_F(SqliteTest, ATransactionHoldingOtherStoresWaitsForAWriterThatIsAlreadyCommitting) {
+  auto rm = with_table();
+  rm = make(opts("", "", [](SqliteOptions& o) { o.busy_timeout = std::chrono::hours(1); }));
+  ExplicitTransactionManager tm1;
+  ExplicitTransactionManager tm2;
+  auto& txn1 = tm1.begin();
+  rm->execute(txn1, "INSERT INTO kv VALUES ('a', '1')");
+  // The holder's statements are done: its commit has begun (commit() is the first step of it).
+  rm->commit(txn1);
+  auto& txn2 = tm2.begin();
+  voter()->set(txn2, "row lock elsewhere");
+  std::promise<void> waiting;
+  auto second = std::async(std::launch::async, [&] {
+    waiting.set_value();
+    rm->execute(txn2, "INSERT INTO kv VALUES ('b', '2')");  // waits, no conflict
+  });
+  waiting.get_future().wait();
+  tm1.commit();
+  EXPECT_NO_THROW(second.get());
+  tm2.commit();
+  EXPECT_EQ(v(*rm, "b"), "2");
 }
 
 TEST_F(SqliteTest, ADeferredBranchThatReadsAStaleSnapshotGetsBusySnapshotAndCannotCommit) {

@@ -37,6 +37,14 @@ ChildRun run_in_child(const std::function<int()>& child, const std::string& cras
 ChildRun run_and_kill_after(const std::function<int()>& child,
                             std::chrono::microseconds kill_after);
 
+/// Forks and runs `child(report_fd)`. The child reports once, by writing a byte to report_fd,
+/// when it has reached the state worth killing in (say, its first acknowledged commit); the
+/// parent waits for that report, however long a slow (sanitizer, loaded) child takes, then waits
+/// `then` more and kills it with SIGKILL. A child that ends without reporting is not killed: the
+/// result says how it ended. (Report once: the pipe is not drained, a full one blocks.)
+ChildRun run_and_kill_after_report(const std::function<int(int report_fd)>& child,
+                                   std::chrono::microseconds then);
+
 /// A fresh directory under $TMPDIR (or /tmp), removed with everything in it on destruction.
 class TempDir {
  public:

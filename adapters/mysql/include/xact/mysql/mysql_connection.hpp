@@ -1,11 +1,12 @@
 // A MySQL or MariaDB connection (MySQL Connector/C++ 1.1) as an xact::sql::Connection.
 //
 // Statements run as server-side prepared statements: one statement per call, every argument a
-// bound parameter (placeholders are `?`). Each connection keeps its most recently used prepared
-// statements (up to 64), so a statement run again costs one round trip. Parameters: NULL,
-// integers, doubles, text, bytes (as a BLOB), booleans. Results come back typed by column type:
-// integer types as int64 (an UNSIGNED BIGINT above INT64_MAX as text), FLOAT/DOUBLE as double,
-// BINARY/VARBINARY/BLOB as bytes, everything else (DECIMAL, dates, JSON, text) as text.
+// bound parameter (placeholders `$n`, sent as `?` with the parameters in order; or `?` alone). Each
+// connection keeps its most recently used prepared statements (up to 64), so a statement run again
+// costs one round trip. Parameters: NULL, integers, doubles, text, bytes (as a BLOB), booleans.
+// Results come back typed by column type: integer types as int64 (an UNSIGNED BIGINT above
+// INT64_MAX as text), FLOAT/DOUBLE as double, BINARY/VARBINARY/BLOB as bytes, everything else
+// (DECIMAL, dates, JSON, text) as text.
 //
 // Every connection xact opens
 //  - never reconnects on its own (OPT_RECONNECT off): a silent reconnect in the middle of a

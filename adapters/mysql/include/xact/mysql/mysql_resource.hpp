@@ -4,7 +4,7 @@
 //       {.connect = {.host = "db", .port = 3306, .user = "app", .password = pw,
 //                    .database = "orders"}});
 //   xact::run(tm, [&](xact::Transaction& txn) {
-//     orders->execute(txn, "UPDATE stock SET n = n - 1 WHERE item = ?", {"book"});
+//     orders->execute(txn, "UPDATE stock SET n = n - 1 WHERE item = $1", {"book"});
 //   });
 //
 // What it runs (see SqlResource for the protocol, doc/mysql.md for the reasons):
@@ -110,6 +110,8 @@ class MySqlResource final : public sql::SqlResource {
   /// MySQL rolls back only the failed statement (a duplicate key, say): the application may
   /// catch it and go on. A deadlock or lock wait timeout poisons the branch instead (see above).
   bool failed_statement_aborts_branch() const noexcept override { return false; }
+  std::string_view commit_prepared_statement() const noexcept override { return "XA COMMIT"; }
+  std::string_view rollback_prepared_statement() const noexcept override { return "XA ROLLBACK"; }
 
  private:
   MySqlResource(std::string name, MySqlOptions options, std::shared_ptr<sql::ConnectionPool> pool);

@@ -1,9 +1,10 @@
 // An SQLite database connection (the sqlite3 C API) as an xact::sql::Connection.
 //
 // Statements are compiled once per connection and kept (up to 64), one statement per call,
-// every argument a bound parameter (placeholders `?` or `?NNN`). Parameters: NULL, integers,
-// doubles, text, bytes (BLOB), booleans (as 0/1). Results come back by the storage class of each
-// value: INTEGER as int64, REAL as double, TEXT as text, BLOB as bytes, NULL.
+// every argument a bound parameter (placeholders `$n`, sent as `?n`; or SQLite's own `?`, `?NNN`).
+// Parameters: NULL, integers, doubles, text, bytes (BLOB), booleans (as 0/1). Results come back by
+// the storage class of each value: INTEGER as int64, REAL as double, TEXT as text, BLOB as bytes,
+// NULL.
 //
 // Every connection is checked when it opens, because the last-resource commit must be durable:
 //  - journal_mode=WAL is set (it is persistent in the file); a database that cannot be in WAL

@@ -6,15 +6,15 @@
 //
 //   auto app = xact::sqlite::SqliteResource::create({.path = "/var/lib/app/app.db"});
 //   xact::run(tm, [&](xact::Transaction& txn) {
-//     orders->execute(txn, "UPDATE stock SET n = n - 1 WHERE item = ?", {"book"});   // MariaDB
-//     app->execute(txn, "INSERT INTO shipments (item) VALUES (?)", {"book"});        // SQLite
+//     orders->execute(txn, "UPDATE stock SET n = n - 1 WHERE item = $1", {"book"});   // MariaDB
+//     app->execute(txn, "INSERT INTO shipments (item) VALUES ($1)", {"book"});       // SQLite
 //   });
 //
 // What it runs (see SqlResource for the protocol, doc/sqlite.md for the reasons):
 //   connect           journal_mode=WAL and synchronous=FULL, checked (else refused), busy timeout
 //   first statement   BEGIN IMMEDIATE (default: the write lock at once, so a busy database waits
-//                     out the busy timeout instead of failing later with SQLITE_BUSY_SNAPSHOT),
-//                     or BEGIN DEFERRED
+//                     its turn instead of failing later with SQLITE_BUSY_SNAPSHOT; see "The
+//                     write lock" below), or BEGIN DEFERRED
 //   last resource     INSERT INTO xact_decisions (gtrid, ...) -- the commit record -- then
 //                     COMMIT, in the same SQLite transaction: the marker exists iff SQLite
 //                     committed, and every prepared participant follows it
@@ -30,6 +30,19 @@
 // DELETE; flush_forgotten() and the destructor delete the rest). A marker awaiting deletion still
 // reads as committed, which it is. forget_decisions_before() drops the markers a crash left
 // behind (see there).
+//
+// The write lock (BeginMode::immediate with queue_writers, the default; doc/sqlite.md has the
+// measurements). SQLite's write lock covers the whole database and a branch holds it from its
+// first statement to its commit, so with other stores' row locks a cycle no database sees is
+// possible (T1 holds SQLite's lock and waits for a row T2 locked; T2 waits for SQLite's lock);
+// SQLite's busy handler would only end it after busy_timeout. So:
+//  - this process's branches take the lock in turn (first come, first served) and are woken the
+//    moment the holder commits or rolls back, instead of SQLite's sleeping busy handler;
+//  - a transaction that already joined other stores and finds the lock held by a transaction
+//    still running statements gives way at once: a retryable ConflictError, so its rows are
+//    released and the holder can go on. Once the holder's commit has begun it waits its turn.
+// Statements still run when called: a SELECT sees the branch's own writes and generated keys
+// come back at once (buffering writes until the commit would lose both).
 //
 // Crash points (XACT_CRASH_AT): "<resource name>.before_commit" (the marker is written, COMMIT
 // not sent) and "<resource name>.after_commit" (SQLite committed; nothing told yet).
@@ -68,6 +81,12 @@ struct SqliteOptions {
   std::string name;
   BeginMode begin = BeginMode::immediate;
   std::chrono::milliseconds busy_timeout{5000};
+  /// BeginMode::immediate: this process's branches take the write lock in turn, woken when the
+  /// holder ends, and a transaction holding other stores' branches gives way to a holder still
+  /// running statements (see "The write lock" above). false leaves all waiting to SQLite's busy
+  /// handler, as the adapter did before it queued writers (for comparisons:
+  /// bench/four_store_bench.cpp).
+  bool queue_writers = true;
   /// create() makes the file when it is missing. Connections opened later never create it, so
   /// a file that vanishes reads as "unreadable" to recovery, never as "no decision".
   bool create_if_missing = true;
@@ -110,6 +129,8 @@ class SqliteResource final : public sql::SqlResource, public DecisionStore {
 
   // --- OnePhaseCommit: the last resource ---------------------------------------------------
   bool can_prepare() const override { return false; }
+  /// Marks the end of txn's statements (see "The write lock").
+  void commit(Transaction& txn) override;
   /// With `decision`: writes the marker into the branch's transaction, then COMMIT. Without:
   /// a plain COMMIT.
   void commit_one_phase(Transaction& txn, const CommitRecord* decision) override;
@@ -123,6 +144,7 @@ class SqliteResource final : public sql::SqlResource, public DecisionStore {
 
  protected:
   void begin_branch(sql::Connection& conn, const Xid& xid) override;
+  void begin_branch_of(Transaction& txn, sql::Connection& conn, const Xid& xid) override;
   void prepare_branch(sql::Connection& conn, const Xid& xid) override;
   void commit_branch(sql::Connection& conn, const Xid& xid) override;
   void rollback_branch(sql::Connection& conn, const Xid& xid) override;
@@ -139,11 +161,12 @@ class SqliteResource final : public sql::SqlResource, public DecisionStore {
 
  private:
   struct Forgetter;
+  struct WriterGate;
   SqliteResource(std::string name, SqliteOptions options,
                  std::shared_ptr<sql::ConnectionPool> pool);
   SqliteConnection& lite(sql::Connection& conn) const;
   std::string context() const;
-  void flush_locked() noexcept;  // holding forgetter_->mutex
+  void flush_locked(bool wait) noexcept;  // holding forgetter_->mutex
 
   SqliteOptions options_;
   std::string insert_marker_;
@@ -152,6 +175,7 @@ class SqliteResource final : public sql::SqlResource, public DecisionStore {
   std::string before_commit_point_;
   std::string after_commit_point_;
   std::unique_ptr<Forgetter> forgetter_;
+  std::unique_ptr<WriterGate> gate_;
 };
 
 }  // namespace xact::sqlite

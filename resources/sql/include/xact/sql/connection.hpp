@@ -1,8 +1,9 @@
 // A connection to one SQL database, as the SQL participants and the application see it.
 //
 // It runs one statement at a time with bound parameters; there is deliberately no call that
-// takes values spliced into the SQL text. The placeholders are the dialect's ($1, $2, ... for
-// PostgreSQL; ? for MySQL and SQLite).
+// takes values spliced into the SQL text. Placeholders are $1, $2, ... for every dialect (one
+// statement text serves all SQL stores; each adapter translates them, see
+// <xact/sql/placeholders.hpp>); MySQL's and SQLite's own ? also work, on their own.
 //
 // Inside an xact transaction the application gets the connection of its branch from
 // SqlResource::connection(txn): what it runs there commits or rolls back with the transaction.

@@ -122,6 +122,13 @@ class SqlResource : public ResourceManager,
 
   /// Starts the database transaction of the branch (BEGIN ISOLATION LEVEL ...; XA START).
   virtual void begin_branch(Connection& conn, const Xid& xid) = 0;
+  /// What the first statement of txn's branch calls; by default begin_branch(). For an adapter
+  /// whose begin depends on the rest of the transaction (SQLite: whether it may wait for the
+  /// database's write lock while holding other stores' branches).
+  virtual void begin_branch_of(Transaction& txn, Connection& conn, const Xid& xid) {
+    (void)txn;
+    begin_branch(conn, xid);
+  }
   /// Asked at vote for a branch that ran statements: false when it changed nothing, so it can
   /// vote read-only (rolled back, no prepare). The default, true, prepares every such branch.
   virtual bool branch_wrote(Connection& conn);
@@ -147,6 +154,12 @@ class SqlResource : public ResourceManager,
   /// Whether a failed statement aborts the whole database transaction (PostgreSQL: yes; then
   /// only a savepoint rollback or the end of the branch is possible).
   virtual bool failed_statement_aborts_branch() const noexcept { return true; }
+  /// The dialect's names of the statements that finish a prepared branch, for messages
+  /// (MySQL/MariaDB: XA COMMIT / XA ROLLBACK).
+  virtual std::string_view commit_prepared_statement() const noexcept { return "COMMIT PREPARED"; }
+  virtual std::string_view rollback_prepared_statement() const noexcept {
+    return "ROLLBACK PREPARED";
+  }
 
  private:
   struct Branch;
