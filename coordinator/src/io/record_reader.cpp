@@ -84,28 +84,29 @@ std::string_view RecordReader::read(std::uint64_t offset, std::size_t n, std::st
 }
 
 RecordReader::Parse RecordReader::parse_at(std::uint64_t offset, Record* out, std::string* reason) {
+  // `reason` may be null: resynchronisation tries every offset and needs no message.
   const std::uint64_t left = offset < size_ ? size_ - offset : 0;
   if (left < kRecordHeaderSize) {
-    *reason = "incomplete header: " + std::to_string(left) + " bytes left";
+    if (reason) *reason = "incomplete header: " + std::to_string(left) + " bytes left";
     return Parse::kBad;
   }
   const std::string_view header = view(offset, kRecordHeaderSize);
   if (header.size() < kRecordHeaderSize) {
-    *reason = "short read";
+    if (reason) *reason = "short read";
     return Parse::kBad;
   }
   const std::uint32_t length = coding::load_u32(header.data() + 4);
   const auto type = static_cast<std::uint8_t>(header[8]);
   if (type == kNoRecordType) {
-    *reason = "no record type (unwritten space)";
+    if (reason) *reason = "no record type (unwritten space)";
     return Parse::kBad;
   }
   if (length > options_.max_payload) {
-    *reason = "impossible length " + std::to_string(length);
+    if (reason) *reason = "impossible length " + std::to_string(length);
     return Parse::kBad;
   }
   if (kRecordOverhead + length > left) {
-    *reason = "a record of " + std::to_string(length) +
+    if (reason) *reason = "a record of " + std::to_string(length) +
               " payload bytes runs past the end of "
               "the file (" +
               std::to_string(left) + " bytes left)";
@@ -116,14 +117,14 @@ RecordReader::Parse RecordReader::parse_at(std::uint64_t offset, Record* out, st
   const std::string_view trailer =
       read(offset + kRecordHeaderSize + length, kRecordTrailerSize, trailer_scratch);
   if (trailer.size() < kRecordTrailerSize || coding::load_u32(trailer.data()) != length) {
-    *reason = "trailing length does not match length " + std::to_string(length);
+    if (reason) *reason = "trailing length does not match length " + std::to_string(length);
     return Parse::kBad;
   }
   const std::uint32_t stored = unmask_crc(coding::load_u32(header.data()));
   work_ += kRecordOverhead + length;
   const std::string_view body = read(offset + 4, kRecordOverhead - 4 + length, scratch_);
   if (body.size() < kRecordOverhead - 4 + length || crc32c(body) != stored) {
-    *reason = "checksum mismatch";
+    if (reason) *reason = "checksum mismatch";
     return Parse::kBad;
   }
   out->offset = offset;
@@ -146,7 +147,6 @@ std::optional<std::uint64_t> RecordReader::next_nonzero(std::uint64_t from) {
 std::optional<std::uint64_t> RecordReader::resync(std::uint64_t from) {
   std::uint64_t candidate = from;
   Record ignored;
-  std::string reason;
   while (candidate < size_) {
     if (over_budget()) {
       report_.resync_gave_up = true;
@@ -157,7 +157,7 @@ std::optional<std::uint64_t> RecordReader::resync(std::uint64_t from) {
     const auto type_at = next_nonzero(candidate + 8);
     if (!type_at) return std::nullopt;
     candidate = std::max(candidate, *type_at - 8);
-    if (parse_at(candidate, &ignored, &reason) == Parse::kOk) return candidate;
+    if (parse_at(candidate, &ignored, nullptr) == Parse::kOk) return candidate;
     ++candidate;
   }
   return std::nullopt;
