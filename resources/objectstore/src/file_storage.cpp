@@ -190,8 +190,9 @@ void FileStorage::Impl::create_file() {
 void FileStorage::Impl::open() {
   const auto missing = [&] {
     return StorageError(what() +
-                        " does not exist: check the path (open it read-write with "
-                        "FileStorageOptions::create to create it)");
+                        " does not exist: check the path, or restore the file from a backup "
+                        "(open it read-write with FileStorageOptions::create to create a new, "
+                        "empty one)");
   };
   // Refused before the lock is taken, so a mistyped path leaves no FILE.lock behind (an
   // interrupted pack's leftovers still count as the file: open completes the pack).
