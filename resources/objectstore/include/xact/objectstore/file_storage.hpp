@@ -10,7 +10,7 @@
 //   FILE            the data: a header record, then transactions, commit and abort marks
 //   FILE.lock       the exclusive lock (held while open; names the holder)
 //   FILE.index      the persisted index, written by close() and save_index()
-//   FILE.tail-<us>  bytes of an incomplete last write cut off by open() (kept for inspection)
+//   FILE.tail-<us>  the last, never-synced writes cut off by open() (kept for inspection)
 //   FILE.pack       a pack in progress;  FILE.old  the file as it was before the last pack
 //
 // Committing. prepare() appends a prepared record and fsyncs it (a yes vote); finish()
@@ -172,9 +172,13 @@ class FileStorage final : public Storage {
  public:
   /// Opens (or creates) the storage file at `path`. Takes FILE.lock (a second open for
   /// writing, from this or another process, throws StorageError naming the holder), cuts off
-  /// an incomplete tail into a side file, loads FILE.index when it is valid and scans only the
-  /// records after it, and hands prepared transactions to recovery. Throws StorageError for
-  /// damage in the middle of the file (unless options.salvage), UsageError for bad options.
+  /// the last, never-synced writes into a side file, loads FILE.index when it is valid and
+  /// scans only the records after it, and hands prepared transactions to recovery. Throws
+  /// StorageError for damage that the file's evidence (the durable end each write batch
+  /// records, the index, the header, the file's size) shows was durable, naming the offset
+  /// (unless options.salvage), for a missing file that its index or FILE.old shows existed,
+  /// and for a file of format version 1; UsageError for bad options. See doc/file_storage.md,
+  /// "What open can prove".
   static std::unique_ptr<FileStorage> open(const std::string& path,
                                            FileStorageOptions options = {});
 
