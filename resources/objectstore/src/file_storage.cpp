@@ -1059,6 +1059,12 @@ std::optional<FileStorage::Impl::IndexEntry> FileStorage::Impl::find_revision(
                          ". Run `xact storage verify`");
     }
     const EntryHeader prev = read_entry_header(file, oid, h.prev_offset);
+    // A length read from the file: checked against the file before read_data allocates it.
+    if (file.size() - h.prev_offset < fs::kEntryHeaderSize + std::uint64_t{prev.length}) {
+      throw StorageError(what() + ": the history of object " + oid_repr(oid) +
+                         " points to a revision at offset " + std::to_string(h.prev_offset) +
+                         " that runs past the end of the file. Run `xact storage verify`");
+    }
     e = IndexEntry{h.prev_offset, prev.length, h.prev_serial};
   }
   if (exact && e.serial != at) return std::nullopt;
