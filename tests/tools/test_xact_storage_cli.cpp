@@ -1,5 +1,6 @@
 // `xact storage verify|dump|pack|backup`, run as a separate process against storage files the
 // test writes through DB + FileStorage: what it prints, what it changes, and its exit codes.
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -277,6 +278,21 @@ TEST_F(XactStorageCli, PackWithABadTimeIsAUsageErrorNamingTheFormat) {
   EXPECT_TRUE(has(both.err, "give one"));
 }
 
+TEST_F(XactStorageCli, PackDaysOutOfRangeOrNegativeIsAUsageErrorAndPacksNothing) {
+  // 200000 days ago is before 1970: it used to overflow and drop all history.
+  for (const std::string bad : {"200000", "-1", "-5", "3.5", "x", "99999999999999999999"}) {
+    const ToolRun run = xact({"storage", "pack", file_, "--days", bad});
+    EXPECT_EQ(run.code, 2) << bad << run.out << run.err;
+    EXPECT_TRUE(has(run.err, "--days '" + bad + "'")) << bad << run.err;
+    EXPECT_TRUE(has(run.err, "whole number of days from 0 to")) << bad << run.err;
+  }
+  auto storage = FileStorage::open(file_);
+  EXPECT_TRUE(storage->load_serial(a_oid_, tid_a1_)) << "nothing was packed";
+  storage->close();
+  const ToolRun ok = xact({"storage", "pack", file_, "--days", "0"});
+  EXPECT_EQ(ok.code, 0) << ok.out << ok.err;
+}
+
 TEST_F(XactStorageCli, PackOfAMissingFileCreatesNothing) {
   const std::string missing = tmp_ / "nothing.xfs";
   const ToolRun run = xact({"storage", "pack", missing});
@@ -319,6 +335,57 @@ TEST_F(XactStorageCli, BackupWhileAnotherProcessHasTheFileOpenCopiesWhatItCommit
   tm.begin();
   conn->root()->set("after", 1);
   EXPECT_NO_THROW(tm.commit());
+}
+
+// Every file beside the source, with its bytes.
+std::map<std::string, std::string> directory_contents(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    out[e.path().filename().string()] = xact::tools_test::read_file(e.path().string());
+  }
+  return out;
+}
+
+TEST_F(XactStorageCli, BackupNeverChangesItsSource) {
+  // A source with a torn tail (garbage after the last record) and no index: a read-write open
+  // would cut the tail into a side file and write an index.
+  std::filesystem::remove(file_ + ".index");
+  std::filesystem::remove(file_ + ".lock");
+  {
+    std::string data = xact::tools_test::read_file(file_);
+    const std::size_t end = data.find_last_not_of('\0') + 1;
+    for (std::size_t i = 0; i < 5; ++i) data[end + i] = '\x5a';
+    std::ofstream(file_, std::ios::binary | std::ios::trunc) << data;
+  }
+  const auto before = directory_contents(tmp_.path());
+  const std::string copy = scratch_ / "copy.xfs";
+  const ToolRun run = xact({"storage", "backup", file_, copy});
+  EXPECT_EQ(run.code, 0) << run.out << run.err;
+  EXPECT_EQ(directory_contents(tmp_.path()), before) << "the source directory changed";
+  auto backup = FileStorage::open(copy);
+  EXPECT_TRUE(backup->load_serial(a_oid_, tid_a1_));
+}
+
+TEST_F(XactStorageCli, BackupAndPackOfADamagedFileRefuseNamingTheOffsetAndExitOne) {
+  // A zeroed block in the middle, no index: the records after it were synced, so this is
+  // damage; neither command may move them aside and exit 0.
+  std::filesystem::remove(file_ + ".index");
+  std::string data = xact::tools_test::read_file(file_);
+  const std::size_t end = data.find_last_not_of('\0') + 1;
+  const std::size_t at = end / 2;
+  std::fill(data.begin() + static_cast<std::ptrdiff_t>(at),
+            data.begin() + static_cast<std::ptrdiff_t>(at + 40), '\0');
+  std::ofstream(file_, std::ios::binary | std::ios::trunc) << data;
+  const std::string copy = scratch_ / "copy.xfs";
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"storage", "backup", file_, copy}, {"storage", "pack", file_}}) {
+    const ToolRun run = xact(args);
+    EXPECT_EQ(run.code, 1) << args[1] << run.out << run.err;
+    EXPECT_TRUE(has(run.err, "is damaged at offset")) << run.err;
+    EXPECT_TRUE(has(run.err, "salvage")) << run.err;
+  }
+  EXPECT_EQ(xact::tools_test::read_file(file_), data) << "the damaged file was changed";
+  EXPECT_FALSE(std::filesystem::exists(copy));
 }
 
 TEST_F(XactStorageCli, BackupRefusesToReplaceAnExistingFile) {

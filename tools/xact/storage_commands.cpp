@@ -3,9 +3,9 @@
 //
 // verify and dump read the file without opening the storage: no lock, nothing written, so they
 // work while the application has the file open. pack opens the storage and so takes its lock:
-// it refuses while another process has the file open. backup copies what is committed; when
-// another process holds the lock it opens the file read-only (no lock, nothing written) and
-// copies what that process had committed when the copy started.
+// it refuses while another process has the file open. backup always opens the file read-only
+// (no lock, nothing written: a backup never changes its source) and copies what was committed
+// when the copy started, whether or not another process has the file open.
 #include <algorithm>
 #include <charconv>
 #include <chrono>
@@ -341,12 +341,31 @@ int run_storage_dump(const std::vector<std::string>& args) {
   return kExitOk;
 }
 
+// --days N: a whole number of days that keeps the pack time after the epoch (tids count
+// from 1970), so "as of N days ago" is always a time a tid can name.
+std::int64_t parse_days(const std::string& text) {
+  std::int64_t days = -1;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), days);
+  const auto since_epoch = std::chrono::duration_cast<std::chrono::days>(
+      std::chrono::system_clock::now().time_since_epoch());
+  if (error != std::errc() || end != text.data() + text.size() || days < 0 ||
+      days > since_epoch.count()) {
+    throw UsageFailure("--days '" + text + "': expected a whole number of days from 0 to " +
+                       std::to_string(since_epoch.count()) +
+                       " (how long ago to pack as of, at most back to 1970; 0 packs as of now)");
+  }
+  return days;
+}
+
 int run_storage_pack(const std::vector<std::string>& args) {
   CommandLine line(kStoragePackInfo, kFileArgument);
   auto option = line.options().add_options();
   option("before", po::value<std::string>()->value_name("TIME"),
          "pack as of this ISO-8601 UTC time (2026-11-22T10:15:03Z, or a date)");
-  option("days", po::value<unsigned>()->value_name("N"), "pack as of N days ago");
+  // Read as text and range-checked here: program_options would take "-5" for an unsigned as
+  // a huge number, and days beyond the tid range would overflow the time arithmetic.
+  option("days", po::value<std::string>()->value_name("N"),
+         "pack as of N days ago (0 to the days since 1970)");
   option("verbose,v", "also show xact's informational messages on stderr");
   if (!line.parse(args)) return kExitOk;
   const auto& values = line.values();
@@ -358,7 +377,7 @@ int run_storage_pack(const std::vector<std::string>& args) {
   if (values.count("before") != 0) {
     as_of = parse_utc(values["before"].as<std::string>(), now);
   } else if (values.count("days") != 0) {
-    as_of = now - std::chrono::days(values["days"].as<unsigned>());
+    as_of = now - std::chrono::days(parse_days(values["days"].as<std::string>()));
   }
   route_library_log(values.count("verbose") != 0);
   const std::string& path = line.argument(0);
@@ -400,20 +419,17 @@ int run_storage_backup(const std::vector<std::string>& args) {
                   "choose another name");
   }
 
+  // Always read-only: a backup never changes its source (no tail cut, no index written, no
+  // pack completed), whether or not another process has it open.
   os::FileStorageOptions options;
   options.create = false;
-  std::unique_ptr<os::FileStorage> storage;
-  std::string held_by;
-  try {
-    storage = os::FileStorage::open(path, options);
-  } catch (const StorageError&) {
-    const auto holder = lock_holder(path);
-    if (!holder) throw;
-    // The application has it open: read what it has committed without the lock.
-    held_by = *holder;
-    options.read_only = true;
-    storage = os::FileStorage::open(path, options);
-  }
+  options.read_only = true;
+  // Asked only when a lock file is there, so the backup creates nothing beside the source.
+  std::error_code lock_ec;
+  const std::string held_by = std::filesystem::exists(path + ".lock", lock_ec)
+                                  ? lock_holder(path).value_or("")
+                                  : std::string();
+  auto storage = os::FileStorage::open(path, options);
   print_open_notes(*storage);
   const std::uint64_t bytes = storage->backup(dest);
   const os::FileStorageOpenReport& opened = storage->open_report();

@@ -13,6 +13,11 @@ namespace {
 
 constexpr std::size_t kWindowBytes = 256 * 1024;
 constexpr std::size_t kLookBehind = 16;
+// Work allowed per byte of file (plus a constant) before resynchronisation gives up, and what
+// a read outside the window counts as.
+constexpr std::uint64_t kWorkPerByte = 4;
+constexpr std::uint64_t kWorkConstant = 64u << 20;
+constexpr std::uint64_t kReadCharge = 4096;
 
 }  // namespace
 
@@ -40,6 +45,7 @@ std::string ScanReport::describe() const {
 RecordReader::RecordReader(const RandomAccessFile& file, ScanOptions options)
     : file_(file), options_(options), size_(file.size()), pos_(options.start) {
   report_.end_of_data = options.start;
+  budget_ = kWorkPerByte * size_ + kWorkConstant;
 }
 
 std::string_view RecordReader::window_at(std::uint64_t offset, std::size_t min_bytes) {
@@ -71,34 +77,36 @@ std::string_view RecordReader::read(std::uint64_t offset, std::size_t n, std::st
   }
   // Outside the window (a far trailer while resynchronising, a large payload): read it
   // directly rather than moving the window away from where the scan is.
+  work_ += kReadCharge;
   scratch.resize(n);
   scratch.resize(file_.read(offset, scratch));
   return scratch;
 }
 
 RecordReader::Parse RecordReader::parse_at(std::uint64_t offset, Record* out, std::string* reason) {
+  // `reason` may be null: resynchronisation tries every offset and needs no message.
   const std::uint64_t left = offset < size_ ? size_ - offset : 0;
   if (left < kRecordHeaderSize) {
-    *reason = "incomplete header: " + std::to_string(left) + " bytes left";
+    if (reason) *reason = "incomplete header: " + std::to_string(left) + " bytes left";
     return Parse::kBad;
   }
   const std::string_view header = view(offset, kRecordHeaderSize);
   if (header.size() < kRecordHeaderSize) {
-    *reason = "short read";
+    if (reason) *reason = "short read";
     return Parse::kBad;
   }
   const std::uint32_t length = coding::load_u32(header.data() + 4);
   const auto type = static_cast<std::uint8_t>(header[8]);
   if (type == kNoRecordType) {
-    *reason = "no record type (unwritten space)";
+    if (reason) *reason = "no record type (unwritten space)";
     return Parse::kBad;
   }
   if (length > options_.max_payload) {
-    *reason = "impossible length " + std::to_string(length);
+    if (reason) *reason = "impossible length " + std::to_string(length);
     return Parse::kBad;
   }
   if (kRecordOverhead + length > left) {
-    *reason = "a record of " + std::to_string(length) +
+    if (reason) *reason = "a record of " + std::to_string(length) +
               " payload bytes runs past the end of "
               "the file (" +
               std::to_string(left) + " bytes left)";
@@ -109,13 +117,14 @@ RecordReader::Parse RecordReader::parse_at(std::uint64_t offset, Record* out, st
   const std::string_view trailer =
       read(offset + kRecordHeaderSize + length, kRecordTrailerSize, trailer_scratch);
   if (trailer.size() < kRecordTrailerSize || coding::load_u32(trailer.data()) != length) {
-    *reason = "trailing length does not match length " + std::to_string(length);
+    if (reason) *reason = "trailing length does not match length " + std::to_string(length);
     return Parse::kBad;
   }
   const std::uint32_t stored = unmask_crc(coding::load_u32(header.data()));
+  work_ += kRecordOverhead + length;
   const std::string_view body = read(offset + 4, kRecordOverhead - 4 + length, scratch_);
   if (body.size() < kRecordOverhead - 4 + length || crc32c(body) != stored) {
-    *reason = "checksum mismatch";
+    if (reason) *reason = "checksum mismatch";
     return Parse::kBad;
   }
   out->offset = offset;
@@ -138,14 +147,17 @@ std::optional<std::uint64_t> RecordReader::next_nonzero(std::uint64_t from) {
 std::optional<std::uint64_t> RecordReader::resync(std::uint64_t from) {
   std::uint64_t candidate = from;
   Record ignored;
-  std::string reason;
   while (candidate < size_) {
+    if (over_budget()) {
+      report_.resync_gave_up = true;
+      return std::nullopt;
+    }
     // A record's type byte (at +8) is never zero, so runs of zeros - the unwritten part of
     // a preallocated file - are skipped at memchr speed instead of offset by offset.
     const auto type_at = next_nonzero(candidate + 8);
     if (!type_at) return std::nullopt;
     candidate = std::max(candidate, *type_at - 8);
-    if (parse_at(candidate, &ignored, &reason) == Parse::kOk) return candidate;
+    if (parse_at(candidate, &ignored, nullptr) == Parse::kOk) return candidate;
     ++candidate;
   }
   return std::nullopt;
@@ -187,6 +199,22 @@ std::optional<Record> RecordReader::next() {
       return record;
     }
     const auto resume = resync(pos_ + 1);
+    if (!resume && report_.resync_gave_up) {
+      // Not a cut-off end: nobody can tell what follows, so it is reported as damage.
+      DroppedRange range{pos_, size_ - pos_,
+                         reason +
+                             "; resynchronisation stopped after too many false record "
+                             "starts, so whether valid records follow is unknown"};
+      done_ = true;
+      if (options_.throw_on_corruption) {
+        throw StorageError("'" + file_.path() + "' is corrupt: " + std::to_string(range.bytes) +
+                           " bytes at offset " + std::to_string(range.offset) +
+                           " cannot be read (" + range.reason + ")");
+      }
+      report_.end_of_data = pos_;
+      report_.corrupt.push_back(std::move(range));
+      break;
+    }
     if (!resume) {
       finish_tail(pos_, std::move(reason));
       done_ = true;

@@ -212,12 +212,40 @@ std::string_view to_string(Tag tag) {
 
 // ---- StateWriter ----
 
-void StateWriter::write_none() { put_tag(out_, Tag::none); }
+StateWriter::Deeper::Deeper(StateWriter& w) : w_(w) {
+  if (++w_.depth_ > kMaxRecursion) {
+    --w_.depth_;
+    throw UsageError("a value nests more than " + std::to_string(kMaxRecursion) +
+                     " levels of lists, maps and self-coded values; readers refuse deeper "
+                     "data, so it cannot be stored: flatten the structure (e.g. keep a "
+                     "parent reference or an index instead of nesting)");
+  }
+}
 
-void StateWriter::write(bool v) { put_tag(out_, v ? Tag::true_value : Tag::false_value); }
+void StateWriter::put(Tag tag) {
+  while (!open_.empty() && open_.back() == 0) open_.pop_back();
+  if (!open_.empty()) --open_.back();
+  put_tag(out_, tag);
+}
+
+void StateWriter::open(Tag tag, std::uint64_t slots) {
+  while (!open_.empty() && open_.back() == 0) open_.pop_back();
+  if (open_.size() >= kMaxNesting) {
+    throw UsageError("lists and maps nested deeper than " + std::to_string(kMaxNesting) +
+                     " levels cannot be stored: readers (verify, pack, load) refuse them. "
+                     "Flatten the structure (e.g. keep references to separate objects "
+                     "instead of nesting)");
+  }
+  put(tag);
+  open_.push_back(slots);
+}
+
+void StateWriter::write_none() { put(Tag::none); }
+
+void StateWriter::write(bool v) { put(v ? Tag::true_value : Tag::false_value); }
 
 void StateWriter::write(double v) {
-  put_tag(out_, Tag::real);
+  put(Tag::real);
   char b[8];
   boost::endian::store_little_u64(reinterpret_cast<unsigned char*>(b),
                                   std::bit_cast<std::uint64_t>(v));
@@ -225,19 +253,19 @@ void StateWriter::write(double v) {
 }
 
 void StateWriter::write(std::string_view v) {
-  put_tag(out_, Tag::string);
+  put(Tag::string);
   put_varint(out_, v.size());
   out_.append(v);
 }
 
 void StateWriter::write_bytes(std::string_view v) {
-  put_tag(out_, Tag::bytes);
+  put(Tag::bytes);
   put_varint(out_, v.size());
   out_.append(v);
 }
 
 void StateWriter::write_ref(Oid oid) {
-  put_tag(out_, Tag::ref);
+  put(Tag::ref);
   put_varint(out_, oid);
 }
 
@@ -247,29 +275,29 @@ void StateWriter::write_xref(std::string_view database, Oid oid) {
         "a cross-database reference needs the database's name; use write_ref() for an object "
         "of the same database");
   }
-  put_tag(out_, Tag::xref);
+  put(Tag::xref);
   put_varint(out_, database.size());
   out_.append(database);
   put_varint(out_, oid);
 }
 
 void StateWriter::begin_list(std::size_t count) {
-  put_tag(out_, Tag::list);
+  open(Tag::list, count);
   put_varint(out_, count);
 }
 
 void StateWriter::begin_map(std::size_t count) {
-  put_tag(out_, Tag::map);
+  open(Tag::map, std::uint64_t{2} * count);
   put_varint(out_, count);
 }
 
 void StateWriter::write_signed(std::int64_t v) {
-  put_tag(out_, Tag::signed_int);
+  put(Tag::signed_int);
   put_varint(out_, zigzag(v));
 }
 
 void StateWriter::write_unsigned(std::uint64_t v) {
-  put_tag(out_, Tag::unsigned_int);
+  put(Tag::unsigned_int);
   put_varint(out_, v);
 }
 

@@ -4,6 +4,7 @@
 #include <xact/objectstore/file_storage.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <unordered_set>
 
 #include <xact/crash_point.hpp>
@@ -22,16 +23,11 @@ const std::string& zeros() {
   return block;
 }
 
-void write_zeros(io::WritableFile& file, std::uint64_t from, std::uint64_t to) {
-  for (std::uint64_t at = from; at < to;) {
-    const std::uint64_t n = std::min<std::uint64_t>(zeros().size(), to - at);
-    file.write_at(at, std::string_view(zeros()).substr(0, n));
-    at += n;
-  }
-}
-
 // The most bytes one leader writes at once; more queued writers wait for the next batch.
 constexpr std::size_t kMaxBatchBytes = 8u << 20;
+// How long a committer waits for a one-phase commit that holds one of its oids (one write and
+// one fsync: a few milliseconds on a disk) before it reports the conflict.
+constexpr std::chrono::milliseconds kOnePhaseWait{5};
 // Entries per index record (28 bytes each: about 1 MiB per record).
 constexpr std::size_t kIndexChunk = 36000;
 
@@ -39,6 +35,14 @@ constexpr std::size_t kIndexChunk = 36000;
 
 // ---------------------------------------------------------------------------------------------
 // helpers
+
+void write_zeros(io::WritableFile& file, std::uint64_t from, std::uint64_t to) {
+  for (std::uint64_t at = from; at < to;) {
+    const std::uint64_t n = std::min<std::uint64_t>(zeros().size(), to - at);
+    file.write_at(at, std::string_view(zeros()).substr(0, n));
+    at += n;
+  }
+}
 
 std::uint64_t end_of_nonzero(const io::RandomAccessFile& file, std::uint64_t from,
                              std::uint64_t size) {
@@ -55,19 +59,20 @@ std::uint64_t end_of_nonzero(const io::RandomAccessFile& file, std::uint64_t fro
   return from;
 }
 
-bool looks_unwritten(const io::RandomAccessFile& file, const io::DroppedRange& range) {
-  constexpr std::uint64_t kBlock = 512;
-  std::string bytes(static_cast<std::size_t>(std::min<std::uint64_t>(range.bytes, 64u << 20)),
-                    '\0');
-  bytes.resize(file.read(range.offset, bytes));
-  if (std::all_of(bytes.begin(), bytes.end(), [](char c) { return c == 0; })) return true;
-  for (std::uint64_t at = (range.offset + kBlock - 1) / kBlock * kBlock;
-       at + kBlock <= range.offset + bytes.size(); at += kBlock) {
-    const std::string_view block(bytes.data() + (at - range.offset), kBlock);
-    if (std::all_of(block.begin(), block.end(), [](char c) { return c == 0; })) return true;
-  }
-  return false;
-}
+InDoubtLockError::InDoubtLockError(Oid oid, const std::string& type, Tid read, const Xid& holder,
+                                   const std::string& storage_path)
+    : ResourceError(
+          "object " + oid_repr(oid) + (type.empty() ? std::string() : " (" + type + ")") +
+          (read == kNoTid ? std::string() : " read at serial " + tid_repr(read)) +
+          " is locked by transaction " + holder.to_gid() + ", which was prepared in " +
+          storage_path +
+          " before the storage was opened: a crash or restart interrupted its two-phase "
+          "commit. Retrying cannot help; only recovery decides it and releases the lock: run "
+          "xact::Recovery (with the coordinator's decision log, and DB::recovery_resource() "
+          "registered) at start-up, or decide it by hand with FileStorage::commit_prepared / "
+          "rollback_prepared"),
+      oid_(oid),
+      holder_(holder) {}
 
 std::string FileStorageOpenReport::describe() const {
   std::string out = created ? "created" : "opened";
@@ -78,8 +83,9 @@ std::string FileStorageOpenReport::describe() const {
   out += "; " + std::to_string(objects) + " objects, " + std::to_string(prepared) +
          " prepared transactions";
   if (cut_off_bytes > 0) {
-    out += "; cut off " + std::to_string(cut_off_bytes) + " bytes of an incomplete write at offset " +
-           std::to_string(end_of_data) + " (" + cut_off_reason + ")";
+    out += "; cut off " + std::to_string(cut_off_bytes) +
+           " bytes of an incomplete write at offset " + std::to_string(end_of_data) + " (" +
+           cut_off_reason + ")";
     if (!tail_file.empty()) out += ", kept in " + tail_file;
   }
   for (const auto& r : salvaged) {
@@ -93,25 +99,70 @@ std::string FileStorageOpenReport::describe() const {
 // ---------------------------------------------------------------------------------------------
 // open
 
+namespace {
+
+// The header of a data file, or nullopt when it has none.
+std::optional<fs::FileHeader> read_header(io::Env& env, const std::string& path) {
+  auto file = env.new_random_access_file(path);
+  const auto first = io::read_record_at(*file, 0);
+  if (!first || first->type != fs::kHeaderRecord) return std::nullopt;
+  return fs::decode_file_header(first->payload);
+}
+
+}  // namespace
+
 void FileStorage::Impl::repair_pack_leftovers() {
   const std::string dir = io::parent_dir(path);
   const std::string packed = fs::pack_path(path);
   const std::string old = fs::old_path(path);
-  if (!env.exists(path) && env.exists(old)) {
-    // A pack stopped between its two renames: FILE.pack was complete and synced before the
-    // first rename, so it is the result; without it the old file is put back.
+  if (env.exists(path)) {
+    // FILE is there, so a pack left FILE.pack before its renames (after them it is gone): the
+    // old file is intact and current.
     if (env.exists(packed)) {
-      env.rename_file(packed, path);
-      report.repaired.push_back("completed an interrupted pack (renamed " + packed + ")");
-    } else {
-      env.rename_file(old, path);
-      report.repaired.push_back("restored " + old + " after an interrupted pack");
+      env.remove_file(packed);
+      report.repaired.push_back("removed " + packed + " left by an interrupted pack");
     }
+    return;
+  }
+  if (!env.exists(packed) || !env.exists(old)) return;
+  // FILE missing, FILE.old and FILE.pack present: a pack stopped between its renames only if
+  // the pack says it was made from FILE.old (its header names the file it copied), and it was
+  // complete and synced before the first rename. Mere presence proves nothing: FILE may have
+  // been moved away after an earlier pack.
+  std::optional<fs::FileHeader> packed_header;
+  std::optional<fs::FileHeader> old_header;
+  try {
+    packed_header = read_header(env, packed);
+    old_header = read_header(env, old);
+  } catch (const StorageError&) {
+    // Unreadable: not the evidence asked for; refused below.
+  }
+  if (packed_header && old_header && packed_header->packed_from == old_header->file_id &&
+      packed_header->durable_end > 0) {
+    env.rename_file(packed, path);
     env.sync_dir(dir);
-  } else if (env.exists(packed)) {
-    // A pack stopped before its renames: the old file is intact and current.
-    env.remove_file(packed);
-    report.repaired.push_back("removed " + packed + " left by an interrupted pack");
+    report.repaired.push_back("completed an interrupted pack (renamed " + packed + ")");
+  }
+}
+
+void FileStorage::Impl::refuse_missing_file() {
+  // Creating a new, empty file would silently drop every commit the missing one held.
+  const std::string old = fs::old_path(path);
+  const std::string ipath = fs::index_path(path);
+  if (env.exists(old)) {
+    throw StorageError(
+        what() + " does not exist, but " + old +
+        " (the file as it was before a pack) does: a pack leaves FILE.old beside FILE, so FILE "
+        "was moved or deleted after it (or a pack's result is missing). Put FILE back or "
+        "restore it from a backup; to go back to the state before that pack on purpose, "
+        "rename " +
+        old + " to " + path + " yourself");
+  }
+  if (env.exists(ipath)) {
+    throw StorageError(what() + " does not exist, but its index " + ipath +
+                       " does: the data file was moved or deleted. Restore it from a backup "
+                       "(or put it back); to start a new, empty storage instead, remove " +
+                       ipath);
   }
 }
 
@@ -120,6 +171,9 @@ void FileStorage::Impl::create_file() {
   const std::string temp = path + ".tmp";
   header.file_id = fs::random_file_id();
   header.created_us = env.now_micros();
+  header.chunk = options.preallocate_bytes;
+  const std::size_t header_size = io::kRecordOverhead + fs::encode_file_header(header).size();
+  header.durable_end = header_size;
   auto file = env.new_writable_file(temp);
   const std::string record = io::encode_record(fs::kHeaderRecord, fs::encode_file_header(header));
   file->write_at(0, record);
@@ -135,8 +189,10 @@ void FileStorage::Impl::create_file() {
 
 void FileStorage::Impl::open() {
   const auto missing = [&] {
-    return StorageError(what() + " does not exist: check the path (open it read-write with "
-                                 "FileStorageOptions::create to create it)");
+    return StorageError(what() +
+                        " does not exist: check the path, or restore the file from a backup "
+                        "(open it read-write with FileStorageOptions::create to create a new, "
+                        "empty one)");
   };
   // Refused before the lock is taken, so a mistyped path leaves no FILE.lock behind (an
   // interrupted pack's leftovers still count as the file: open completes the pack).
@@ -162,6 +218,7 @@ void FileStorage::Impl::open() {
     repair_pack_leftovers();
   }
   if (!env.exists(path)) {
+    refuse_missing_file();
     if (options.read_only || !options.create) throw missing();
     create_file();
   }
@@ -169,20 +226,39 @@ void FileStorage::Impl::open() {
   reader = readers.back().get();
   const auto first = io::read_record_at(*reader, 0);
   std::optional<fs::FileHeader> h;
-  if (first && first->type == fs::kHeaderRecord) h = fs::decode_file_header(first->payload);
+  if (first && first->type == fs::kHeaderRecord) {
+    const auto version = fs::file_header_version(first->payload);
+    if (version && *version != fs::kFormatVersion) {
+      throw StorageError(
+          what() + " is in storage format version " + std::to_string(*version) +
+          ", and this build reads only version " + std::to_string(fs::kFormatVersion) +
+          (*version < fs::kFormatVersion
+               ? " (version 2 records in every write the evidence that tells damage from a "
+                 "torn write). There is no in-place upgrade: open it with the xact release "
+                 "that wrote it and copy its objects into a new storage"
+               : ": it was written by a newer xact; open it with that release"));
+    }
+    h = fs::decode_file_header(first->payload);
+  }
   if (!h) {
     throw StorageError(what() +
                        " does not start with an xact object storage header (offset 0, format "
                        "version " +
                        std::to_string(fs::kFormatVersion) +
-                       "): it is another kind of file, a newer format, or its first bytes are "
+                       "): it is another kind of file, or its first bytes are "
                        "damaged; restore it from a backup");
   }
   header = *h;
+  evidence_end = header.durable_end;
+  evidence = "the file's header says its first " + std::to_string(header.durable_end) +
+             " bytes were synced when it was made";
+  next_oid = std::max<Oid>(next_oid, header.next_oid);
   std::uint64_t scan_from = first->end();
-  if (options.use_index && load_index(&scan_from)) report.index_used = true;
+  if (load_index(&scan_from)) report.index_used = true;
   report.scanned_from = scan_from;
   scan(scan_from);
+  claims.reset();
+  prepared_at.clear();
   next_offset = published_end;
   last_assigned = last_tid;
   report.end_of_data = published_end;
@@ -192,12 +268,27 @@ void FileStorage::Impl::open() {
   if (!options.read_only) {
     writer = env.new_appendable_file(path);
     capacity = writer->size();
+    // What this process reads may be in the page cache only (a previous process may have died
+    // before its fsync): synced once here, so the durable end this writer claims is true.
+    if (options.sync == SyncMode::full) writer->sync();
+    durable_end = options.sync == SyncMode::full ? published_end : evidence_end;
   }
   if (report.cut_off_bytes > 0 || !report.salvaged.empty() || !report.repaired.empty()) {
     log(LogLevel::warning, what() + ": " + report.describe());
   } else if (!report.index_problem.empty() && !report.created) {
     log(LogLevel::info, what() + ": " + report.describe());
   }
+}
+
+void FileStorage::Impl::refuse_damage(std::uint64_t offset, const std::string& what_is_wrong,
+                                      const std::string& proof) const {
+  throw StorageError(what() + " is damaged at offset " + std::to_string(offset) + ": " +
+                     what_is_wrong + ", and " + proof +
+                     ", so this is damage to written data, not a write cut off by a crash. Run "
+                     "`xact storage verify " +
+                     path +
+                     "` and restore the file from a backup, or open it with "
+                     "FileStorageOptions::salvage to keep what can still be read");
 }
 
 bool FileStorage::Impl::load_index(std::uint64_t* scan_from) {
@@ -208,6 +299,7 @@ bool FileStorage::Impl::load_index(std::uint64_t* scan_from) {
   }
   try {
     auto file = env.new_random_access_file(ipath);
+    const std::uint64_t index_size = file->size();
     io::RecordReader r(*file);
     auto first = r.next();
     std::optional<fs::IndexHeader> h;
@@ -220,20 +312,48 @@ bool FileStorage::Impl::load_index(std::uint64_t* scan_from) {
       report.index_problem = "the index belongs to another file (or to the file before a pack)";
       return false;
     }
+    // The index of this very file, written only after the data it covers was fsynced: its
+    // covered end is evidence that those bytes were durable, used or not.
     const std::uint64_t size = reader->size();
-    if (h->covered_end > size) {
-      report.index_problem = "the index covers more than the file holds";
+    const auto last =
+        h->covered_end <= size ? io::read_record_before(*reader, h->covered_end) : std::nullopt;
+    char crc[4];
+    const bool matches =
+        last && reader->read(last->offset, crc) == 4 && fs::load_u32(crc) == h->last_record_crc;
+    if (!matches) {
+      const std::string proof = "its index " + ipath + " (written after an fsync) covers " +
+                                std::to_string(h->covered_end) + " bytes of it";
+      const std::string wrong = h->covered_end > size
+                                    ? "the file holds " + std::to_string(size) +
+                                          " bytes (truncated, or replaced by an older copy)"
+                                    : "the record ending there is not the one the index recorded";
+      if (!options.salvage) {
+        refuse_damage(std::min(h->covered_end, size), wrong, proof);
+      }
+      report.salvaged.push_back({std::min(h->covered_end, size), 0, wrong + " (" + proof + ")"});
+      report.index_problem = "the index does not match the file";
       return false;
     }
-    const auto last = io::read_record_before(*reader, h->covered_end);
-    char crc[4];
-    if (!last || reader->read(last->offset, crc) != 4 || fs::load_u32(crc) != h->last_record_crc) {
-      report.index_problem = "the index does not end at a record boundary of this file";
+    evidence_end = std::max(evidence_end, h->covered_end);
+    evidence = "its index " + ipath + " (written after an fsync) covers the first " +
+               std::to_string(h->covered_end) + " bytes";
+    // The highest oid ever handed out, even if the rest of the index is damaged.
+    next_oid = std::max<Oid>(next_oid, h->next_oid);
+    if (!options.use_index) {
+      report.index_problem = "not used (FileStorageOptions::use_index is off)";
+      return false;
+    }
+    // A forged count must not make us allocate: every entry takes kIndexEntrySize bytes.
+    if (h->entries > index_size / fs::kIndexEntrySize) {
+      report.index_problem = "the index header claims " + std::to_string(h->entries) +
+                             " entries, more than its " + std::to_string(index_size) +
+                             " bytes can hold";
       return false;
     }
     Index loaded;
     loaded.reserve(h->entries);
     bool ended = false;
+    bool in_range = true;
     while (auto rec = r.next()) {
       if (rec->type == fs::kIndexEnd) {
         fs::Decoder d(rec->payload);
@@ -244,19 +364,25 @@ bool FileStorage::Impl::load_index(std::uint64_t* scan_from) {
       if (rec->type != fs::kIndexEntries || rec->payload.size() % fs::kIndexEntrySize != 0) break;
       for (std::size_t at = 0; at < rec->payload.size(); at += fs::kIndexEntrySize) {
         const char* p = rec->payload.data() + at;
-        loaded[fs::load_u64(p)] =
-            IndexEntry{fs::load_u64(p + 8), fs::load_u32(p + 16), fs::load_u64(p + 20)};
+        const IndexEntry e{fs::load_u64(p + 8), fs::load_u32(p + 16), fs::load_u64(p + 20)};
+        // Loads allocate the length read here: it must lie within the covered bytes.
+        if (e.offset > h->covered_end ||
+            h->covered_end - e.offset < fs::kEntryHeaderSize + std::uint64_t{e.length}) {
+          in_range = false;
+        }
+        loaded[fs::load_u64(p)] = e;
       }
     }
-    if (!ended || !r.report().corrupt.empty()) {
+    if (!ended || !in_range || !r.report().corrupt.empty()) {
       report.index_problem = "the index file is incomplete or damaged";
       return false;
     }
     // The prepared transactions undecided at the covered point: read back from the file.
     std::map<PreparedId, Prepared> pending;
     std::unordered_map<Oid, PreparedId> pending_locks;
+    std::unordered_map<std::uint64_t, PreparedId> pending_at;
     for (std::uint64_t offset : h->prepared) {
-      auto rec = io::read_record_at(*reader, offset);
+      auto rec = offset < h->covered_end ? io::read_record_at(*reader, offset) : std::nullopt;
       fs::DecodedTransaction t;
       if (!rec || rec->type != fs::kPreparedRecord ||
           !fs::decode_transaction(rec->payload, t, false).empty()) {
@@ -275,16 +401,18 @@ bool FileStorage::Impl::load_index(std::uint64_t* scan_from) {
       p.locked.insert(p.locked.end(), t.read_checks.begin(), t.read_checks.end());
       const PreparedId id = next_prepared++;
       for (Oid oid : p.locked) pending_locks[oid] = id;
+      pending_at[offset] = id;
       pending.emplace(id, std::move(p));
     }
     index = std::move(loaded);
     prepared = std::move(pending);
     locks = std::move(pending_locks);
+    prepared_at = std::move(pending_at);
     last_tid = h->last_tid;
-    next_oid = std::max<Oid>(next_oid, h->next_oid);
     *scan_from = h->covered_end;
     return true;
   } catch (const StorageError& e) {
+    if (std::string_view(e.what()).starts_with(what() + " is damaged")) throw;
     report.index_problem = std::string("the index file cannot be read: ") + e.what();
     return false;
   }
@@ -337,6 +465,7 @@ void FileStorage::Impl::apply_record(const io::Record& record) {
       p.locked.insert(p.locked.end(), t.read_checks.begin(), t.read_checks.end());
       const PreparedId id = next_prepared++;
       for (Oid oid : p.locked) locks[oid] = id;
+      prepared_at[record.offset] = id;
       prepared.emplace(id, std::move(p));
       break;
     }
@@ -348,8 +477,10 @@ void FileStorage::Impl::apply_record(const io::Record& record) {
                           ? fs::decode_commit_mark(record.payload, target, tid)
                           : fs::decode_abort_mark(record.payload, target);
       if (!ok) bad("is a malformed commit or abort mark");
-      auto it = std::find_if(prepared.begin(), prepared.end(),
-                             [&](const auto& kv) { return kv.second.record_offset == target; });
+      // By offset through a hash map, not a search of every prepared transaction: a file
+      // full of prepared records still opens in time linear in its size.
+      auto at = prepared_at.find(target);
+      auto it = at == prepared_at.end() ? prepared.end() : prepared.find(at->second);
       if (it == prepared.end()) {
         bad("decides a prepared transaction at offset " + std::to_string(target) +
             " that is not prepared there");
@@ -357,57 +488,135 @@ void FileStorage::Impl::apply_record(const io::Record& record) {
       if (record.type == fs::kCommitMark) commit(tid, it->second.writes);
       for (Oid oid : it->second.locked) locks.erase(oid);
       prepared.erase(it);
+      prepared_at.erase(at);
       break;
     }
     default: bad("has an unknown type " + std::to_string(record.type));
   }
 }
 
+std::uint64_t FileStorage::Impl::claimed_after(std::uint64_t offset) {
+  if (!claims) {
+    // One pass over everything after the first damage, kept as suffix maxima: every later
+    // question is a binary search.
+    claims.emplace();
+    io::RecordReader r(*reader, io::ScanOptions{.start = offset});
+    while (auto record = r.next()) {
+      if (auto claim = fs::claimed_durable_end(*record)) {
+        claims->suffix_max.emplace_back(record->offset, *claim);
+      }
+    }
+    claims->gave_up = r.report().resync_gave_up;
+    auto& v = claims->suffix_max;
+    for (std::size_t i = v.size(); i-- > 1;)
+      v[i - 1].second = std::max(v[i - 1].second, v[i].second);
+  }
+  const auto& v = claims->suffix_max;
+  auto it = std::lower_bound(v.begin(), v.end(), offset,
+                             [](const auto& e, std::uint64_t o) { return e.first < o; });
+  return it == v.end() ? 0 : it->second;
+}
+
 void FileStorage::Impl::scan(std::uint64_t from) {
   io::RecordReader r(*reader, io::ScanOptions{.start = from});
   std::optional<std::uint64_t> gap;
   std::size_t corrupt_seen = 0;
+  // Damage at `offset`: a torn tail only when nothing proves the bytes there were durable —
+  // neither the header or index (evidence_end) nor any valid record after it claiming a
+  // durable end beyond it. Not "any valid record after it": with group commit a later page of
+  // the last unsynced batch may reach the disk before an earlier one, and that batch's
+  // records claim only what was durable before it.
+  auto durable_proof = [&](std::uint64_t offset) -> std::optional<std::string> {
+    if (offset < evidence_end) return evidence;
+    const std::uint64_t claimed = claimed_after(offset);
+    if (claimed > offset) {
+      return "a valid record after it says the file was synced up to offset " +
+             std::to_string(claimed);
+    }
+    if (claims->gave_up) {
+      return "what follows cannot be read (too many false record starts to tell)";
+    }
+    return std::nullopt;
+  };
+  auto handle_damage = [&](const io::DroppedRange& range) -> bool {
+    const auto proof = durable_proof(range.offset);
+    if (!proof) {
+      // The end of data: pages of the last, unsynced writes reached the disk out of order.
+      gap = range.offset;
+      report.cut_off_reason =
+          "damage followed only by writes that claim nothing durable beyond it: the last "
+          "writes before a crash, never synced";
+      return false;
+    }
+    if (!options.salvage) {
+      refuse_damage(range.offset,
+                    std::to_string(range.bytes) + " bytes are unreadable (" + range.reason + ")",
+                    *proof);
+    }
+    report.salvaged.push_back(range);
+    return true;
+  };
   while (auto record = r.next()) {
     if (r.report().corrupt.size() > corrupt_seen) {
-      const auto& range = r.report().corrupt[corrupt_seen];
+      const auto range = r.report().corrupt[corrupt_seen];
       corrupt_seen = r.report().corrupt.size();
-      if (looks_unwritten(*reader, range)) {
-        // Space never written, followed by records written later that never became
-        // durable (a durable record's fsync would have covered the space before it): the
-        // end of data, like a cut-off last record.
-        gap = range.offset;
-        report.cut_off_reason = "unwritten space followed by writes that were never synced";
-        break;
-      }
-      if (!options.salvage) {
-        throw StorageError(
-            what() + " is corrupt: " + std::to_string(range.bytes) + " bytes at offset " +
-            std::to_string(range.offset) + " are damaged (" + range.reason +
-            ") and valid records follow them, so this is damage done after the write, not a "
-            "write cut off by a crash. Run `xact storage verify`, restore the file from a "
-            "backup, or open it with FileStorageOptions::salvage to drop the damaged records");
-      }
-      report.salvaged.push_back(range);
+      if (!handle_damage(range)) break;
     }
     report.scanned_bytes += record->end() - record->offset;
     if (options.salvage) {
       try {
         apply_record(*record);
       } catch (const StorageError& e) {
-        report.salvaged.push_back(
-            {record->offset, record->end() - record->offset, e.what()});
+        report.salvaged.push_back({record->offset, record->end() - record->offset, e.what()});
       }
     } else {
       apply_record(*record);
     }
     published_end = record->end();
   }
-  const std::uint64_t cut_at = gap ? *gap : std::max(r.report().end_of_data, from);
-  published_end = cut_at;
-  if (gap || r.report().cut_off_bytes > 0) {
-    if (!gap) report.cut_off_reason = r.report().cut_off_reason;
-    cut_tail(cut_at);
+  std::uint64_t cut_at = gap ? *gap : std::max(r.report().end_of_data, from);
+  if (!gap && r.report().corrupt.size() > corrupt_seen) {
+    // Damage after the last valid record that resynchronisation could not see past.
+    const auto range = r.report().corrupt.back();
+    if (!options.salvage) {
+      refuse_damage(range.offset, range.reason,
+                    "nothing shows whether the records after it were durable");
+    }
+    report.salvaged.push_back(range);
+    cut_at = range.offset;
+    gap = cut_at;
+    report.cut_off_reason = "salvage: " + range.reason;
   }
+  if (!gap && r.report().cut_off_bytes > 0) {
+    report.cut_off_reason = r.report().cut_off_reason;
+    if (cut_at < evidence_end) {
+      if (!options.salvage) {
+        refuse_damage(cut_at, "the last record is incomplete (" + report.cut_off_reason + ")",
+                      evidence);
+      }
+      report.salvaged.push_back({cut_at, r.report().cut_off_bytes, report.cut_off_reason});
+    }
+  }
+  if (!gap && header.chunk > 0) {
+    // The file's size is evidence too: it grows by whole chunks, zeros first (in pieces of
+    // 1 MiB at most, from the end of the batch that needs them), so a size that is not a
+    // multiple of the chunk always ends in at least one piece of zeros.
+    const std::uint64_t size = reader->size();
+    const std::uint64_t piece = std::min<std::uint64_t>(header.chunk, zeros().size());
+    if (size % header.chunk != 0 && r.report().zero_tail_bytes < piece) {
+      const std::string wrong = "the file ends at " + std::to_string(size) +
+                                " bytes, inside its last preallocated chunk of " +
+                                std::to_string(header.chunk) + " bytes";
+      if (!options.salvage) {
+        refuse_damage(cut_at, wrong,
+                      "the writer only ever leaves a whole chunk or a run of zeros there: the "
+                      "file was truncated");
+      }
+      report.salvaged.push_back({cut_at, 0, wrong});
+    }
+  }
+  published_end = cut_at;
+  if (gap || r.report().cut_off_bytes > 0) cut_tail(cut_at);
 }
 
 void FileStorage::Impl::cut_tail(std::uint64_t cut_at) {
@@ -468,12 +677,37 @@ void FileStorage::Impl::check_request(const CommitRequest& request, bool one_pha
   }
 }
 
+bool FileStorage::Impl::held_by_one_phase_locked(const CommitRequest& request) const {
+  auto one_phase = [&](Oid oid) {
+    auto it = locks.find(oid);
+    return it != locks.end() && !prepared.contains(it->second);
+  };
+  for (const auto& w : request.writes) {
+    if (one_phase(w.oid)) return true;
+  }
+  for (const auto& r : request.read_checks) {
+    if (one_phase(r.oid)) return true;
+  }
+  return false;
+}
+
 void FileStorage::Impl::check_conflicts_locked(const CommitRequest& request) const {
+  // Held by a prepared transaction that this process did not prepare: no retry helps, only
+  // recovery (which asks the coordinator's log for the outcome) releases it.
+  auto in_doubt = [&](Oid oid) -> const Prepared* {
+    auto lock = locks.find(oid);
+    if (lock == locks.end()) return nullptr;
+    auto p = prepared.find(lock->second);
+    return p != prepared.end() && p->second.recovered ? &p->second : nullptr;
+  };
   auto current = [&](Oid oid) -> const IndexEntry* {
     auto it = index.find(oid);
     return it == index.end() ? nullptr : &it->second;
   };
   for (const auto& w : request.writes) {
+    if (const Prepared* p = in_doubt(w.oid)) {
+      throw InDoubtLockError(w.oid, record_type_name(w.data), w.base, p->xid, path);
+    }
     if (locks.contains(w.oid)) {
       throw ConflictError(w.oid, record_type_name(w.data), kNoTid, w.base);
     }
@@ -482,6 +716,9 @@ void FileStorage::Impl::check_conflicts_locked(const CommitRequest& request) con
     if (serial != w.base) throw ConflictError(w.oid, record_type_name(w.data), serial, w.base);
   }
   for (const auto& r : request.read_checks) {
+    if (const Prepared* p = in_doubt(r.oid)) {
+      throw InDoubtLockError(r.oid, {}, r.serial, p->xid, path);
+    }
     if (locks.contains(r.oid)) throw ReadConflictError(r.oid, {}, kNoTid, r.serial);
     const IndexEntry* e = current(r.oid);
     const Tid serial = e ? e->serial : kNoTid;
@@ -531,11 +768,16 @@ void FileStorage::Impl::lead(const WriterPtr& self) {
   try {
     std::string buffer;
     buffer.reserve(end - start);
-    for (const WriterPtr& w : batch) io::encode_record(buffer, w->type, w->payload);
+    for (const WriterPtr& w : batch) {
+      // The evidence open() uses to tell damage from a torn write: what was durable before
+      // this batch. Damage below it cannot be this batch's pages reaching the disk out of
+      // order.
+      fs::patch_durable_end(w->payload, durable_end);
+      io::encode_record(buffer, w->type, w->payload);
+    }
     if (end > capacity) {
-      const std::uint64_t grow = options.preallocate_bytes;
-      const std::uint64_t new_capacity =
-          grow == 0 ? end : (end + grow - 1) / grow * grow;
+      // The file's own chunk (from its header), not the option: its size is evidence.
+      const std::uint64_t new_capacity = round_up(end, header.chunk);
       // Zeros first, then the batch over them: the file size changes here, once per chunk.
       if (new_capacity > end) write_zeros(*writer, std::max(capacity, end), new_capacity);
       capacity = new_capacity;
@@ -543,7 +785,10 @@ void FileStorage::Impl::lead(const WriterPtr& self) {
     writer->write_at(start, buffer);
     // Written, not yet durable: a kill here may keep any prefix of the batch.
     XACT_CRASH_POINT("file_storage.after_write");
-    if (need_sync && options.sync == SyncMode::full) writer->sync();
+    if (need_sync && options.sync == SyncMode::full) {
+      writer->sync();
+      durable_end = end;
+    }
     // Durable, not yet visible, and nobody told.
     XACT_CRASH_POINT("file_storage.after_sync");
   } catch (...) {
@@ -599,6 +844,9 @@ void FileStorage::Impl::lead(const WriterPtr& self) {
   }
   if (writers.empty()) idle_cv.notify_all();
   l.unlock();
+  // One-phase commits of this batch released their locks (or failed): committers waiting
+  // for them look again.
+  released_cv.notify_all();
 
   for (const WriterPtr& w : batch) {
     if (w != self) w->set(Writer::State::kDone);
@@ -798,8 +1046,8 @@ FileStorage::Impl::EntryHeader FileStorage::Impl::read_entry_header(
     const io::RandomAccessFile& file, Oid oid, std::uint64_t offset) const {
   char b[fs::kEntryHeaderSize];
   if (file.read(offset, b) != sizeof b || fs::load_u64(b) != oid) {
-    throw StorageError(what() + ": the history of object " + oid_repr(oid) +
-                       " points to offset " + std::to_string(offset) +
+    throw StorageError(what() + ": the history of object " + oid_repr(oid) + " points to offset " +
+                       std::to_string(offset) +
                        ", which holds no revision of it. Run `xact storage verify`");
   }
   return EntryHeader{fs::load_u64(b + fs::kEntryPrevSerialAt),
@@ -818,6 +1066,12 @@ std::optional<FileStorage::Impl::IndexEntry> FileStorage::Impl::find_revision(
                          ". Run `xact storage verify`");
     }
     const EntryHeader prev = read_entry_header(file, oid, h.prev_offset);
+    // A length read from the file: checked against the file before read_data allocates it.
+    if (file.size() - h.prev_offset < fs::kEntryHeaderSize + std::uint64_t{prev.length}) {
+      throw StorageError(what() + ": the history of object " + oid_repr(oid) +
+                         " points to a revision at offset " + std::to_string(h.prev_offset) +
+                         " that runs past the end of the file. Run `xact storage verify`");
+    }
     e = IndexEntry{h.prev_offset, prev.length, h.prev_serial};
   }
   if (exact && e.serial != at) return std::nullopt;
@@ -892,8 +1146,7 @@ Oid FileStorage::new_oid() {
   return impl_->next_oid.fetch_add(1);
 }
 
-void FileStorage::for_each_object(
-    const std::function<bool(Oid, Tid, std::string_view)>& fn) const {
+void FileStorage::for_each_object(const std::function<bool(Oid, Tid, std::string_view)>& fn) const {
   std::vector<std::pair<Oid, Impl::IndexEntry>> snapshot;
   const io::RandomAccessFile* file = nullptr;
   {
@@ -938,8 +1191,8 @@ void FileStorage::iterate(Tid from, Tid to,
     if (record->offset >= end) break;
     Tid tid = kNoTid;
     if (record->type == fs::kCommittedRecord) {
-      if (record->payload.size() < 8) continue;
-      tid = fs::load_u64(record->payload.data());
+      if (record->payload.size() < fs::kTidAt + 8) continue;
+      tid = fs::load_u64(record->payload.data() + fs::kTidAt);
       if (tid > to) return;
       if (tid >= from && !emit(tid, *record)) return;
     } else if (record->type == fs::kCommitMark) {
@@ -969,8 +1222,21 @@ std::vector<std::size_t> FileStorage::Impl::begin_write(const CommitRequest& req
   w.payload = std::move(encoded.payload);
 
   lock = std::unique_lock(mu);
-  paused_cv.wait(lock, [&] { return !paused || closed; });
-  check_usable_locked();
+  // A one-phase commit being written holds its oids for one write and one fsync: worth
+  // waiting a few milliseconds for rather than failing, as most conflicts under concurrent
+  // one-phase commits were only that. A transaction prepared in a two-phase commit may wait
+  // for its coordinator indefinitely, so a lock held by one still fails at once.
+  const auto deadline = std::chrono::steady_clock::now() + kOnePhaseWait;
+  for (;;) {
+    paused_cv.wait(lock, [&] { return !paused || closed; });
+    check_usable_locked();
+    if (!held_by_one_phase_locked(request)) break;
+    if (released_cv.wait_until(lock, deadline) == std::cv_status::timeout) {
+      paused_cv.wait(lock, [&] { return !paused || closed; });
+      check_usable_locked();
+      break;
+    }
+  }
   try {
     check_conflicts_locked(request);
   } catch (const ConflictError&) {
@@ -1043,8 +1309,8 @@ void FileStorage::abort(PreparedId id) noexcept {
     // Not synced: a crash before a later sync leaves it prepared, and recovery rolls it back.
     impl_->decide(id, false, false);
   } catch (const std::exception& e) {
-    log(LogLevel::warning, impl_->what() + ": abort of prepared transaction " +
-                               std::to_string(id) + " could not write its mark (" + e.what() +
+    log(LogLevel::warning, impl_->what() + ": abort of prepared transaction " + std::to_string(id) +
+                               " could not write its mark (" + e.what() +
                                "); recovery rolls it back after the next open");
   }
 }
@@ -1097,11 +1363,12 @@ void FileStorage::close() noexcept {
     try {
       // The last commit marks were not synced by finish(): make them durable now, so a
       // clean close never leaves work for recovery.
-      if (s.options.sync == SyncMode::full) s.writer->sync();
+      // Also with SyncMode::none: the index may only cover bytes that are fsynced.
+      s.writer->sync();
       if (s.options.use_index) s.write_index(s.snapshot_index_locked());
     } catch (const std::exception& e) {
-      log(LogLevel::warning, s.what() + ": close could not sync or write the index (" +
-                                 e.what() + "); the next open scans the file instead");
+      log(LogLevel::warning, s.what() + ": close could not sync or write the index (" + e.what() +
+                                 "); the next open scans the file instead");
     }
   }
   if (s.writer) {
@@ -1158,7 +1425,8 @@ void FileStorage::save_index() {
     impl_->pause_locked(l);
     try {
       // The index may only cover durable bytes.
-      if (impl_->options.sync == SyncMode::full) impl_->writer->sync();
+      impl_->writer->sync();
+      impl_->durable_end = impl_->published_end;
       snapshot = impl_->snapshot_index_locked();
     } catch (...) {
       // A failed fsync leaves the file's durable contents unknown: fail-stop, as in lead().

@@ -60,7 +60,21 @@ std::string encode_file_header(const FileHeader& header) {
   put_u32(out, header.version);
   out.append(reinterpret_cast<const char*>(header.file_id.data()), header.file_id.size());
   put_u64(out, static_cast<std::uint64_t>(header.created_us));
+  put_u64(out, header.next_oid);
+  put_u64(out, header.durable_end);
+  put_u64(out, header.chunk);
+  out.append(reinterpret_cast<const char*>(header.packed_from.data()), header.packed_from.size());
   return out;
+}
+
+std::optional<std::uint32_t> file_header_version(std::string_view payload) {
+  Decoder d(payload);
+  std::string_view magic;
+  std::uint32_t version = 0;
+  if (!d.bytes(kFileMagic.size(), magic) || magic != kFileMagic || !d.u32(version)) {
+    return std::nullopt;
+  }
+  return version;
 }
 
 std::optional<FileHeader> decode_file_header(std::string_view payload) {
@@ -68,12 +82,16 @@ std::optional<FileHeader> decode_file_header(std::string_view payload) {
   std::string_view magic;
   std::string_view id;
   FileHeader h;
+  std::string_view from;
   std::uint64_t created = 0;
   if (!d.bytes(kFileMagic.size(), magic) || magic != kFileMagic || !d.u32(h.version) ||
-      h.version != kFormatVersion || !d.bytes(h.file_id.size(), id) || !d.u64(created)) {
+      h.version != kFormatVersion || !d.bytes(h.file_id.size(), id) || !d.u64(created) ||
+      !d.u64(h.next_oid) || !d.u64(h.durable_end) || !d.u64(h.chunk) ||
+      !d.bytes(h.packed_from.size(), from) || !d.done()) {
     return std::nullopt;
   }
   std::memcpy(h.file_id.data(), id.data(), id.size());
+  std::memcpy(h.packed_from.data(), from.data(), from.size());
   h.created_us = static_cast<std::int64_t>(created);
   return h;
 }
@@ -131,6 +149,7 @@ EncodedTransaction encode_transaction(const CommitRequest& request, std::uint64_
   for (const auto& w : request.writes) size += kEntryHeaderSize + w.data.size();
   std::string& p = out.payload;
   p.reserve(size);
+  put_u64(p, 0);  // durable end: patched by the writer
   put_u64(p, kNoTid);
   put_u64(p, next_oid);
   put_u32(p, request.xid.format_id);
@@ -181,15 +200,15 @@ void patch_entry(std::string& payload, std::size_t entry_at, Tid prev_serial,
   store_u64(payload.data() + entry_at + kEntryPrevOffsetAt, prev_offset);
 }
 
-std::string decode_transaction(std::string_view payload, DecodedTransaction& out,
-                               bool with_meta) {
+std::string decode_transaction(std::string_view payload, DecodedTransaction& out, bool with_meta) {
   Decoder d(payload);
   std::uint8_t glen = 0;
   std::uint8_t blen = 0;
   std::string_view gtrid;
   std::string_view bqual;
-  if (!d.u64(out.tid) || !d.u64(out.next_oid) || !d.u32(out.xid.format_id) || !d.u8(glen) ||
-      !d.bytes(glen, gtrid) || !d.u8(blen) || !d.bytes(blen, bqual)) {
+  std::uint64_t durable_end = 0;
+  if (!d.u64(durable_end) || !d.u64(out.tid) || !d.u64(out.next_oid) || !d.u32(out.xid.format_id) ||
+      !d.u8(glen) || !d.bytes(glen, gtrid) || !d.u8(blen) || !d.bytes(blen, bqual)) {
     return "truncated transaction header";
   }
   if (!gtrid.empty()) {
@@ -239,6 +258,7 @@ std::string decode_transaction(std::string_view payload, DecodedTransaction& out
 
 std::string encode_commit_mark(std::uint64_t prepared_offset, Tid tid) {
   std::string out;
+  put_u64(out, 0);  // durable end
   put_u64(out, prepared_offset);
   put_u64(out, tid);
   return out;
@@ -246,18 +266,33 @@ std::string encode_commit_mark(std::uint64_t prepared_offset, Tid tid) {
 
 bool decode_commit_mark(std::string_view payload, std::uint64_t& prepared_offset, Tid& tid) {
   Decoder d(payload);
-  return d.u64(prepared_offset) && d.u64(tid) && d.done();
+  std::uint64_t durable_end = 0;
+  return d.u64(durable_end) && d.u64(prepared_offset) && d.u64(tid) && d.done();
 }
 
 std::string encode_abort_mark(std::uint64_t prepared_offset) {
   std::string out;
+  put_u64(out, 0);  // durable end
   put_u64(out, prepared_offset);
   return out;
 }
 
 bool decode_abort_mark(std::string_view payload, std::uint64_t& prepared_offset) {
   Decoder d(payload);
-  return d.u64(prepared_offset) && d.done();
+  std::uint64_t durable_end = 0;
+  return d.u64(durable_end) && d.u64(prepared_offset) && d.done();
+}
+
+std::optional<std::uint64_t> claimed_durable_end(const io::Record& record) {
+  switch (record.type) {
+    case kPreparedRecord:
+    case kCommittedRecord:
+    case kCommitMark:
+    case kAbortMark:
+      if (record.payload.size() < 8) return std::nullopt;
+      return load_u64(record.payload.data() + kDurableEndAt);
+    default: return std::nullopt;
+  }
 }
 
 FileRecordInfo describe_record(const io::Record& record) {
@@ -267,7 +302,7 @@ FileRecordInfo describe_record(const io::Record& record) {
   switch (record.type) {
     case kHeaderRecord:
       info.kind = decode_file_header(record.payload) ? FileRecordInfo::Kind::header
-                                                      : FileRecordInfo::Kind::unknown;
+                                                     : FileRecordInfo::Kind::unknown;
       if (info.kind == FileRecordInfo::Kind::unknown) info.error = "not a file header";
       break;
     case kPreparedRecord:
@@ -283,8 +318,7 @@ FileRecordInfo describe_record(const io::Record& record) {
       info.read_checks = std::move(t.read_checks);
       for (const auto& e : t.entries) {
         info.entries.push_back({e.oid, e.prev_serial, e.prev_offset,
-                                record.offset + io::kRecordHeaderSize + e.at,
-                                std::string(e.data)});
+                                record.offset + io::kRecordHeaderSize + e.at, std::string(e.data)});
       }
       break;
     }
@@ -331,8 +365,8 @@ std::optional<IndexHeader> decode_index_header(std::string_view payload) {
   std::uint32_t n = 0;
   if (!d.bytes(kIndexMagic.size(), magic) || magic != kIndexMagic || !d.u32(h.version) ||
       h.version != kIndexVersion || !d.bytes(h.file_id.size(), id) || !d.u64(h.covered_end) ||
-      !d.u32(h.last_record_crc) || !d.u64(h.last_tid) || !d.u64(h.next_oid) ||
-      !d.u64(h.entries) || !d.u32(n) || n > payload.size() / 8) {
+      !d.u32(h.last_record_crc) || !d.u64(h.last_tid) || !d.u64(h.next_oid) || !d.u64(h.entries) ||
+      !d.u32(n) || n > payload.size() / 8) {
     return std::nullopt;
   }
   std::memcpy(h.file_id.data(), id.data(), id.size());

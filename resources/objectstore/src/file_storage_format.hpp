@@ -32,7 +32,9 @@ inline constexpr std::uint8_t kIndexEnd = 3;
 
 inline constexpr std::string_view kFileMagic = "XACTOBJS";
 inline constexpr std::string_view kIndexMagic = "XACTOIDX";
-inline constexpr std::uint32_t kFormatVersion = 1;
+/// Version 2 added the durable end to every data record and the evidence fields of the header
+/// (doc/file_storage.md, "Format versions"); version 1 files are refused with a clear error.
+inline constexpr std::uint32_t kFormatVersion = 2;
 inline constexpr std::uint32_t kIndexVersion = 1;
 
 /// oid (8) + prev serial (8) + prev offset (8) + length (4) + masked crc (4).
@@ -40,8 +42,12 @@ inline constexpr std::size_t kEntryHeaderSize = 32;
 /// Where, inside an entry, the fields patched under the commit lock are.
 inline constexpr std::size_t kEntryPrevSerialAt = 8;
 inline constexpr std::size_t kEntryPrevOffsetAt = 16;
-/// The tid is the first field of a transaction payload (patched for one-phase commits).
-inline constexpr std::size_t kTidAt = 0;
+/// Every data record (prepared, committed, marks) starts with the durable end: the offset up to
+/// which the file was fsynced when the batch holding the record was written (patched by the
+/// writer at the front of the group-commit queue).
+inline constexpr std::size_t kDurableEndAt = 0;
+/// The tid follows it in a transaction payload (patched for one-phase commits).
+inline constexpr std::size_t kTidAt = 8;
 /// oid (8) + offset (8) + length (4) + serial (8).
 inline constexpr std::size_t kIndexEntrySize = 28;
 
@@ -92,9 +98,25 @@ struct FileHeader {
   std::uint32_t version = kFormatVersion;
   FileId file_id{};
   std::int64_t created_us = 0;
+  /// Oids below this were in use before this file was written (pack keeps the high-water
+  /// mark of the file it copied, so oids of packed-away objects are never handed out again).
+  std::uint64_t next_oid = 1;
+  /// Bytes of this file known durable when it was made: the header for a new file, the whole
+  /// copy for a pack. Damage below it is never a torn tail.
+  std::uint64_t durable_end = 0;
+  /// The file grows in zero-filled chunks of this size (0: no preallocation). Its size is
+  /// evidence: a writer never leaves non-zero bytes at the end of a file whose size is not a
+  /// multiple of it, nor ends the data exactly there.
+  std::uint64_t chunk = 0;
+  /// The file id of the file a pack copied (zeros for a new file): how open recognises a
+  /// pack's own result.
+  FileId packed_from{};
 };
+/// A header record's payload has a fixed size, so pack can rewrite it in place.
 std::string encode_file_header(const FileHeader& header);
 std::optional<FileHeader> decode_file_header(std::string_view payload);
+/// The format version of a header payload with the right magic (nullopt: not a storage file).
+std::optional<std::uint32_t> file_header_version(std::string_view payload);
 FileId random_file_id();
 
 /// Where a transaction payload's patchable fields are, after encoding.
@@ -111,6 +133,11 @@ EncodedTransaction encode_transaction(const CommitRequest& request, std::uint64_
 void patch_entry(std::string& payload, std::size_t entry_at, Tid prev_serial,
                  std::uint64_t prev_offset);
 inline void patch_tid(std::string& payload, Tid tid) { store_u64(payload.data() + kTidAt, tid); }
+inline void patch_durable_end(std::string& payload, std::uint64_t end) {
+  store_u64(payload.data() + kDurableEndAt, end);
+}
+/// The durable end a data record (types 2 to 5) claims; nullopt for other types.
+std::optional<std::uint64_t> claimed_durable_end(const io::Record& record);
 
 /// A decoded transaction payload; entries point into the payload they were decoded from.
 struct DecodedEntry {

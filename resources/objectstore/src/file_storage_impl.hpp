@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
@@ -58,9 +59,9 @@ struct FileStorage::Impl {
     std::uint8_t type = 0;
     std::string payload;
     bool sync = false;
-    std::uint64_t offset = 0;  ///< reserved under mu: records go to the file in queue order
-    Tid tid = kNoTid;          ///< one_phase, finish
-    PreparedId id = 0;         ///< prepare, finish, abort
+    std::uint64_t offset = 0;          ///< reserved under mu: records go to the file in queue order
+    Tid tid = kNoTid;                  ///< one_phase, finish
+    PreparedId id = 0;                 ///< prepare, finish, abort
     std::vector<PendingWrite> writes;  ///< one_phase
     std::vector<Oid> locked;           ///< one_phase: released when published or failed
     std::exception_ptr error;
@@ -84,17 +85,28 @@ struct FileStorage::Impl {
   };
   using WriterPtr = std::shared_ptr<Writer>;
 
-  Impl(io::Env& e, std::string p, FileStorageOptions o)
-      : env(e), path(std::move(p)), options(o) {}
+  Impl(io::Env& e, std::string p, FileStorageOptions o) : env(e), path(std::move(p)), options(o) {}
 
   // --- open (file_storage.cpp) ---
   void open();
   void repair_pack_leftovers();
   void create_file();
   bool load_index(std::uint64_t* scan_from);
+  void refuse_missing_file();
   void scan(std::uint64_t from);
   void apply_record(const io::Record& record);
   void cut_tail(std::uint64_t cut_at);
+  /// open(): damage (or a cut-off end) at `offset` that the evidence says was durable:
+  /// throws StorageError naming the file, the offset, what proves it and the way out.
+  [[noreturn]] void refuse_damage(std::uint64_t offset, const std::string& what_is_wrong,
+                                  const std::string& evidence) const;
+  /// The highest durable end claimed by a valid record at or after `offset` (0: none), from
+  /// one pass over the rest of the file made at the first damage (so open stays linear).
+  struct Claims {
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> suffix_max;  ///< (offset, max claim)
+    bool gave_up = false;  ///< the pass could not tell what follows (see ScanReport)
+  };
+  std::uint64_t claimed_after(std::uint64_t offset);
 
   // --- committing ---
   void check_usable_locked() const;
@@ -106,6 +118,9 @@ struct FileStorage::Impl {
   /// each write's entry is in the payload.
   std::vector<std::size_t> begin_write(const CommitRequest& request, Writer& w,
                                        std::unique_lock<std::mutex>& lock);
+  /// With mu held: true when an oid of `request` is locked by a one-phase commit that is
+  /// being written (not by a prepared transaction).
+  bool held_by_one_phase_locked(const CommitRequest& request) const;
   /// With mu held and `w`'s offset assigned: gives each write's entry its back pointer to the
   /// revision it replaces, records where its data lands, and keeps next_oid above its oid.
   void place_writes_locked(const CommitRequest& request, Writer& w,
@@ -142,8 +157,8 @@ struct FileStorage::Impl {
   };
   EntryHeader read_entry_header(const io::RandomAccessFile& file, Oid oid,
                                 std::uint64_t offset) const;
-  std::optional<IndexEntry> find_revision(const io::RandomAccessFile& file, Oid oid,
-                                          IndexEntry e, Tid at, bool exact) const;
+  std::optional<IndexEntry> find_revision(const io::RandomAccessFile& file, Oid oid, IndexEntry e,
+                                          Tid at, bool exact) const;
 
   std::string what() const { return "file storage " + path; }
 
@@ -153,6 +168,12 @@ struct FileStorage::Impl {
   std::unique_ptr<io::FileLock> file_lock;
   FileStorageOpenReport report;
   fs::FileHeader header;
+  // open() only: what proves bytes durable (the header's and the index's durable ends), and
+  // where each prepared record found by the scan is (marks name it by offset).
+  std::uint64_t evidence_end = 0;
+  std::string evidence;
+  std::optional<Claims> claims;
+  std::unordered_map<std::uint64_t, PreparedId> prepared_at;
   std::atomic<bool> closed{false};
 
   // Readers of the data file: the current one, and those retired by pack (kept until
@@ -162,40 +183,47 @@ struct FileStorage::Impl {
 
   // What loads see, published in tid order by the leader (with mu held too).
   mutable std::shared_mutex index_mu;
-  Index index;                              // guarded by index_mu (written with mu held too)
-  io::RandomAccessFile* reader = nullptr;   // guarded by index_mu
-  Tid last_tid = kNoTid;                    // guarded by index_mu
-  std::uint64_t published_end = 0;          // guarded by index_mu: every record before is complete
+  Index index;                             // guarded by index_mu (written with mu held too)
+  io::RandomAccessFile* reader = nullptr;  // guarded by index_mu
+  Tid last_tid = kNoTid;                   // guarded by index_mu
+  std::uint64_t published_end = 0;         // guarded by index_mu: every record before is complete
 
   // The commit order.
   mutable std::mutex mu;
-  std::deque<WriterPtr> writers;            // guarded by mu; the front one does the I/O
+  std::deque<WriterPtr> writers;              // guarded by mu; the front one does the I/O
   std::unordered_map<Oid, PreparedId> locks;  // guarded by mu
-  std::map<PreparedId, Prepared> prepared;  // guarded by mu
-  PreparedId next_prepared = 1;             // guarded by mu
-  Tid last_assigned = kNoTid;               // guarded by mu
-  std::uint64_t next_offset = 0;            // guarded by mu: where the next queued record goes
-  std::string failure;                      // guarded by mu; set once
-  bool paused = false;                      // guarded by mu
-  std::condition_variable paused_cv;        // submitters wait here while paused
-  std::condition_variable idle_cv;          // a pauser waits here for the queue to drain
-  InvalidationListener listener;            // guarded by mu
+  std::map<PreparedId, Prepared> prepared;    // guarded by mu
+  PreparedId next_prepared = 1;               // guarded by mu
+  Tid last_assigned = kNoTid;                 // guarded by mu
+  std::uint64_t next_offset = 0;              // guarded by mu: where the next queued record goes
+  std::string failure;                        // guarded by mu; set once
+  bool paused = false;                        // guarded by mu
+  std::condition_variable paused_cv;          // submitters wait here while paused
+  std::condition_variable idle_cv;            // a pauser waits here for the queue to drain
+  std::condition_variable released_cv;        // a one-phase commit's locks were released
+  InvalidationListener listener;              // guarded by mu
   std::atomic<Oid> next_oid{1};
-  std::mutex maintenance_mu;                // one pack / save_index / backup at a time
-  Stats stats;                              // guarded by mu
+  std::mutex maintenance_mu;  // one pack / save_index / backup at a time
+  Stats stats;                // guarded by mu
 
   // The writable file: used only by the writer at the front of `writers` (mu released during
   // its I/O), or by whoever paused the queue. Handing the front from one leader to the next
   // goes through mu, which orders their I/O.
   std::unique_ptr<io::WritableFile> writer;
   std::uint64_t capacity = 0;  ///< the file's size, preallocated zeros included
+  /// Every byte before it is fsynced: the claim written into each record of the next batch
+  /// (owned like `writer`).
+  std::uint64_t durable_end = 0;
 };
 
 /// Where the last non-zero byte of [from, size) ends (from when all of it is zero).
 std::uint64_t end_of_nonzero(const io::RandomAccessFile& file, std::uint64_t from,
                              std::uint64_t size);
-/// True when a damaged range looks like space that was never written (all zero, or with an
-/// aligned 512-byte block of zeros) rather than damage to written bytes: see doc/file_storage.md.
-bool looks_unwritten(const io::RandomAccessFile& file, const io::DroppedRange& range);
+/// Writes zeros over [from, to).
+void write_zeros(io::WritableFile& file, std::uint64_t from, std::uint64_t to);
+/// The size a file of `end` bytes of data grows to with preallocation chunks of `chunk`.
+inline std::uint64_t round_up(std::uint64_t end, std::uint64_t chunk) {
+  return chunk == 0 ? end : (end + chunk - 1) / chunk * chunk;
+}
 
 }  // namespace xact::objectstore

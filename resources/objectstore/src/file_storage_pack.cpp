@@ -34,8 +34,8 @@ class CommitWalker {
       switch (record->type) {
         case fs::kPreparedRecord: undecided.insert(record->offset); break;
         case fs::kCommittedRecord: {
-          if (record->payload.size() < 8) bad(record->offset, "is too short");
-          on_commit(fs::load_u64(record->payload.data()), *record);
+          if (record->payload.size() < fs::kTidAt + 8) bad(record->offset, "is too short");
+          on_commit(fs::load_u64(record->payload.data() + fs::kTidAt), *record);
           break;
         }
         case fs::kCommitMark: {
@@ -99,9 +99,9 @@ std::string PackReport::describe() const {
   return "packed as of " + tid_repr(pack_tid) + ": " + std::to_string(old_bytes) + " -> " +
          std::to_string(new_bytes) + " bytes; kept " + std::to_string(revisions_kept) +
          " revisions in " + std::to_string(transactions_kept) + " transactions, dropped " +
-         std::to_string(revisions_dropped) + " revisions and " +
-         std::to_string(objects_dropped) + " unreachable objects; " +
-         std::to_string(tail_transactions) + " transactions committed during the pack";
+         std::to_string(revisions_dropped) + " revisions and " + std::to_string(objects_dropped) +
+         " unreachable objects; " + std::to_string(tail_transactions) +
+         " transactions committed during the pack";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -175,6 +175,9 @@ PackReport FileStorage::pack(Tid pack_tid, const std::vector<Oid>& extra_roots) 
   fs::FileHeader header;
   header.file_id = fs::random_file_id();
   header.created_us = s.env.now_micros();
+  header.chunk = s.header.chunk;
+  // Open recognises its own result by this, never by the mere presence of files.
+  header.packed_from = s.header.file_id;
   auto out = s.env.new_writable_file(packed);
   io::RecordWriter writer(*out, 0);
   writer.add(fs::kHeaderRecord, fs::encode_file_header(header));
@@ -184,8 +187,8 @@ PackReport FileStorage::pack(Tid pack_tid, const std::vector<Oid>& extra_roots) 
     const fs::DecodedTransaction t = decode_or_throw(txn, what);
     CommitRequest req = to_request(t);
     for (const auto& e : t.entries) {
-      const bool keep = tid > pack_tid ||
-                        (reachable.contains(e.oid) && as_of.at(e.oid).serial == tid);
+      const bool keep =
+          tid > pack_tid || (reachable.contains(e.oid) && as_of.at(e.oid).serial == tid);
       if (keep) {
         req.writes.push_back({e.oid, kNoTid, std::string(e.data)});
       } else {
@@ -203,8 +206,7 @@ PackReport FileStorage::pack(Tid pack_tid, const std::vector<Oid>& extra_roots) 
         fs::patch_entry(enc.payload, enc.entry_at[i], it->second.serial, it->second.offset);
       }
       new_index[oid] = Impl::IndexEntry{at + io::kRecordHeaderSize + enc.entry_at[i],
-                                        static_cast<std::uint32_t>(req.writes[i].data.size()),
-                                        tid};
+                                        static_cast<std::uint32_t>(req.writes[i].data.size()), tid};
     }
     writer.add(fs::kCommittedRecord, enc.payload);
     ++report.transactions_kept;
@@ -230,8 +232,9 @@ PackReport FileStorage::pack(Tid pack_tid, const std::vector<Oid>& extra_roots) 
     std::map<std::uint64_t, std::pair<std::uint64_t, std::vector<Impl::PendingWrite>>> moved;
     for (std::uint64_t offset : walker.undecided) {
       auto txn = io::read_record_at(*old, offset);
-      if (!txn) throw StorageError(what + ": prepared record at offset " +
-                                   std::to_string(offset) + " cannot be read back");
+      if (!txn)
+        throw StorageError(what + ": prepared record at offset " + std::to_string(offset) +
+                           " cannot be read back");
       const fs::DecodedTransaction t = decode_or_throw(*txn, what);
       CommitRequest req = to_request(t);
       for (Oid oid : t.read_checks) req.read_checks.push_back({oid, kNoTid});
@@ -251,6 +254,14 @@ PackReport FileStorage::pack(Tid pack_tid, const std::vector<Oid>& extra_roots) 
       moved[offset] = {at, std::move(writes)};
     }
     out_bytes = writer.offset();
+    // The header, rewritten in place (fixed size) now that the copy is complete: everything
+    // up to out_bytes is durable once the sync below returns, and no oid below next_oid may
+    // be handed out again, even if the objects that used them were dropped.
+    header.durable_end = out_bytes;
+    header.next_oid = s.next_oid.load();
+    out->write_at(0, io::encode_record(fs::kHeaderRecord, fs::encode_file_header(header)));
+    // A whole chunk, as the writer leaves it: the file's size is evidence at open.
+    write_zeros(*out, out_bytes, round_up(out_bytes, header.chunk));
     out->sync();
     out->close();
     const std::string dir = io::parent_dir(s.path);
@@ -288,6 +299,7 @@ PackReport FileStorage::pack(Tid pack_tid, const std::vector<Oid>& extra_roots) 
     s.writer->close();
     s.writer = std::move(new_writer);
     s.capacity = s.writer->size();
+    s.durable_end = out_bytes;
     s.next_offset = out_bytes;
     auto snapshot = s.snapshot_index_locked();
     s.resume_locked();
@@ -329,11 +341,13 @@ std::uint64_t FileStorage::backup(const std::string& dest_path) const {
   const Impl& s = *impl_;
   const io::RandomAccessFile* file = nullptr;
   std::uint64_t end = 0;
+  std::uint64_t grow = 0;
   {
     std::shared_lock il(s.index_mu);
     if (s.closed) throw UsageError(s.what() + " is closed: open it again to use it");
     file = s.reader;
     end = s.published_end;
+    grow = s.header.chunk;
   }
   // Bytes before `end` never change (append-only), so they are copied without any lock.
   const std::string temp = dest_path + ".tmp";
@@ -349,6 +363,8 @@ std::uint64_t FileStorage::backup(const std::string& dest_path) const {
     out->append(chunk);
     at += chunk.size();
   }
+  // Padded to a whole chunk, as the writer leaves a file: its size is evidence at open.
+  write_zeros(*out, end, round_up(end, grow));
   out->sync();
   out->close();
   s.env.rename_file(temp, dest_path);
@@ -361,11 +377,10 @@ std::uint64_t FileStorage::backup(const std::string& dest_path) const {
 
 std::string VerifyReport::describe() const {
   std::string out = path + ": " + (ok() ? "OK" : "PROBLEMS FOUND") + "\n";
-  out += "  " + std::to_string(file_bytes) + " bytes, " + std::to_string(records) +
-         " records, " + std::to_string(transactions) + " committed transactions (last " +
-         tid_repr(last_tid) + "), " + std::to_string(prepared) + " prepared, " +
-         std::to_string(aborted) + " aborted, " + std::to_string(revisions) + " revisions, " +
-         std::to_string(objects) + " objects\n";
+  out += "  " + std::to_string(file_bytes) + " bytes, " + std::to_string(records) + " records, " +
+         std::to_string(transactions) + " committed transactions (last " + tid_repr(last_tid) +
+         "), " + std::to_string(prepared) + " prepared, " + std::to_string(aborted) + " aborted, " +
+         std::to_string(revisions) + " revisions, " + std::to_string(objects) + " objects\n";
   out += "  framing: " + scan.describe() + "\n";
   for (const auto& p : problems) out += "  problem: " + p + "\n";
   return out;
@@ -402,9 +417,9 @@ VerifyReport FileStorage::verify(const std::string& path, io::Env* env_ptr) {
       ++v.revisions;
       auto& c = current[e.oid];
       if (e.prev_serial != c.serial || (c.serial != kNoTid && e.prev_offset != c.offset)) {
-        problem(offset, "the revision of " + oid_repr(e.oid) +
-                            " points back to serial " + tid_repr(e.prev_serial) +
-                            " but the previous revision is " + tid_repr(c.serial));
+        problem(offset, "the revision of " + oid_repr(e.oid) + " points back to serial " +
+                            tid_repr(e.prev_serial) + " but the previous revision is " +
+                            tid_repr(c.serial));
       }
       c = Current{tid, record_offset + io::kRecordHeaderSize + e.at, e.length};
     }

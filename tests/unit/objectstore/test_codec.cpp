@@ -738,5 +738,70 @@ TEST(Errors, ObjectNotFoundNamesTheOid) {
             "object 0x7 not found in this snapshot: referenced from object 0x1");
 }
 
+// --- nesting limits (issue 13) ----------------------------------------------------------------
+
+// A recursive value type: what made readers overflow the stack at depth 60,000.
+struct Tree {
+  std::vector<Tree> kids;
+  void save(StateWriter& w) const { w.write(kids); }
+  void load(StateReader& r) { r.read(kids); }
+};
+
+TEST(CodecNesting, TheWriterRefusesListsNestedDeeperThanTheReadersAccept) {
+  auto nested = [](std::size_t depth) {
+    std::string out;
+    encode_header(out, "t.Deep", 1);
+    StateWriter w(out);
+    for (std::size_t i = 0; i < depth; ++i) w.begin_list(1);
+    w.write_ref(7);
+    return out;
+  };
+  // At the limit: written, and every reader that walks without the type accepts it.
+  const std::string ok = nested(kMaxNesting);
+  std::vector<Oid> refs;
+  for_each_reference(ok, [&](std::string_view, Oid oid) { refs.push_back(oid); });
+  EXPECT_EQ(refs, std::vector<Oid>{7});
+  EXPECT_NO_THROW(describe_record(ok));
+  // One deeper: refused when written (so at commit), with what to do.
+  try {
+    nested(kMaxNesting + 1);
+    FAIL() << "expected the writer to refuse";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find(std::to_string(kMaxNesting)), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("Flatten"), std::string::npos) << e.what();
+  }
+  // Siblings do not add up: a wide, shallow state is fine.
+  std::string wide;
+  StateWriter w(wide);
+  w.begin_list(1000);
+  for (int i = 0; i < 1000; ++i) {
+    w.begin_list(1);
+    w.write(i);
+  }
+  SUCCEED();
+}
+
+TEST(CodecNesting, TheTypedWriterRefusesARecursiveValueDeeperThanTheLimit) {
+  Tree deep;
+  Tree* at = &deep;
+  for (int i = 0; i < 300; ++i) at = &at->kids.emplace_back();
+  std::string out;
+  StateWriter w(out);
+  EXPECT_THROW(w.write(deep), UsageError);
+}
+
+TEST(CodecNesting, TypedReadersOfDeeplyNestedDataFailCleanlyInsteadOfOverflowingTheStack) {
+  // 60,000 nested one-element lists, as a damaged or hostile record may hold.
+  std::string state;
+  for (int i = 0; i < 60000; ++i) state += "\x0a\x01";
+  state += "\x0a";
+  state.push_back('\0');
+  StateReader r(state);
+  Tree t;
+  EXPECT_THROW(r.read(t), StateError);
+  StateReader skipper(state);
+  EXPECT_THROW(skipper.skip(), StateError);
+}
+
 }  // namespace
 }  // namespace xact::objectstore

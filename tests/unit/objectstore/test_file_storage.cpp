@@ -3,12 +3,16 @@
 #include <xact/objectstore/file_storage.hpp>
 
 #include <atomic>
+#include <cstring>
+#include <functional>
+#include <span>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <random>
 #include <thread>
 
+#include <boost/endian/conversion.hpp>
 #include <gtest/gtest.h>
 
 #include <xact/errors.hpp>
@@ -166,6 +170,7 @@ TEST_F(FileStorageTest, MissingDamagedOrForeignIndexIsRebuiltByAFullScan) {
   }
   // Of another file (same path, a new file).
   env_.remove_file(kPath);
+  env_.remove_file(kPath + ".index");
   { auto s = open(); }
   env_.write_file(kPath + ".index", good);
   auto s = open();
@@ -220,7 +225,7 @@ TEST_F(FileStorageTest, TruncationAtEveryByteOfTheLastTransactionsKeepsCompleteO
     const bool prepared_only = expected == &states[2];
     EXPECT_EQ(s->open_report().prepared, prepared_only ? 1u : 0u) << "cut at " << cut;
     if (prepared_only) {
-      EXPECT_THROW(put(*s, 2, 99), ConflictError);
+      EXPECT_THROW(put(*s, 2, 99), InDoubtLockError);
     }
     // Writing goes on after the cut, and a second open is clean.
     put(*s, 9, 1);
@@ -269,10 +274,13 @@ TEST_F(FileStorageTest, RandomBitFlipsNeverCrashAndKeepWhatPrecedesTheDamage) {
         }
       }
       EXPECT_GE(s->last_transaction(),
-                expected->second.empty() ? kNoTid : std::max_element(
-                    expected->second.begin(), expected->second.end(),
-                    [](const auto& a, const auto& b) { return a.second.first < b.second.first; })
-                                                        ->second.first)
+                expected->second.empty()
+                    ? kNoTid
+                    : std::max_element(expected->second.begin(), expected->second.end(),
+                                       [](const auto& a, const auto& b) {
+                                         return a.second.first < b.second.first;
+                                       })
+                          ->second.first)
           << "flip at " << at;
     } catch (const StorageError& e) {
       EXPECT_NE(std::string(e.what()).find("offset"), std::string::npos) << e.what();
@@ -310,8 +318,9 @@ TEST_F(FileStorageTest, DamageFollowedByValidRecordsIsAnErrorNamingTheOffsetUnle
   EXPECT_TRUE(s->load(3));
 }
 
-TEST_F(FileStorageTest, UnwrittenSpaceFollowedByRecordsIsTheEndOfData) {
-  // What a copy taken during writes (or a crash with unsynced writes) can look like.
+TEST_F(FileStorageTest, ZeroedRangeFollowedByRecordsClaimingItDurableIsRefused) {
+  // Zeros where fsynced, acknowledged commits were: the later records say the file was synced
+  // beyond the zeros, so this is damage, not the end of data (which would drop them all).
   std::uint64_t first_end = 0;
   std::uint64_t second_end = 0;
   {
@@ -327,11 +336,21 @@ TEST_F(FileStorageTest, UnwrittenSpaceFollowedByRecordsIsTheEndOfData) {
   std::fill(data.begin() + static_cast<std::ptrdiff_t>(first_end),
             data.begin() + static_cast<std::ptrdiff_t>(second_end), '\0');
   env_.write_file(kPath, data);
-  auto s = open();
+  try {
+    open();
+    FAIL() << "expected the damage to be refused";
+  } catch (const StorageError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("offset " + std::to_string(first_end)), std::string::npos) << message;
+    EXPECT_NE(message.find(kPath), std::string::npos) << message;
+    EXPECT_NE(message.find("salvage"), std::string::npos) << message;
+  }
+  FileStorageOptions o = mem_options(env_);
+  o.salvage = true;
+  auto s = open(o);
   EXPECT_TRUE(s->load(1));
   EXPECT_FALSE(s->load(2));
-  EXPECT_FALSE(s->load(3));
-  EXPECT_GT(s->open_report().cut_off_bytes, 0u);
+  EXPECT_TRUE(s->load(3));
 }
 
 TEST(FileStorageLock, SecondOpenIsRefusedNamingTheHolderButReadOnlyOpensCoexist) {
@@ -432,7 +451,7 @@ TEST_F(FileStorageTest, ACommitMarkLostInACrashLeavesThePreparedTransactionToRec
   auto s = open();
   EXPECT_EQ(s->open_report().prepared, 1u);
   EXPECT_EQ(value_of(s->load(1)->data), 1);
-  EXPECT_THROW(put(*s, 1, 5), ConflictError);  // still locked
+  EXPECT_THROW(put(*s, 1, 5), InDoubtLockError);  // still locked, until recovery
   EXPECT_EQ(s->recover(node), std::vector<Xid>{xid});
   EXPECT_EQ(s->commit_prepared(xid), RecoverableResource::Outcome::done);
   EXPECT_EQ(value_of(s->load(1)->data), 2);
@@ -473,7 +492,7 @@ TEST_F(FileStorageTest, PreparedTransactionSurvivesReopenAndRollbackReleasesIt) 
   EXPECT_TRUE(s->open_report().index_used);
   EXPECT_EQ(s->recover(node), std::vector<Xid>{xid});
   EXPECT_TRUE(s->recover(NodeId::random()).empty());
-  EXPECT_THROW(put(*s, 1, 3), ConflictError);
+  EXPECT_THROW(put(*s, 1, 3), InDoubtLockError);
   EXPECT_EQ(s->rollback_prepared(xid), RecoverableResource::Outcome::done);
   EXPECT_EQ(s->rollback_prepared(xid), RecoverableResource::Outcome::unknown_id);
   EXPECT_EQ(value_of(s->load(1)->data), 1);
@@ -510,7 +529,8 @@ TEST_F(FileStorageTest, PackDropsOldRevisionsAndUnreachableObjectsAndKeepsRefere
   put(*s, 5, 50);
   expected = contents(*s);
   s.reset();
-  EXPECT_TRUE(FileStorage::verify(kPath, &env_).ok()) << FileStorage::verify(kPath, &env_).describe();
+  EXPECT_TRUE(FileStorage::verify(kPath, &env_).ok())
+      << FileStorage::verify(kPath, &env_).describe();
   EXPECT_TRUE(env_.exists(kPath + ".old"));
   {
     auto again = open();
@@ -597,7 +617,8 @@ TEST_F(FileStorageTest, PackInterruptedAtAnyStepLosesNothing) {
 }
 
 TEST(FileStoragePackCrash, KilledBetweenTheRenamesOpensWithThePackedFile) {
-  for (const char* point : {"file_storage.pack_before_rename", "file_storage.pack_between_renames"}) {
+  for (const char* point :
+       {"file_storage.pack_before_rename", "file_storage.pack_between_renames"}) {
     testing::TempDir dir;
     const std::string path = dir / "data.xfs";
     {
@@ -623,7 +644,10 @@ TEST(FileStoragePackCrash, KilledBetweenTheRenamesOpensWithThePackedFile) {
 
 // --- backup, verify, dump --------------------------------------------------------------------
 
-TEST(FileStorageBackup, ACopyTakenWithPlainCopyDuringWritesOpensAtACompleteTransaction) {
+// A plain copy racing the writer may read a region before it is written and a later one after
+// a synced write behind it: the later records then prove the hole was durable, so open refuses
+// it (naming the salvage option). Either way it never shows a half-applied state.
+TEST(FileStorageBackup, ACopyTakenWithPlainCopyDuringWritesOpensConsistentOrIsRefused) {
   testing::TempDir dir;
   const std::string path = dir / "data.xfs";
   auto s = FileStorage::open(path);
@@ -645,8 +669,12 @@ TEST(FileStorageBackup, ACopyTakenWithPlainCopyDuringWritesOpensAtACompleteTrans
     for (bool read_only : {true, false}) {
       FileStorageOptions o;
       o.read_only = read_only;
-      auto c = FileStorage::open(copy, o);
-      EXPECT_EQ(value_of(c->load(1)->data), value_of(c->load(2)->data));
+      try {
+        auto c = FileStorage::open(copy, o);
+        EXPECT_EQ(value_of(c->load(1)->data), value_of(c->load(2)->data));
+      } catch (const StorageError& e) {
+        EXPECT_NE(std::string(e.what()).find("salvage"), std::string::npos) << e.what();
+      }
     }
     const std::string online = dir / ("online" + std::to_string(round) + ".xfs");
     s->backup(online);
@@ -712,6 +740,288 @@ TEST(FileStorageOpen, OpenWithoutCreateOfAMissingFileLeavesNoLockFileBehind) {
   o.create = false;
   EXPECT_THROW(FileStorage::open(dir / "missing.xfs", o), StorageError);
   EXPECT_FALSE(std::filesystem::exists(dir / "missing.xfs.lock"));
+}
+
+// --- what proves a write durable (issue 13) ---------------------------------------------------
+
+std::string refusal(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const StorageError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected a refusal";
+  return {};
+}
+
+void zero(std::string& data, std::uint64_t from, std::uint64_t n) {
+  std::fill(data.begin() + static_cast<std::ptrdiff_t>(from),
+            data.begin() + static_cast<std::ptrdiff_t>(from + n), '\0');
+}
+
+TEST_F(FileStorageTest, DamageInTheLastUnsyncedWritesIsATornTailEvenWithValidRecordsAfterIt) {
+  // Two commit marks, each its own batch, neither synced: a crash may keep the second and
+  // lose the first (pages reach the disk in any order). Both claim only what was durable
+  // before them, so the damage is the end of data, not corruption.
+  std::uint64_t mark1 = 0;
+  {
+    auto s = open();
+    put(*s, 1, 1);
+    const auto p1 = s->prepare(request({{2, kNoTid, obj(2)}}));
+    const auto p2 = s->prepare(request({{3, kNoTid, obj(3)}}));
+    mark1 = s->stats().end_of_data;
+    s->finish(p1);
+    s->finish(p2);
+  }
+  std::string data = env_.read_file(kPath);
+  zero(data, mark1, io::kRecordOverhead + 24);  // the first mark: durable end, offset, tid
+  env_.write_file(kPath, data);
+  env_.remove_file(kPath + ".index");
+  auto s = open();
+  EXPECT_EQ(s->open_report().prepared, 2u) << s->open_report().describe();
+  EXPECT_GT(s->open_report().cut_off_bytes, 0u);
+  EXPECT_EQ(value_of(s->load(1)->data), 1);
+}
+
+TEST_F(FileStorageTest, DamageBelowTheDurableEndALaterRecordClaimsIsRefusedNamingTheOffset) {
+  // 200 synced one-phase commits, a 512-byte block zeroed early on, no index (as after any
+  // crash): every later record says the file was synced past the block.
+  std::uint64_t at = 0;
+  {
+    auto s = open();
+    for (int i = 0; i < 200; ++i) {
+      put(*s, static_cast<Oid>(i % 7), i);
+      if (i == 30) at = s->stats().end_of_data;
+    }
+  }
+  env_.remove_file(kPath + ".index");
+  std::string data = env_.read_file(kPath);
+  zero(data, at + 3, 512);
+  env_.write_file(kPath, data);
+  const std::string message = refusal([&] { open(); });
+  EXPECT_NE(message.find(kPath), std::string::npos) << message;
+  EXPECT_NE(message.find("offset " + std::to_string(at)), std::string::npos) << message;
+  EXPECT_NE(message.find("salvage"), std::string::npos) << message;
+  // Read-only (as backup opens) refuses too, and nothing was moved aside.
+  FileStorageOptions ro = mem_options(env_);
+  ro.read_only = true;
+  refusal([&] { open(ro); });
+  EXPECT_EQ(env_.read_file(kPath), data);
+}
+
+TEST_F(FileStorageTest, AnIndexCoveringMoreThanTheFileHoldsIsRefusedNotRescanned) {
+  std::uint64_t half = 0;
+  {
+    auto s = open();
+    for (int i = 0; i < 20; ++i) {
+      put(*s, static_cast<Oid>(i), i);
+      if (i == 9) half = s->stats().end_of_data;
+    }
+  }
+  // Truncated at a record boundary: without the index it would open as a clean, older file.
+  env_.write_file(kPath, env_.read_file(kPath).substr(0, half));
+  const std::string message = refusal([&] { open(); });
+  EXPECT_NE(message.find(kPath + ".index"), std::string::npos) << message;
+  EXPECT_NE(message.find("salvage"), std::string::npos) << message;
+  FileStorageOptions o = mem_options(env_);
+  o.use_index = false;  // evidence all the same
+  refusal([&] { open(o); });
+  o.salvage = true;
+  auto s = open(o);
+  EXPECT_EQ(contents(*s).size(), 10u);
+}
+
+TEST_F(FileStorageTest, ADamagedLastRecordTheIndexVouchesForIsRefusedNotDroppedAsTorn) {
+  std::uint64_t last = 0;
+  {
+    auto s = open();
+    for (int i = 0; i < 5; ++i) {
+      last = s->stats().end_of_data;
+      put(*s, static_cast<Oid>(i), i);
+    }
+  }
+  std::string data = env_.read_file(kPath);
+  data[last + 30] ^= 0x08;
+  env_.write_file(kPath, data);
+  const std::string message = refusal([&] { open(); });
+  EXPECT_NE(message.find("is damaged at offset"), std::string::npos) << message;
+}
+
+TEST_F(FileStorageTest, TheIndexIsWrittenOnlyAfterTheDataItCoversIsSynced) {
+  // SyncMode::none never syncs commits, but close syncs before writing the index: a crash
+  // after it loses nothing the index covers.
+  FileStorageOptions o = mem_options(env_);
+  o.sync = SyncMode::none;
+  {
+    auto s = open(o);
+    for (int i = 0; i < 5; ++i) put(*s, static_cast<Oid>(i), i);
+  }
+  env_.crash();
+  auto s = open(o);
+  EXPECT_EQ(contents(*s).size(), 5u) << s->open_report().describe();
+}
+
+TEST_F(FileStorageTest, ATruncatedPreallocatedFileIsRefusedEvenAtARecordBoundary) {
+  FileStorageOptions o = mem_options(env_);
+  o.preallocate_bytes = 64 * 1024;
+  std::vector<std::uint64_t> ends;
+  {
+    auto s = open(o);
+    for (int i = 0; i < 20; ++i) {
+      put(*s, static_cast<Oid>(i), i);
+      ends.push_back(s->stats().end_of_data);
+    }
+  }
+  env_.remove_file(kPath + ".index");
+  const std::string full = env_.read_file(kPath);
+  ASSERT_EQ(full.size() % o.preallocate_bytes, 0u);
+  for (std::uint64_t cut : {ends[10], ends[10] + 7, ends[19]}) {
+    env_.write_file(kPath, full.substr(0, cut));
+    const std::string message = refusal([&] { open(o); });
+    EXPECT_NE(message.find("truncated"), std::string::npos) << cut << ": " << message;
+  }
+  env_.write_file(kPath, full);
+  EXPECT_EQ(contents(*open(o)).size(), 20u);
+}
+
+TEST_F(FileStorageTest, AFileMovedAwayAfterACompletedPackIsNotReplacedByItsOldCopy) {
+  {
+    auto s = open();
+    put(*s, kRootOid, 1);
+    put(*s, kRootOid, 2);
+    s->pack(s->last_transaction());
+  }
+  env_.rename_file(kPath, "/db/elsewhere.xfs");
+  env_.remove_file(kPath + ".index");
+  const std::string message = refusal([&] { open(); });
+  EXPECT_NE(message.find(kPath + ".old"), std::string::npos) << message;
+  EXPECT_FALSE(env_.exists(kPath)) << "the old copy was put in place";
+  // The index alone is evidence too: the data file is missing, not new.
+  env_.rename_file("/db/elsewhere.xfs", kPath);
+  { auto s = open(); }
+  env_.remove_file(kPath + ".old");
+  env_.rename_file(kPath, "/db/elsewhere.xfs");
+  const std::string missing = refusal([&] { open(); });
+  EXPECT_NE(missing.find(kPath + ".index"), std::string::npos) << missing;
+  EXPECT_FALSE(env_.exists(kPath)) << "an empty storage was created";
+}
+
+TEST_F(FileStorageTest, AStrayPackFileBesideAnOldCopyIsNotTakenForAnInterruptedPack) {
+  {
+    auto s = open();
+    put(*s, kRootOid, 1);
+    s->pack(s->last_transaction());  // FILE.old: the file before this pack
+  }
+  // A FILE.pack that was not made from FILE.old (here: a copy of FILE.old itself).
+  put_file(env_, kPath + ".pack", env_.read_file(kPath + ".old"));
+  env_.rename_file(kPath, "/db/elsewhere.xfs");
+  refusal([&] { open(); });
+  EXPECT_FALSE(env_.exists(kPath));
+}
+
+TEST_F(FileStorageTest, TheHighestOidSurvivesPackAndALostIndex) {
+  Oid high = 0;
+  {
+    auto s = open();
+    put(*s, kRootOid, 1);
+    for (int i = 0; i < 40; ++i) high = s->new_oid();
+    put(*s, high, 2);  // unreachable from the root: pack drops it
+    put(*s, kRootOid, 3);
+    s->pack(s->last_transaction());
+    EXPECT_FALSE(s->load(high));
+  }
+  env_.remove_file(kPath + ".index");
+  auto s = open();
+  EXPECT_GT(s->new_oid(), high);
+}
+
+// Re-frames the index header after `edit` changed its payload.
+void edit_index_header(io::Env& env, const std::string& path,
+                       const std::function<void(std::string&)>& edit) {
+  const std::string ipath = path + ".index";
+  std::string bytes;
+  {
+    auto f = env.new_random_access_file(ipath);
+    bytes.resize(f->size());
+    bytes.resize(f->read(0, bytes));
+    auto first = io::read_record_at(*f, 0);
+    ASSERT_TRUE(first);
+    std::string payload = first->payload;
+    edit(payload);
+    bytes = io::encode_record(first->type, payload) + bytes.substr(first->end());
+  }
+  env.remove_file(ipath);
+  put_file(env, ipath, bytes);
+}
+
+TEST_F(FileStorageTest, AnIndexClaimingMoreEntriesThanItsSizeIsNotUsedAndAllocatesNothing) {
+  {
+    auto s = open();
+    for (int i = 0; i < 10; ++i) put(*s, static_cast<Oid>(i), i);
+  }
+  // "XACTOIDX", version, file id, covered end, crc, last tid, next oid: the count is at 56.
+  edit_index_header(env_, kPath, [](std::string& p) {
+    char b[8];
+    boost::endian::store_little_u64(reinterpret_cast<unsigned char*>(b), std::uint64_t{1} << 40);
+    p.replace(56, 8, b, 8);
+  });
+  auto s = open();  // used to escape as std::bad_alloc
+  EXPECT_FALSE(s->open_report().index_used);
+  EXPECT_NE(s->open_report().index_problem.find("entries"), std::string::npos)
+      << s->open_report().index_problem;
+  EXPECT_EQ(contents(*s).size(), 10u);
+}
+
+TEST_F(FileStorageTest, AFileOfFormatVersionOneIsRefusedSayingWhatToDo) {
+  { auto s = open(); }
+  std::string data = env_.read_file(kPath);
+  auto f = env_.new_random_access_file(kPath);
+  auto header = io::read_record_at(*f, 0);
+  ASSERT_TRUE(header);
+  std::string payload = header->payload;
+  payload[8] = 1;  // the version field, after the magic
+  data.replace(0, header->end(), io::encode_record(header->type, payload));
+  env_.write_file(kPath, data);
+  env_.remove_file(kPath + ".index");
+  const std::string message = refusal([&] { open(); });
+  EXPECT_NE(message.find("format version 1"), std::string::npos) << message;
+  EXPECT_NE(message.find("copy its objects"), std::string::npos) << message;
+}
+
+// Counts the bytes a scan reads, to check it is linear in the file size (no clock involved).
+class CountingFile : public io::RandomAccessFile {
+ public:
+  explicit CountingFile(std::string data) : data_(std::move(data)) {}
+  std::size_t read(std::uint64_t offset, std::span<char> out) const override {
+    if (offset >= data_.size()) return 0;
+    const std::size_t n = std::min<std::size_t>(out.size(), data_.size() - offset);
+    std::memcpy(out.data(), data_.data() + offset, n);
+    bytes_read += n;
+    return n;
+  }
+  std::uint64_t size() const override { return data_.size(); }
+  const std::string& path() const override { return path_; }
+  mutable std::uint64_t bytes_read = 0;
+
+ private:
+  std::string data_;
+  std::string path_ = "counting";
+};
+
+TEST(FileStorageScan, ALongRunOfOneByteValueWithAFlipIsScannedInLinearTime) {
+  // 0x01 everywhere looks like a record of 16 MiB at every offset (type 1, a length that
+  // fits, a matching trailer): a resynchronising scan that checksums each would read 16 MiB
+  // per byte of the file. One flipped byte makes the first offset fail.
+  std::string data(20u << 20, '\x01');
+  data[5] = '\x02';
+  CountingFile file(data);
+  io::RecordReader reader(file);
+  while (reader.next()) {
+  }
+  EXPECT_TRUE(reader.report().resync_gave_up);
+  ASSERT_EQ(reader.report().corrupt.size(), 1u);
+  EXPECT_EQ(reader.report().corrupt[0].offset, 0u);
+  EXPECT_LE(file.bytes_read, 8 * data.size() + (128u << 20)) << "not linear";
 }
 
 }  // namespace

@@ -107,6 +107,11 @@ struct ScanReport {
   std::string cut_off_reason;
   /// Zero bytes at the very end: the unused part of a preallocated file.
   std::uint64_t zero_tail_bytes = 0;
+  /// Resynchronisation stopped: the bytes after the last corrupt range hold so many false
+  /// record starts (e.g. a long run of one byte value) that checking them all would cost more
+  /// than a few reads of the file. That range is reported as corrupt up to the end of the
+  /// file, whether or not valid records follow it, so every scan stays linear in the size.
+  bool resync_gave_up = false;
 
   /// No corruption and no cut-off record.
   bool clean() const { return corrupt.empty() && cut_off_bytes == 0; }
@@ -149,6 +154,7 @@ class RecordReader {
   std::string_view window_at(std::uint64_t offset, std::size_t min_bytes);
   std::string_view view(std::uint64_t offset, std::size_t n);
   std::string_view read(std::uint64_t offset, std::size_t n, std::string& scratch);
+  bool over_budget() const { return work_ > budget_; }
 
   const RandomAccessFile& file_;
   ScanOptions options_;
@@ -160,6 +166,11 @@ class RecordReader {
   std::string window_;
   std::uint64_t window_offset_ = 0;
   std::string scratch_;
+  // Bytes checksummed plus a charge per read outside the window: bounded by budget_ (a few
+  // times the file size), so a file crafted to look like records everywhere costs a few reads
+  // of it, not one per byte.
+  std::uint64_t work_ = 0;
+  std::uint64_t budget_ = 0;
 };
 
 /// The record starting exactly at `offset`, or nullopt when no valid record starts there

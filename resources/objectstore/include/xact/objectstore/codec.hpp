@@ -67,7 +67,12 @@ inline constexpr std::uint8_t kRecordFormat = 1;
 /// Lists and maps nest at most this deep. Readers that walk a state without its type (skip,
 /// for_each_reference, describe_record) reject deeper data with StateError, so a malicious
 /// or damaged record cannot exhaust the stack or the reader's memory.
+/// StateWriter enforces the same limit (UsageError at save, so at commit), so a record that
+/// a writer produced is always readable.
 inline constexpr std::size_t kMaxNesting = 256;
+/// How deep the typed readers and writers (read/write of vectors, maps and self-coded values)
+/// may recurse: bounds the call stack for recursive value types, whatever the data says.
+inline constexpr std::size_t kMaxRecursion = 4 * kMaxNesting;
 
 enum class Tag : std::uint8_t {
   none = 0x00,
@@ -103,8 +108,7 @@ class StateWriter {
   /// Throws UsageError for an empty database name (it would read back as a plain reference).
   void write_xref(std::string_view database, Oid oid);
   template <class T>
-    requires std::is_integral_v<T> && (!std::is_same_v<T, bool>)
-  void write(T v) {
+  requires std::is_integral_v<T> &&(!std::is_same_v<T, bool>)void write(T v) {
     if constexpr (std::is_signed_v<T>) {
       write_signed(static_cast<std::int64_t>(v));
     } else {
@@ -117,17 +121,20 @@ class StateWriter {
   void begin_map(std::size_t count);
 
   template <class T>
-    requires SelfCoded<T, StateWriter, StateReader>
+  requires SelfCoded<T, StateWriter, StateReader>
   void write(const T& v) {
+    Deeper guard(*this);
     v.save(*this);
   }
   template <class T>
   void write(const std::vector<T>& v) {
+    Deeper guard(*this);
     begin_list(v.size());
     for (const auto& e : v) write(e);
   }
   template <class K, class V, class C, class A>
   void write(const std::map<K, V, C, A>& m) {
+    Deeper guard(*this);
     begin_map(m.size());
     for (const auto& [k, e] : m) {
       write(k);
@@ -147,18 +154,30 @@ class StateWriter {
   std::string& buffer() noexcept { return out_; }
 
  private:
+  // Counts the typed writers' recursion (the readers refuse what would go deeper).
+  struct Deeper {
+    explicit Deeper(StateWriter& w);
+    ~Deeper() { --w_.depth_; }
+    StateWriter& w_;
+  };
   void write_signed(std::int64_t v);
   void write_unsigned(std::uint64_t v);
+  /// Every value goes through here: tracks the open lists and maps as the readers do.
+  void put(Tag tag);
+  void open(Tag tag, std::uint64_t slots);
   std::string& out_;
   Connection* connection_;
+  // Values still to come in each open list or map, counted exactly as for_each_reference
+  // does, so the writer refuses precisely what the readers would refuse.
+  std::vector<std::uint64_t> open_;
+  std::size_t depth_ = 0;
 };
 
 /// Reads tagged values from a byte string (which must outlive the reader).
 class StateReader {
  public:
   /// `what` names the record in error messages ("object 0x1f (bank.Account)").
-  explicit StateReader(std::string_view in, Connection* connection = nullptr,
-                       std::string what = {})
+  explicit StateReader(std::string_view in, Connection* connection = nullptr, std::string what = {})
       : in_(in), connection_(connection), what_(std::move(what)) {}
 
   /// The tag of the next value; throws StateError at the end of the data.
@@ -186,8 +205,7 @@ class StateReader {
   void read(double& v) { v = read_double(); }
   void read(std::string& v) { v = read_string(); }
   template <class T>
-    requires std::is_integral_v<T> && (!std::is_same_v<T, bool>)
-  void read(T& v) {
+  requires std::is_integral_v<T> &&(!std::is_same_v<T, bool>)void read(T& v) {
     if constexpr (std::is_signed_v<T>) {
       v = checked_cast<T>(read_int());
     } else {
@@ -195,12 +213,14 @@ class StateReader {
     }
   }
   template <class T>
-    requires SelfCoded<T, StateWriter, StateReader>
+  requires SelfCoded<T, StateWriter, StateReader>
   void read(T& v) {
+    Deeper guard(*this);
     v.load(*this);
   }
   template <class T>
   void read(std::vector<T>& v) {
+    Deeper guard(*this);
     const std::size_t n = read_list();
     v.clear();
     v.reserve(n);
@@ -208,6 +228,7 @@ class StateReader {
   }
   template <class K, class V, class C, class A>
   void read(std::map<K, V, C, A>& m) {
+    Deeper guard(*this);
     const std::size_t n = read_map();
     m.clear();
     for (std::size_t i = 0; i < n; ++i) {
@@ -240,12 +261,23 @@ class StateReader {
   [[noreturn]] void fail(std::string_view message) const;
 
  private:
+  // Bounds the typed readers' recursion (kMaxRecursion): a record cannot exhaust the stack.
+  struct Deeper {
+    explicit Deeper(StateReader& r) : r_(r) {
+      if (++r_.depth_ > kMaxRecursion) {
+        --r_.depth_;
+        r_.fail("values nested deeper than " + std::to_string(kMaxRecursion) + " levels");
+      }
+    }
+    ~Deeper() { --r_.depth_; }
+    StateReader& r_;
+  };
   template <class T, class U>
   T checked_cast(U v) {
     // std::in_range refuses character types (char, char8_t, wchar_t...): check against the
     // standard integer type of the same size and signedness instead.
-    using Standard = std::conditional_t<std::is_signed_v<T>, std::make_signed_t<T>,
-                                        std::make_unsigned_t<T>>;
+    using Standard =
+        std::conditional_t<std::is_signed_v<T>, std::make_signed_t<T>, std::make_unsigned_t<T>>;
     if (!std::in_range<Standard>(v)) fail("integer out of range for the field it is read into");
     return static_cast<T>(v);
   }
@@ -257,6 +289,7 @@ class StateReader {
   std::size_t pos_ = 0;
   Connection* connection_;
   std::string what_;
+  std::size_t depth_ = 0;
 };
 
 /// What precedes the state in an object record.

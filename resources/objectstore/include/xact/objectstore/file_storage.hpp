@@ -10,7 +10,7 @@
 //   FILE            the data: a header record, then transactions, commit and abort marks
 //   FILE.lock       the exclusive lock (held while open; names the holder)
 //   FILE.index      the persisted index, written by close() and save_index()
-//   FILE.tail-<us>  bytes of an incomplete last write cut off by open() (kept for inspection)
+//   FILE.tail-<us>  the last, never-synced writes cut off by open() (kept for inspection)
 //   FILE.pack       a pack in progress;  FILE.old  the file as it was before the last pack
 //
 // Committing. prepare() appends a prepared record and fsyncs it (a yes vote); finish()
@@ -31,11 +31,30 @@
 #include <string_view>
 #include <vector>
 
+#include <xact/errors.hpp>
 #include <xact/io/env.hpp>
 #include <xact/io/record.hpp>
 #include <xact/objectstore/storage.hpp>
 
 namespace xact::objectstore {
+
+/// prepare() / commit_one_phase() found an object locked by a transaction that was prepared
+/// before the storage was opened (a crash or restart interrupted its two-phase commit). Not a
+/// TransientError: retrying cannot help, because only recovery (xact::Recovery with the
+/// coordinator's decision log and `DB::recovery_resource()` registered, or
+/// FileStorage::commit_prepared / rollback_prepared by hand) decides it and releases the lock.
+class InDoubtLockError : public ResourceError {
+ public:
+  InDoubtLockError(Oid oid, const std::string& type, Tid read, const Xid& holder,
+                   const std::string& storage_path);
+  Oid oid() const noexcept { return oid_; }
+  /// The prepared transaction holding the lock.
+  const Xid& holder() const noexcept { return holder_; }
+
+ private:
+  Oid oid_;
+  Xid holder_;
+};
 
 /// How hard durable writes push to the disk.
 enum class SyncMode {
@@ -70,16 +89,16 @@ struct FileStorageOptions {
 
 /// What open() found and did.
 struct FileStorageOpenReport {
-  bool created = false;        ///< the file did not exist and was created
-  bool index_used = false;     ///< FILE.index was valid: only the tail after it was scanned
-  std::string index_problem;   ///< why the index was not used (missing, stale, damaged)
+  bool created = false;             ///< the file did not exist and was created
+  bool index_used = false;          ///< FILE.index was valid: only the tail after it was scanned
+  std::string index_problem;        ///< why the index was not used (missing, stale, damaged)
   std::uint64_t scanned_from = 0;   ///< where the scan started (0 without an index)
   std::uint64_t scanned_bytes = 0;  ///< how many bytes of records were read by the scan
   std::uint64_t end_of_data = 0;    ///< where the next record goes
   std::uint64_t transactions = 0;   ///< committed transactions seen by the scan
   Tid last_tid = kNoTid;
-  std::uint64_t objects = 0;        ///< live objects
-  std::uint64_t prepared = 0;       ///< prepared transactions handed to recovery
+  std::uint64_t objects = 0;   ///< live objects
+  std::uint64_t prepared = 0;  ///< prepared transactions handed to recovery
   /// Bytes of an incomplete last write (a crash, or a copy taken while writing), cut off and
   /// moved to `tail_file` (read-write open) or just ignored (read-only open).
   std::uint64_t cut_off_bytes = 0;
@@ -115,9 +134,9 @@ struct VerifyReport {
   std::uint64_t prepared = 0;      ///< prepared, not decided at the end of the file
   std::uint64_t aborted = 0;
   std::uint64_t revisions = 0;
-  std::uint64_t objects = 0;       ///< live at the end
+  std::uint64_t objects = 0;  ///< live at the end
   Tid last_tid = kNoTid;
-  io::ScanReport scan;             ///< the framing's view (cut-off tail, corrupt ranges)
+  io::ScanReport scan;  ///< the framing's view (cut-off tail, corrupt ranges)
   /// Everything wrong besides a cut-off tail: damaged records, marks without a prepared
   /// record, tids out of order, bad back pointers, references to missing objects.
   std::vector<std::string> problems;
@@ -131,21 +150,21 @@ struct FileRecordInfo {
   enum class Kind { header, prepared, committed, commit_mark, abort_mark, unknown };
   Kind kind = Kind::unknown;
   std::uint64_t offset = 0;
-  std::uint64_t size = 0;              ///< framed size in bytes
-  Tid tid = kNoTid;                    ///< committed: its tid; commit mark: the tid it assigns
-  std::uint64_t prepared_offset = 0;   ///< marks: the prepared record they decide
-  Xid xid;                             ///< prepared / committed (empty for one-phase)
+  std::uint64_t size = 0;             ///< framed size in bytes
+  Tid tid = kNoTid;                   ///< committed: its tid; commit mark: the tid it assigns
+  std::uint64_t prepared_offset = 0;  ///< marks: the prepared record they decide
+  Xid xid;                            ///< prepared / committed (empty for one-phase)
   TransactionMeta meta;
   std::vector<Oid> read_checks;
   struct Entry {
     Oid oid = 0;
-    Tid prev_serial = kNoTid;          ///< the revision this one replaced (kNoTid: new)
-    std::uint64_t prev_offset = 0;     ///< where that revision's entry is (0: none)
-    std::uint64_t offset = 0;          ///< where this entry is
+    Tid prev_serial = kNoTid;       ///< the revision this one replaced (kNoTid: new)
+    std::uint64_t prev_offset = 0;  ///< where that revision's entry is (0: none)
+    std::uint64_t offset = 0;       ///< where this entry is
     std::string data;
   };
   std::vector<Entry> entries;
-  std::string error;                   ///< why a record could not be decoded (kind unknown)
+  std::string error;  ///< why a record could not be decoded (kind unknown)
 };
 std::string_view to_string(FileRecordInfo::Kind kind);
 
@@ -153,9 +172,13 @@ class FileStorage final : public Storage {
  public:
   /// Opens (or creates) the storage file at `path`. Takes FILE.lock (a second open for
   /// writing, from this or another process, throws StorageError naming the holder), cuts off
-  /// an incomplete tail into a side file, loads FILE.index when it is valid and scans only the
-  /// records after it, and hands prepared transactions to recovery. Throws StorageError for
-  /// damage in the middle of the file (unless options.salvage), UsageError for bad options.
+  /// the last, never-synced writes into a side file, loads FILE.index when it is valid and
+  /// scans only the records after it, and hands prepared transactions to recovery. Throws
+  /// StorageError for damage that the file's evidence (the durable end each write batch
+  /// records, the index, the header, the file's size) shows was durable, naming the offset
+  /// (unless options.salvage), for a missing file that its index or FILE.old shows existed,
+  /// and for a file of format version 1; UsageError for bad options. See doc/file_storage.md,
+  /// "What open can prove".
   static std::unique_ptr<FileStorage> open(const std::string& path,
                                            FileStorageOptions options = {});
 
@@ -220,18 +243,18 @@ class FileStorage final : public Storage {
   const FileStorageOpenReport& open_report() const;
 
   struct Stats {
-    std::uint64_t commits = 0;        ///< finished + one-phase commits
+    std::uint64_t commits = 0;  ///< finished + one-phase commits
     std::uint64_t prepares = 0;
     std::uint64_t aborts = 0;
     std::uint64_t conflicts = 0;
-    std::uint64_t writes = 0;         ///< batch writes (each one write call)
-    std::uint64_t syncs = 0;          ///< fdatasyncs of the data file
-    std::uint64_t max_batch = 0;      ///< most writers served by one write
+    std::uint64_t writes = 0;     ///< batch writes (each one write call)
+    std::uint64_t syncs = 0;      ///< fdatasyncs of the data file
+    std::uint64_t max_batch = 0;  ///< most writers served by one write
     std::uint64_t bytes_written = 0;
     std::uint64_t end_of_data = 0;
     std::uint64_t objects = 0;
-    std::uint64_t prepared = 0;       ///< currently prepared
-    bool failed = false;              ///< fail-stop after an I/O failure
+    std::uint64_t prepared = 0;  ///< currently prepared
+    bool failed = false;         ///< fail-stop after an I/O failure
   };
   Stats stats() const;
 
