@@ -34,6 +34,9 @@ struct Counters {
   std::uint64_t heuristics = 0;           ///< heuristic outcomes found
   std::uint64_t in_doubt = 0;             ///< commits left for recovery to decide
   std::uint64_t decisions_logged = 0;     ///< commit records forced to a decision log
+  /// Branches the re-driver (<xact/redriver.hpp>) finished while the process ran.
+  std::uint64_t completions_redriven = 0;
+  std::uint64_t redrive_failures = 0;  ///< re-driver calls that failed and were retried
 };
 
 /// A snapshot of the process-wide counters.
@@ -50,6 +53,8 @@ enum class Counter {
   heuristics,
   in_doubt,
   decisions_logged,
+  completions_redriven,
+  redrive_failures,
   count_
 };
 void count(Counter c, std::uint64_t n = 1) noexcept;
