@@ -218,6 +218,16 @@ class DecisionStore {
   virtual Lookup lookup_decision(const Gtrid& gtrid) = 0;
   /// Drops the marker once every other participant finished. Must not throw.
   virtual void forget_decision(const Gtrid& gtrid) noexcept = 0;
+  /// Drops every marker of `node`'s transactions from epochs before `epoch` (those a crash left
+  /// behind). Recovery calls it after its first complete run in a process, which has decided
+  /// every branch that earlier runs of the node left prepared in the registered resources.
+  /// Returns how many it dropped; may throw (recovery logs it and tries again after its next
+  /// complete run). The default keeps nothing to drop.
+  virtual std::size_t forget_decisions_before(const NodeId& node, std::uint32_t epoch) {
+    (void)node;
+    (void)epoch;
+    return 0;
+  }
 };
 
 /// Optional capability: recovery. Implemented by every RM whose yes vote survives a crash.
