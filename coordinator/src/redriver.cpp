@@ -18,6 +18,7 @@ namespace xact {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
 
 std::string_view outcome_name(RecoverableResource::Outcome o) {
   using O = RecoverableResource::Outcome;
@@ -159,7 +160,8 @@ void Redriver::State::apply(const std::vector<Result>& results, const ResourceMa
       }
       r.unreachable = true;
       r.next_at = now + jittered(r.backoff);
-      r.backoff = std::min(options.max_backoff, r.backoff * 2);
+      r.backoff =
+          std::min(options.max_backoff, std::max<std::chrono::milliseconds>(r.backoff * 2, 1ms));
       continue;
     }
     if (r.unreachable) {
@@ -321,6 +323,11 @@ Redriver::~Redriver() {
                           " on '" + item.resource + "'");
     }
     s.stats.abandoned += abandoned.size();
+    if (s.exited || !s.started) {
+      // The resource managers are released here, not by a thread that may outlive main.
+      s.items.clear();
+      s.txns.clear();
+    }
   }
   {
     std::lock_guard guard(s.log_mu);
