@@ -8,6 +8,10 @@
 #   scripts/servers.sh kill-pg       DIR   SIGKILL every PostgreSQL process, start again (a crash)
 #   scripts/servers.sh restart-mysql DIR   clean restart of MariaDB
 #   scripts/servers.sh kill-mysql    DIR   SIGKILL mariadbd, start again (a crash)
+#   scripts/servers.sh down-pg       DIR   SIGKILL every PostgreSQL process and leave it down
+#   scripts/servers.sh up-pg         DIR   start PostgreSQL again (after down-pg)
+#   scripts/servers.sh down-mysql    DIR   SIGKILL mariadbd and leave it down
+#   scripts/servers.sh up-mysql      DIR   start MariaDB again (after down-mysql)
 #
 # Everything lives in DIR: data, sockets, logs, pid files. Both servers listen on 127.0.0.1
 # only, on free ports the script picks (never 5432/3306), with fsync on, so a prepared
@@ -43,7 +47,7 @@ die() {
 }
 
 usage() {
-  sed -n '2,11p' "$SCRIPT_PATH" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,15p' "$SCRIPT_PATH" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -463,6 +467,22 @@ case "$cmd" in
   kill-mysql)
     load_state
     my_kill
+    my_start
+    ;;
+  down-pg)
+    load_state
+    pg_kill_all
+    ;;
+  up-pg)
+    load_state
+    pg_start
+    ;;
+  down-mysql)
+    load_state
+    my_kill
+    ;;
+  up-mysql)
+    load_state
     my_start
     ;;
   *) usage ;;

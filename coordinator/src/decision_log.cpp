@@ -13,6 +13,7 @@
 
 #include <xact/errors.hpp>
 #include <xact/log.hpp>
+#include <xact/redriver.hpp>
 
 #include "decision_log_format.hpp"
 
@@ -717,7 +718,8 @@ std::string DecisionLog::OpenReport::describe() const {
   return out;
 }
 
-DecisionLog::DecisionLog(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+DecisionLog::DecisionLog(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)), redriver_(std::make_unique<Redriver>(this)) {}
 
 std::unique_ptr<DecisionLog> DecisionLog::open(io::Env& env, std::string dir,
                                                DecisionLogOptions options) {
@@ -732,6 +734,7 @@ std::unique_ptr<DecisionLog> DecisionLog::open(io::Env& env, std::string dir,
 }
 
 DecisionLog::~DecisionLog() {
+  redriver_.reset();  // its last done records go out with the flush below
   impl_->flush_pending_done();
   if (impl_->segment) {
     try {
@@ -757,9 +760,14 @@ Gtrid DecisionLog::new_gtrid() {
 }
 
 bool DecisionLog::in_flight(const Gtrid& gtrid) const {
-  std::lock_guard guard(impl_->flight_mu);
-  return impl_->flying.contains(gtrid);
+  {
+    std::lock_guard guard(impl_->flight_mu);
+    if (impl_->flying.contains(gtrid)) return true;
+  }
+  return redriver_->owns(gtrid);
 }
+
+Redriver& DecisionLog::redriver() noexcept { return *redriver_; }
 
 void DecisionLog::release(const Gtrid& gtrid) noexcept {
   std::lock_guard guard(impl_->flight_mu);

@@ -16,8 +16,10 @@ struct SinkState {
 };
 
 SinkState& sink_state() {
-  static SinkState state;
-  return state;
+  // Never destroyed: threads that outlive main (the re-driver's, stopping during static
+  // destruction) may still log.
+  static SinkState* state = new SinkState;
+  return *state;
 }
 
 std::atomic<int> min_level{static_cast<int>(LogLevel::info)};
@@ -84,6 +86,8 @@ Counters counters() noexcept {
   out.in_doubt = v(C::in_doubt);
   out.decisions_logged = v(C::decisions_logged);
   out.late_joins = v(C::late_joins);
+  out.completions_redriven = v(C::completions_redriven);
+  out.redrive_failures = v(C::redrive_failures);
   return out;
 }
 

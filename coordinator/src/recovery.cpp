@@ -144,9 +144,12 @@ void Recovery::redrive_unfinished(RecoveryReport& report, bool dry_run) {
           report.actions.push_back(
               {RecoveryAction::Kind::commit, p.resource, xid, "re-driven from the commit record"});
         } else if (outcome == RecoverableResource::Outcome::unknown_id) {
+          // The normal case: the branch committed before the process stopped, and only the
+          // done record (never forced) was lost with it.
           report.actions.push_back({RecoveryAction::Kind::already_finished, p.resource, xid,
-                                    "no such prepared id: already committed, or finished by "
-                                    "an administrator; counted as done"});
+                                    "already committed (normal: the done record is written "
+                                    "lazily, so a stop after the last finish leaves the commit "
+                                    "record behind); counted as done"});
         } else {
           record_heuristic(report, p.resource, xid, outcome, /*expected_commit=*/true, dry_run);
         }
@@ -248,7 +251,9 @@ void Recovery::decide_prepared(RecoveryReport& report, bool dry_run) {
           report.actions.push_back({kind, name, xid, why});
         } else if (outcome == RecoverableResource::Outcome::unknown_id) {
           report.actions.push_back({RecoveryAction::Kind::already_finished, name, xid,
-                                    "finished by someone else meanwhile"});
+                                    "listed as prepared, then gone: finished meanwhile by "
+                                    "another recovery or by an administrator; counted as "
+                                    "done"});
         } else {
           record_heuristic(report, name, xid, outcome, commit, dry_run);
         }
@@ -299,6 +304,7 @@ RecoveryReport Recovery::run(bool dry_run) {
       }
     }
   }
+  if (!dry_run && report.complete()) prune_decision_markers();
   if (!report.actions.empty() || !report.owed.empty()) {
     log(report.owed.empty() ? LogLevel::info : LogLevel::warning, report.describe());
   }
@@ -398,6 +404,36 @@ RecoveryReport Recovery::roll_back_lost_node(const NodeId& lost_node, bool dry_r
     log(report.owed.empty() ? LogLevel::warning : LogLevel::error, report.describe());
   }
   return report;
+void Recovery::prune_decision_markers() {
+  // Once per process: a complete run has decided every branch that earlier runs of this node
+  // (earlier epochs) left prepared in the registered resources, so their markers are never
+  // asked for again. Later epochs' markers are left to forget_decision.
+  if (markers_pruned_) return;
+  std::vector<std::pair<std::string, DecisionStore*>> stores;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& [name, reg] : resources_) {
+      if (auto* s = reg.rm->decision_store()) stores.emplace_back(name, s);
+    }
+  }
+  bool all = true;
+  for (auto& [name, store] : stores) {
+    try {
+      const std::size_t n = store->forget_decisions_before(log_->node_id(), log_->epoch());
+      if (n > 0) {
+        log(LogLevel::info, "recovery: dropped " + std::to_string(n) +
+                                " decision marker(s) of earlier runs from resource '" + name + "'");
+      }
+    } catch (...) {
+      all = false;
+      log(LogLevel::warning,
+          "recovery: could not drop the decision markers of earlier runs "
+          "from resource '" +
+              name + "' (" + error_message(std::current_exception()) +
+              "); tried again after the next complete run");
+    }
+  }
+  markers_pruned_ = all;
 }
 
 RecoveryReport Recovery::last_report() const {

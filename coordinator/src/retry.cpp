@@ -20,9 +20,17 @@ std::chrono::microseconds jittered(std::chrono::microseconds backoff) {
 
 Attempts::Attempts(TransactionManager& manager, RetryPolicy policy)
     : manager_(manager), policy_(std::move(policy)), backoff_(policy_.initial_backoff) {
-  if (policy_.attempts < 1) throw UsageError("RetryPolicy::attempts must be at least 1");
+  if (policy_.attempts < 0) {
+    throw UsageError("RetryPolicy::attempts must be 0 (no limit but the deadline) or more");
+  }
+  if (policy_.attempts == 0 && policy_.deadline <= std::chrono::milliseconds::zero()) {
+    throw UsageError(
+        "RetryPolicy: neither an attempt limit nor a deadline; set `attempts` or `deadline` so "
+        "that the retries end");
+  }
   if (!policy_.sleep)
     policy_.sleep = [](std::chrono::microseconds d) { std::this_thread::sleep_for(d); };
+  if (!policy_.now) policy_.now = [] { return RetryPolicy::Clock::now(); };
 }
 
 Attempts::~Attempts() {
@@ -31,7 +39,8 @@ Attempts::~Attempts() {
 
 bool Attempts::next() {
   if (done_) return false;
-  if (attempt_ >= policy_.attempts) return false;
+  if (policy_.attempts > 0 && attempt_ >= policy_.attempts) return false;
+  if (attempt_ == 0) started_ = policy_.now();
   ++attempt_;
   txn_ = manager_.begin().shared_from_this();
   return true;
@@ -43,28 +52,43 @@ Transaction& Attempts::transaction() {
 }
 
 CommitOutcome Attempts::commit() {
-  CommitOutcome outcome = transaction().commit();
+  outcome_ = transaction().commit();
   done_ = true;
-  return outcome;
+  return outcome_;
 }
 
 void Attempts::failed(std::exception_ptr error) {
   // Ask before the abort: it drops the participants whose RetryClassifier may say yes.
   const bool retryable = txn_ && txn_->is_retryable(error);
   if (txn_) txn_->abort();
-  if (!retryable || attempt_ >= policy_.attempts) std::rethrow_exception(error);
-  detail::count(detail::Counter::retries);
+  errors_.push_back(error);
+  if (!retryable) std::rethrow_exception(error);
+  if (policy_.attempts > 0 && attempt_ >= policy_.attempts) std::rethrow_exception(error);
   auto wait = policy_.jitter ? jittered(backoff_) : backoff_;
+  const auto elapsed =
+      std::chrono::duration_cast<std::chrono::microseconds>(policy_.now() - started_);
+  if (policy_.deadline > std::chrono::milliseconds::zero()) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::microseconds>(policy_.deadline) - elapsed;
+    if (left <= std::chrono::microseconds::zero()) std::rethrow_exception(error);
+    wait = std::min(wait, left);
+  }
   backoff_ = std::min(policy_.max_backoff,
                       std::chrono::microseconds(static_cast<std::int64_t>(
                           static_cast<double>(backoff_.count()) * policy_.multiplier)));
+  if (policy_.on_retry) policy_.on_retry(RetryEvent{attempt_, error, wait, elapsed});
+  detail::count(detail::Counter::retries);
   if (log_enabled(LogLevel::info)) {
     // Appended piece by piece: GCC 12 -O3 reports a false -Wrestrict for `"..." + to_string()`.
     std::string message = "retrying transaction (attempt ";
     message += std::to_string(attempt_ + 1);
-    message += " of ";
-    message += std::to_string(policy_.attempts);
-    message += ") after: ";
+    if (policy_.attempts > 0) {
+      message += " of ";
+      message += std::to_string(policy_.attempts);
+    }
+    message += ", ";
+    message += std::to_string(elapsed.count() / 1000);
+    message += " ms after the first) after: ";
     message += error_message(error);
     log(LogLevel::info, message);
   }

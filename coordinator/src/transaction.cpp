@@ -9,6 +9,7 @@
 #include <xact/errors.hpp>
 #include <xact/log.hpp>
 #include <xact/manager.hpp>
+#include <xact/redriver.hpp>
 
 #include "participant.hpp"
 
@@ -83,16 +84,23 @@ std::int64_t now_us() {
       .count();
 }
 
-// Runs `f` on an RM in a cleanup path: errors are logged, never propagated.
+// Runs `f` on an RM in a cleanup path: errors are logged, never propagated. False when it threw.
 template <class F>
-void best_effort(const detail::Participant& p, const char* call, F&& f) noexcept {
+bool best_effort(const detail::Participant& p, const char* call, F&& f) noexcept {
   try {
     f();
+    return true;
   } catch (...) {
     log(LogLevel::error, "resource '" + p.name + "': " + call +
                              " failed: " + error_message(std::current_exception()) +
-                             " (a prepared branch left behind is rolled back by recovery)");
+                             " (the re-driver rolls back a prepared branch left behind)");
+    return false;
   }
+}
+
+// Who finishes what a transaction could not: its decision log's re-driver, or the process's.
+Redriver& redriver_of(const std::shared_ptr<DecisionLog>& log) {
+  return log ? log->redriver() : Redriver::process();
 }
 
 }  // namespace
@@ -571,12 +579,18 @@ CommitOutcome Transaction::commit_participants() {
     for (const auto& pc : outcome.pending) {
       log(LogLevel::warning, "committed " + describe() + ", but resource '" + pc.resource +
                                  "' failed to finish (" + pc.error +
-                                 "); its completion is pending and recovery re-drives it");
+                                 "); its completion is pending and the re-driver finishes it");
     }
     if (!log_) {
       log(LogLevel::error, "no decision log: the pending completions of " + describe() +
                                " are known only to this process");
     }
+    std::vector<Redriver::Branch> owed;
+    for (std::size_t i = 0; i < unfinished.size(); ++i) {
+      owed.push_back({unfinished[i]->rm, outcome.pending[i].xid, outcome.pending[i].error});
+    }
+    redriver_of(log_).hand_off(gtrid_, /*commit=*/true, std::move(owed),
+                               last != nullptr && !voters.empty() ? last->rm : nullptr);
   } else {
     if (logged) {
       try {
@@ -656,16 +670,26 @@ std::exception_ptr Transaction::fail_commit(std::exception_ptr error) noexcept {
   // before the sort in commit_participants).
   std::stable_sort(participants_.begin(), participants_.end(),
                    [](const auto& a, const auto& b) { return a->key < b->key; });
+  std::vector<Redriver::Branch> unrolled;  // a failed tpc_abort may leave a branch prepared
   for (auto& p : participants_) {
     using S = detail::Participant::State;
     switch (p->state) {
       case S::joined: best_effort(*p, "abort", [&] { p->rm->abort(*this); }); break;
       case S::begun:
-      case S::voted_yes: best_effort(*p, "tpc_abort", [&] { p->rm->tpc_abort(*this); }); break;
+      case S::voted_yes:
+        if (!best_effort(*p, "tpc_abort", [&] { p->rm->tpc_abort(*this); }) && !gtrid_.empty() &&
+            p->rm->recoverable() != nullptr) {
+          try {
+            unrolled.push_back({p->rm, xid_for(*p->rm), "tpc_abort failed"});
+          } catch (...) {  // out of memory: recovery rolls it back after a restart
+          }
+        }
+        break;
       case S::voted_read_only:
       case S::finished: break;
     }
   }
+  if (!unrolled.empty()) redriver_of(log_).hand_off(gtrid_, /*commit=*/false, std::move(unrolled));
   run_after_commit_hooks(false);
   run_abort_hooks(false);
   notify_synchronizers(false);

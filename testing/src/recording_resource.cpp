@@ -137,7 +137,14 @@ void RecordingResource::commit_one_phase(Transaction& txn, const CommitRecord* d
   if (decision) decisions_.insert(txn.gtrid().to_hex());
 }
 
+void RecordingResource::check_reachable(const char* call) const {
+  if (unreachable_.load()) {
+    throw ResourceError("resource '" + name_ + "': " + call + ": cannot reach it (injected)");
+  }
+}
+
 std::vector<Xid> RecordingResource::recover(const NodeId& node) {
+  check_reachable("recover");
   if (log_) log_->add(name_ + ".recover");
   std::vector<Xid> out;
   for (const auto& [gid, value] : prepared_) {
@@ -148,6 +155,7 @@ std::vector<Xid> RecordingResource::recover(const NodeId& node) {
 }
 
 RecoverableResource::Outcome RecordingResource::commit_prepared(const Xid& xid) {
+  check_reachable("commit_prepared");
   if (log_) log_->add(name_ + ".commit_prepared");
   auto it = prepared_.find(xid.to_gid());
   if (it == prepared_.end()) return Outcome::unknown_id;
@@ -157,6 +165,7 @@ RecoverableResource::Outcome RecordingResource::commit_prepared(const Xid& xid) 
 }
 
 RecoverableResource::Outcome RecordingResource::rollback_prepared(const Xid& xid) {
+  check_reachable("rollback_prepared");
   if (log_) log_->add(name_ + ".rollback_prepared");
   return prepared_.erase(xid.to_gid()) ? Outcome::done : Outcome::unknown_id;
 }

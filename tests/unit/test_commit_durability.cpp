@@ -7,6 +7,7 @@
 #include <xact/io/fault_injection_env.hpp>
 #include <xact/log.hpp>
 #include <xact/manager.hpp>
+#include <xact/redriver.hpp>
 #include <xact/testing/kv_resource.hpp>
 #include <xact/testing/recording_resource.hpp>
 
@@ -136,6 +137,7 @@ TEST_F(CommitDurabilityTest, AFailedFinishLeavesTheCommitUnfinishedForRecovery) 
   RecordingOptions flaky;
   flaky.fail_at = Step::tpc_finish;
   auto a = recording("a", flaky), b = recording("b");
+  a->set_unreachable(true);  // the re-driver cannot finish it either, for now
   auto& txn = tm_->begin();
   a->set(txn, "1");
   b->set(txn, "1");
@@ -143,6 +145,11 @@ TEST_F(CommitDurabilityTest, AFailedFinishLeavesTheCommitUnfinishedForRecovery) 
   auto outcome = tm_->commit();
   ASSERT_EQ(outcome.pending.size(), 1u);
   ASSERT_TRUE(unfinished_contains(*log_, g));
+  // Once it answers, the re-driver finishes it and writes the done record.
+  a->set_unreachable(false);
+  ASSERT_TRUE(log_->redriver().wait_idle(std::chrono::seconds(60)));
+  EXPECT_EQ(a->committed(), "1");
+  EXPECT_FALSE(unfinished_contains(*log_, g));
 }
 
 TEST_F(CommitDurabilityTest, AFailedFinishOfASingleVoterIsRecordedSoRecoveryDoesNotPresumeAbort) {
@@ -151,6 +158,7 @@ TEST_F(CommitDurabilityTest, AFailedFinishOfASingleVoterIsRecordedSoRecoveryDoes
   RecordingOptions ro;
   ro.read_only = true;
   auto a = recording("a", flaky), r = recording("r", ro);
+  a->set_unreachable(true);  // keeps the record unfinished for the check
   auto& txn = tm_->begin();
   a->set(txn, "1");
   r->set(txn, "1");
@@ -165,6 +173,9 @@ TEST_F(CommitDurabilityTest, AFailedFinishOfASingleVoterIsRecordedSoRecoveryDoes
   EXPECT_EQ(u[0].gtrid, g);
   ASSERT_EQ(u[0].participants.size(), 1u);
   EXPECT_EQ(u[0].participants[0].resource, "a");
+  a->set_unreachable(false);
+  ASSERT_TRUE(log_->redriver().wait_idle(std::chrono::seconds(60)));
+  EXPECT_EQ(a->committed(), "1");
 }
 
 TEST_F(CommitDurabilityTest, AFailedCommitRecordWriteLeavesEveryVoterPreparedAndInDoubt) {

@@ -39,6 +39,8 @@
 
 namespace xact {
 
+class Redriver;
+
 /// One participant of a committed transaction, as recovery needs it: which resource manager
 /// (by its stable name) and which branch.
 struct LoggedParticipant {
@@ -191,9 +193,15 @@ class DecisionLog {
   /// there is no such record.
   bool forget_heuristic(const Gtrid& gtrid, const std::string& resource);
 
-  /// Whether a transaction that got `gtrid` from new_gtrid() is still running in this process:
-  /// on-demand recovery leaves its branches alone. Transactions call release() when they end.
+  /// Whether a transaction that got `gtrid` from new_gtrid() is still running in this process,
+  /// or the re-driver owns branches of it: on-demand recovery leaves its branches alone.
+  /// Transactions call release() when they end.
   bool in_flight(const Gtrid& gtrid) const;
+
+  /// The re-driver of this log's transactions (<xact/redriver.hpp>): it finishes, while the
+  /// process runs, the branches whose tpc_finish or tpc_abort failed. Owned by the log and
+  /// stopped first by its destructor (within RedriverOptions::shutdown_grace).
+  Redriver& redriver() noexcept;
   void release(const Gtrid& gtrid) noexcept;
 
   /// What a log directory holds, read without taking the lock and without writing anything:
@@ -239,6 +247,7 @@ class DecisionLog {
   struct Impl;
   explicit DecisionLog(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
+  std::unique_ptr<Redriver> redriver_;
 };
 
 }  // namespace xact

@@ -37,6 +37,9 @@ struct Counters {
   /// Joins refused because the commit had started (their work was not committed): before the
   /// decision they also fail the commit; after it they are logged as errors.
   std::uint64_t late_joins = 0;
+  /// Branches the re-driver (<xact/redriver.hpp>) finished while the process ran.
+  std::uint64_t completions_redriven = 0;
+  std::uint64_t redrive_failures = 0;  ///< re-driver calls that failed and were retried
 };
 
 /// A snapshot of the process-wide counters.
@@ -54,6 +57,8 @@ enum class Counter {
   in_doubt,
   decisions_logged,
   late_joins,
+  completions_redriven,
+  redrive_failures,
   count_
 };
 void count(Counter c, std::uint64_t n = 1) noexcept;

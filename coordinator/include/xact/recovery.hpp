@@ -4,7 +4,8 @@
 // For every registered resource (found by its stable resource name):
 //   1. commit records without a done record (unfinished: a crash after the decision, or a
 //      tpc_finish that failed) are re-driven: commit_prepared on every branch. An unknown id
-//      counts as done (already committed, or finished by an administrator) and is reported.
+//      counts as done and is reported as "already finished": normal after a crash, since the
+//      done record is not forced (a branch an administrator finished by hand looks the same).
 //      When every branch is done, the done record is written.
 //   2. every other id the resource holds prepared for this node is decided: committed if a
 //      registered last resource (DecisionStore) holds its decision; left waiting if a last
@@ -18,7 +19,13 @@
 //
 // At start-up this process owns the log directory, so nothing of this node is in flight and
 // everything is decided at once: no waiting for timeouts. On demand in a running process, ids
-// of transactions still running in this process (DecisionLog::in_flight) are skipped.
+// of transactions still running in this process, or owned by its re-driver
+// (DecisionLog::in_flight, <xact/redriver.hpp>), are skipped.
+//
+// After its first complete run (nothing owed) in the process, recovery asks every registered
+// last resource to drop the decision markers of this node's earlier epochs
+// (DecisionStore::forget_decisions_before): that run decided every branch they could decide.
+// Register every resource before the first run().
 //
 // Other nodes' branches are never decided by run(): list_foreign() lists them, and
 // roll_back_lost_node() rolls back those of a coordinator whose log is lost, on an operator's
@@ -131,12 +138,14 @@ class Recovery {
   void decide_prepared(RecoveryReport& report, bool dry_run);
   void record_heuristic(RecoveryReport& report, const std::string& resource, const Xid& xid,
                         RecoverableResource::Outcome outcome, bool expected_commit, bool dry_run);
+  void prune_decision_markers();  // holding run_mutex_
 
   std::shared_ptr<DecisionLog> log_;
   mutable std::mutex mutex_;  // registry and last report
   std::mutex run_mutex_;      // one run at a time
   std::map<std::string, Registered> resources_;
   RecoveryReport last_;
+  bool markers_pruned_ = false;  // guarded by run_mutex_
 
   std::mutex bg_mutex_;
   std::condition_variable bg_cv_;

@@ -76,11 +76,16 @@
 // - tpc_finish: must not fail for a logical reason (it must not refuse to commit what it
 //   prepared). It may fail for an I/O reason (server gone): then the transaction is STILL
 //   COMMITTED. The coordinator goes on finishing the others, commit() does not throw, and the
-//   RM's branch is reported as a pending completion (CommitOutcome::pending) that recovery
-//   re-drives with commit_prepared(xid) until it succeeds. tpc_finish must be idempotent.
+//   RM's branch is reported as a pending completion (CommitOutcome::pending) that the
+//   coordinator's re-driver (<xact/redriver.hpp>) finishes with commit_prepared(xid), called
+//   from its own thread until it succeeds (recovery does, after a restart). tpc_finish must be
+//   idempotent.
 // - tpc_abort and abort: must not fail for a logical reason, and must be idempotent. If one
 //   throws (I/O), the coordinator logs it and carries on with the other RMs; a prepared branch
-//   left behind is rolled back by recovery (presumed abort: no commit record means roll back).
+//   left behind is rolled back by the re-driver with rollback_prepared(xid) (a recoverable RM
+//   whose tpc_abort threw), else by recovery (presumed abort: no commit record means roll
+//   back). An RM whose rollback of a prepared branch fails should throw from tpc_abort, so the
+//   branch is handed over rather than left holding its locks until a restart.
 // - "Heuristic" outcome: reserved for an RM that decided on its own (rolled back what the log
 //   says is committed, or the reverse) and for a compensation that found someone else's value.
 //   Not an I/O error.
@@ -252,6 +257,16 @@ class DecisionStore {
   virtual Lookup lookup_decision(const Gtrid& gtrid) = 0;
   /// Drops the marker once every other participant finished. Must not throw.
   virtual void forget_decision(const Gtrid& gtrid) noexcept = 0;
+  /// Drops every marker of `node`'s transactions from epochs before `epoch` (those a crash left
+  /// behind). Recovery calls it after its first complete run in a process, which has decided
+  /// every branch that earlier runs of the node left prepared in the registered resources.
+  /// Returns how many it dropped; may throw (recovery logs it and tries again after its next
+  /// complete run). The default keeps nothing to drop.
+  virtual std::size_t forget_decisions_before(const NodeId& node, std::uint32_t epoch) {
+    (void)node;
+    (void)epoch;
+    return 0;
+  }
 };
 
 /// Optional capability: recovery. Implemented by every RM whose yes vote survives a crash.

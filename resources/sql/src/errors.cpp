@@ -37,10 +37,10 @@ std::exception_ptr connection_lost(std::string_view server, std::string_view one
   std::string next;
   switch (phase) {
     case Phase::commit_prepared:
-      next = "the branch stays prepared; recovery commits it once the server is back";
+      next = "the branch stays prepared; xact's re-driver commits it once the server is back";
       break;
     case Phase::rollback_prepared:
-      next = "the branch stays prepared; recovery rolls it back once the server is back";
+      next = "the branch stays prepared; xact's re-driver rolls it back once the server is back";
       break;
     case Phase::recover: next = "recovery tries again later"; break;
     case Phase::prepare:

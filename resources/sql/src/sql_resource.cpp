@@ -343,16 +343,25 @@ void SqlResource::tpc_abort(Transaction& txn) {
       if (!unknown) return;
       [[fallthrough]];
     }
-    case Branch::State::prepared: try { finish_prepared(*b, /*commit=*/false);
+    case Branch::State::prepared: {
+      // A prepared branch that cannot be rolled back now keeps its locks: the error goes to the
+      // coordinator, which hands the branch to its re-driver (a rollback by id on a fresh
+      // connection, retried until the server answers).
+      std::exception_ptr failed;
+      try {
+        finish_prepared(*b, /*commit=*/false);
       } catch (...) {
+        failed = std::current_exception();
         log(LogLevel::warning,
             "resource '" + name_ + "': " + std::string(rollback_prepared_statement()) + " of " +
-                b->xid.to_gid() + " failed (" + what_of(std::current_exception()) +
-                "); recovery rolls it back (presumed abort)");
+                b->xid.to_gid() + " failed (" + what_of(failed) +
+                "); the coordinator's re-driver retries it on a fresh connection");
       }
       b->release();
       b->state = Branch::State::rolled_back;
+      if (failed) std::rethrow_exception(failed);
       return;
+    }
     case Branch::State::finished:
     case Branch::State::rolled_back: return;
   }

@@ -10,6 +10,7 @@
 
 #include <xact/log.hpp>
 #include <xact/manager.hpp>
+#include <xact/redriver.hpp>
 #include <xact/retry.hpp>
 #include <xact/testing/conformance.hpp>
 #include <xact/testing/recording_resource.hpp>
@@ -250,7 +251,7 @@ class AtDecision : public ResourceManager, public OnePhaseCommit {
   std::function<void()> f_;
 };
 
-TEST_F(SqlResourceTest, AFinishThatCannotReachTheDatabaseIsAPendingCompletionRecoveryFinishes) {
+TEST_F(SqlResourceTest, APendingCompletionIsFinishedByTheRedriverOnceTheDatabaseIsBack) {
   auto& txn = tm_.begin();
   rm_->execute(txn, "put", {"a", "1"});
   txn.join(std::make_shared<AtDecision>([&] { db_->set_down(true); }));
@@ -259,28 +260,31 @@ TEST_F(SqlResourceTest, AFinishThatCannotReachTheDatabaseIsAPendingCompletionRec
   EXPECT_TRUE(outcome.committed);
   ASSERT_EQ(outcome.pending.size(), 1u);
   EXPECT_EQ(outcome.pending[0].resource, "sql:test");
-  EXPECT_EQ(db_->get("a"), std::nullopt) << "still prepared";
+  EXPECT_EQ(db_->get("a"), std::nullopt) << "still prepared while the database is down";
+  EXPECT_FALSE(Redriver::process().wait_idle(std::chrono::steady_clock::now()));
 
+  // The database comes back: the re-driver commits the branch on a fresh connection, with no
+  // call from the application.
   db_->set_down(false);
-  EXPECT_EQ(rm_->recover(xid.gtrid.node()), std::vector<Xid>{xid});
-  EXPECT_EQ(rm_->commit_prepared(xid), RecoverableResource::Outcome::done);
+  ASSERT_TRUE(Redriver::process().wait_idle(std::chrono::seconds(60)));
   EXPECT_EQ(db_->get("a"), "1");
+  EXPECT_TRUE(db_->prepared_gids().empty());
+  EXPECT_TRUE(rm_->recover(xid.gtrid.node()).empty());
 }
 
-TEST_F(SqlResourceTest, TpcAbortThatCannotReachTheDatabaseLeavesTheBranchToRecoveryAndLogs) {
+TEST_F(SqlResourceTest, ARollbackPreparedThatCannotReachTheDatabaseIsFinishedByTheRedriver) {
   auto& txn = tm_.begin();
   rm_->execute(txn, "put", {"a", "1"});
   txn.join(std::make_shared<AtDecision>([&] {
     db_->set_down(true);
     throw ResourceError("the last resource failed");
   }));
-  const Xid xid = txn.xid_for(*rm_);
   EXPECT_THROW(tm_.commit(), ResourceError);
   tm_.abort();
-  ASSERT_FALSE(warnings_.empty());
-  EXPECT_NE(warnings_.back().find("recovery rolls it back"), std::string::npos) << warnings_.back();
+  EXPECT_EQ(db_->prepared_gids().size(), 1u) << "still prepared while the database is down";
   db_->set_down(false);
-  EXPECT_EQ(rm_->rollback_prepared(xid), RecoverableResource::Outcome::done);
+  ASSERT_TRUE(Redriver::process().wait_idle(std::chrono::seconds(60)));
+  EXPECT_TRUE(db_->prepared_gids().empty());
   EXPECT_EQ(db_->get("a"), std::nullopt);
 }
 
@@ -300,6 +304,27 @@ TEST_F(SqlResourceTest, WarningsNameTheDialectsStatementsForPreparedBranches) {
   EXPECT_EQ(warnings_.back().find("ROLLBACK PREPARED"), std::string::npos) << warnings_.back();
   db_->set_down(false);
   EXPECT_EQ(rm_->rollback_prepared(xid), RecoverableResource::Outcome::done);
+TEST_F(SqlResourceTest, RunRetriesWhileTheDatabaseIsDownUntilItIsBack) {
+  int attempts = 0;
+  RetryPolicy policy;
+  policy.sleep = [](std::chrono::microseconds) {};
+  policy.on_retry = [&](const RetryEvent& e) {
+    if (e.attempt == 3) db_->set_down(false);  // back after three failed attempts
+  };
+  auto r = xact::run_with_outcome(
+      tm_,
+      [&](Transaction& txn) {
+        if (++attempts == 1) {
+          rm_->execute(txn, "put", {"a", "lost"});
+          db_->set_down(true);  // the connection is lost before the decision
+        }
+        rm_->execute(txn, "put", {"b", std::to_string(attempts)});
+      },
+      policy);
+  EXPECT_EQ(r.attempts, 4);
+  ASSERT_EQ(r.errors.size(), 3u);
+  EXPECT_EQ(db_->get("a"), std::nullopt) << "the first attempt was rolled back";
+  EXPECT_EQ(db_->get("b"), "4");
 }
 
 TEST_F(SqlResourceTest, APrepareThatLosesItsConnectionIsRolledBackByIdToo) {

@@ -12,6 +12,7 @@
 
 #include <xact/errors.hpp>
 #include <xact/manager.hpp>
+#include <xact/redriver.hpp>
 #include <xact/sqlite/errors.hpp>
 #include <xact/sqlite/sqlite_resource.hpp>
 #include <xact/testing/conformance.hpp>
@@ -365,14 +366,19 @@ TEST_F(SqliteTest, AMarkerStaysWhileAnotherParticipantsFinishIsPending) {
   rm->execute(txn, "INSERT INTO kv VALUES ('p', '1')");
   testing::RecordingOptions o;
   o.fail_at = testing::Step::tpc_finish;
-  voter(o)->set(txn, "x");
+  auto v = voter(o);
+  v->set_unreachable(true);  // the re-driver cannot finish it for now either
+  v->set(txn, "x");
   const Gtrid gtrid = txn.xid_for(*rm).gtrid;
   const auto outcome = tm.commit();
   EXPECT_TRUE(outcome.committed);
   EXPECT_EQ(outcome.pending.size(), 1u);
   EXPECT_EQ(rm->lookup_decision(gtrid), DecisionStore::Lookup::committed);
   EXPECT_EQ(rm->decisions(), std::vector<Gtrid>{gtrid});
-  rm->forget_decision(gtrid);
+  // Once the voter answers, the re-driver finishes it and forgets the marker.
+  v->set_unreachable(false);
+  ASSERT_TRUE(Redriver::process().wait_idle(std::chrono::seconds(60)));
+  EXPECT_EQ(v->committed(), "x");
   rm->flush_forgotten();
   EXPECT_EQ(rm->lookup_decision(gtrid), DecisionStore::Lookup::not_found);
 }
@@ -384,10 +390,14 @@ TEST_F(SqliteTest, JoinedWithoutStatementsItStillCarriesTheDecision) {
   txn.join(rm);
   testing::RecordingOptions o;
   o.fail_at = testing::Step::tpc_finish;  // keeps the marker for the check
-  voter(o)->set(txn, "x");
+  auto v = voter(o);
+  v->set_unreachable(true);
+  v->set(txn, "x");
   const Gtrid gtrid = txn.xid_for(*rm).gtrid;
   EXPECT_TRUE(tm.commit().committed);
   EXPECT_EQ(rm->lookup_decision(gtrid), DecisionStore::Lookup::committed);
+  v->set_unreachable(false);
+  ASSERT_TRUE(Redriver::process().wait_idle(std::chrono::seconds(60)));
 }
 
 TEST_F(SqliteTest, AFailedMarkerWriteRollsBackEverything) {

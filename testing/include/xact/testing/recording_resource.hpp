@@ -6,6 +6,7 @@
 // RecordingResource itself is used by one transaction at a time, like any RM.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -77,6 +78,10 @@ class RecordingResource : public ResourceManager,
   const std::map<std::string, std::string>& prepared() const { return prepared_; }
   /// Forgets the in-flight transaction as a process crash would (prepared state stays).
   void drop_volatile();
+  /// While true, recover / commit_prepared / rollback_prepared throw ResourceError, as a
+  /// resource that cannot be reached: what recovery and the re-driver (which call them from
+  /// their own threads) meet. Thread-safe.
+  void set_unreachable(bool unreachable) { unreachable_.store(unreachable); }
   RecordingOptions& options() { return options_; }
 
   // ResourceManager
@@ -118,6 +123,7 @@ class RecordingResource : public ResourceManager,
  private:
   void record(Step step, const char* name);
   void maybe_fail(Step step);
+  void check_reachable(const char* call) const;
 
   std::string name_;
   std::shared_ptr<CallLog> log_;
@@ -127,6 +133,7 @@ class RecordingResource : public ResourceManager,
   std::string begun_gid_;
   std::map<std::string, std::string> prepared_;  // gid -> value
   std::set<std::string> decisions_;              // gtrid hex of decisions carried
+  std::atomic<bool> unreachable_{false};
 };
 
 }  // namespace xact::testing

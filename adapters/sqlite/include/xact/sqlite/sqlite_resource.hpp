@@ -24,12 +24,12 @@
 // As DecisionStore it answers recovery: lookup_decision() says committed when the marker is
 // there, not_found when the table has none, and unreadable when the database cannot be opened
 // or read (recovery then waits; it never presumes abort). forget_decision() deletes a marker once
-// every other participant finished (the coordinator, or recovery, calls it); the deletion needs no
-// durability (a marker that comes back after a power loss is only kept longer), so it runs on a
-// connection of its own with synchronous=NORMAL, costs no fsync, and is batched (32 markers per
-// DELETE; flush_forgotten() and the destructor delete the rest). A marker awaiting deletion still
-// reads as committed, which it is. forget_decisions_before() drops the markers a crash left
-// behind (see there).
+// every other participant finished (the coordinator, its re-driver, or recovery calls it); the
+// deletion needs no durability (a marker that comes back after a power loss is only kept longer),
+// so it runs on a connection of its own with synchronous=NORMAL, costs no fsync, and is batched (32
+// markers per DELETE; flush_forgotten() and the destructor delete the rest). A marker awaiting
+// deletion still reads as committed, which it is. forget_decisions_before() drops the markers a
+// crash left behind; Recovery calls it after its first complete run (see there).
 //
 // The write lock (BeginMode::immediate with queue_writers, the default; doc/sqlite.md has the
 // measurements). SQLite's write lock covers the whole database and a branch holds it from its
@@ -109,13 +109,13 @@ class SqliteResource final : public sql::SqlResource, public DecisionStore {
   void enlist(Transaction& txn, sqlite3* connection);
   void enlist(Transaction& txn, std::shared_ptr<SqliteConnection> connection);
 
-  /// Deletes the markers of `node`'s transactions from epochs before `epoch`. Call it after a
-  /// start-up Recovery::run() that came back complete() with every resource registered, passing
-  /// the decision log's node_id() and epoch(): such a run has decided every branch that earlier
-  /// runs of this node left prepared, so nobody asks for their markers again. (Markers of the
-  /// current epoch stay: transactions in flight may still need them.) Returns how many it
-  /// deleted. Throws the mapped error when the database cannot be written.
-  std::size_t forget_decisions_before(const NodeId& node, std::uint32_t epoch);
+  /// Deletes the markers of `node`'s transactions from epochs before `epoch`. xact::Recovery
+  /// calls it (DecisionStore) after its first run in the process that came back complete(),
+  /// with the decision log's node_id() and epoch(): such a run has decided every branch that
+  /// earlier runs of this node left prepared, so nobody asks for their markers again. (Markers
+  /// of the current epoch stay: transactions in flight may still need them.) Returns how many
+  /// it deleted. Throws the mapped error when the database cannot be written.
+  std::size_t forget_decisions_before(const NodeId& node, std::uint32_t epoch) override;
   /// The gtrids of the markers the database holds now, after deleting the forgotten ones (for
   /// operators and tests).
   std::vector<Gtrid> decisions();

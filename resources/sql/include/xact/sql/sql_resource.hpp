@@ -25,9 +25,13 @@
 //   (PREPARE TRANSACTION, XA PREPARE) and the connection goes back to the pool at once.
 // - tpc_finish / commit_prepared: commits the prepared branch by id on any pooled connection
 //   (on the enlisted one, if the application enlisted one); a broken connection is replaced
-//   once; an unknown id counts as done (and is logged).
-// - tpc_abort / abort: roll back (ROLLBACK, or ROLLBACK PREPARED after a yes vote); idempotent;
-//   never throw: what cannot be rolled back now is logged, and recovery rolls it back.
+//   once; an unknown id counts as done (and is logged). When that fails too, the coordinator's
+//   re-driver calls commit_prepared until the server answers: each call takes a pooled
+//   connection, whose health check replaces one that died with the server.
+// - tpc_abort / abort: roll back (ROLLBACK, or ROLLBACK PREPARED after a yes vote); idempotent.
+//   abort never throws (a connection that cannot roll back is closed, which rolls back). A
+//   ROLLBACK PREPARED that fails makes tpc_abort throw the mapped error after the branch has
+//   ended here, so the coordinator hands the branch to its re-driver (<xact/redriver.hpp>).
 // - One participant alone commits in one phase (plain COMMIT, no prepare, no log record).
 // - Savepoints map to the database's savepoints; a savepoint taken before the branch began
 //   rolls the whole branch back.

@@ -1,0 +1,450 @@
+// The re-driver (see <xact/redriver.hpp>): one thread per decision log (and one for the
+// transactions without a log), started by the first hand-off.
+#include <xact/redriver.hpp>
+
+#include <algorithm>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include <xact/decision_log.hpp>
+#include <xact/errors.hpp>
+#include <xact/log.hpp>
+
+namespace xact {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+std::string_view outcome_name(RecoverableResource::Outcome o) {
+  using O = RecoverableResource::Outcome;
+  switch (o) {
+    case O::done: return "done";
+    case O::unknown_id: return "unknown id";
+    case O::heuristic_commit: return "heuristic commit";
+    case O::heuristic_rollback: return "heuristic rollback";
+    case O::heuristic_mixed: return "heuristic mixed";
+  }
+  return "?";
+}
+
+std::int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+struct Redriver::State {
+  struct Item {
+    Gtrid gtrid;
+    bool commit = true;
+    std::shared_ptr<ResourceManager> rm;
+    RecoverableResource* rec = nullptr;
+    std::string resource;
+    Xid xid;
+    std::uint64_t attempts = 0;
+    std::string last_error;
+  };
+  struct Txn {
+    std::size_t remaining = 0;
+    bool commit = true;
+    bool keep_record = false;  // a heuristic could not be recorded: recovery must see it again
+    std::shared_ptr<ResourceManager> decision_store;
+  };
+  // Back-off is per resource: a server that is down is asked about one branch per wait.
+  struct Resource {
+    std::chrono::milliseconds backoff{0};
+    Clock::time_point next_at{};
+    bool unreachable = false;
+  };
+  // One call's result, applied under the mutex.
+  struct Result {
+    std::uint64_t id;
+    bool answered;
+    RecoverableResource::Outcome outcome;
+    std::string error;
+  };
+
+  std::mutex mu;
+  std::condition_variable work_cv;  // new work, or stop
+  mutable std::condition_variable idle_cv;
+  std::condition_variable exited_cv;                     // the thread ended
+  RedriverOptions options;                               // guarded by mu
+  std::map<std::uint64_t, Item> items;                   // guarded by mu; by hand-off order
+  std::map<Gtrid, Txn> txns;                             // guarded by mu
+  std::map<const ResourceManager*, Resource> resources;  // guarded by mu
+  std::uint64_t next_id = 1;
+  Stats stats;
+  bool stop = false;
+  bool started = false;
+  bool exited = false;
+  std::minstd_rand rng{std::random_device{}()};
+
+  // The decision log, used outside `mu` for its own I/O; nulled (under log_mu) at shutdown so a
+  // thread that outlived the grace never touches a log that is gone.
+  std::mutex log_mu;
+  DecisionLog* decision_log = nullptr;
+  // Transactions whose done record or marker deletion is being written (outside `mu`): still
+  // owed work for wait_idle().
+  std::size_t finishing = 0;  // guarded by mu
+  bool idle() const { return items.empty() && finishing == 0; }
+
+  void run();
+  Clock::duration jittered(std::chrono::milliseconds backoff);
+  void apply(const std::vector<Result>& results, const ResourceManager* rm);
+  void finish_txn(const Gtrid& gtrid, std::vector<std::pair<Gtrid, Txn>>& ended);
+  void after_txns(const std::vector<std::pair<Gtrid, Txn>>& ended) noexcept;
+  void record_heuristic(const Item& item, RecoverableResource::Outcome outcome, bool* recorded);
+};
+
+Clock::duration Redriver::State::jittered(std::chrono::milliseconds backoff) {
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(backoff).count();
+  std::uniform_int_distribution<std::int64_t> dist(us / 2, std::max<std::int64_t>(us, 1));
+  return std::chrono::microseconds(dist(rng));
+}
+
+void Redriver::State::record_heuristic(const Item& item, RecoverableResource::Outcome outcome,
+                                       bool* recorded) {
+  HeuristicRecord h;
+  h.gtrid = item.gtrid;
+  h.resource = item.resource;
+  h.bqual = item.xid.bqual;
+  h.outcome = std::string(outcome_name(outcome));
+  h.detail = std::string("the coordinator decided to ") + (item.commit ? "commit" : "roll back") +
+             ", the resource reports " + h.outcome;
+  h.time_us = now_us();
+  ++stats.heuristics;
+  detail::count(detail::Counter::heuristics);
+  log(LogLevel::error, "heuristic outcome on resource '" + item.resource + "' for " +
+                           item.xid.to_gid() + ": " + h.detail);
+  *recorded = false;
+  std::lock_guard guard(log_mu);
+  if (decision_log == nullptr) return;
+  try {
+    decision_log->log_heuristic(h);
+    *recorded = true;
+  } catch (...) {
+    log(LogLevel::error, "could not record the heuristic outcome (" +
+                             error_message(std::current_exception()) +
+                             "); recovery finds it again after a restart");
+  }
+}
+
+void Redriver::State::apply(const std::vector<Result>& results, const ResourceManager* rm) {
+  const auto now = Clock::now();
+  Resource& r = resources[rm];
+  std::vector<std::pair<Gtrid, Txn>> ended;
+  for (const Result& res : results) {
+    auto it = items.find(res.id);
+    if (it == items.end()) continue;
+    Item& item = it->second;
+    ++item.attempts;
+    ++stats.attempts;
+    if (!res.answered) {
+      ++stats.failures;
+      detail::count(detail::Counter::redrive_failures);
+      item.last_error = res.error;
+      if (!r.unreachable) {
+        std::size_t owed_here = 0;
+        for (const auto& [id, i] : items) owed_here += i.rm.get() == rm ? 1 : 0;
+        log(LogLevel::warning, "re-driver: resource '" + item.resource + "' does not answer (" +
+                                   res.error + "); " + std::to_string(owed_here) +
+                                   " branch(es) owed to it are retried with back-off until it "
+                                   "does");
+      }
+      r.unreachable = true;
+      r.next_at = now + jittered(r.backoff);
+      r.backoff =
+          std::min(options.max_backoff, std::max<std::chrono::milliseconds>(r.backoff * 2, 1ms));
+      continue;
+    }
+    if (r.unreachable) {
+      log(LogLevel::info,
+          "re-driver: resource '" + item.resource + "' answers again; finishing what it owes");
+      r.unreachable = false;
+    }
+    r.backoff = options.initial_backoff;
+    r.next_at = now;
+    const std::string what = item.commit ? "commit" : "rollback";
+    using O = RecoverableResource::Outcome;
+    if (res.outcome == O::done) {
+      log(LogLevel::info, "re-driver: finished the " + what + " of " + item.xid.to_gid() +
+                              " on resource '" + item.resource + "' (attempt " +
+                              std::to_string(item.attempts) + ")");
+    } else if (res.outcome == O::unknown_id) {
+      // For a rollback this is common (the prepare never happened); for a commit the branch
+      // is no longer prepared although this process could not finish it.
+      log(item.commit ? LogLevel::warning : LogLevel::info,
+          "re-driver: resource '" + item.resource + "' holds no prepared " + item.xid.to_gid() +
+              " any more; counted as done (" +
+              (item.commit ? "an earlier attempt committed it before its connection broke, or "
+                             "an administrator finished it"
+                           : "it was never prepared, or is already rolled back") +
+              ")");
+    } else {
+      bool recorded = false;
+      record_heuristic(item, res.outcome, &recorded);
+      if (!recorded) txns[item.gtrid].keep_record = true;
+    }
+    ++stats.finished;
+    detail::count(detail::Counter::completions_redriven);
+    const Gtrid gtrid = item.gtrid;
+    items.erase(it);
+    finish_txn(gtrid, ended);
+  }
+  bool any_left = false;
+  for (const auto& [id, i] : items) any_left = any_left || i.rm.get() == rm;
+  if (!any_left) resources.erase(rm);
+  stats.owed = items.size();
+  if (!ended.empty()) {
+    // The log's I/O and the last resource's marker deletion run without `mu`: hand-offs from
+    // committing transactions must not wait for them.
+    ++finishing;
+    mu.unlock();
+    after_txns(ended);
+    mu.lock();
+    --finishing;
+    for (const auto& [gtrid, txn] : ended) {
+      if (auto t = txns.find(gtrid); t != txns.end() && t->second.remaining == 0) txns.erase(t);
+    }
+  }
+}
+
+void Redriver::State::finish_txn(const Gtrid& gtrid, std::vector<std::pair<Gtrid, Txn>>& ended) {
+  auto t = txns.find(gtrid);
+  if (t == txns.end()) return;
+  if (--t->second.remaining > 0) return;
+  // Stays in `txns` (owned: recovery keeps away) until its done record is written.
+  ended.emplace_back(gtrid, t->second);
+}
+
+void Redriver::State::after_txns(const std::vector<std::pair<Gtrid, Txn>>& ended) noexcept {
+  for (const auto& [gtrid, txn] : ended) {
+    if (!txn.commit || txn.keep_record) continue;
+    {
+      std::lock_guard guard(log_mu);
+      if (decision_log != nullptr) decision_log->log_done(gtrid);  // never throws for I/O
+    }
+    if (txn.decision_store) {
+      if (auto* store = txn.decision_store->decision_store()) store->forget_decision(gtrid);
+    }
+  }
+}
+
+void Redriver::State::run() {
+  std::unique_lock lock(mu);
+  while (!stop) {
+    if (items.empty()) {
+      if (idle()) idle_cv.notify_all();
+      work_cv.wait(lock, [&] { return stop || !items.empty(); });
+      continue;
+    }
+    const auto now = Clock::now();
+    const ResourceManager* due = nullptr;
+    auto earliest = Clock::time_point::max();
+    for (const auto& [id, item] : items) {
+      auto& r = resources[item.rm.get()];
+      if (r.next_at <= now) {
+        due = item.rm.get();
+        break;
+      }
+      earliest = std::min(earliest, r.next_at);
+    }
+    if (due == nullptr) {
+      work_cv.wait_until(lock, earliest);
+      continue;
+    }
+    struct Call {
+      std::uint64_t id;
+      bool commit;
+      RecoverableResource* rec;
+      std::shared_ptr<ResourceManager> rm;  // alive during the call
+      Xid xid;
+    };
+    std::vector<Call> calls;
+    for (const auto& [id, item] : items) {
+      if (item.rm.get() == due) calls.push_back({id, item.commit, item.rec, item.rm, item.xid});
+    }
+    lock.unlock();
+    std::vector<Result> results;
+    for (const Call& c : calls) {
+      try {
+        const auto outcome =
+            c.commit ? c.rec->commit_prepared(c.xid) : c.rec->rollback_prepared(c.xid);
+        results.push_back({c.id, true, outcome, {}});
+      } catch (...) {
+        results.push_back({c.id, false, RecoverableResource::Outcome::done,
+                           error_message(std::current_exception())});
+        break;  // the rest of this resource's branches wait out the back-off with it
+      }
+      std::lock_guard guard(mu);
+      if (stop) break;
+    }
+    calls.clear();
+    lock.lock();
+    apply(results, due);
+  }
+  exited = true;
+  exited_cv.notify_all();
+  idle_cv.notify_all();
+}
+
+// ---------------------------------------------------------------------------------------------
+
+Redriver::Redriver(DecisionLog* log, RedriverOptions options) : state_(std::make_shared<State>()) {
+  state_->decision_log = log;
+  state_->options = options;
+}
+
+Redriver::~Redriver() {
+  State& s = *state_;
+  std::vector<std::string> abandoned;
+  std::thread thread;
+  {
+    std::unique_lock lock(s.mu);
+    s.stop = true;
+    s.work_cv.notify_all();
+    if (s.started) {
+      if (!s.exited_cv.wait_for(lock, s.options.shutdown_grace, [&] { return s.exited; })) {
+        log(LogLevel::warning,
+            "re-driver: a resource call did not return within the shutdown grace of " +
+                std::to_string(s.options.shutdown_grace.count()) +
+                " ms; its thread is left to end on its own");
+      }
+    }
+    for (const auto& [id, item] : s.items) {
+      abandoned.push_back((item.commit ? "commit of " : "rollback of ") + item.xid.to_gid() +
+                          " on '" + item.resource + "'");
+    }
+    s.stats.abandoned += abandoned.size();
+    if (s.exited || !s.started) {
+      // The resource managers are released here, not by a thread that may outlive main.
+      s.items.clear();
+      s.txns.clear();
+    }
+  }
+  {
+    std::lock_guard guard(s.log_mu);
+    if (!abandoned.empty()) {
+      std::string message = "re-driver: stopping with " + std::to_string(abandoned.size()) +
+                            " branch(es) still owed (";
+      for (std::size_t i = 0; i < abandoned.size() && i < 5; ++i) {
+        message += (i ? "; " : "") + abandoned[i];
+      }
+      if (abandoned.size() > 5) message += "; ...";
+      message += s.decision_log != nullptr
+                     ? "): they stay prepared, holding their locks, until start-up recovery "
+                       "finishes them"
+                     : "): no decision log records them, so they stay prepared until an "
+                       "administrator finishes them";
+      log(LogLevel::warning, message);
+    }
+    s.decision_log = nullptr;
+  }
+}
+
+Redriver& Redriver::process() {
+  static Redriver instance(nullptr);
+  return instance;
+}
+
+void Redriver::hand_off(const Gtrid& gtrid, bool commit, std::vector<Branch> branches,
+                        std::shared_ptr<ResourceManager> decision_store) noexcept {
+  State& s = *state_;
+  std::unique_lock lock(s.mu, std::defer_lock);
+  try {
+    lock.lock();
+    if (s.stop) {
+      log(LogLevel::error,
+          "re-driver: shutting down; the branches of " + gtrid.to_hex() + " are left to recovery");
+      return;
+    }
+    std::size_t taken = 0;
+    for (auto& b : branches) {
+      RecoverableResource* rec = b.rm ? b.rm->recoverable() : nullptr;
+      if (rec == nullptr) {
+        if (commit) {
+          log(LogLevel::error, "re-driver: resource '" + b.xid.bqual +
+                                   "' cannot finish a branch by id (it is " +
+                                   "not a RecoverableResource), so " + b.xid.to_gid() +
+                                   " stays as its failed tpc_finish left it");
+        }
+        continue;
+      }
+      State::Item item;
+      item.gtrid = gtrid;
+      item.commit = commit;
+      item.rec = rec;
+      item.resource = b.rm->resource_name();
+      item.xid = std::move(b.xid);
+      item.last_error = std::move(b.error);
+      auto [r, inserted] = s.resources.try_emplace(b.rm.get());
+      if (inserted) r->second.backoff = s.options.initial_backoff;
+      item.rm = std::move(b.rm);
+      log(LogLevel::info,
+          "re-driver: took over the " + std::string(commit ? "commit" : "rollback") + " of " +
+              item.xid.to_gid() + " on resource '" + item.resource + "' (" + item.last_error + ")");
+      s.items.emplace(s.next_id++, std::move(item));
+      ++taken;
+    }
+    if (taken == 0) return;
+    auto& txn = s.txns[gtrid];
+    txn.remaining += taken;
+    txn.commit = commit;
+    if (decision_store) txn.decision_store = std::move(decision_store);
+    s.stats.handed_off += taken;
+    s.stats.owed = s.items.size();
+    if (!s.started) {
+      s.started = true;
+      std::thread([state = state_] { state->run(); }).detach();
+    }
+    s.work_cv.notify_all();
+  } catch (...) {
+    log(LogLevel::error, "re-driver: could not take over the branches of " + gtrid.to_hex() + " (" +
+                             error_message(std::current_exception()) +
+                             "); recovery finishes them after a restart");
+  }
+}
+
+bool Redriver::wait_idle(std::chrono::steady_clock::time_point deadline) const {
+  State& s = *state_;
+  std::unique_lock lock(s.mu);
+  return s.idle_cv.wait_until(lock, deadline, [&] { return s.idle(); });
+}
+
+bool Redriver::owns(const Gtrid& gtrid) const {
+  std::lock_guard lock(state_->mu);
+  return state_->txns.contains(gtrid);
+}
+
+std::vector<Redriver::Owed> Redriver::owed() const {
+  std::lock_guard lock(state_->mu);
+  std::vector<Owed> out;
+  for (const auto& [id, item] : state_->items) {
+    out.push_back({item.resource, item.xid, item.commit, item.attempts, item.last_error});
+  }
+  return out;
+}
+
+Redriver::Stats Redriver::stats() const {
+  std::lock_guard lock(state_->mu);
+  return state_->stats;
+}
+
+void Redriver::set_options(RedriverOptions options) {
+  std::lock_guard lock(state_->mu);
+  state_->options = options;
+}
+
+RedriverOptions Redriver::options() const {
+  std::lock_guard lock(state_->mu);
+  return state_->options;
+}
+
+}  // namespace xact
