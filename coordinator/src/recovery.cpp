@@ -404,6 +404,8 @@ RecoveryReport Recovery::roll_back_lost_node(const NodeId& lost_node, bool dry_r
     log(report.owed.empty() ? LogLevel::warning : LogLevel::error, report.describe());
   }
   return report;
+}
+
 void Recovery::prune_decision_markers() {
   // Once per process: a complete run has decided every branch that earlier runs of this node
   // (earlier epochs) left prepared in the registered resources, so their markers are never
