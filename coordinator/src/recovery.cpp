@@ -9,7 +9,17 @@ namespace xact {
 
 namespace {
 
-std::string_view outcome_name(RecoverableResource::Outcome o) {
+// The tolerated log damage that may have cost the commit record of `gtrid`, if any.
+const LogDamage* damage_covering(const std::vector<LogDamage>& damage, const Gtrid& gtrid) {
+  for (const auto& d : damage) {
+    if (gtrid.epoch() <= d.up_to_epoch) return &d;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+std::string_view to_string(RecoverableResource::Outcome o) noexcept {
   using O = RecoverableResource::Outcome;
   switch (o) {
     case O::done: return "done";
@@ -20,16 +30,6 @@ std::string_view outcome_name(RecoverableResource::Outcome o) {
   }
   return "?";
 }
-
-// The tolerated log damage that may have cost the commit record of `gtrid`, if any.
-const LogDamage* damage_covering(const std::vector<LogDamage>& damage, const Gtrid& gtrid) {
-  for (const auto& d : damage) {
-    if (gtrid.epoch() <= d.up_to_epoch) return &d;
-  }
-  return nullptr;
-}
-
-}  // namespace
 
 std::vector<Xid> RecoverableResource::recover_all_nodes() {
   throw UsageError("this resource cannot list the prepared ids of other nodes");
@@ -101,7 +101,7 @@ void Recovery::record_heuristic(RecoveryReport& report, const std::string& resou
   h.gtrid = xid.gtrid;
   h.resource = resource;
   h.bqual = xid.bqual;
-  h.outcome = std::string(outcome_name(outcome));
+  h.outcome = std::string(to_string(outcome));
   h.detail = std::string("the log says ") + (expected_commit ? "commit" : "roll back") +
              ", the resource reports " + h.outcome;
   report.actions.push_back({RecoveryAction::Kind::heuristic, resource, xid, h.detail});

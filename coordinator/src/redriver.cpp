@@ -20,18 +20,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-std::string_view outcome_name(RecoverableResource::Outcome o) {
-  using O = RecoverableResource::Outcome;
-  switch (o) {
-    case O::done: return "done";
-    case O::unknown_id: return "unknown id";
-    case O::heuristic_commit: return "heuristic commit";
-    case O::heuristic_rollback: return "heuristic rollback";
-    case O::heuristic_mixed: return "heuristic mixed";
-  }
-  return "?";
-}
-
 std::int64_t now_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -115,7 +103,7 @@ void Redriver::State::record_heuristic(const Item& item, RecoverableResource::Ou
   h.gtrid = item.gtrid;
   h.resource = item.resource;
   h.bqual = item.xid.bqual;
-  h.outcome = std::string(outcome_name(outcome));
+  h.outcome = std::string(to_string(outcome));
   h.detail = std::string("the coordinator decided to ") + (item.commit ? "commit" : "roll back") +
              ", the resource reports " + h.outcome;
   h.time_us = now_us();

@@ -294,4 +294,7 @@ class RecoverableResource {
   virtual Outcome rollback_prepared(const Xid& xid) = 0;
 };
 
+/// "done", "unknown id", "heuristic commit", ...: how logs and heuristic records name it.
+std::string_view to_string(RecoverableResource::Outcome outcome) noexcept;
+
 }  // namespace xact
