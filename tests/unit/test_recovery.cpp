@@ -11,6 +11,8 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <set>
 #include <thread>
 
@@ -57,7 +59,8 @@ class ScriptedResource : public ResourceManager, public RecoverableResource {
   }
 
   std::set<Xid> prepared, committed, rolled_back, heuristic;
-  bool unreachable = false;
+  // Atomic: a test flips it while background recovery calls this resource.
+  std::atomic<bool> unreachable{false};
 
  private:
   std::string name_;
@@ -446,7 +449,9 @@ TEST_F(RecoveryTest, BackgroundRecoveryRetriesOwedWorkUntilDone) {
   EXPECT_FALSE(recovery_->run().complete());
   recovery_->start_background(std::chrono::milliseconds(5));
   b_->unreachable = false;
-  for (int i = 0; i < 400 && !recovery_->last_report().complete(); ++i) {
+  // A generous bound only against a hang: a loaded (sanitizer) run may take many intervals.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!recovery_->last_report().complete() && std::chrono::steady_clock::now() < give_up) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   recovery_->stop_background();
