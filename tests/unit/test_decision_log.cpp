@@ -667,7 +667,7 @@ TEST_P(DamagedLogTest, ToleratedDamageIsRecordedDurablyNotDroppedSilently) {
   open(*env, /*tolerate=*/true).reset();
   auto log = open(*env);  // clean now: the damaged segment was replaced
   ASSERT_EQ(log->damage().size(), 1u);
-  const auto& d = log->damage()[0];
+  const LogDamage d = log->damage()[0];  // a copy: damage() returns a vector by value
   EXPECT_EQ(d.up_to_epoch, commits_[0].gtrid.epoch());
   EXPECT_NE(d.description.find("offset " + std::to_string(records_[2].offset)), std::string::npos)
       << d.description;
