@@ -18,7 +18,7 @@ readonly DEMO_PACKAGES=(
   build-essential cmake pkg-config
   libboost-dev libboost-program-options-dev
   libgtest-dev libsqlite3-dev libbenchmark-dev libisal-dev
-  ccache
+  ccache libtomlplusplus-dev
 )
 readonly TEST_PACKAGES=(
   "${DEMO_PACKAGES[@]}"
