@@ -358,7 +358,7 @@ bool FileStorage::Impl::load_index(std::uint64_t* scan_from) {
       if (rec->type == fs::kIndexEnd) {
         fs::Decoder d(rec->payload);
         std::uint64_t n = 0;
-        ended = d.u64(n) && n == loaded.size() && n == h->entries;
+        ended = d.get_u64(n) && n == loaded.size() && n == h->entries;
         break;
       }
       if (rec->type != fs::kIndexEntries || rec->payload.size() % fs::kIndexEntrySize != 0) break;
