@@ -68,7 +68,7 @@ InDoubtLockError::InDoubtLockError(Oid oid, const std::string& type, Tid read, c
           storage_path +
           " before the storage was opened: a crash or restart interrupted its two-phase "
           "commit. Retrying cannot help; only recovery decides it and releases the lock: run "
-          "xact::Recovery (with the coordinator's decision log, and DB::recovery_resource() "
+          "xact::Recovery (with the coordinator's decision log, and DB::recovery_target() "
           "registered) at start-up, or decide it by hand with FileStorage::commit_prepared / "
           "rollback_prepared"),
       oid_(oid),
