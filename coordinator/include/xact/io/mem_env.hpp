@@ -3,7 +3,7 @@
 // For tests and for tools that work on a copy of a log without touching the disk. It keeps
 // the POSIX durability model exactly (see env.hpp): for every file what was last synced,
 // for every directory which names were last synced. A plain MemEnv never forgets anything;
-// FaultInjectionEnv (fault_injection_env.hpp) adds the crash that does.
+// FaultInjectionEnv (fault_injection_env.hpp, in xact::testing) adds the crash that does.
 //
 // Paths: "/" separates components; "." components and repeated slashes are ignored and a
 // relative path is taken from the root, so "log/x" and "/log/x" name the same file. ".."
