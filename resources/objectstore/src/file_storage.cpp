@@ -701,9 +701,8 @@ void FileStorage::Impl::check_conflicts_locked(const CommitRequest& request) con
         // Held by a prepared transaction that this process did not prepare: no retry helps,
         // only recovery (which asks the coordinator's log for the outcome) releases it.
         auto p = prepared.find(lock->second);
-        return detail::LockHolder{true, p != prepared.end() && p->second.recovered
-                                            ? &p->second.xid
-                                            : nullptr};
+        return detail::LockHolder{
+            true, p != prepared.end() && p->second.recovered ? &p->second.xid : nullptr};
       },
       [&](Oid oid) {
         auto it = index.find(oid);
