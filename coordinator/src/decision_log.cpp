@@ -98,7 +98,8 @@ struct DecisionLog::Impl final : io::GroupCommitQueue<dlog::Writer>::Handler {
   OpenReport report;
 
   mutable std::mutex mu;
-  io::GroupCommitQueue<Writer> queue{mu, *this};  // guarded by mu
+  // Guarded by mu; the writer at its front does the I/O (select, write, complete below).
+  io::GroupCommitQueue<Writer> queue{mu, *this};
   std::map<Gtrid, std::string> unfinished;  // guarded by mu; gtrid -> encoded commit entry
   // guarded by mu; (gtrid, resource) -> encoded heuristic entry
   std::map<std::pair<Gtrid, std::string>, std::string> heuristics;
@@ -597,7 +598,8 @@ void DecisionLog::Impl::write(Batch) {
   batch_record.clear();
   // Encoded (checksummed) here, not under the mutex: committers keep queueing meanwhile.
   if (batch_record_size > 0) batch_record = io::encode_record(dlog::kBatchRecord, batch_payload);
-  if (batch_rotates) rotate(segment_sequence + 1, batch_snapshot, batch_record_size, {segment_path});
+  if (batch_rotates)
+    rotate(segment_sequence + 1, batch_snapshot, batch_record_size, {segment_path});
   if (!batch_record.empty()) {
     segment->write_at(write_offset, batch_record);
     segment->sync();

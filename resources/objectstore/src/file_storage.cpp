@@ -14,6 +14,7 @@
 #include <xact/objectstore/errors.hpp>
 
 #include "file_storage_impl.hpp"
+#include "storage_conflicts.hpp"
 
 namespace xact::objectstore {
 namespace {
@@ -692,48 +693,31 @@ bool FileStorage::Impl::held_by_one_phase_locked(const CommitRequest& request) c
 }
 
 void FileStorage::Impl::check_conflicts_locked(const CommitRequest& request) const {
-  // Held by a prepared transaction that this process did not prepare: no retry helps, only
-  // recovery (which asks the coordinator's log for the outcome) releases it.
-  auto in_doubt = [&](Oid oid) -> const Prepared* {
-    auto lock = locks.find(oid);
-    if (lock == locks.end()) return nullptr;
-    auto p = prepared.find(lock->second);
-    return p != prepared.end() && p->second.recovered ? &p->second : nullptr;
-  };
-  auto current = [&](Oid oid) -> const IndexEntry* {
-    auto it = index.find(oid);
-    return it == index.end() ? nullptr : &it->second;
-  };
-  for (const auto& w : request.writes) {
-    if (const Prepared* p = in_doubt(w.oid)) {
-      throw InDoubtLockError(w.oid, record_type_name(w.data), w.base, p->xid, path);
-    }
-    if (locks.contains(w.oid)) {
-      throw ConflictError(w.oid, record_type_name(w.data), kNoTid, w.base);
-    }
-    const IndexEntry* e = current(w.oid);
-    const Tid serial = e ? e->serial : kNoTid;
-    if (serial != w.base) throw ConflictError(w.oid, record_type_name(w.data), serial, w.base);
-  }
-  for (const auto& r : request.read_checks) {
-    if (const Prepared* p = in_doubt(r.oid)) {
-      throw InDoubtLockError(r.oid, {}, r.serial, p->xid, path);
-    }
-    if (locks.contains(r.oid)) throw ReadConflictError(r.oid, {}, kNoTid, r.serial);
-    const IndexEntry* e = current(r.oid);
-    const Tid serial = e ? e->serial : kNoTid;
-    if (serial != r.serial) {
-      std::string type;
-      if (e) {
+  detail::check_conflicts(
+      request,
+      [&](Oid oid) {
+        auto lock = locks.find(oid);
+        if (lock == locks.end()) return detail::LockHolder{};
+        // Held by a prepared transaction that this process did not prepare: no retry helps,
+        // only recovery (which asks the coordinator's log for the outcome) releases it.
+        auto p = prepared.find(lock->second);
+        return detail::LockHolder{
+            true, p != prepared.end() && p->second.recovered ? &p->second.xid : nullptr};
+      },
+      [&](Oid oid) {
+        auto it = index.find(oid);
+        return it == index.end() ? kNoTid : it->second.serial;
+      },
+      [&](Oid oid) {
+        auto it = index.find(oid);
+        if (it == index.end()) return std::string();
         try {
-          type = record_type_name(read_data(*reader, r.oid, *e));
+          return record_type_name(read_data(*reader, oid, it->second));
         } catch (const std::exception&) {
-          // Only for the message.
+          return std::string();  // only for the message
         }
-      }
-      throw ReadConflictError(r.oid, type, serial, r.serial);
-    }
-  }
+      },
+      path);
 }
 
 // Queues `w` (already given its offset under `lock`) and returns once it is written (and
@@ -1262,11 +1246,7 @@ Storage::PreparedId FileStorage::prepare(CommitRequest request) {
   p.xid = request.xid;
   p.record_offset = w->offset;
   impl_->place_writes_locked(request, *w, entry_at, p.writes);
-  for (const auto& rw : request.writes) p.locked.push_back(rw.oid);
-  for (const auto& r : request.read_checks) {
-    if (!impl_->locks.contains(r.oid)) p.locked.push_back(r.oid);
-  }
-  for (Oid oid : p.locked) impl_->locks[oid] = id;
+  detail::take_locks(request, impl_->locks, id, &p.locked);
   impl_->prepared.emplace(id, std::move(p));
   impl_->submit(l, w);
   return id;
@@ -1314,16 +1294,7 @@ Tid FileStorage::commit_one_phase(CommitRequest request) {
   impl_->place_writes_locked(request, *w, entry_at, w->writes);
   // Locked until the record is written and visible: a writer building on the revision it
   // replaces must fail at once, as against a prepared transaction.
-  for (const auto& rw : request.writes) {
-    impl_->locks[rw.oid] = lock_id;
-    w->locked.push_back(rw.oid);
-  }
-  for (const auto& r : request.read_checks) {
-    if (!impl_->locks.contains(r.oid)) {
-      impl_->locks[r.oid] = lock_id;
-      w->locked.push_back(r.oid);
-    }
-  }
+  detail::take_locks(request, impl_->locks, lock_id, &w->locked);
   impl_->submit(l, w);
   return w->tid;
 }

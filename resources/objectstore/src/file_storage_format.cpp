@@ -161,8 +161,9 @@ std::string decode_transaction(std::string_view payload, DecodedTransaction& out
   std::string_view gtrid;
   std::string_view bqual;
   std::uint64_t durable_end = 0;
-  if (!d.get_u64(durable_end) || !d.get_u64(out.tid) || !d.get_u64(out.next_oid) || !d.get_u32(out.xid.format_id) ||
-      !d.get_u8(glen) || !d.get_bytes(glen, gtrid) || !d.get_u8(blen) || !d.get_bytes(blen, bqual)) {
+  if (!d.get_u64(durable_end) || !d.get_u64(out.tid) || !d.get_u64(out.next_oid) ||
+      !d.get_u32(out.xid.format_id) || !d.get_u8(glen) || !d.get_bytes(glen, gtrid) ||
+      !d.get_u8(blen) || !d.get_bytes(blen, bqual)) {
     return "truncated transaction header";
   }
   if (!gtrid.empty()) {
@@ -175,7 +176,8 @@ std::string decode_transaction(std::string_view payload, DecodedTransaction& out
   std::string ignored;
   std::string& user = with_meta ? out.meta.user : ignored;
   std::string& description = with_meta ? out.meta.description : ignored;
-  if (!d.get_string32(user) || !d.get_string32(description) || !d.get_u32(n)) return "truncated transaction meta";
+  if (!d.get_string32(user) || !d.get_string32(description) || !d.get_u32(n))
+    return "truncated transaction meta";
   for (std::uint32_t i = 0; i < n; ++i) {
     std::string k;
     std::string v;
@@ -197,8 +199,8 @@ std::string decode_transaction(std::string_view payload, DecodedTransaction& out
     DecodedEntry e;
     e.at = d.consumed(payload);
     std::uint32_t crc = 0;
-    if (!d.get_u64(e.oid) || !d.get_u64(e.prev_serial) || !d.get_u64(e.prev_offset) || !d.get_u32(e.length) ||
-        !d.get_u32(crc) || !d.get_bytes(e.length, e.data)) {
+    if (!d.get_u64(e.oid) || !d.get_u64(e.prev_serial) || !d.get_u64(e.prev_offset) ||
+        !d.get_u32(e.length) || !d.get_u32(crc) || !d.get_bytes(e.length, e.data)) {
       return "truncated object entry " + std::to_string(i);
     }
     if (crc != entry_checksum(e.oid, e.data)) {
@@ -318,9 +320,9 @@ std::optional<IndexHeader> decode_index_header(std::string_view payload) {
   std::string_view id;
   std::uint32_t n = 0;
   if (!d.get_bytes(kIndexMagic.size(), magic) || magic != kIndexMagic || !d.get_u32(h.version) ||
-      h.version != kIndexVersion || !d.get_bytes(h.file_id.size(), id) || !d.get_u64(h.covered_end) ||
-      !d.get_u32(h.last_record_crc) || !d.get_u64(h.last_tid) || !d.get_u64(h.next_oid) || !d.get_u64(h.entries) ||
-      !d.get_u32(n) || n > payload.size() / 8) {
+      h.version != kIndexVersion || !d.get_bytes(h.file_id.size(), id) ||
+      !d.get_u64(h.covered_end) || !d.get_u32(h.last_record_crc) || !d.get_u64(h.last_tid) ||
+      !d.get_u64(h.next_oid) || !d.get_u64(h.entries) || !d.get_u32(n) || n > payload.size() / 8) {
     return std::nullopt;
   }
   std::memcpy(h.file_id.data(), id.data(), id.size());

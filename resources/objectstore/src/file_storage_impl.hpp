@@ -186,8 +186,9 @@ struct FileStorage::Impl {
 
   // The commit order.
   mutable std::mutex mu;
+  // Guarded by mu; the writer at its front does the I/O.
   Leader leader{*this};
-  io::GroupCommitQueue<Writer> queue{mu, leader};  // guarded by mu; its front writer does the I/O
+  io::GroupCommitQueue<Writer> queue{mu, leader};
   std::unordered_map<Oid, PreparedId> locks;  // guarded by mu
   std::map<PreparedId, Prepared> prepared;    // guarded by mu
   PreparedId next_prepared = 1;               // guarded by mu

@@ -161,9 +161,9 @@ class GroupCommitQueueBase {
   void lead(const Slot& self);
 
   std::mutex& mu_;
-  std::vector<Slot> queue_;            // guarded by mu_; the front one leads
-  std::exception_ptr failure_;         // guarded by mu_; set once
-  std::condition_variable idle_cv_;    // with mu_: the queue became empty
+  std::vector<Slot> queue_;          // guarded by mu_; the front one leads
+  std::exception_ptr failure_;       // guarded by mu_; set once
+  std::condition_variable idle_cv_;  // with mu_: the queue became empty
 };
 
 /// The queue of writers of type W (derived from GroupCommitWriter), and what its leader does
