@@ -12,16 +12,6 @@ namespace xact::sql {
 
 namespace {
 
-std::string what_of(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    return ex.what();
-  } catch (...) {
-    return "an exception that is not a std::exception";
-  }
-}
-
 template <class E>
 bool is_a(const std::exception_ptr& e) {
   try {
@@ -200,7 +190,7 @@ void SqlResource::end_unprepared(Branch& b) noexcept {
     } catch (...) {
       // A connection that cannot roll back is closed; the server rolls the branch back.
       log(LogLevel::warning, "resource '" + name_ + "': ROLLBACK failed (" +
-                                 what_of(std::current_exception()) +
+                                 error_message(std::current_exception()) +
                                  "); the connection is closed, which rolls the branch back");
       if (b.lease) b.lease.discard();
     }
@@ -410,7 +400,7 @@ void SqlResource::tpc_abort(Transaction& txn) {
         failed = std::current_exception();
         log(LogLevel::warning,
             "resource '" + name_ + "': " + std::string(rollback_prepared_statement()) + " of " +
-                b->xid.to_gid() + " failed (" + what_of(failed) +
+                b->xid.to_gid() + " failed (" + error_message(failed) +
                 "); the coordinator's re-driver retries it on a fresh connection");
       }
       b->release();
