@@ -265,5 +265,50 @@ TEST(InstalledTool, AMissingStorageIsOwedNotCreated) {
   EXPECT_FALSE(std::ifstream(dir / "m.fs").good());  // not created
 }
 
+// A server that refuses the password, and one that is not there: both are owed (exit 3), the
+// other resources are recovered, and the password is in no line the tool prints, not even
+// with --verbose.
+TEST(InstalledTool, AnUnreachableServerIsOwedAndItsPasswordIsNeverPrinted) {
+#if !defined(XACT_TEST_WITH_POSTGRES) || !defined(XACT_TEST_WITH_MYSQL)
+  GTEST_SKIP() << "built without the PostgreSQL or MySQL adapter";
+#endif
+  if (!servers_configured()) {
+    if (under_ci()) FAIL() << "CI=true but XACT_PG_*/XACT_MYSQL_* are not set";
+    GTEST_SKIP() << "no servers: scripts/servers.sh start DIR; source DIR/env.sh";
+  }
+  const std::string secret = "Wr0ng-s3cret-" + std::to_string(::getpid());
+  ASSERT_EQ(::setenv("XACT_CFG_TEST_SECRET", secret.c_str(), 1), 0);
+  TempDir dir;
+  const std::string file = dir / "app.toml";
+  std::ofstream(file)
+      << "[decision_log]\ndirectory = \"" << (dir / "xact") << "\"\n"
+      << "[[database]]\nname = \"main\"\nstorage = \"file:" << (dir / "main.fs") << "\"\n"
+      << "[[sql]]\nname = \"orders\"\nkind = \"postgres\"\n"
+         "uri = \"postgresql://${XACT_PG_USER}@${XACT_PG_HOST}:${XACT_PG_PORT}/${XACT_PG_DB}"
+         "?connect_timeout=5\"\npassword_env = \"XACT_CFG_TEST_SECRET\"\n"
+      << "[[sql]]\nname = \"stock\"\nkind = \"mysql\"\n"
+         "uri = \"mysql://${XACT_MYSQL_USER}@${XACT_MYSQL_HOST}:${XACT_MYSQL_PORT}/${XACT_MYSQL_DB}\"\n"
+         "password_env = \"XACT_CFG_TEST_SECRET\"\n"
+      << "[[sql]]\nname = \"gone\"\nkind = \"postgres\"\n"
+         "uri = \"postgresql://nobody@127.0.0.1:1/none?connect_timeout=5\"\n"
+         "password_env = \"XACT_CFG_TEST_SECRET\"\n";
+  {
+    config::LoadOptions options;
+    options.run_recovery = false;  // the servers refuse: nothing to ask them now
+    config::load(file, options);   // creates the log and the file storage
+  }
+  for (const bool verbose : {false, true}) {
+    std::vector<std::string> args{"recover", "--config", file};
+    if (verbose) args.push_back("--verbose");
+    const ToolRun run = run_xact(dir, args);
+    EXPECT_EQ(run.code, 3) << run.out << run.err;
+    EXPECT_TRUE(has(run.out + run.err, "orders")) << run.out << run.err;
+    EXPECT_TRUE(has(run.out + run.err, "stock")) << run.out << run.err;
+    EXPECT_TRUE(has(run.out + run.err, "gone")) << run.out << run.err;
+    EXPECT_FALSE(has(run.out + run.err, secret)) << run.out << run.err;
+  }
+  ::unsetenv("XACT_CFG_TEST_SECRET");
+}
+
 }  // namespace
 }  // namespace xact
