@@ -123,6 +123,10 @@ int run_log_pending(const std::vector<std::string>& args);
 int run_heuristics_list(const std::vector<std::string>& args);
 int run_heuristics_forget(const std::vector<std::string>& args);
 int run_recover(const std::vector<std::string>& args);
+/// `xact recover --config FILE ...` (recover_config.cpp); run_recover hands over to it.
+extern const CommandInfo kRecoverConfigInfo;
+bool wants_config(const std::vector<std::string>& args);
+int run_recover_config(const std::vector<std::string>& args);
 int run_storage_verify(const std::vector<std::string>& args);
 int run_storage_dump(const std::vector<std::string>& args);
 int run_storage_pack(const std::vector<std::string>& args);

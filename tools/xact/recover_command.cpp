@@ -16,6 +16,9 @@ const CommandInfo kRecoverInfo{
     "Runs recovery for the decision log in <dir>: re-drives the commits that have no done "
     "record, commits the prepared branches whose transaction committed, rolls back those "
     "without a commit record (presumed abort), and records heuristic outcomes.",
+    "With --config FILE (xact recover --config FILE --help) the decision log and every "
+    "resource come from the application's configuration file: object databases, PostgreSQL, "
+    "MySQL/MariaDB and SQLite.\n\n"
     "Give every resource the application registers, by the same name. A resource that cannot "
     "be opened is unreachable: its work is listed as owed and the others are recovered. A "
     "prepared branch whose decision may be in an unreachable last resource waits.\n\n"
@@ -38,6 +41,8 @@ const CommandInfo kRecoverInfo{
         "use), 2 for a wrong command line."};
 
 int run_recover(const std::vector<std::string>& args) {
+  // The resources of an application's configuration file (recover_config.cpp).
+  if (wants_config(args)) return run_recover_config(args);
   CommandLine line(kRecoverInfo);
   auto option = line.options().add_options();
   option("resource",

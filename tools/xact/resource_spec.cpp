@@ -3,7 +3,6 @@
 #include <set>
 
 #include <xact/errors.hpp>
-#include <xact/testing/kv_resource.hpp>
 
 #include "cli.hpp"
 
@@ -32,34 +31,15 @@ class UnavailableResource : public RecoverableResource, public DecisionStore {
   std::string reason_;
 };
 
-std::shared_ptr<ResourceManager> open_kv(io::Env& env, const ResourceSpec& spec) {
-  // KvStore::open_file creates a missing store: for recovery that would hide a wrong path.
-  if (!env.exists(spec.location)) {
-    throw StorageError("the kv store file '" + spec.location +
-                       "' does not exist (xact recover opens existing stores only: check "
-                       "the path)");
-  }
-  testing::KvOptions options;
-  options.last_resource = spec.last_resource;
-  return std::make_shared<testing::KvResource>(
-      spec.name, testing::KvStore::open_file(env, spec.location), options);
+using Kind = ResourceKind;
+
+const std::vector<Kind>& kinds() {
+  static const std::vector<Kind> all = extra_resource_kinds();
+  return all;
 }
 
-struct Kind {
-  std::string_view name;
-  std::string_view form;
-  std::string_view description;
-  std::string_view example;  // of a location
-  std::shared_ptr<ResourceManager> (*open)(io::Env&, const ResourceSpec&);
-};
-
-constexpr Kind kKinds[] = {
-    {"kv", "kv:PATH", "the durable file-backed key-value store of xact::testing",
-     "/var/lib/app/orders.kv", &open_kv},
-};
-
 const Kind* find_kind(std::string_view name) {
-  for (const auto& kind : kKinds) {
+  for (const auto& kind : kinds()) {
     if (kind.name == name) return &kind;
   }
   return nullptr;
@@ -69,11 +49,13 @@ const Kind* find_kind(std::string_view name) {
 
 std::string supported_kinds() {
   std::string out;
-  for (const auto& kind : kKinds) {
+  for (const auto& kind : kinds()) {
     if (!out.empty()) out += ", ";
     out += std::string(kind.form) + " (" + std::string(kind.description) + ")";
   }
-  return out + "; postgres, mysql and sqlite are planned";
+  if (out.empty()) out = "none in this build";
+  return out + "; object databases, PostgreSQL, MySQL/MariaDB and SQLite are recovered from "
+               "the application's configuration file: xact recover --config FILE";
 }
 
 ResourceSpec parse_resource_spec(const std::string& text, const std::string& option,
@@ -142,6 +124,11 @@ BuiltResource build_resource(io::Env& env, const ResourceSpec& spec) {
     if (spec.last_resource) built.target.decision_store = unavailable;
   }
   return built;
+}
+
+std::shared_ptr<ResourceManager> unavailable_resource(std::string name, bool last_resource,
+                                                      std::string reason) {
+  return std::make_shared<UnavailableResource>(std::move(name), last_resource, std::move(reason));
 }
 
 }  // namespace xact::cli

@@ -1,9 +1,10 @@
 // The resources `xact recover` talks to, given on its command line as NAME=KIND:SPEC.
 //
 // NAME is the stable resource name the application registers the resource under (the branch
-// qualifier of every id); KIND:SPEC says how to reach it. Kinds today:
-//   kv:PATH   the durable file-backed key-value store of xact::testing (KvStore::open_file)
-// PostgreSQL, MySQL and SQLite kinds come with their resource managers.
+// qualifier of every id); KIND:SPEC says how to reach it. The kinds are those the executable
+// links in (extra_resource_kinds()): none in the installed tool, whose resources come from a
+// configuration file (`xact recover --config FILE`, recover_config.cpp); the tests' build of
+// the tool adds kv:PATH, the durable key-value store of xact::testing.
 //
 // A resource that cannot be opened (missing file, unreadable store; later: a database that
 // refuses the connection) is not a command-line error: it is unreachable, and recovery lists
@@ -14,6 +15,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <xact/io/env.hpp>
@@ -50,5 +52,23 @@ BuiltResource build_resource(io::Env& env, const ResourceSpec& spec);
 
 /// "kv:PATH (...)", one line per kind, for help and errors.
 std::string supported_kinds();
+
+/// A kind of --resource: how to open NAME=KIND:LOCATION.
+struct ResourceKind {
+  std::string_view name;
+  std::string_view form;
+  std::string_view description;
+  std::string_view example;  // of a location
+  std::shared_ptr<ResourceManager> (*open)(io::Env&, const ResourceSpec&);
+};
+
+/// The kinds of this executable, defined by a source file linked into it (no_extra_kinds.cpp in
+/// the installed tool; the tests' build links the test store's kind). Read once.
+std::vector<ResourceKind> extra_resource_kinds();
+
+/// Stands in for a resource that cannot be opened: every recovery call throws ResourceError
+/// with `reason`; as a last resource it answers "unreadable" (so nothing is presumed aborted).
+std::shared_ptr<ResourceManager> unavailable_resource(std::string name, bool last_resource,
+                                                      std::string reason);
 
 }  // namespace xact::cli
