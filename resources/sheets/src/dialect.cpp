@@ -16,6 +16,8 @@ const Dialect kPostgres{
     .schema_rollback = {"ROLLBACK"},
     .insert_returning = true,
     .last_insert_id = "",
+    .columns_query = "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+                     "current_schema() AND table_name = $1",
 };
 
 // DDL commits implicitly in MySQL: the named lock (a session lock) serializes processes.
@@ -28,6 +30,8 @@ const Dialect kMySql{
     .schema_rollback = {"SELECT RELEASE_LOCK('xact_sheets_schema')"},
     .insert_returning = false,
     .last_insert_id = "SELECT LAST_INSERT_ID()",
+    .columns_query = "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+                     "DATABASE() AND table_name = $1",
 };
 
 const Dialect kSqlite{
@@ -39,6 +43,7 @@ const Dialect kSqlite{
     .schema_rollback = {"ROLLBACK"},
     .insert_returning = true,
     .last_insert_id = "",
+    .columns_query = "SELECT name FROM pragma_table_info($1)",
 };
 
 }  // namespace

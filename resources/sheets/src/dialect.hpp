@@ -31,6 +31,9 @@ struct Dialect {
   std::vector<std::string> create_table(const SheetDefinition& def) const;
   std::string add_column(const SheetDefinition& def, const Property& p) const;
   std::string catalog_table() const;
+  /// The column names of table $1 (a query of the database's own catalog: a `SELECT *` would
+  /// be a prepared statement whose column count the table's growth changes).
+  std::string_view columns_query;
   /// The condition "column starts with $n" (binds the escaped LIKE pattern or the raw prefix).
   std::string prefix(const std::string& column, int n) const;
   bool prefix_binds_pattern() const { return name != "sqlite"; }

@@ -141,8 +141,10 @@ void SheetStore::migrate(const SheetDefinition& def) {
     if (stored.empty()) {
       for (const auto& s : d.create_table(def)) c->execute(s);
     }
-    const sql::Result probe = c->execute("SELECT * FROM " + d.q(def.name) + " WHERE 1 = 0");
-    const auto& columns = probe.columns();
+    std::vector<std::string> columns;
+    for (const auto& row : c->execute(d.columns_query, {def.name})) {
+      columns.push_back(row.get<std::string>(0));
+    }
     for (const auto& p : def.properties) {
       bool in_catalog = false;
       for (const auto& row : stored) in_catalog |= row.get<std::string>("property") == p.name;
