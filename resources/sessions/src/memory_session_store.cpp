@@ -200,7 +200,8 @@ bool MemorySessionStore::compare_and_swap(const std::string& sid, const std::str
 }
 
 std::size_t MemorySessionStore::clear_fences(const Gtrid& owner,
-                                             const std::vector<std::string>& session_ids) {
+                                             const std::vector<std::string>& session_ids,
+                                             bool /*tombstones: found while scanning anyway*/) {
   std::size_t cleared = 0;
   const std::int64_t now = impl_->now();
   for (const std::string& sid : session_ids) {

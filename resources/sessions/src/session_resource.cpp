@@ -349,8 +349,12 @@ void SessionResource::tpc_finish(Transaction& txn) {
   if (!st) return;
   if (!st->undo.empty()) {
     std::set<std::string> sessions;
-    for (const auto& u : st->undo) sessions.insert(u.sid);
-    store_->clear_fences(st->gtrid, {sessions.begin(), sessions.end()});
+    bool erased = false;
+    for (const auto& u : st->undo) {
+      sessions.insert(u.sid);
+      erased = erased || !u.written.value;
+    }
+    store_->clear_fences(st->gtrid, {sessions.begin(), sessions.end()}, erased);
     st->undo.clear();
   }
   finish_state(txn);

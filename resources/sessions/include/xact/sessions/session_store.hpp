@@ -115,10 +115,12 @@ class SessionStore {
   virtual bool compare_and_swap(const std::string& session_id, const std::string& name,
                                 const std::optional<Entry>& seen,
                                 const std::optional<Entry>& next) = 0;
-  /// A commit: drops the fences `owner` holds in `session_ids` (removing its tombstones) and
-  /// refreshes those sessions' expiry (unless they expired). Returns how many fences it dropped.
-  virtual std::size_t clear_fences(const Gtrid& owner,
-                                   const std::vector<std::string>& session_ids) = 0;
+  /// A commit: drops the fences `owner` holds in `session_ids` (removing its tombstones, which
+  /// exist only when `tombstones`: the owner erased a value) and refreshes those sessions'
+  /// expiry (unless they expired). Returns how many entries it changed (the memory store: the
+  /// fences dropped; a SQL store may also count the rows whose expiry it refreshed).
+  virtual std::size_t clear_fences(const Gtrid& owner, const std::vector<std::string>& session_ids,
+                                   bool tombstones = true) = 0;
   /// Live fenced entries whose owner belongs to `node` (every node: none), for recovery.
   virtual std::vector<FencedEntry> list_fenced(const std::optional<NodeId>& node) = 0;
   /// Live fenced entries of one owner.
