@@ -51,12 +51,12 @@ class NoopResource : public xact::ResourceManager {
  public:
   explicit NoopResource(std::string name) : name_(std::move(name)) {}
   std::string resource_name() const override { return name_; }
-  void abort(xact::Transaction&) override {}
+  void abort(xact::Transaction&) noexcept override {}
   void tpc_begin(xact::Transaction&) override {}
   void commit(xact::Transaction&) override {}
   xact::Vote tpc_vote(xact::Transaction&) override { return xact::Vote::yes; }
   void tpc_finish(xact::Transaction&) override {}
-  void tpc_abort(xact::Transaction&) override {}
+  void tpc_abort(xact::Transaction&) noexcept override {}
 
  private:
   std::string name_;

@@ -69,12 +69,12 @@ std::string db_path() { return dir() + "/bench.db"; }
 class NoopVoter : public xact::ResourceManager {
  public:
   std::string resource_name() const override { return "noop"; }
-  void abort(xact::Transaction&) override {}
+  void abort(xact::Transaction&) noexcept override {}
   void tpc_begin(xact::Transaction&) override {}
   void commit(xact::Transaction&) override {}
   xact::Vote tpc_vote(xact::Transaction&) override { return xact::Vote::yes; }
   void tpc_finish(xact::Transaction&) override {}
-  void tpc_abort(xact::Transaction&) override {}
+  void tpc_abort(xact::Transaction&) noexcept override {}
 };
 
 void must(int rc, sqlite3* db) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <exception>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,6 +28,8 @@ struct Participant {
   OnePhaseCommit* one_phase = nullptr;
   bool last_resource = false;  // one_phase and cannot prepare: at most one per transaction
   State state = State::joined;
+  // Reported by the RM (Transaction::report_rollback_failure) during its tpc_abort or abort.
+  std::exception_ptr rollback_failure;
 };
 
 struct SavepointState {

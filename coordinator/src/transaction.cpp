@@ -84,20 +84,6 @@ std::int64_t now_us() {
       .count();
 }
 
-// Runs `f` on an RM in a cleanup path: errors are logged, never propagated. False when it threw.
-template <class F>
-bool best_effort(const detail::Participant& p, const char* call, F&& f) noexcept {
-  try {
-    f();
-    return true;
-  } catch (...) {
-    log(LogLevel::error, "resource '" + p.name + "': " + call +
-                             " failed: " + error_message(std::current_exception()) +
-                             " (the re-driver rolls back a prepared branch left behind)");
-    return false;
-  }
-}
-
 // Who finishes what a transaction could not: its decision log's re-driver, or the process's.
 Redriver& redriver_of(const std::shared_ptr<DecisionLog>& log) {
   return log ? log->redriver() : Redriver::process();
@@ -674,13 +660,15 @@ std::exception_ptr Transaction::fail_commit(std::exception_ptr error) noexcept {
   for (auto& p : participants_) {
     using S = detail::Participant::State;
     switch (p->state) {
-      case S::joined: best_effort(*p, "abort", [&] { p->rm->abort(*this); }); break;
+      case S::joined: p->rm->abort(*this); break;
       case S::begun:
       case S::voted_yes:
-        if (!best_effort(*p, "tpc_abort", [&] { p->rm->tpc_abort(*this); }) && !gtrid_.empty() &&
-            p->rm->recoverable() != nullptr) {
+        p->rollback_failure = nullptr;
+        p->rm->tpc_abort(*this);  // noexcept: a failure is reported (report_rollback_failure)
+        if (p->rollback_failure && !gtrid_.empty() && p->rm->recoverable() != nullptr) {
           try {
-            unrolled.push_back({p->rm, xid_for(*p->rm), "tpc_abort failed"});
+            unrolled.push_back({p->rm, xid_for(*p->rm),
+                                "tpc_abort failed: " + error_message(p->rollback_failure)});
           } catch (...) {  // out of memory: recovery rolls it back after a restart
           }
         }
@@ -738,7 +726,7 @@ void Transaction::abort() noexcept {
   invalidate_savepoints_from(0);
   run_abort_hooks(true);
   notify_synchronizers(true);
-  for (auto& p : participants_) best_effort(*p, "abort", [&] { p->rm->abort(*this); });
+  for (auto& p : participants_) p->rm->abort(*this);
   status_ = Status::aborted;
   participants_.clear();
   release_gtrid();
@@ -746,6 +734,76 @@ void Transaction::abort() noexcept {
   run_abort_hooks(false);
   notify_synchronizers(false);
   phase_ = Phase::idle;
+}
+
+// ---- reports from resource managers
+// ---------------------------------------------------------------------
+
+detail::Participant* Transaction::find_participant(const ResourceManager& rm) noexcept {
+  for (auto& p : participants_) {
+    if (p->rm.get() == &rm) return p.get();
+  }
+  return nullptr;
+}
+
+void Transaction::report_rollback_failure(ResourceManager& rm, std::exception_ptr error) noexcept {
+  try {
+    detail::Participant* p = find_participant(rm);
+    const std::string name = p != nullptr ? p->name : rm.resource_name();
+    if (!error) error = std::make_exception_ptr(ResourceError("rollback failed"));
+    const bool handed_over = p != nullptr && p->state != detail::Participant::State::joined &&
+                             rm.recoverable() != nullptr;
+    log(LogLevel::error,
+        "resource '" + name + "': rollback of " + describe() +
+            " failed: " + error_message(error) +
+            (handed_over ? " (the re-driver rolls back the branch left prepared)"
+                         : " (recovery rolls back a prepared branch left behind)"));
+    if (p != nullptr) p->rollback_failure = error;
+  } catch (...) {  // out of memory: the branch is recovery's after a restart
+  }
+}
+
+void Transaction::report_rollback_failure(ResourceManager& rm, std::string message) noexcept {
+  try {
+    report_rollback_failure(rm, std::make_exception_ptr(ResourceError(std::move(message))));
+  } catch (...) {
+  }
+}
+
+void Transaction::report_heuristic(ResourceManager& rm, std::string what,
+                                   RecoverableResource::Outcome outcome) noexcept {
+  try {
+    HeuristicOutcome h;
+    detail::Participant* p = find_participant(rm);
+    h.resource = p != nullptr ? p->name : rm.resource_name();
+    h.xid = xid_for(rm);
+    h.outcome = outcome;
+    h.detail = std::move(what);
+    detail::count(detail::Counter::heuristics);
+    if (log_) {
+      try {
+        HeuristicRecord record;
+        record.gtrid = h.xid.gtrid;
+        record.resource = h.resource;
+        record.bqual = h.xid.bqual;
+        record.outcome = std::string(to_string(outcome));
+        record.detail = "found during the rollback of a live transaction: " + h.detail;
+        log_->log_heuristic(record);
+        h.recorded = true;
+      } catch (...) {
+        log(LogLevel::error, "could not record the heuristic outcome of resource '" + h.resource +
+                                 "' for " + h.xid.to_gid() + " in the decision log (" +
+                                 error_message(std::current_exception()) + ")");
+      }
+    }
+    log(LogLevel::error, "heuristic outcome on resource '" + h.resource + "' for " +
+                             h.xid.to_gid() + " during the rollback of " + describe() + ": " +
+                             std::string(to_string(outcome)) + ": " + h.detail +
+                             (h.recorded ? "; recorded until an operator forgets it"
+                                         : "; not recorded (no decision log)"));
+    heuristics_.push_back(std::move(h));
+  } catch (...) {
+  }
 }
 
 // ---- savepoints
@@ -811,7 +869,7 @@ void Transaction::rollback_to(detail::SavepointState& sp) {
   // Participants that joined after the savepoint had nothing to do as of it.
   while (participants_.size() > sp.participants_at) {
     auto& p = participants_.back();
-    best_effort(*p, "abort", [&] { p->rm->abort(*this); });
+    p->rm->abort(*this);
     participants_.pop_back();
   }
   for (auto& rsp : sp.rm_savepoints) {

@@ -30,7 +30,7 @@ class Probe : public ResourceManager, public OnePhaseCommit {
       : act_(act), at_decision_(std::move(at_decision)) {}
 
   std::string resource_name() const override { return "conformance-probe"; }
-  void abort(Transaction&) override {}
+  void abort(Transaction&) noexcept override {}
   void tpc_begin(Transaction&) override {}
   void commit(Transaction&) override {}
   Vote tpc_vote(Transaction&) override {
@@ -40,7 +40,7 @@ class Probe : public ResourceManager, public OnePhaseCommit {
   void tpc_finish(Transaction&) override {
     if (act_ == Act::fail_finish) throw ResourceError("probe: connection lost in tpc_finish");
   }
-  void tpc_abort(Transaction&) override {}
+  void tpc_abort(Transaction&) noexcept override {}
   OnePhaseCommit* one_phase_commit() noexcept override { return is_last() ? this : nullptr; }
   void commit_one_phase(Transaction&, const CommitRecord*) override {
     if (at_decision_) at_decision_();

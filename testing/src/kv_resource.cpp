@@ -249,7 +249,7 @@ std::optional<std::string> KvResource::get(const std::string& key) const {
   return store_->get(key);
 }
 
-void KvResource::abort(Transaction&) { staged_.clear(); }
+void KvResource::abort(Transaction&) noexcept { staged_.clear(); }
 
 void KvResource::tpc_begin(Transaction& txn) { gid_ = txn.xid_for(*this).to_gid(); }
 
@@ -268,9 +268,13 @@ void KvResource::tpc_finish(Transaction&) {
   crash_point(name_ + ".after_commit_prepared");
 }
 
-void KvResource::tpc_abort(Transaction&) {
+void KvResource::tpc_abort(Transaction& txn) noexcept {
   staged_.clear();
-  if (!gid_.empty()) store_->rollback_prepared(gid_);
+  try {
+    if (!gid_.empty()) store_->rollback_prepared(gid_);
+  } catch (...) {
+    txn.report_rollback_failure(*this, std::current_exception());  // the re-driver retries it
+  }
 }
 
 std::unique_ptr<ResourceSavepoint> KvResource::savepoint(Transaction&) {

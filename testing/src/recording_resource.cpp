@@ -78,9 +78,13 @@ void RecordingResource::maybe_fail(Step step) {
   throw ResourceError("resource '" + name_ + "': injected failure");
 }
 
-void RecordingResource::abort(Transaction&) {
-  record(Step::abort, "abort");
+void RecordingResource::abort(Transaction& txn) noexcept {
   staged_.reset();
+  try {
+    record(Step::abort, "abort");  // an injected failure is a failed rollback, reported
+  } catch (...) {
+    txn.report_rollback_failure(*this, std::current_exception());
+  }
 }
 
 void RecordingResource::tpc_begin(Transaction& txn) {
@@ -110,8 +114,16 @@ void RecordingResource::tpc_finish(Transaction&) {
   staged_.reset();
 }
 
-void RecordingResource::tpc_abort(Transaction&) {
-  record(Step::tpc_abort, "tpc_abort");
+void RecordingResource::tpc_abort(Transaction& txn) noexcept {
+  try {
+    record(Step::tpc_abort, "tpc_abort");
+  } catch (...) {
+    // An injected failure: the rollback did not happen; the branch stays prepared for the
+    // re-driver (rollback_prepared), as a server that went away would leave it.
+    txn.report_rollback_failure(*this, std::current_exception());
+    staged_.reset();
+    return;
+  }
   prepared_.erase(begun_gid_);
   staged_.reset();
 }

@@ -476,12 +476,12 @@ TEST(RecoveryRegistration, AResourceWithNothingToRecoverIsRefused) {
   class Plain : public ResourceManager {
    public:
     std::string resource_name() const override { return "plain"; }
-    void abort(Transaction&) override {}
+    void abort(Transaction&) noexcept override {}
     void tpc_begin(Transaction&) override {}
     void commit(Transaction&) override {}
     Vote tpc_vote(Transaction&) override { return Vote::yes; }
     void tpc_finish(Transaction&) override {}
-    void tpc_abort(Transaction&) override {}
+    void tpc_abort(Transaction&) noexcept override {}
   };
   EXPECT_THROW(recovery.register_resource(std::make_shared<Plain>()), UsageError);
 }

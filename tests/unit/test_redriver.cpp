@@ -30,7 +30,7 @@ class Server : public ResourceManager, public RecoverableResource {
  public:
   explicit Server(std::string name) : name_(std::move(name)) {}
   std::string resource_name() const override { return name_; }
-  void abort(Transaction&) override {}
+  void abort(Transaction&) noexcept override {}
   void tpc_begin(Transaction& txn) override { xid_ = txn.xid_for(*this); }
   void commit(Transaction&) override {}
   Vote tpc_vote(Transaction&) override {
@@ -45,7 +45,13 @@ class Server : public ResourceManager, public RecoverableResource {
   void tpc_finish(Transaction&) override {
     if (commit_prepared(xid_) == Outcome::unknown_id) throw UsageError("finish of nothing");
   }
-  void tpc_abort(Transaction&) override { rollback_prepared(xid_); }
+  void tpc_abort(Transaction& txn) noexcept override {
+    try {
+      rollback_prepared(xid_);
+    } catch (...) {  // the server is down: the coordinator hands the branch to the re-driver
+      txn.report_rollback_failure(*this, std::current_exception());
+    }
+  }
   RecoverableResource* recoverable() noexcept override { return this; }
 
   std::vector<Xid> recover(const NodeId&) override {
@@ -146,12 +152,12 @@ class KillAtFinish : public ResourceManager {
  public:
   explicit KillAtFinish(std::shared_ptr<Server> victim) : victim_(std::move(victim)) {}
   std::string resource_name() const override { return "0-kill-at-finish"; }
-  void abort(Transaction&) override {}
+  void abort(Transaction&) noexcept override {}
   void tpc_begin(Transaction&) override {}
   void commit(Transaction&) override {}
   Vote tpc_vote(Transaction&) override { return Vote::yes; }
   void tpc_finish(Transaction&) override { victim_->set_down(true); }
-  void tpc_abort(Transaction&) override {}
+  void tpc_abort(Transaction&) noexcept override {}
 
  private:
   std::shared_ptr<Server> victim_;
@@ -308,12 +314,12 @@ TEST_F(RedriverTest, ABranchOfAResourceThatCannotFinishByIdIsLoggedNotOwed) {
   class Plain : public ResourceManager {
    public:
     std::string resource_name() const override { return "plain"; }
-    void abort(Transaction&) override {}
+    void abort(Transaction&) noexcept override {}
     void tpc_begin(Transaction&) override {}
     void commit(Transaction&) override {}
     Vote tpc_vote(Transaction&) override { return Vote::yes; }
     void tpc_finish(Transaction&) override {}
-    void tpc_abort(Transaction&) override {}
+    void tpc_abort(Transaction&) noexcept override {}
   };
   redriver->hand_off(xid.gtrid, true, {{std::make_shared<Plain>(), xid, "test"}});
   set_log_sink([](LogLevel, std::string_view) {});

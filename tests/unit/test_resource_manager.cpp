@@ -12,6 +12,11 @@
 namespace xact {
 namespace {
 
+// The rollback calls cannot throw: a failure there is reported, never thrown.
+static_assert(noexcept(std::declval<ResourceManager&>().abort(std::declval<Transaction&>())));
+static_assert(noexcept(std::declval<ResourceManager&>().tpc_abort(std::declval<Transaction&>())));
+static_assert(!noexcept(std::declval<ResourceManager&>().tpc_vote(std::declval<Transaction&>())));
+
 // A last resource written against this header alone.
 class RecordingLastResource : public ResourceManager, public OnePhaseCommit {
  public:

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <array>
+#include <mutex>
 #include <thread>
 
 namespace xact {
@@ -1245,6 +1246,141 @@ TEST_F(TransactionTest, AFailedSavepointInsideABeforeCommitHookCannotLetTheCommi
   const auto a_calls = log_->of("a");
   EXPECT_EQ(std::count(a_calls.begin(), a_calls.end(), "tpc_begin"), 0);
   tm_.abort();
+}
+
+// ---- reports from resource managers during a rollback --------------------------------------
+
+// A participant that reports what it found while it is rolled back (tpc_abort, abort).
+class ReportingResource : public RecordingResource {
+ public:
+  using RecordingResource::RecordingResource;
+  std::function<void(Transaction&)> at_rollback;
+  void tpc_abort(Transaction& t) noexcept override {
+    RecordingResource::tpc_abort(t);
+    if (at_rollback) at_rollback(t);
+  }
+  void abort(Transaction& t) noexcept override {
+    RecordingResource::abort(t);
+    if (at_rollback) at_rollback(t);
+  }
+};
+
+// Collects the library's error-level messages (the re-driver logs from its own thread).
+class ErrorSink {
+ public:
+  ErrorSink() {
+    set_log_sink([this](LogLevel level, std::string_view m) {
+      if (level != LogLevel::error) return;
+      std::lock_guard lock(mu_);
+      errors_.emplace_back(m);
+    });
+  }
+  ~ErrorSink() { set_log_sink(nullptr); }
+  bool has(std::string_view part) {
+    std::lock_guard lock(mu_);
+    return std::any_of(errors_.begin(), errors_.end(),
+                       [&](const std::string& e) { return e.find(part) != std::string::npos; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::string> errors_;
+};
+
+TEST_F(TransactionTest, ATpcAbortThatFailsIsLoggedAndTheRedriverRollsBackItsBranch) {
+  io::MemEnv env;
+  std::shared_ptr<DecisionLog> decisions = DecisionLog::open(env, "/log");
+  ExplicitTransactionManager tm(ManagerOptions{decisions, std::nullopt});
+  RecordingOptions stuck, no;
+  stuck.fail_at = Step::tpc_abort;  // its rollback fails once (a server gone for a moment)
+  no.fail_at = Step::tpc_vote;
+  auto a = rm("a", stuck), b = rm("b", no);
+  ErrorSink sink;
+  auto& txn = tm.begin();
+  a->set(txn, "1");
+  b->set(txn, "1");
+  try {
+    tm.commit();
+    FAIL() << "b voted no";
+  } catch (const ResourceError& e) {
+    EXPECT_NE(std::string(e.what()).find("'b'"), std::string::npos)
+        << "the commit fails with b's no vote, not with a's failed rollback: " << e.what();
+  }
+  EXPECT_EQ(log_->of("a").back(), "tpc_abort");
+  EXPECT_EQ(log_->of("b").back(), "tpc_abort") << "the clean-up went on after a's failure";
+  EXPECT_TRUE(sink.has("resource 'a': rollback of")) << "a's failure is logged";
+  tm.abort();
+  ASSERT_TRUE(decisions->redriver().wait_idle(std::chrono::seconds(60)));
+  EXPECT_TRUE(a->prepared().empty())
+      << "the re-driver rolled back the branch the failed tpc_abort left prepared";
+  EXPECT_FALSE(a->committed());
+}
+
+TEST_F(TransactionTest, AHeuristicFoundDuringTpcAbortIsRecordedInTheDecisionLogAndListed) {
+  io::MemEnv env;
+  std::shared_ptr<DecisionLog> decisions = DecisionLog::open(env, "/log");
+  ExplicitTransactionManager tm(ManagerOptions{decisions, std::nullopt});
+  RecordingOptions no;
+  no.fail_at = Step::tpc_vote;
+  // A compensating participant: its undo found someone else's value where it wrote its own.
+  auto c = std::make_shared<ReportingResource>("c", log_);
+  c->at_rollback = [&](Transaction& t) {
+    t.report_heuristic(*c, "the compensation found 'x' where this transaction wrote '1'",
+                       RecoverableResource::Outcome::heuristic_commit);
+  };
+  auto b = rm("b", no);
+  ErrorSink sink;
+  const auto before = counters().heuristics;
+  auto& txn = tm.begin();
+  b->set(txn, "1");
+  c->set(txn, "1");
+  EXPECT_THROW(tm.commit(), ResourceError);
+  ASSERT_EQ(txn.heuristics().size(), 1u);
+  const HeuristicOutcome& seen = txn.heuristics()[0];
+  EXPECT_EQ(seen.resource, "c");
+  EXPECT_EQ(seen.xid, txn.xid_for(*c));
+  EXPECT_EQ(seen.outcome, RecoverableResource::Outcome::heuristic_commit);
+  EXPECT_TRUE(seen.recorded);
+  EXPECT_EQ(counters().heuristics, before + 1);
+  EXPECT_TRUE(sink.has("heuristic outcome on resource 'c'"));
+  const Gtrid g = txn.gtrid();
+  tm.abort();
+  // Durably, as recovery records them (what `xact heuristics list` shows).
+  const auto listed = decisions->heuristics();
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].gtrid, g);
+  EXPECT_EQ(listed[0].resource, "c");
+  EXPECT_EQ(listed[0].bqual, "c");
+  EXPECT_EQ(listed[0].outcome, "heuristic commit");
+  EXPECT_NE(listed[0].detail.find("found 'x'"), std::string::npos) << listed[0].detail;
+}
+
+TEST_F(TransactionTest, ReportsDuringAbortAndSavepointRollbackWithoutADecisionLogAreKeptAndLogged) {
+  auto a = rm("a");
+  auto late = std::make_shared<ReportingResource>("late", log_);
+  late->at_rollback = [&](Transaction& t) {
+    t.report_heuristic(*late, "partly undone", RecoverableResource::Outcome::heuristic_mixed);
+    t.report_rollback_failure(*late, "connection reset");
+  };
+  ErrorSink sink;
+  auto& txn = tm_.begin();
+  a->set(txn, "1");
+  Savepoint sp = txn.savepoint();
+  late->set(txn, "2");
+  sp.rollback();  // aborts the participant that joined after the savepoint
+  EXPECT_EQ(log_->of("late").back(), "abort");
+  ASSERT_EQ(txn.heuristics().size(), 1u);
+  EXPECT_EQ(txn.heuristics()[0].resource, "late");
+  EXPECT_EQ(txn.heuristics()[0].outcome, RecoverableResource::Outcome::heuristic_mixed);
+  EXPECT_FALSE(txn.heuristics()[0].recorded) << "no decision log to record it in";
+  EXPECT_TRUE(sink.has("not recorded (no decision log)"));
+  EXPECT_TRUE(sink.has("resource 'late': rollback of"));
+  EXPECT_TRUE(sink.has("connection reset"));
+  EXPECT_EQ(txn.status(), Status::active) << "a report never fails the transaction";
+  late->set(txn, "3");
+  tm_.abort();  // abort() never throws, reports or not
+  EXPECT_EQ(log_->of("late").back(), "abort");
+  EXPECT_FALSE(a->committed());
 }
 
 }  // namespace

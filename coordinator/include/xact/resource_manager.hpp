@@ -194,12 +194,14 @@ class ResourceManager {
   /// Commit order; must be unique within a transaction. Defaults to the resource name.
   virtual SortKey sort_key() const { return SortKey(resource_name()); }
 
-  virtual void abort(Transaction& txn) = 0;
+  /// noexcept: a rollback that fails is reported (Transaction::report_rollback_failure) and left
+  /// to the re-driver or recovery, never thrown.
+  virtual void abort(Transaction& txn) noexcept = 0;
   virtual void tpc_begin(Transaction& txn) = 0;
   virtual void commit(Transaction& txn) = 0;
   virtual Vote tpc_vote(Transaction& txn) = 0;
   virtual void tpc_finish(Transaction& txn) = 0;
-  virtual void tpc_abort(Transaction& txn) = 0;
+  virtual void tpc_abort(Transaction& txn) noexcept = 0;
 
   // Optional capabilities (separate interfaces below). An RM that implements one returns
   // `this` from the matching accessor; the default is "not supported". The transaction asks

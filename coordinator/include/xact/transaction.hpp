@@ -116,6 +116,20 @@ struct CommitOutcome {
   bool complete() const { return committed && pending.empty(); }
 };
 
+/// A heuristic outcome a participant found during a live rollback (its tpc_abort or abort, or
+/// a savepoint's rollback) and reported with Transaction::report_heuristic: it could not put
+/// back what it was asked to (a compensation found someone else's value there, a branch had
+/// been committed on its own).
+struct HeuristicOutcome {
+  std::string resource;
+  Xid xid;
+  RecoverableResource::Outcome outcome = RecoverableResource::Outcome::heuristic_mixed;
+  std::string detail;
+  /// Recorded durably in the manager's decision log (shown by `xact heuristics list` until an
+  /// operator forgets it); false without a decision log, or when the record failed (logged).
+  bool recorded = false;
+};
+
 /// A savepoint over every participant of a transaction. Value type (cheap to copy); rollback()
 /// restores every participant's state as of the savepoint, aborts participants that joined
 /// after it, and invalidates savepoints taken after it. Thread-safety: as the Transaction.
@@ -174,6 +188,27 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   /// Whether `error` is worth retrying the whole transaction for: a TransientError, or an error
   /// some participant's RetryClassifier says yes to; never an InDoubtError.
   bool is_retryable(const std::exception_ptr& error) const noexcept;
+
+  // --- reports from resource managers ---------------------------------------------------------
+  /// For a participant whose rollback failed (an I/O error) inside its tpc_abort or abort,
+  /// which are noexcept: the failure is logged, and after a tpc_abort of a recoverable RM the
+  /// branch (which may still be prepared, holding its locks) is handed to the re-driver, which
+  /// rolls it back by id (RecoverableResource::rollback_prepared) until it succeeds; recovery
+  /// rolls back whatever is left after a restart (presumed abort). Never throws; the caller's
+  /// error (the failed commit's) is not changed.
+  void report_rollback_failure(ResourceManager& rm, std::exception_ptr error) noexcept;
+  void report_rollback_failure(ResourceManager& rm, std::string message) noexcept;
+  /// For a participant that found, during a live rollback (tpc_abort, abort or a savepoint's
+  /// rollback), that it could not undo what it was asked to: `outcome` says what it found
+  /// (heuristic_commit: its work stays; heuristic_mixed: partly), `detail` what it expected
+  /// and what was there. Like a heuristic outcome found by recovery, it is logged as an error,
+  /// counted (Counters::heuristics) and recorded durably in the decision log when the manager
+  /// has one (`xact heuristics list`); heuristics() lists it for the caller. Never throws.
+  void report_heuristic(ResourceManager& rm, std::string detail,
+                        RecoverableResource::Outcome outcome) noexcept;
+  /// The heuristic outcomes reported during this transaction, oldest first: after a failed
+  /// commit (before abort()) or a savepoint rollback, the caller reads them here.
+  const std::vector<HeuristicOutcome>& heuristics() const noexcept { return heuristics_; }
 
   // --- savepoints -------------------------------------------------------------------------------
   /// A savepoint over every participant. Throws UsageError naming the first participant without
@@ -235,6 +270,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   };
 
   void check_joinable(const ResourceManager& rm);
+  detail::Participant* find_participant(const ResourceManager& rm) noexcept;
   void doom_during_commit(std::string reason) noexcept;
   void check_before_decision();
   void run_before_commit_hooks();
@@ -268,6 +304,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   Gtrid gtrid_;
   std::exception_ptr failure_;
   std::string doom_reason_;
+  std::vector<HeuristicOutcome> heuristics_;
 };
 
 }  // namespace xact

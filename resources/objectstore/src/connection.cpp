@@ -586,7 +586,7 @@ CommitRequest Connection::build_request(Transaction& txn) {
   return req;
 }
 
-void Connection::abort(Transaction&) { reset_transaction(); }
+void Connection::abort(Transaction&) noexcept { reset_transaction(); }
 
 void Connection::tpc_begin(Transaction& txn) {
   if (!joined_) joined_ = &txn;  // joined by the application without a change
@@ -675,8 +675,8 @@ void Connection::commit_one_phase(Transaction&, const CommitRecord*) {
   after_commit(commit_request(true));
 }
 
-void Connection::tpc_abort(Transaction&) {
-  if (prepared_) storage_->abort(*prepared_);
+void Connection::tpc_abort(Transaction&) noexcept {
+  if (prepared_) storage_->abort(*prepared_);  // noexcept: the storage logs and keeps a failure
   reset_transaction();
 }
 

@@ -266,15 +266,19 @@ void SqlResource::enlist_connection(Transaction& txn, std::shared_ptr<Connection
 // ---- the protocol
 // ---------------------------------------------------------------------------------
 
-void SqlResource::abort(Transaction& txn) {
-  Branch* b = find_branch(txn);
-  if (b == nullptr) return;
-  b->extensions_rolled_back(txn);
-  end_unprepared(*b);
-  // Joined again later (after a savepoint rollback to before the join), it starts afresh.
-  b->state = Branch::State::idle;
-  b->used = false;
-  b->failed = nullptr;
+void SqlResource::abort(Transaction& txn) noexcept {
+  try {
+    Branch* b = find_branch(txn);
+    if (b == nullptr) return;
+    b->extensions_rolled_back(txn);
+    end_unprepared(*b);
+    // Joined again later (after a savepoint rollback to before the join), it starts afresh.
+    b->state = Branch::State::idle;
+    b->used = false;
+    b->failed = nullptr;
+  } catch (...) {
+    txn.report_rollback_failure(*this, std::current_exception());
+  }
 }
 
 void SqlResource::tpc_begin(Transaction&) {}
@@ -369,7 +373,18 @@ RecoverableResource::Outcome SqlResource::finish_prepared(Branch& b, bool commit
   return commit ? commit_prepared(b.xid) : rollback_prepared(b.xid);
 }
 
-void SqlResource::tpc_abort(Transaction& txn) {
+void SqlResource::tpc_abort(Transaction& txn) noexcept {
+  try {
+    tpc_abort_branch(txn);
+  } catch (...) {
+    // A prepared branch that cannot be rolled back now keeps its locks: the coordinator hands
+    // it to its re-driver (a rollback by id on a fresh connection, retried until the server
+    // answers).
+    txn.report_rollback_failure(*this, std::current_exception());
+  }
+}
+
+void SqlResource::tpc_abort_branch(Transaction& txn) {
   Branch* b = find_branch(txn);
   if (b == nullptr) return;
   b->extensions_rolled_back(txn);
@@ -390,9 +405,8 @@ void SqlResource::tpc_abort(Transaction& txn) {
       [[fallthrough]];
     }
     case Branch::State::prepared: {
-      // A prepared branch that cannot be rolled back now keeps its locks: the error goes to the
-      // coordinator, which hands the branch to its re-driver (a rollback by id on a fresh
-      // connection, retried until the server answers).
+      // Released and marked rolled back even when the rollback failed: the branch is the
+      // re-driver's then (tpc_abort reports the failure).
       std::exception_ptr failed;
       try {
         finish_prepared(*b, /*commit=*/false);

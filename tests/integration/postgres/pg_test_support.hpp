@@ -114,12 +114,12 @@ class DecisionProbe : public ResourceManager, public OnePhaseCommit {
   explicit DecisionProbe(Act act = Act::commit, std::function<void()> at_decision = {})
       : act_(act), at_decision_(std::move(at_decision)) {}
   std::string resource_name() const override { return "zz-decision-probe"; }
-  void abort(Transaction&) override {}
+  void abort(Transaction&) noexcept override {}
   void tpc_begin(Transaction&) override {}
   void commit(Transaction&) override {}
   Vote tpc_vote(Transaction&) override { return Vote::yes; }
   void tpc_finish(Transaction&) override {}
-  void tpc_abort(Transaction&) override {}
+  void tpc_abort(Transaction&) noexcept override {}
   OnePhaseCommit* one_phase_commit() noexcept override { return this; }
   bool can_prepare() const override { return false; }
   void commit_one_phase(Transaction& txn, const CommitRecord* decision) override;

@@ -95,12 +95,12 @@ class KillAtFinish : public ResourceManager {
  public:
   explicit KillAtFinish(std::function<void()> kill) : kill_(std::move(kill)) {}
   std::string resource_name() const override { return "0-kill-at-finish"; }
-  void abort(Transaction&) override {}
+  void abort(Transaction&) noexcept override {}
   void tpc_begin(Transaction&) override {}
   void commit(Transaction&) override {}
   Vote tpc_vote(Transaction&) override { return Vote::yes; }
   void tpc_finish(Transaction&) override { kill_(); }
-  void tpc_abort(Transaction&) override {}
+  void tpc_abort(Transaction&) noexcept override {}
 
  private:
   std::function<void()> kill_;

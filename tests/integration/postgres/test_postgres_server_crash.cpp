@@ -63,12 +63,12 @@ class CrashAtFinish : public ResourceManager {
  public:
   explicit CrashAtFinish(std::function<void()> crash) : crash_(std::move(crash)) {}
   std::string resource_name() const override { return "a-crash-at-finish"; }
-  void abort(Transaction&) override {}
+  void abort(Transaction&) noexcept override {}
   void tpc_begin(Transaction&) override {}
   void commit(Transaction&) override {}
   Vote tpc_vote(Transaction&) override { return Vote::yes; }
   void tpc_finish(Transaction&) override { crash_(); }
-  void tpc_abort(Transaction&) override {}
+  void tpc_abort(Transaction&) noexcept override {}
 
  private:
   std::function<void()> crash_;

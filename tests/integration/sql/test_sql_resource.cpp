@@ -320,12 +320,12 @@ class AtDecision : public ResourceManager, public OnePhaseCommit {
  public:
   explicit AtDecision(std::function<void()> f) : f_(std::move(f)) {}
   std::string resource_name() const override { return "zz-decision"; }
-  void abort(Transaction&) override {}
+  void abort(Transaction&) noexcept override {}
   void tpc_begin(Transaction&) override {}
   void commit(Transaction&) override {}
   Vote tpc_vote(Transaction&) override { return Vote::yes; }
   void tpc_finish(Transaction&) override {}
-  void tpc_abort(Transaction&) override {}
+  void tpc_abort(Transaction&) noexcept override {}
   OnePhaseCommit* one_phase_commit() noexcept override { return this; }
   void commit_one_phase(Transaction&, const CommitRecord*) override { f_(); }
   bool can_prepare() const override { return false; }

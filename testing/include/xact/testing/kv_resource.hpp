@@ -87,12 +87,12 @@ class KvResource : public ResourceManager,
   const std::shared_ptr<KvStore>& store() const { return store_; }
 
   std::string resource_name() const override { return name_; }
-  void abort(Transaction& txn) override;
+  void abort(Transaction& txn) noexcept override;
   void tpc_begin(Transaction& txn) override;
   void commit(Transaction& txn) override;
   Vote tpc_vote(Transaction& txn) override;
   void tpc_finish(Transaction& txn) override;
-  void tpc_abort(Transaction& txn) override;
+  void tpc_abort(Transaction& txn) noexcept override;
   SavepointSupport* savepoint_support() noexcept override { return this; }
   OnePhaseCommit* one_phase_commit() noexcept override { return this; }
   RecoverableResource* recoverable() noexcept override { return this; }

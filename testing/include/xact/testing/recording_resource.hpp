@@ -87,12 +87,12 @@ class RecordingResource : public ResourceManager,
   // ResourceManager
   std::string resource_name() const override { return name_; }
   SortKey sort_key() const override;
-  void abort(Transaction& txn) override;
+  void abort(Transaction& txn) noexcept override;
   void tpc_begin(Transaction& txn) override;
   void commit(Transaction& txn) override;
   Vote tpc_vote(Transaction& txn) override;
   void tpc_finish(Transaction& txn) override;
-  void tpc_abort(Transaction& txn) override;
+  void tpc_abort(Transaction& txn) noexcept override;
   // SavepointSupport
   std::unique_ptr<ResourceSavepoint> savepoint(Transaction& txn) override;
   // RetryClassifier

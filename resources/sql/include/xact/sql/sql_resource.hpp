@@ -124,12 +124,12 @@ class SqlResource : public ResourceManager,
   // --- ResourceManager
   // ----------------------------------------------------------------------------
   std::string resource_name() const override { return name_; }
-  void abort(Transaction& txn) override;
+  void abort(Transaction& txn) noexcept override;
   void tpc_begin(Transaction& txn) override;
   void commit(Transaction& txn) override;
   Vote tpc_vote(Transaction& txn) override;
   void tpc_finish(Transaction& txn) override;
-  void tpc_abort(Transaction& txn) override;
+  void tpc_abort(Transaction& txn) noexcept override;
   SavepointSupport* savepoint_support() noexcept override { return this; }
   RetryClassifier* retry_classifier() noexcept override { return this; }
   OnePhaseCommit* one_phase_commit() noexcept override { return this; }
@@ -209,6 +209,7 @@ class SqlResource : public ResourceManager,
   Branch* find_branch(Transaction& txn) const;
   Branch& begun_branch(Transaction& txn);
   void end_unprepared(Branch& b) noexcept;
+  void tpc_abort_branch(Transaction& txn);  // tpc_abort's work; throws what it reports
   Outcome finish_prepared(Branch& b, bool commit);
   template <class F>
   void on_any_connection(F&& f);
