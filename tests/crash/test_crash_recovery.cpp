@@ -8,6 +8,7 @@
 #include <xact/io/env.hpp>
 #include <xact/manager.hpp>
 #include <xact/recovery.hpp>
+#include <xact/testing/crash_cases.hpp>
 #include <xact/testing/crash_harness.hpp>
 #include <xact/testing/kv_resource.hpp>
 
@@ -29,21 +30,8 @@ using testing::KvResource;
 using testing::KvStore;
 using testing::TempDir;
 
-struct CrashCase {
-  const char* point;
-  unsigned hit;
-  bool with_last_resource;
-  enum Expect { rolled_back, committed, not_reached } expect;
-};
-
-std::string case_name(const ::testing::TestParamInfo<CrashCase>& info) {
-  std::string n = std::string(info.param.with_last_resource ? "last_" : "") + info.param.point +
-                  "_" + std::to_string(info.param.hit);
-  for (char& c : n) {
-    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-  }
-  return n;
-}
+using testing::crash_case_name;
+using testing::CrashCase;
 
 // The participants as any process opens them: from their files.
 struct Participants {
@@ -73,7 +61,7 @@ TEST_P(CrashPointTest, RecoveryLeavesEveryParticipantCommittedOrRolledBackTogeth
       [&] {
         std::shared_ptr<DecisionLog> log = DecisionLog::open(io::Env::posix(), dir / "log");
         ExplicitTransactionManager tm(ManagerOptions{log, std::nullopt});
-        Participants p(dir, c.with_last_resource);
+        Participants p(dir, c.last_resource);
         auto& txn = tm.begin();
         for (auto& rm : p.all()) rm->put(txn, "k", "v");
         tm.commit();
@@ -88,7 +76,7 @@ TEST_P(CrashPointTest, RecoveryLeavesEveryParticipantCommittedOrRolledBackTogeth
 
   // A fresh start: open everything from disk and recover.
   std::shared_ptr<DecisionLog> log = DecisionLog::open(io::Env::posix(), dir / "log");
-  Participants p(dir, c.with_last_resource);
+  Participants p(dir, c.last_resource);
   Recovery recovery(log);
   for (auto& rm : p.all()) recovery.register_resource(rm);
   const RecoveryReport report = recovery.run();
@@ -144,18 +132,16 @@ const CrashCase kWithLastResource[] = {
     {"coordinator.after_commit_record", 1, true, NR},
 };
 
-INSTANTIATE_TEST_SUITE_P(TwoVoters, CrashPointTest, ::testing::ValuesIn(kTwoVoters), case_name);
+INSTANTIATE_TEST_SUITE_P(TwoVoters, CrashPointTest, ::testing::ValuesIn(kTwoVoters),
+                         crash_case_name);
 INSTANTIATE_TEST_SUITE_P(WithLastResource, CrashPointTest, ::testing::ValuesIn(kWithLastResource),
-                         case_name);
+                         crash_case_name);
 
 TEST(CrashPoints, EveryCoordinatorCrashPointIsKilledAtInSomeCase) {
   std::vector<CrashCase> all(std::begin(kTwoVoters), std::end(kTwoVoters));
   all.insert(all.end(), std::begin(kWithLastResource), std::end(kWithLastResource));
-  for (auto point : kCoordinatorCrashPoints) {
-    const bool killed_there = std::any_of(all.begin(), all.end(), [&](const CrashCase& c) {
-      return point == c.point && c.expect != CrashCase::not_reached;
-    });
-    EXPECT_TRUE(killed_there) << point << " has no crash case";
+  for (const auto& point : testing::coordinator_points_not_killed(all)) {
+    ADD_FAILURE() << point << " has no crash case";
   }
 }
 

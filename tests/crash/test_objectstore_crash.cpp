@@ -32,6 +32,7 @@
 #include <xact/objectstore/db.hpp>
 #include <xact/objectstore/file_storage.hpp>
 #include <xact/recovery.hpp>
+#include <xact/testing/crash_cases.hpp>
 #include <xact/testing/crash_harness.hpp>
 #include <xact/testing/kv_resource.hpp>
 
@@ -118,21 +119,8 @@ struct World {
   std::shared_ptr<KvResource> kv;
 };
 
-struct CrashCase {
-  const char* point;
-  unsigned hit;
-  bool kv_is_last_resource;
-  enum Expect { rolled_back, committed, not_reached } expect;
-};
-
-std::string case_name(const ::testing::TestParamInfo<CrashCase>& info) {
-  std::string n = std::string(info.param.kv_is_last_resource ? "last_" : "") + info.param.point +
-                  "_" + std::to_string(info.param.hit);
-  for (char& c : n) {
-    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-  }
-  return n;
-}
+using testing::crash_case_name;
+using testing::CrashCase;
 
 class ObjectStoreCrashPoint : public ::testing::TestWithParam<CrashCase> {};
 
@@ -142,7 +130,7 @@ TEST_P(ObjectStoreCrashPoint, RecoveryCommitsObjectsAndKvTogetherOrNeitherAndLea
   create_objects(dir / "data.xfs");
   auto run = testing::run_in_child(
       [&] {
-        World w(dir, c.kv_is_last_resource);
+        World w(dir, c.last_resource);
         w.commit_change("first");
         return 0;
       },
@@ -154,7 +142,7 @@ TEST_P(ObjectStoreCrashPoint, RecoveryCommitsObjectsAndKvTogetherOrNeitherAndLea
   }
 
   // A fresh start: open everything from disk and recover.
-  World w(dir, c.kv_is_last_resource);
+  World w(dir, c.last_resource);
   Recovery recovery(w.log);
   recovery.register_resource(w.db->recovery_target());
   recovery.register_resource(w.kv);
@@ -222,18 +210,15 @@ const CrashCase kKvAsLastResource[] = {
 };
 
 INSTANTIATE_TEST_SUITE_P(TwoVoters, ObjectStoreCrashPoint, ::testing::ValuesIn(kTwoVoters),
-                         case_name);
+                         crash_case_name);
 INSTANTIATE_TEST_SUITE_P(KvAsLastResource, ObjectStoreCrashPoint,
-                         ::testing::ValuesIn(kKvAsLastResource), case_name);
+                         ::testing::ValuesIn(kKvAsLastResource), crash_case_name);
 
 TEST(ObjectStoreCrashPoints, EveryCoordinatorCrashPointIsKilledAtWithTheObjectStore) {
   std::vector<CrashCase> all(std::begin(kTwoVoters), std::end(kTwoVoters));
   all.insert(all.end(), std::begin(kKvAsLastResource), std::end(kKvAsLastResource));
-  for (auto point : kCoordinatorCrashPoints) {
-    const bool killed_there = std::any_of(all.begin(), all.end(), [&](const CrashCase& c) {
-      return point == c.point && c.expect != CrashCase::not_reached;
-    });
-    EXPECT_TRUE(killed_there) << point << " has no crash case";
+  for (const auto& point : testing::coordinator_points_not_killed(all)) {
+    ADD_FAILURE() << point << " has no crash case";
   }
 }
 
