@@ -85,7 +85,7 @@ Bank open_bank(const std::filesystem::path& dir) {
       "dst TEXT NOT NULL, amount INTEGER NOT NULL CHECK (amount > 0))");
   // Whatever a crash left prepared is decided before anything else runs.
   xact::Recovery recovery(b.log);
-  recovery.register_resource(b.db->recovery_resource());
+  recovery.register_resource(b.db->recovery_target());
   recovery.register_resource(b.audit);
   recovery.run();
   return b;

@@ -255,7 +255,7 @@ Application load(const std::string& path, LoadOptions options) {
   app.recovery = std::make_unique<Recovery>(app.decision_log);
   for (const auto& spec : app.config.databases) {
     auto db = open_database(spec, open);
-    app.recovery->register_resource(db->recovery_resource());
+    app.recovery->register_resource(db->recovery_target());
     app.databases.emplace(spec.name, std::move(db));
   }
   for (const auto& spec : app.config.sql) {

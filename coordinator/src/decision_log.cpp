@@ -4,14 +4,13 @@
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
-#include <deque>
 #include <exception>
 #include <map>
 #include <mutex>
 #include <set>
 
 #include <xact/errors.hpp>
+#include <xact/io/group_commit.hpp>
 #include <xact/log.hpp>
 #include <xact/redriver.hpp>
 
@@ -33,43 +32,25 @@ const std::string& zeros() {
 
 }  // namespace
 
-struct DecisionLog::Impl {
-  // One caller in the group-commit queue. Shared between the caller and the queue, so the
-  // leader can wake a writer after releasing the log's mutex without the writer vanishing.
-  struct Writer {
-    // Every kind but kCheckpoint carries one encoded entry that must be durable when the
-    // call returns.
-    enum class Kind { kCommit, kHeuristic, kForgetHeuristic, kCheckpoint };
-    enum class State { kWaiting, kLeading, kDone };
-    explicit Writer(Kind k, Gtrid g = {}) : kind(k), gtrid(std::move(g)) {}
-    const Kind kind;
-    Gtrid gtrid;               // all but kCheckpoint
-    std::string resource;      // kHeuristic, kForgetHeuristic
-    std::string entry;         // all but kCheckpoint: the encoded entry
-    std::exception_ptr error;  // set by the leader before it publishes kDone
+namespace detail::dlog {
 
-    // kWaiting -> kLeading (this writer now does the I/O) or kDone (another writer did).
-    // A mutex and condition variable of its own, not the log's: a woken writer does not
-    // queue for the log's mutex behind everyone else. (Not std::atomic::wait: libstdc++
-    // spins on sched_yield before sleeping, which with dozens of waiters on few cores
-    // burnt a third of the CPU in the benchmark.)
-    void set(State s) {
-      {
-        std::lock_guard guard(m);
-        state = s;
-      }
-      cv.notify_one();
-    }
-    State await() {
-      std::unique_lock lock(m);
-      cv.wait(lock, [&] { return state != State::kWaiting; });
-      return state;
-    }
-    std::mutex m;
-    std::condition_variable cv;
-    State state = State::kWaiting;  // guarded by m
-  };
+// One caller in the group-commit queue. Every kind but kCheckpoint carries one encoded entry
+// that must be durable when the call returns.
+struct Writer : io::GroupCommitWriter {
+  enum class Kind { kCommit, kHeuristic, kForgetHeuristic, kCheckpoint };
+  explicit Writer(Kind k, Gtrid g = {}) : kind(k), gtrid(std::move(g)) {}
+  const Kind kind;
+  Gtrid gtrid;           // all but kCheckpoint
+  std::string resource;  // kHeuristic, kForgetHeuristic
+  std::string entry;     // all but kCheckpoint: the encoded entry
+};
+
+}  // namespace detail::dlog
+
+struct DecisionLog::Impl final : io::GroupCommitQueue<dlog::Writer>::Handler {
+  using Writer = dlog::Writer;
   using WriterPtr = std::shared_ptr<Writer>;
+  using Batch = io::GroupCommitQueue<Writer>::Batch;
 
   Impl(io::Env& e, std::string d, DecisionLogOptions o) : env(e), dir(std::move(d)), options(o) {}
 
@@ -96,9 +77,13 @@ struct DecisionLog::Impl {
   void rotate(std::uint64_t sequence, const std::vector<std::string>& snapshot, std::uint64_t room,
               const std::vector<std::string>& obsolete);
   std::vector<std::string> snapshot_locked();
-  void submit(const WriterPtr& w);
-  void lead(const WriterPtr& self);
-  void set_failure_locked(const std::exception_ptr& error);
+  void submit(WriterPtr w);
+  // The group-commit leader's part (io::GroupCommitQueue::Handler).
+  std::size_t select(Batch queued) override;
+  void write(Batch batch) override;
+  void complete(Batch batch) override;
+  void abandon(Batch) override {}  // a commit record that was never written holds nothing
+  std::exception_ptr failure_error(std::exception_ptr cause) override;
   void flush_pending_done() noexcept;
   std::string path(std::string_view name) const { return io::join_path(dir, name); }
 
@@ -113,7 +98,8 @@ struct DecisionLog::Impl {
   OpenReport report;
 
   mutable std::mutex mu;
-  std::deque<WriterPtr> writers;            // guarded by mu; the front one does the I/O
+  // Guarded by mu; the writer at its front does the I/O (select, write, complete below).
+  io::GroupCommitQueue<Writer> queue{mu, *this};
   std::map<Gtrid, std::string> unfinished;  // guarded by mu; gtrid -> encoded commit entry
   // guarded by mu; (gtrid, resource) -> encoded heuristic entry
   std::map<std::pair<Gtrid, std::string>, std::string> heuristics;
@@ -123,7 +109,7 @@ struct DecisionLog::Impl {
   mutable std::mutex flight_mu;
   std::set<Gtrid> flying;     // guarded by flight_mu: handed out by new_gtrid, not yet released
   std::string pending_done;   // guarded by mu; done entries not yet written
-  std::string failure;        // guarded by mu; set once, on the first failure
+  std::string failure;        // guarded by mu; set once, on the first failure (queue's message)
   std::uint64_t commits = 0;  // guarded by mu
   std::uint64_t forced_writes = 0;  // guarded by mu
   std::uint64_t max_batch = 0;      // guarded by mu
@@ -135,15 +121,21 @@ struct DecisionLog::Impl {
   std::atomic<std::uint64_t> bytes{0};
   std::atomic<std::uint64_t> checkpoints{0};
 
-  // The current segment. Touched only by the writer at the front of `writers` (with mu
-  // released during its I/O), or by start() and the destructor when no call can run. One
-  // leader hands over to the next through mu and the next writer's own mutex, which orders
-  // everything the first did before everything the second does.
+  // The current segment. Touched only by the group-commit leader (in write(), with mu
+  // released; read in select() and complete()), or by start() and the destructor when no call
+  // can run. The queue hands the lead from one writer to the next through mu and the next
+  // writer's own mutex, which orders everything the first did before everything the second does.
   std::unique_ptr<io::WritableFile> segment;
   std::string segment_path;
   std::uint64_t segment_sequence = 0;
   std::uint64_t write_offset = 0;
   std::uint64_t capacity = 0;
+  // The batch being written, from select() to complete() (the leader's too).
+  std::string batch_payload;
+  std::uint64_t batch_record_size = 0;
+  std::vector<std::string> batch_snapshot;
+  bool batch_rotates = false;
+  std::string batch_record;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -562,120 +554,88 @@ void DecisionLog::Impl::rotate(std::uint64_t sequence, const std::vector<std::st
 // ---------------------------------------------------------------------------------------------
 // group commit
 
-void DecisionLog::Impl::submit(const WriterPtr& w) {
-  bool leading = false;
-  {
-    std::lock_guard guard(mu);
-    if (!failure.empty()) throw LogFailedError(failure);
-    writers.push_back(w);
-    leading = writers.size() == 1;
-  }
-  if (leading || w->await() == Writer::State::kLeading) lead(w);
-  if (w->error) std::rethrow_exception(w->error);
+void DecisionLog::Impl::submit(WriterPtr w) {
+  std::unique_lock lock(mu);
+  queue.submit(lock, std::move(w));
 }
 
-// Runs in the writer at the front of the queue. It takes as many queued commits as fit in one
-// batch, writes them with one write and one sync with the mutex released (so more commits
-// queue up meanwhile for the next batch), then wakes them and hands the front to the next.
-void DecisionLog::Impl::lead(const WriterPtr& self) {
-  std::exception_ptr error;
-  std::vector<WriterPtr> batch;
-  std::string payload;
-  std::uint64_t record_size = 0;
-  std::vector<std::string> snapshot;
-  bool rotate_first = false;
-
-  std::unique_lock l(mu);
-  if (self->kind == Writer::Kind::kCheckpoint) {
-    batch.push_back(self);
-    snapshot = snapshot_locked();
-    rotate_first = true;
-  } else {
-    // Done records ride along, up to half a batch (whole entries: each has the same size).
-    const std::size_t done_room =
-        std::max<std::size_t>(1, options.max_batch_bytes / 2 / dlog::kDoneEntrySize) *
-        dlog::kDoneEntrySize;
-    const std::size_t done_bytes = std::min(pending_done.size(), done_room);
-    payload = pending_done.substr(0, done_bytes);
-    pending_done.erase(0, done_bytes);
-    for (const WriterPtr& w : writers) {
-      if (w->kind == Writer::Kind::kCheckpoint) break;
-      if (!batch.empty() && payload.size() + w->entry.size() > options.max_batch_bytes) break;
-      payload += w->entry;
-      batch.push_back(w);
-    }
-    record_size = io::kRecordOverhead + payload.size();
-    if (write_offset + record_size > capacity) {
-      snapshot = snapshot_locked();
-      rotate_first = true;
-    }
+// The writer at the front of the queue takes as many queued commits as fit in one batch; the
+// queue then calls write() with the mutex released (so more commits queue up meanwhile for the
+// next batch), complete() with it held, and wakes them.
+std::size_t DecisionLog::Impl::select(Batch queued) {
+  batch_payload.clear();
+  batch_record_size = 0;
+  batch_snapshot.clear();
+  batch_rotates = false;
+  if (queued.front().kind == Writer::Kind::kCheckpoint) {
+    batch_snapshot = snapshot_locked();
+    batch_rotates = true;
+    return 1;
   }
-  l.unlock();
-
-  std::string record;
-  try {
-    // Encoded (checksummed) here, not under the mutex: committers keep queueing meanwhile.
-    if (record_size > 0) record = io::encode_record(dlog::kBatchRecord, payload);
-    if (rotate_first) rotate(segment_sequence + 1, snapshot, record_size, {segment_path});
-    if (!record.empty()) {
-      segment->write_at(write_offset, record);
-      segment->sync();
-    }
-  } catch (...) {
-    error = std::current_exception();
+  // Done records ride along, up to half a batch (whole entries: each has the same size).
+  const std::size_t done_room =
+      std::max<std::size_t>(1, options.max_batch_bytes / 2 / dlog::kDoneEntrySize) *
+      dlog::kDoneEntrySize;
+  const std::size_t done_bytes = std::min(pending_done.size(), done_room);
+  batch_payload = pending_done.substr(0, done_bytes);
+  pending_done.erase(0, done_bytes);
+  std::size_t n = 0;
+  for (const Writer& w : queued) {
+    if (w.kind == Writer::Kind::kCheckpoint) break;
+    if (n > 0 && batch_payload.size() + w.entry.size() > options.max_batch_bytes) break;
+    batch_payload += w.entry;
+    ++n;
   }
-
-  WriterPtr next;
-  l.lock();
-  if (error) {
-    set_failure_locked(error);
-    // Everyone still queued fails with the batch: nothing after a failed sync can be trusted.
-    batch.assign(writers.begin(), writers.end());
-    writers.clear();
-    for (const WriterPtr& w : batch) w->error = std::make_exception_ptr(LogFailedError(failure));
-  } else {
-    if (!record.empty()) {
-      write_offset += record.size();
-      ++syncs;
-      ++records;
-      bytes += record.size();
-      ++forced_writes;
-      commits += batch.size();
-      max_batch = std::max<std::uint64_t>(max_batch, batch.size());
-      // Only now, durable, do they count as committed.
-      for (const WriterPtr& w : batch) {
-        switch (w->kind) {
-          case Writer::Kind::kCommit:
-            unfinished.insert_or_assign(w->gtrid, std::move(w->entry));
-            break;
-          case Writer::Kind::kHeuristic:
-            heuristics.insert_or_assign({w->gtrid, w->resource}, std::move(w->entry));
-            break;
-          case Writer::Kind::kForgetHeuristic: heuristics.erase({w->gtrid, w->resource}); break;
-          case Writer::Kind::kCheckpoint: break;
-        }
-      }
-    }
-    writers.erase(writers.begin(), writers.begin() + static_cast<std::ptrdiff_t>(batch.size()));
-    if (!writers.empty()) next = writers.front();
+  batch_record_size = io::kRecordOverhead + batch_payload.size();
+  if (write_offset + batch_record_size > capacity) {
+    batch_snapshot = snapshot_locked();
+    batch_rotates = true;
   }
-  l.unlock();
-
-  // Wake outside the mutex: woken writers do not collide with this one on it.
-  for (const WriterPtr& w : batch) {
-    if (w != self) w->set(Writer::State::kDone);
-  }
-  if (next) next->set(Writer::State::kLeading);
+  return n;
 }
 
-void DecisionLog::Impl::set_failure_locked(const std::exception_ptr& error) {
-  if (!failure.empty()) return;
+void DecisionLog::Impl::write(Batch) {
+  batch_record.clear();
+  // Encoded (checksummed) here, not under the mutex: committers keep queueing meanwhile.
+  if (batch_record_size > 0) batch_record = io::encode_record(dlog::kBatchRecord, batch_payload);
+  if (batch_rotates)
+    rotate(segment_sequence + 1, batch_snapshot, batch_record_size, {segment_path});
+  if (!batch_record.empty()) {
+    segment->write_at(write_offset, batch_record);
+    segment->sync();
+  }
+}
+
+void DecisionLog::Impl::complete(Batch batch) {
+  if (batch_record.empty()) return;  // a checkpoint: rotate() did the work
+  write_offset += batch_record.size();
+  ++syncs;
+  ++records;
+  bytes += batch_record.size();
+  ++forced_writes;
+  commits += batch.size();
+  max_batch = std::max<std::uint64_t>(max_batch, batch.size());
+  // Only now, durable, do they count as committed.
+  for (Writer& w : batch) {
+    switch (w.kind) {
+      case Writer::Kind::kCommit: unfinished.insert_or_assign(w.gtrid, std::move(w.entry)); break;
+      case Writer::Kind::kHeuristic:
+        heuristics.insert_or_assign({w.gtrid, w.resource}, std::move(w.entry));
+        break;
+      case Writer::Kind::kForgetHeuristic: heuristics.erase({w.gtrid, w.resource}); break;
+      case Writer::Kind::kCheckpoint: break;
+    }
+  }
+}
+
+std::exception_ptr DecisionLog::Impl::failure_error(std::exception_ptr cause) {
   failure = "the decision log in '" + dir +
-            "' stopped after an I/O failure: " + error_message(error) +
+            "' stopped after an I/O failure: " + error_message(cause) +
             ". The commit records written at that moment may or may not be durable, so the "
             "log refuses every further commit (fail-stop) and those transactions are in "
             "doubt. Restart the process: recovery at start-up reads the log and decides "
             "each of them";
+  return std::make_exception_ptr(LogFailedError(failure));
 }
 
 void DecisionLog::Impl::flush_pending_done() noexcept {

@@ -8,8 +8,7 @@
 #include <vector>
 
 #include <xact/errors.hpp>
-
-#include "io/coding.hpp"
+#include <xact/io/coding.hpp>
 
 namespace xact::detail::dlog {
 namespace {

@@ -70,21 +70,34 @@ Recovery::Recovery(std::shared_ptr<DecisionLog> log) : log_(std::move(log)) {
 
 Recovery::~Recovery() { stop_background(); }
 
-void Recovery::register_resource(std::shared_ptr<ResourceManager> rm) {
-  if (!rm) throw UsageError("Recovery::register_resource: null resource manager");
-  const std::string name = rm->resource_name();
-  check_branch_name(name);
-  if (rm->recoverable() == nullptr && rm->decision_store() == nullptr) {
-    throw UsageError("resource '" + name +
+RecoveryTarget RecoveryTarget::of(const std::shared_ptr<ResourceManager>& rm) {
+  if (!rm) throw UsageError("RecoveryTarget::of: null resource manager");
+  RecoveryTarget t;
+  t.name = rm->resource_name();
+  // Aliasing: the capability pointers keep the whole resource manager alive.
+  if (auto* r = rm->recoverable()) t.recoverable = std::shared_ptr<RecoverableResource>(rm, r);
+  if (auto* d = rm->decision_store()) t.decision_store = std::shared_ptr<DecisionStore>(rm, d);
+  return t;
+}
+
+void Recovery::register_resource(RecoveryTarget target) {
+  check_branch_name(target.name);
+  if (!target.recoverable && !target.decision_store) {
+    throw UsageError("resource '" + target.name +
                      "' offers neither RecoverableResource nor DecisionStore: recovery has "
                      "nothing to ask it");
   }
   std::lock_guard lock(mutex_);
-  resources_[name] = Registered{std::move(rm), false};
+  const std::string name = target.name;
+  resources_[name] = Registered{std::move(target), false};
+}
+
+void Recovery::register_resource(const std::shared_ptr<ResourceManager>& rm) {
+  register_resource(RecoveryTarget::of(rm));
 }
 
 void Recovery::note_reachability(Registered& r, bool reachable, const std::string& error) {
-  const std::string name = r.rm->resource_name();
+  const std::string& name = r.target.name;
   if (!reachable && !r.unreachable) {
     log(LogLevel::warning, "recovery: resource '" + name + "' is unreachable (" + error +
                                "); its work is owed and retried later");
@@ -125,7 +138,7 @@ void Recovery::redrive_unfinished(RecoveryReport& report, bool dry_run) {
         auto it = resources_.find(p.resource);
         if (it != resources_.end()) reg = &it->second;
       }
-      if (reg == nullptr || reg->rm->recoverable() == nullptr) {
+      if (reg == nullptr || !reg->target.recoverable) {
         report.owed.push_back({p.resource, xid,
                                "committed, but no recoverable resource of that name is "
                                "registered: register it to finish the commit"});
@@ -138,7 +151,7 @@ void Recovery::redrive_unfinished(RecoveryReport& report, bool dry_run) {
         continue;
       }
       try {
-        const auto outcome = reg->rm->recoverable()->commit_prepared(xid);
+        const auto outcome = reg->target.recoverable->commit_prepared(xid);
         note_reachability(*reg, true, {});
         if (outcome == RecoverableResource::Outcome::done) {
           report.actions.push_back(
@@ -177,12 +190,12 @@ void Recovery::decide_prepared(RecoveryReport& report, bool dry_run) {
     std::lock_guard lock(mutex_);
     for (auto& [name, reg] : resources_) {
       regs.emplace_back(name, &reg);
-      if (auto* s = reg.rm->decision_store()) stores.push_back(s);
+      if (auto* s = reg.target.decision_store.get()) stores.push_back(s);
     }
   }
   const std::vector<LogDamage> damage = log_->damage();
   for (auto& [name, reg] : regs) {
-    auto* rec = reg->rm->recoverable();
+    auto* rec = reg->target.recoverable.get();
     if (rec == nullptr) continue;
     std::vector<Xid> prepared;
     try {
@@ -288,7 +301,7 @@ RecoveryReport Recovery::run(bool dry_run) {
     {
       std::lock_guard lock(mutex_);
       for (auto& [name, reg] : resources_) {
-        if (auto* s = reg.rm->decision_store()) stores.push_back(s);
+        if (auto* s = reg.target.decision_store.get()) stores.push_back(s);
       }
     }
     // Only when nothing of the transaction is owed, and every resource could be asked: a
@@ -315,14 +328,13 @@ RecoveryReport Recovery::run(bool dry_run) {
 
 std::vector<ForeignBranch> Recovery::list_foreign(std::vector<OwedWork>* unreadable) {
   std::lock_guard run_lock(run_mutex_);
-  std::vector<std::pair<std::string, std::shared_ptr<ResourceManager>>> rms;
+  std::vector<std::pair<std::string, std::shared_ptr<RecoverableResource>>> recs;
   {
     std::lock_guard lock(mutex_);
-    for (auto& [name, reg] : resources_) rms.emplace_back(name, reg.rm);
+    for (auto& [name, reg] : resources_) recs.emplace_back(name, reg.target.recoverable);
   }
   std::vector<ForeignBranch> out;
-  for (auto& [name, rm] : rms) {
-    auto* rec = rm->recoverable();
+  for (auto& [name, rec] : recs) {
     if (rec == nullptr) continue;
     try {
       for (Xid& xid : rec->recover_all_nodes()) {
@@ -363,7 +375,7 @@ RecoveryReport Recovery::roll_back_lost_node(const NodeId& lost_node, bool dry_r
       ", whose decision log is lost, rolled back on an operator's explicit request; if that "
       "transaction committed elsewhere, its other branches now disagree";
   for (auto& [name, reg] : regs) {
-    auto* rec = reg->rm->recoverable();
+    auto* rec = reg->target.recoverable.get();
     if (rec == nullptr) continue;
     std::vector<Xid> prepared;
     try {
@@ -415,7 +427,7 @@ void Recovery::prune_decision_markers() {
   {
     std::lock_guard lock(mutex_);
     for (auto& [name, reg] : resources_) {
-      if (auto* s = reg.rm->decision_store()) stores.emplace_back(name, s);
+      if (auto* s = reg.target.decision_store.get()) stores.emplace_back(name, s);
     }
   }
   bool all = true;

@@ -156,7 +156,7 @@ TEST_P(ObjectStoreCrashPoint, RecoveryCommitsObjectsAndKvTogetherOrNeitherAndLea
   // A fresh start: open everything from disk and recover.
   World w(dir, c.kv_is_last_resource);
   Recovery recovery(w.log);
-  recovery.register_resource(w.db->recovery_resource());
+  recovery.register_resource(w.db->recovery_target());
   recovery.register_resource(w.kv);
   const RecoveryReport report = recovery.run();
   EXPECT_TRUE(report.complete()) << report.describe();

@@ -20,17 +20,11 @@ namespace xact {
 namespace {
 
 // A recoverable resource whose prepared ids, failures and heuristics the test sets directly.
-class ScriptedResource : public ResourceManager, public RecoverableResource {
+// Recovery needs no ResourceManager: a name and this interface (a RecoveryTarget).
+class ScriptedResource : public RecoverableResource {
  public:
   explicit ScriptedResource(std::string name) : name_(std::move(name)) {}
-  std::string resource_name() const override { return name_; }
-  void abort(Transaction&) override {}
-  void tpc_begin(Transaction&) override {}
-  void commit(Transaction&) override {}
-  Vote tpc_vote(Transaction&) override { return Vote::yes; }
-  void tpc_finish(Transaction&) override {}
-  void tpc_abort(Transaction&) override {}
-  RecoverableResource* recoverable() noexcept override { return this; }
+  const std::string& name() const { return name_; }
 
   std::vector<Xid> recover(const NodeId& node) override {
     if (unreachable) throw ResourceError("connection refused (" + name_ + ")");
@@ -66,16 +60,8 @@ class ScriptedResource : public ResourceManager, public RecoverableResource {
   std::string name_;
 };
 
-class LastResourceStore : public ResourceManager, public DecisionStore {
+class LastResourceStore : public DecisionStore {
  public:
-  std::string resource_name() const override { return "last"; }
-  void abort(Transaction&) override {}
-  void tpc_begin(Transaction&) override {}
-  void commit(Transaction&) override {}
-  Vote tpc_vote(Transaction&) override { return Vote::yes; }
-  void tpc_finish(Transaction&) override {}
-  void tpc_abort(Transaction&) override {}
-  DecisionStore* decision_store() noexcept override { return this; }
   Lookup lookup_decision(const Gtrid& g) override {
     if (unreadable) return Lookup::unreadable;
     return decisions.count(g) ? Lookup::committed : Lookup::not_found;
@@ -91,6 +77,13 @@ class LastResourceStore : public ResourceManager, public DecisionStore {
   bool unreadable = false;
 };
 
+RecoveryTarget target(const std::shared_ptr<ScriptedResource>& r) {
+  return RecoveryTarget{r->name(), r, nullptr};
+}
+RecoveryTarget target(const std::shared_ptr<LastResourceStore>& s) {
+  return RecoveryTarget{"last", nullptr, s};
+}
+
 Xid xid_of(const Gtrid& g, const std::string& bqual) {
   Xid x;
   x.gtrid = g;
@@ -105,8 +98,8 @@ class RecoveryTest : public ::testing::Test {
     log_.reset();
     log_ = DecisionLog::open(env_, "/log");
     recovery_ = std::make_unique<Recovery>(log_);
-    recovery_->register_resource(a_);
-    recovery_->register_resource(b_);
+    recovery_->register_resource(target(a_));
+    recovery_->register_resource(target(b_));
   }
   void commit_record(const Gtrid& g) {
     log_->log_commit(CommitRecord{g, {{"a", "a"}, {"b", "b"}}, 0});
@@ -171,7 +164,7 @@ TEST_F(RecoveryTest, AnIdThatVanishesBetweenListingAndDecidingKeepsTheAdministra
   const Gtrid g = log_->new_gtrid();
   log_->release(g);
   v->prepared.insert(xid_of(g, "v"));
-  recovery_->register_resource(v);
+  recovery_->register_resource(target(v));
   const auto report = recovery_->run();
   const auto it = std::find_if(report.actions.begin(), report.actions.end(), [](const auto& a) {
     return a.kind == RecoveryAction::Kind::already_finished && a.resource == "v";
@@ -187,7 +180,7 @@ TEST_F(RecoveryTest, TheFirstCompleteRunDropsTheDecisionMarkersOfEarlierRuns) {
   last->decisions.insert(old_run);
   recovery_.reset();
   open();
-  recovery_->register_resource(last);
+  recovery_->register_resource(target(last));
   const Gtrid current = log_->new_gtrid();
   log_->release(current);
   last->decisions.insert(current);
@@ -219,7 +212,7 @@ TEST_F(RecoveryTest, IdsOfAnotherNodeAreNeverTouched) {
   };
   auto leaky = std::make_shared<Leaky>("c");
   leaky->prepared.insert(xid_of(foreign.gtrid, "c"));
-  recovery_->register_resource(leaky);
+  recovery_->register_resource(target(leaky));
   const auto report = recovery_->run();
   EXPECT_TRUE(report.actions.empty()) << report.describe();
   EXPECT_EQ(a_->prepared.size(), 1u);
@@ -272,7 +265,7 @@ TEST_F(RecoveryTest, AResourceThatCannotListOtherNodesIsReportedNotReadAsNone) {
       return RecoverableResource::recover_all_nodes();  // the default
     }
   };
-  recovery_->register_resource(std::make_shared<Plain>("c"));
+  recovery_->register_resource(target(std::make_shared<Plain>("c")));
   std::vector<OwedWork> unreadable;
   recovery_->list_foreign(&unreadable);
   ASSERT_EQ(unreadable.size(), 1u);
@@ -302,7 +295,7 @@ TEST(RecoveryAfterToleratedDamage, PresumedAbortThatMayHaveBeenALostCommitIsReco
   log->release(later);
   a->prepared.insert(xid_of(later, "a"));  // of an epoch after the damage: decided plainly
   Recovery recovery(log);
-  recovery.register_resource(a);
+  recovery.register_resource(target(a));
 
   const auto dry = recovery.run(/*dry_run=*/true);
   EXPECT_NE(dry.describe().find("recorded as a heuristic outcome"), std::string::npos)
@@ -334,7 +327,7 @@ TEST_F(RecoveryTest, OnDemandRecoverySkipsTransactionsInFlightInThisProcess) {
 
 TEST_F(RecoveryTest, TheLastResourceDecidesAndAnUnreadableOneMakesIdsWait) {
   auto last = std::make_shared<LastResourceStore>();
-  recovery_->register_resource(last);
+  recovery_->register_resource(target(last));
   const Gtrid decided = log_->new_gtrid(), undecided = log_->new_gtrid();
   for (const auto& g : {decided, undecided}) {
     a_->prepared.insert(xid_of(g, "a"));
@@ -465,7 +458,7 @@ TEST(RecoveryAfterLogFailure, RefusesToPresumeAbortWhileTheLogIsStopped) {
   std::shared_ptr<DecisionLog> log = DecisionLog::open(env, "/log");
   Recovery recovery(log);
   auto a = std::make_shared<ScriptedResource>("a");
-  recovery.register_resource(a);
+  recovery.register_resource(target(a));
   const Gtrid g = log->new_gtrid();
   log->release(g);
   a->prepared.insert(xid_of(g, "a"));
@@ -491,6 +484,60 @@ TEST(RecoveryRegistration, AResourceWithNothingToRecoverIsRefused) {
     void tpc_abort(Transaction&) override {}
   };
   EXPECT_THROW(recovery.register_resource(std::make_shared<Plain>()), UsageError);
+}
+
+TEST(RecoveryRegistration, ATargetNeedsABranchNameAndSomethingToAsk) {
+  io::MemEnv env;
+  std::shared_ptr<DecisionLog> log = DecisionLog::open(env, "/log");
+  Recovery recovery(log);
+  EXPECT_THROW(recovery.register_resource(RecoveryTarget{"a", nullptr, nullptr}), UsageError);
+  EXPECT_THROW(recovery.register_resource(
+                   RecoveryTarget{"", std::make_shared<ScriptedResource>(""), nullptr}),
+               UsageError);
+  EXPECT_THROW(recovery.register_resource(std::shared_ptr<ResourceManager>()), UsageError);
+}
+
+TEST(RecoveryRegistration, AFullResourceManagerIsStillRegisteredByItsNameAndCapabilities) {
+  // The overload taking a ResourceManager builds the target from resource_name(),
+  // recoverable() and decision_store(), and keeps the resource manager alive itself.
+  class FullRm : public ResourceManager, public ScriptedResource, public LastResourceStore {
+   public:
+    FullRm() : ScriptedResource("full") {}
+    std::string resource_name() const override { return "full"; }
+    void abort(Transaction&) noexcept override {}
+    void tpc_begin(Transaction&) override {}
+    void commit(Transaction&) override {}
+    Vote tpc_vote(Transaction&) override { return Vote::yes; }
+    void tpc_finish(Transaction&) override {}
+    void tpc_abort(Transaction&) noexcept override {}
+    RecoverableResource* recoverable() noexcept override { return this; }
+    DecisionStore* decision_store() noexcept override { return this; }
+  };
+  io::MemEnv env;
+  std::shared_ptr<DecisionLog> log = DecisionLog::open(env, "/log");
+  Recovery recovery(log);
+  const Gtrid decided = log->new_gtrid(), undecided = log->new_gtrid();
+  std::weak_ptr<FullRm> weak;
+  {
+    auto rm = std::make_shared<FullRm>();
+    weak = rm;
+    for (const auto& g : {decided, undecided}) {
+      rm->prepared.insert(xid_of(g, "full"));
+      log->release(g);
+    }
+    rm->decisions.insert(decided);
+    const RecoveryTarget t = RecoveryTarget::of(rm);
+    EXPECT_EQ(t.name, "full");
+    EXPECT_EQ(t.recoverable.get(), static_cast<RecoverableResource*>(rm.get()));
+    EXPECT_EQ(t.decision_store.get(), static_cast<DecisionStore*>(rm.get()));
+    recovery.register_resource(rm);
+  }
+  ASSERT_FALSE(weak.expired()) << "recovery must keep the registered resource manager alive";
+  const auto report = recovery.run();
+  EXPECT_TRUE(report.complete()) << report.describe();
+  auto rm = weak.lock();
+  EXPECT_TRUE(rm->committed.count(xid_of(decided, "full"))) << report.describe();
+  EXPECT_TRUE(rm->rolled_back.count(xid_of(undecided, "full"))) << report.describe();
 }
 
 TEST(DecisionLogInspect, ReadsALogInUseWithoutItsLock) {

@@ -106,7 +106,7 @@ int run_recover(const std::vector<std::string>& args) {
     if (!built.error.empty()) {
       std::cerr << "xact recover: " << built.error << "; its work is reported as owed\n";
     }
-    recovery.register_resource(built.rm);
+    recovery.register_resource(built.target);
   }
 
   std::cout << "decision log '" << line.dir() << "' (node " << log->node_id().to_hex() << ", epoch "

@@ -15,22 +15,9 @@ constexpr std::string_view kExpectedForm =
 
 // Stands in for a resource that could not be opened, so recovery reports its work as owed
 // (and, for a last resource, never presumes abort for what it may hold).
-class UnavailableResource : public ResourceManager,
-                            public RecoverableResource,
-                            public DecisionStore {
+class UnavailableResource : public RecoverableResource, public DecisionStore {
  public:
-  UnavailableResource(std::string name, bool last_resource, std::string reason)
-      : name_(std::move(name)), last_resource_(last_resource), reason_(std::move(reason)) {}
-
-  std::string resource_name() const override { return name_; }
-  void abort(Transaction&) override { refuse(); }
-  void tpc_begin(Transaction&) override { refuse(); }
-  void commit(Transaction&) override { refuse(); }
-  Vote tpc_vote(Transaction&) override { refuse(); }
-  void tpc_finish(Transaction&) override { refuse(); }
-  void tpc_abort(Transaction&) override { refuse(); }
-  RecoverableResource* recoverable() noexcept override { return this; }
-  DecisionStore* decision_store() noexcept override { return last_resource_ ? this : nullptr; }
+  explicit UnavailableResource(std::string reason) : reason_(std::move(reason)) {}
 
   std::vector<Xid> recover(const NodeId&) override { refuse(); }
   Outcome commit_prepared(const Xid&) override { refuse(); }
@@ -41,8 +28,6 @@ class UnavailableResource : public ResourceManager,
  private:
   [[noreturn]] void refuse() const { throw ResourceError(reason_); }
 
-  std::string name_;
-  bool last_resource_;
   std::string reason_;
 };
 
@@ -129,11 +114,14 @@ BuiltResource build_resource(io::Env& env, const ResourceSpec& spec) {
   BuiltResource built;
   built.spec = spec;
   try {
-    built.rm = find_kind(spec.kind)->open(env, spec);
+    built.target = RecoveryTarget::of(find_kind(spec.kind)->open(env, spec));
   } catch (const std::exception& e) {
     built.error = "cannot open resource '" + printable(spec.name) + "' (" + spec.kind + ":" +
                   spec.location + "): " + e.what();
-    built.rm = std::make_shared<UnavailableResource>(spec.name, spec.last_resource, built.error);
+    auto unavailable = std::make_shared<UnavailableResource>(built.error);
+    built.target.name = spec.name;
+    built.target.recoverable = unavailable;
+    if (spec.last_resource) built.target.decision_store = unavailable;
   }
   return built;
 }

@@ -19,7 +19,7 @@
 #include <vector>
 
 #include <xact/io/env.hpp>
-#include <xact/resource_manager.hpp>
+#include <xact/recovery.hpp>
 
 namespace xact::cli {
 
@@ -42,11 +42,11 @@ std::vector<ResourceSpec> parse_resource_specs(const std::vector<std::string>& r
 
 struct BuiltResource {
   ResourceSpec spec;
-  std::shared_ptr<ResourceManager> rm;  ///< never null
+  RecoveryTarget target;                ///< always registrable
   std::string error;                    ///< why it cannot be reached; empty when it can
 };
 
-/// Opens the resource. When that fails, `rm` stands in for it: every recovery call on it
+/// Opens the resource. When that fails, `target` stands in for it: every recovery call on it
 /// throws ResourceError with `error`, and as a last resource it answers "unreadable".
 BuiltResource build_resource(io::Env& env, const ResourceSpec& spec);
 

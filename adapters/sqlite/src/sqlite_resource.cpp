@@ -41,16 +41,6 @@ std::string file_name_of(const std::string& path) {
   return p;
 }
 
-std::string what_of(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    return ex.what();
-  } catch (...) {
-    return "unknown error";
-  }
-}
-
 }  // namespace
 
 // Deletes forgotten markers on a connection of its own with synchronous=NORMAL: a deletion that
@@ -228,7 +218,7 @@ DecisionStore::Lookup SqliteResource::lookup_decision(const Gtrid& gtrid) {
   } catch (...) {
     // A database that cannot be opened or read may hold the decision: recovery waits.
     log(LogLevel::warning, context() + ": cannot read the decision markers (" +
-                               what_of(std::current_exception()) +
+                               error_message(std::current_exception()) +
                                "); recovery waits for them, it never presumes abort");
     return Lookup::unreadable;
   }
@@ -301,7 +291,7 @@ void SqliteResource::flush_locked(bool wait) noexcept {
   } catch (...) {
     f.conn.reset();
     log(LogLevel::warning, context() + ": could not delete " + std::to_string(f.pending.size()) +
-                               " decision markers (" + what_of(std::current_exception()) +
+                               " decision markers (" + error_message(std::current_exception()) +
                                "); they stay until a later attempt or forget_decisions_before()");
     if (f.pending.size() > 16 * kForgetBatch) f.pending.clear();  // do not grow without bound
   }

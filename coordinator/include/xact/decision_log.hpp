@@ -33,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include <xact/commit_record.hpp>
 #include <xact/io/env.hpp>
 #include <xact/io/record.hpp>
 #include <xact/xid.hpp>
@@ -40,22 +41,6 @@
 namespace xact {
 
 class Redriver;
-
-/// One participant of a committed transaction, as recovery needs it: which resource manager
-/// (by its stable name) and which branch.
-struct LoggedParticipant {
-  std::string resource;
-  std::string bqual;
-  bool operator==(const LoggedParticipant&) const = default;
-};
-
-/// The commit decision of one transaction.
-struct CommitRecord {
-  Gtrid gtrid;
-  std::vector<LoggedParticipant> participants;
-  std::int64_t time_us = 0;  ///< when it committed (µs since the Unix epoch); 0: log_commit's time
-  bool operator==(const CommitRecord&) const = default;
-};
 
 /// A participant that decided on its own: it rolled back what the log says committed, or the
 /// reverse, or a compensation found someone else's value. Kept durably until an operator

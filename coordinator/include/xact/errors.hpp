@@ -21,6 +21,13 @@
 //
 // Every message says what happened and what to do. All classes are immutable values and
 // safe to share between threads.
+//
+// One family: a module's own errors derive from these, so a catch of a type here catches the
+// module's kind too (the object store's conflicts, with their oid, type and serials, are
+// xact::ConflictError and xact::ReadConflictError). ConflictError is a virtual base of
+// ReadConflictError so that a module's read conflict can be both its own conflict type and
+// xact::ReadConflictError with a single ConflictError (and a single what()) inside; a class
+// that derives from ConflictError virtually initializes it itself, in its most-derived class.
 #pragma once
 
 #include <exception>
@@ -44,9 +51,10 @@ class ConflictError : public TransientError {
   using TransientError::TransientError;
 };
 
-class ReadConflictError : public ConflictError {
+class ReadConflictError : public virtual ConflictError {
  public:
-  using ConflictError::ConflictError;
+  explicit ReadConflictError(const std::string& what) : ConflictError(what) {}
+  explicit ReadConflictError(const char* what) : ConflictError(what) {}
 };
 
 class SerializationFailure : public TransientError {

@@ -53,6 +53,23 @@
 
 namespace xact {
 
+/// What recovery needs of one resource, and nothing more: its stable name (the branch qualifier
+/// of its ids, as in the commit records), the recoverable interface (to list, commit and roll
+/// back prepared branches) and, for a last resource, the store of the decisions it carried.
+/// At least one of the two must be set. Nothing here joins a transaction, so a storage, a
+/// connection pool or a stand-in for an unreachable resource can be registered as it is,
+/// without a ResourceManager whose protocol methods only refuse.
+struct RecoveryTarget {
+  std::string name;
+  std::shared_ptr<RecoverableResource> recoverable;  ///< null: nothing to recover (a last
+                                                     ///< resource that cannot prepare)
+  std::shared_ptr<DecisionStore> decision_store;     ///< null: not a last resource
+
+  /// The target of a full resource manager: its resource_name(), and its recoverable() and
+  /// decision_store(), each sharing ownership of `rm`. Throws UsageError for a null `rm`.
+  static RecoveryTarget of(const std::shared_ptr<ResourceManager>& rm);
+};
+
 struct RecoveryAction {
   enum class Kind {
     commit,            ///< committed a prepared branch (commit record or last-resource decision)
@@ -97,10 +114,12 @@ class Recovery {
   Recovery(const Recovery&) = delete;
   Recovery& operator=(const Recovery&) = delete;
 
-  /// Registers a resource by its resource name. It must offer RecoverableResource or be a
-  /// last resource (DecisionStore), else UsageError. A second resource with the same name
-  /// replaces the first.
-  void register_resource(std::shared_ptr<ResourceManager> rm);
+  /// Registers a resource by its name (a valid branch qualifier, else UsageError). It must
+  /// offer a RecoverableResource or a DecisionStore, else UsageError. A second resource with
+  /// the same name replaces the first.
+  void register_resource(RecoveryTarget target);
+  /// Registers a full resource manager: register_resource(RecoveryTarget::of(rm)).
+  void register_resource(const std::shared_ptr<ResourceManager>& rm);
 
   /// One pass over every registered resource; see the file comment. A dry run asks the
   /// resources what they hold and reports what it would do, changing nothing. Throws
@@ -130,7 +149,7 @@ class Recovery {
 
  private:
   struct Registered {
-    std::shared_ptr<ResourceManager> rm;
+    RecoveryTarget target;
     bool unreachable = false;  // reported once per transition
   };
   void note_reachability(Registered& r, bool reachable, const std::string& error);

@@ -149,6 +149,7 @@
 #include <variant>
 #include <vector>
 
+#include <xact/commit_record.hpp>
 #include <xact/xid.hpp>
 
 namespace xact {
@@ -159,7 +160,6 @@ class RetryClassifier;
 class OnePhaseCommit;
 class RecoverableResource;
 class DecisionStore;
-struct CommitRecord;
 
 /// A typed sort key. Integers order before strings; within a kind the natural order applies.
 /// Mixed kinds never crash the sort (Zope's string-only sortKey did). Value type.

@@ -30,6 +30,26 @@
 // have happened. Each attempt is a new transaction; side effects outside the participants run
 // again, so defer them to after-commit hooks. Thread-safety: an Attempts object belongs to one
 // attempt loop.
+//
+// A back-off a coroutine can await. Attempts and run wait in RetryPolicy::sleep, which blocks the
+// thread. A coroutine (Boost.Asio, one thread serving many requests) keeps the decisions and
+// waits on a timer instead: a RetryState makes the same decisions as the loop (what is retried,
+// the attempt limit, the deadline, the back-off with its jitter, on_retry, the retry counter and
+// log line) and only returns the wait. Attempts is built on it, so the two behave the same.
+//
+//   xact::RetryState retry(policy);
+//   while (retry.begin_attempt()) {
+//     xact::Transaction& txn = tm.begin();
+//     std::exception_ptr error;
+//     try { co_await handle(txn); txn.commit(); co_return; }
+//     catch (...) { error = std::current_exception(); }
+//     const xact::RetryDecision d = retry.failed(txn, error);  // aborts txn
+//     if (!d) std::rethrow_exception(error);
+//     timer.expires_after(d.wait);
+//     co_await timer.async_wait(asio::use_awaitable);
+//   }
+//
+// (co_await is not allowed inside a handler, hence the error kept for after the catch.)
 #pragma once
 
 #include <chrono>
@@ -67,10 +87,68 @@ struct RetryPolicy {
   /// Called before each wait for a retry (for metrics and logs). An exception from it ends the
   /// loop with that exception (the failed attempt is aborted first).
   std::function<void(const RetryEvent&)> on_retry{};
-  /// How to wait; tests replace it. Default: std::this_thread::sleep_for.
+  /// How Attempts and run wait; tests replace it. Default: std::this_thread::sleep_for.
+  /// RetryState does not wait (its caller does) and ignores it.
   std::function<void(std::chrono::microseconds)> sleep{};
   /// How to read the time for the deadline; tests replace it. Default: Clock::now.
   std::function<Clock::time_point()> now{};
+};
+
+/// What RetryState::failed decided about a failed attempt.
+struct RetryDecision {
+  enum class Reason {
+    retry,            ///< retry after `wait`
+    not_retryable,    ///< the error is not retryable (InDoubtError never is)
+    no_attempt_left,  ///< RetryPolicy::attempts reached
+    deadline_passed,  ///< RetryPolicy::deadline passed since the first attempt began
+  };
+  bool retry = false;
+  Reason reason = Reason::not_retryable;
+  /// The back-off to wait before the next attempt: uniform in [0, backoff] with jitter, cut to
+  /// what is left of the deadline. Zero when not retrying.
+  std::chrono::microseconds wait{};
+  /// Since the first attempt began, when the decision was made.
+  std::chrono::microseconds elapsed{};
+  explicit operator bool() const noexcept { return retry; }
+};
+
+/// The retry policy's state across the attempts of one transaction, without the waiting: after a
+/// failed attempt it says whether to retry and how long to wait first, so that the caller can
+/// wait however it likes (a coroutine on a timer). The example is at the top of this file.
+/// Thread-safety: one RetryState belongs to one attempt loop.
+class RetryState {
+ public:
+  /// Throws UsageError for a negative `attempts`, or for neither an attempt limit nor a deadline.
+  explicit RetryState(RetryPolicy policy = {});
+
+  /// Starts the next attempt (the first one starts the deadline's clock); false when the attempt
+  /// limit is reached. failed() already says so for a failed attempt; this guards loops that
+  /// call it again.
+  bool begin_attempt();
+  /// Decides about the current attempt, which failed with `error`; `retryable` is what
+  /// Transaction::is_retryable said, asked before the transaction was aborted. When the decision
+  /// is to retry, first calls RetryPolicy::on_retry (an exception from it propagates), counts a
+  /// retry and logs it. Records `error` (errors()). Before begin_attempt(): never a retry.
+  RetryDecision failed(std::exception_ptr error, bool retryable);
+  /// The same for the current attempt's transaction: asks `txn` whether `error` is retryable,
+  /// aborts `txn`, then decides as above.
+  RetryDecision failed(Transaction& txn, std::exception_ptr error);
+
+  /// 1-based number of the current attempt (0 before the first).
+  int attempt() const noexcept { return attempt_; }
+  /// The back-off bound for the next wait: initial_backoff, times multiplier after each retry,
+  /// at most max_backoff. The wait is this (no jitter) or uniform in [0, this].
+  std::chrono::microseconds backoff() const noexcept { return backoff_; }
+  /// The errors of the attempts that failed, oldest first.
+  const std::vector<std::exception_ptr>& errors() const noexcept { return errors_; }
+  const RetryPolicy& policy() const noexcept { return policy_; }
+
+ private:
+  RetryPolicy policy_;
+  int attempt_ = 0;
+  std::chrono::microseconds backoff_;
+  RetryPolicy::Clock::time_point started_{};
+  std::vector<std::exception_ptr> errors_;
 };
 
 class Attempts {
@@ -90,22 +168,19 @@ class Attempts {
   /// policy allows another attempt, rethrows it otherwise.
   void failed(std::exception_ptr error);
   /// 1-based number of the current attempt.
-  int attempt() const noexcept { return attempt_; }
+  int attempt() const noexcept { return state_.attempt(); }
   /// The outcome of the attempt that committed (empty before).
   const CommitOutcome& outcome() const noexcept { return outcome_; }
   /// The errors of the attempts that failed, oldest first.
-  const std::vector<std::exception_ptr>& errors() const noexcept { return errors_; }
+  const std::vector<std::exception_ptr>& errors() const noexcept { return state_.errors(); }
 
  private:
   TransactionManager& manager_;
-  RetryPolicy policy_;
+  std::function<void(std::chrono::microseconds)> sleep_;
+  RetryState state_;
   std::shared_ptr<Transaction> txn_;
-  int attempt_ = 0;
   bool done_ = false;
-  std::chrono::microseconds backoff_;
-  RetryPolicy::Clock::time_point started_{};
   CommitOutcome outcome_;
-  std::vector<std::exception_ptr> errors_;
 };
 
 /// What run_with_outcome returns: fn's value, the commit's outcome (pending completions

@@ -4,9 +4,8 @@
 #include <algorithm>
 
 #include <xact/errors.hpp>
+#include <xact/io/coding.hpp>
 #include <xact/io/crc32c.hpp>
-
-#include "io/coding.hpp"
 
 namespace xact::io {
 namespace {

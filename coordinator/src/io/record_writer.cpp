@@ -2,9 +2,8 @@
 #include <xact/io/record.hpp>
 
 #include <xact/errors.hpp>
+#include <xact/io/coding.hpp>
 #include <xact/io/crc32c.hpp>
-
-#include "io/coding.hpp"
 
 namespace xact::io {
 

@@ -6,9 +6,8 @@
 #include <cstdio>
 #include <limits>
 
-// The coordinator's fixed-width little-endian helpers (header-only, so no link dependency):
-// doubles are stored as the same 8 little-endian bytes as every other fixed-width field.
-#include <boost/endian/conversion.hpp>
+// Doubles are stored as the same 8 little-endian bytes as every other fixed-width field.
+#include <xact/io/coding.hpp>
 
 namespace xact::objectstore {
 
@@ -246,10 +245,7 @@ void StateWriter::write(bool v) { put(v ? Tag::true_value : Tag::false_value); }
 
 void StateWriter::write(double v) {
   put(Tag::real);
-  char b[8];
-  boost::endian::store_little_u64(reinterpret_cast<unsigned char*>(b),
-                                  std::bit_cast<std::uint64_t>(v));
-  out_.append(b, 8);
+  io::coding::put_u64(out_, std::bit_cast<std::uint64_t>(v));
 }
 
 void StateWriter::write(std::string_view v) {
@@ -400,8 +396,7 @@ std::uint64_t StateReader::read_uint() {
 
 double StateReader::read_double() {
   expect(Tag::real);
-  return std::bit_cast<double>(
-      boost::endian::load_little_u64(reinterpret_cast<const unsigned char*>(take(8).data())));
+  return std::bit_cast<double>(io::coding::load_u64(take(8).data()));
 }
 
 std::string StateReader::read_string() {

@@ -7,34 +7,6 @@
 
 namespace xact::objectstore {
 
-namespace {
-
-// Stands for the storage in xact::Recovery, which finds participants by resource name and
-// asks their recoverable(). It never joins a transaction.
-class RecoveryParticipant final : public ResourceManager {
- public:
-  RecoveryParticipant(std::string name, std::shared_ptr<Storage> storage)
-      : name_(std::move(name)), storage_(std::move(storage)) {}
-  std::string resource_name() const override { return name_; }
-  void abort(Transaction&) override { refuse(); }
-  void tpc_begin(Transaction&) override { refuse(); }
-  void commit(Transaction&) override { refuse(); }
-  Vote tpc_vote(Transaction&) override { refuse(); }
-  void tpc_finish(Transaction&) override { refuse(); }
-  void tpc_abort(Transaction&) override { refuse(); }
-  RecoverableResource* recoverable() noexcept override { return storage_.get(); }
-
- private:
-  [[noreturn]] void refuse() const {
-    throw UsageError(name_ + ": the recovery participant only recovers; change objects "
-                             "through a connection (DB::open)");
-  }
-  std::string name_;
-  std::shared_ptr<Storage> storage_;
-};
-
-}  // namespace
-
 // --- ConnectionHandle ----------------------------------------------------------------------------
 
 ConnectionHandle& ConnectionHandle::operator=(ConnectionHandle&& other) noexcept {
@@ -161,8 +133,8 @@ std::size_t DB::pool_idle() const {
   return idle_.size();
 }
 
-std::shared_ptr<ResourceManager> DB::recovery_resource() {
-  return std::make_shared<RecoveryParticipant>(resource_name(), storage_);
+RecoveryTarget DB::recovery_target() const {
+  return RecoveryTarget{resource_name(), storage_, nullptr};
 }
 
 }  // namespace xact::objectstore

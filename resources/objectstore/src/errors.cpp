@@ -49,8 +49,16 @@ ConflictError::ConflictError(const std::string& message, Oid oid, std::string ty
       read_(read) {}
 
 ReadConflictError::ReadConflictError(Oid oid, std::string type, Tid committed, Tid read)
-    : ConflictError(read_conflict_message(oid, type, committed, read), oid, type, committed, read) {
-}
+    : ReadConflictError(read_conflict_message(oid, type, committed, read), oid, type, committed,
+                        read) {}
+
+ReadConflictError::ReadConflictError(const std::string& message, Oid oid, std::string type,
+                                     Tid committed, Tid read)
+    // The most-derived class initializes the virtual base xact::ConflictError (the message);
+    // the direct bases' initializations of it are skipped.
+    : xact::ConflictError(message),
+      objectstore::ConflictError(message, oid, std::move(type), committed, read),
+      xact::ReadConflictError(message) {}
 
 ObjectNotFoundError::ObjectNotFoundError(Oid oid, const std::string& detail)
     : xact::Error("object " + oid_repr(oid) + " not found in this snapshot" +

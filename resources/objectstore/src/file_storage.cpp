@@ -14,6 +14,7 @@
 #include <xact/objectstore/errors.hpp>
 
 #include "file_storage_impl.hpp"
+#include "storage_conflicts.hpp"
 
 namespace xact::objectstore {
 namespace {
@@ -68,7 +69,7 @@ InDoubtLockError::InDoubtLockError(Oid oid, const std::string& type, Tid read, c
           storage_path +
           " before the storage was opened: a crash or restart interrupted its two-phase "
           "commit. Retrying cannot help; only recovery decides it and releases the lock: run "
-          "xact::Recovery (with the coordinator's decision log, and DB::recovery_resource() "
+          "xact::Recovery (with the coordinator's decision log, and DB::recovery_target() "
           "registered) at start-up, or decide it by hand with FileStorage::commit_prepared / "
           "rollback_prepared"),
       oid_(oid),
@@ -358,7 +359,7 @@ bool FileStorage::Impl::load_index(std::uint64_t* scan_from) {
       if (rec->type == fs::kIndexEnd) {
         fs::Decoder d(rec->payload);
         std::uint64_t n = 0;
-        ended = d.u64(n) && n == loaded.size() && n == h->entries;
+        ended = d.get_u64(n) && n == loaded.size() && n == h->entries;
         break;
       }
       if (rec->type != fs::kIndexEntries || rec->payload.size() % fs::kIndexEntrySize != 0) break;
@@ -692,166 +693,134 @@ bool FileStorage::Impl::held_by_one_phase_locked(const CommitRequest& request) c
 }
 
 void FileStorage::Impl::check_conflicts_locked(const CommitRequest& request) const {
-  // Held by a prepared transaction that this process did not prepare: no retry helps, only
-  // recovery (which asks the coordinator's log for the outcome) releases it.
-  auto in_doubt = [&](Oid oid) -> const Prepared* {
-    auto lock = locks.find(oid);
-    if (lock == locks.end()) return nullptr;
-    auto p = prepared.find(lock->second);
-    return p != prepared.end() && p->second.recovered ? &p->second : nullptr;
-  };
-  auto current = [&](Oid oid) -> const IndexEntry* {
-    auto it = index.find(oid);
-    return it == index.end() ? nullptr : &it->second;
-  };
-  for (const auto& w : request.writes) {
-    if (const Prepared* p = in_doubt(w.oid)) {
-      throw InDoubtLockError(w.oid, record_type_name(w.data), w.base, p->xid, path);
-    }
-    if (locks.contains(w.oid)) {
-      throw ConflictError(w.oid, record_type_name(w.data), kNoTid, w.base);
-    }
-    const IndexEntry* e = current(w.oid);
-    const Tid serial = e ? e->serial : kNoTid;
-    if (serial != w.base) throw ConflictError(w.oid, record_type_name(w.data), serial, w.base);
-  }
-  for (const auto& r : request.read_checks) {
-    if (const Prepared* p = in_doubt(r.oid)) {
-      throw InDoubtLockError(r.oid, {}, r.serial, p->xid, path);
-    }
-    if (locks.contains(r.oid)) throw ReadConflictError(r.oid, {}, kNoTid, r.serial);
-    const IndexEntry* e = current(r.oid);
-    const Tid serial = e ? e->serial : kNoTid;
-    if (serial != r.serial) {
-      std::string type;
-      if (e) {
+  detail::check_conflicts(
+      request,
+      [&](Oid oid) {
+        auto lock = locks.find(oid);
+        if (lock == locks.end()) return detail::LockHolder{};
+        // Held by a prepared transaction that this process did not prepare: no retry helps,
+        // only recovery (which asks the coordinator's log for the outcome) releases it.
+        auto p = prepared.find(lock->second);
+        return detail::LockHolder{
+            true, p != prepared.end() && p->second.recovered ? &p->second.xid : nullptr};
+      },
+      [&](Oid oid) {
+        auto it = index.find(oid);
+        return it == index.end() ? kNoTid : it->second.serial;
+      },
+      [&](Oid oid) {
+        auto it = index.find(oid);
+        if (it == index.end()) return std::string();
         try {
-          type = record_type_name(read_data(*reader, r.oid, *e));
+          return record_type_name(read_data(*reader, oid, it->second));
         } catch (const std::exception&) {
-          // Only for the message.
+          return std::string();  // only for the message
         }
-      }
-      throw ReadConflictError(r.oid, type, serial, r.serial);
-    }
-  }
+      },
+      path);
 }
 
 // Queues `w` (already given its offset under `lock`) and returns once it is written (and
 // synced when asked). The caller holds `lock`; it is released here.
 void FileStorage::Impl::submit(std::unique_lock<std::mutex>& lock, const WriterPtr& w) {
-  writers.push_back(w);
-  const bool leading = writers.size() == 1;
-  lock.unlock();
-  if (leading || w->await() == Writer::State::kLeading) lead(w);
-  if (w->error) std::rethrow_exception(w->error);
+  queue.submit(lock, w);
 }
 
-// Runs in the writer at the front of the queue: takes the queued records that fit in one
-// batch (they were given consecutive offsets in queue order), writes them with one write and
-// at most one sync with mu released, then publishes them in order and hands the front on.
-void FileStorage::Impl::lead(const WriterPtr& self) {
-  std::vector<WriterPtr> batch;
-  bool need_sync = false;
-  std::uint64_t start = 0;
-  std::uint64_t end = 0;
-  std::unique_lock l(mu);
-  start = writers.front()->offset;
-  for (const WriterPtr& w : writers) {
-    if (!batch.empty() && w->end() - start > kMaxBatchBytes) break;
-    batch.push_back(w);
-    need_sync = need_sync || w->sync;
-    end = w->end();
+// The writer at the front of the queue takes the queued records that fit in one batch (they
+// were given consecutive offsets in queue order); the queue then calls write() with mu released
+// (one write and at most one sync), complete() with mu held to publish them in order, and
+// hands the front on.
+std::size_t FileStorage::Impl::Leader::select(Batch queued) {
+  std::size_t n = 0;
+  need_sync = false;
+  start = queued.front().offset;
+  for (const Writer& w : queued) {
+    if (n > 0 && w.end() - start > kMaxBatchBytes) break;
+    ++n;
+    need_sync = need_sync || w.sync;
+    end = w.end();
   }
-  l.unlock();
+  return n;
+}
 
-  std::exception_ptr error;
-  try {
-    std::string buffer;
-    buffer.reserve(end - start);
-    for (const WriterPtr& w : batch) {
-      // The evidence open() uses to tell damage from a torn write: what was durable before
-      // this batch. Damage below it cannot be this batch's pages reaching the disk out of
-      // order.
-      fs::patch_durable_end(w->payload, durable_end);
-      io::encode_record(buffer, w->type, w->payload);
-    }
-    if (end > capacity) {
-      // The file's own chunk (from its header), not the option: its size is evidence.
-      const std::uint64_t new_capacity = round_up(end, header.chunk);
-      // Zeros first, then the batch over them: the file size changes here, once per chunk.
-      if (new_capacity > end) write_zeros(*writer, std::max(capacity, end), new_capacity);
-      capacity = new_capacity;
-    }
-    writer->write_at(start, buffer);
-    // Written, not yet durable: a kill here may keep any prefix of the batch.
-    XACT_CRASH_POINT("file_storage.after_write");
-    if (need_sync && options.sync == SyncMode::full) {
-      writer->sync();
-      durable_end = end;
-    }
-    // Durable, not yet visible, and nobody told.
-    XACT_CRASH_POINT("file_storage.after_sync");
-  } catch (...) {
-    error = std::current_exception();
+void FileStorage::Impl::Leader::write(Batch batch) {
+  Impl& s = impl;
+  std::string buffer;
+  buffer.reserve(end - start);
+  for (Writer& w : batch) {
+    // The evidence open() uses to tell damage from a torn write: what was durable before
+    // this batch. Damage below it cannot be this batch's pages reaching the disk out of
+    // order.
+    fs::patch_durable_end(w.payload, s.durable_end);
+    io::encode_record(buffer, w.type, w.payload);
   }
+  if (end > s.capacity) {
+    // The file's own chunk (from its header), not the option: its size is evidence.
+    const std::uint64_t new_capacity = round_up(end, s.header.chunk);
+    // Zeros first, then the batch over them: the file size changes here, once per chunk.
+    if (new_capacity > end) write_zeros(*s.writer, std::max(s.capacity, end), new_capacity);
+    s.capacity = new_capacity;
+  }
+  s.writer->write_at(start, buffer);
+  // Written, not yet durable: a kill here may keep any prefix of the batch.
+  XACT_CRASH_POINT("file_storage.after_write");
+  if (need_sync && s.options.sync == SyncMode::full) {
+    s.writer->sync();
+    s.durable_end = end;
+  }
+  // Durable, not yet visible, and nobody told.
+  XACT_CRASH_POINT("file_storage.after_sync");
+}
 
-  WriterPtr next;
-  l.lock();
-  if (error) {
-    if (failure.empty()) {
-      failure = what() + " stopped after an I/O failure: " + error_message(error) +
+void FileStorage::Impl::Leader::complete(Batch batch) {
+  Impl& s = impl;
+  ++s.stats.writes;
+  if (need_sync && s.options.sync == SyncMode::full) ++s.stats.syncs;
+  s.stats.bytes_written += end - start;
+  s.stats.max_batch = std::max<std::uint64_t>(s.stats.max_batch, batch.size());
+  {
+    std::unique_lock il(s.index_mu);
+    for (Writer& w : batch) s.publish_locked(w);
+    s.published_end = end;
+  }
+  // Outside index_mu: the listener may be slow, and loads should not wait for it.
+  if (s.listener) {
+    for (Writer& w : batch) {
+      if (w.kind != Writer::Kind::one_phase && w.kind != Writer::Kind::finish) continue;
+      std::vector<Oid> oids;
+      if (w.kind == Writer::Kind::one_phase) {
+        for (const auto& pw : w.writes) oids.push_back(pw.oid);
+      } else {
+        oids = std::move(w.locked);
+      }
+      try {
+        s.listener(w.tid, oids);
+      } catch (...) {
+        log(LogLevel::error, s.what() + ": the invalidation listener threw; ignored");
+      }
+    }
+  }
+  // One-phase commits of this batch released their locks: committers waiting for them look
+  // again.
+  s.released_cv.notify_all();
+}
+
+void FileStorage::Impl::Leader::abandon(Batch writers) {
+  for (Writer& w : writers) impl.fail_locked(w);
+  impl.released_cv.notify_all();
+}
+
+std::exception_ptr FileStorage::Impl::Leader::failure_error(std::exception_ptr cause) {
+  Impl& s = impl;
+  if (s.failure.empty()) {
+    s.failure = s.what() + " stopped after an I/O failure: " + error_message(cause) +
                 ". What was written at that moment may or may not be durable, so the storage "
                 "refuses every further write (fail-stop); prepared transactions are in doubt. "
                 "Open the storage again (restart the process): open finds what is durable and "
                 "recovery decides the prepared transactions";
-      stats.failed = true;
-    }
-    batch.assign(writers.begin(), writers.end());
-    writers.clear();
-    for (const WriterPtr& w : batch) {
-      w->error = std::make_exception_ptr(StorageError(failure));
-      fail_locked(*w);
-    }
-  } else {
-    ++stats.writes;
-    if (need_sync && options.sync == SyncMode::full) ++stats.syncs;
-    stats.bytes_written += end - start;
-    stats.max_batch = std::max<std::uint64_t>(stats.max_batch, batch.size());
-    {
-      std::unique_lock il(index_mu);
-      for (const WriterPtr& w : batch) publish_locked(*w);
-      published_end = end;
-    }
-    // Outside index_mu: the listener may be slow, and loads should not wait for it.
-    if (listener) {
-      for (const WriterPtr& w : batch) {
-        if (w->kind != Writer::Kind::one_phase && w->kind != Writer::Kind::finish) continue;
-        std::vector<Oid> oids;
-        if (w->kind == Writer::Kind::one_phase) {
-          for (const auto& pw : w->writes) oids.push_back(pw.oid);
-        } else {
-          oids = std::move(w->locked);
-        }
-        try {
-          listener(w->tid, oids);
-        } catch (...) {
-          log(LogLevel::error, what() + ": the invalidation listener threw; ignored");
-        }
-      }
-    }
-    writers.erase(writers.begin(), writers.begin() + static_cast<std::ptrdiff_t>(batch.size()));
-    if (!writers.empty()) next = writers.front();
+    s.stats.failed = true;
   }
-  if (writers.empty()) idle_cv.notify_all();
-  l.unlock();
-  // One-phase commits of this batch released their locks (or failed): committers waiting
-  // for them look again.
-  released_cv.notify_all();
-
-  for (const WriterPtr& w : batch) {
-    if (w != self) w->set(Writer::State::kDone);
-  }
-  if (next) next->set(Writer::State::kLeading);
+  return std::make_exception_ptr(StorageError(s.failure));
 }
 
 // mu and index_mu held: the record is written; make its effect visible.
@@ -961,7 +930,7 @@ std::optional<Storage::PreparedId> FileStorage::Impl::find_prepared_locked(const
 
 void FileStorage::Impl::pause_locked(std::unique_lock<std::mutex>& lock) {
   paused = true;
-  idle_cv.wait(lock, [&] { return writers.empty(); });
+  queue.wait_idle(lock);
 }
 
 void FileStorage::Impl::resume_locked() {
@@ -1277,11 +1246,7 @@ Storage::PreparedId FileStorage::prepare(CommitRequest request) {
   p.xid = request.xid;
   p.record_offset = w->offset;
   impl_->place_writes_locked(request, *w, entry_at, p.writes);
-  for (const auto& rw : request.writes) p.locked.push_back(rw.oid);
-  for (const auto& r : request.read_checks) {
-    if (!impl_->locks.contains(r.oid)) p.locked.push_back(r.oid);
-  }
-  for (Oid oid : p.locked) impl_->locks[oid] = id;
+  detail::take_locks(request, impl_->locks, id, &p.locked);
   impl_->prepared.emplace(id, std::move(p));
   impl_->submit(l, w);
   return id;
@@ -1329,16 +1294,7 @@ Tid FileStorage::commit_one_phase(CommitRequest request) {
   impl_->place_writes_locked(request, *w, entry_at, w->writes);
   // Locked until the record is written and visible: a writer building on the revision it
   // replaces must fail at once, as against a prepared transaction.
-  for (const auto& rw : request.writes) {
-    impl_->locks[rw.oid] = lock_id;
-    w->locked.push_back(rw.oid);
-  }
-  for (const auto& r : request.read_checks) {
-    if (!impl_->locks.contains(r.oid)) {
-      impl_->locks[r.oid] = lock_id;
-      w->locked.push_back(r.oid);
-    }
-  }
+  detail::take_locks(request, impl_->locks, lock_id, &w->locked);
   impl_->submit(l, w);
   return w->tid;
 }
@@ -1429,12 +1385,14 @@ void FileStorage::save_index() {
       impl_->durable_end = impl_->published_end;
       snapshot = impl_->snapshot_index_locked();
     } catch (...) {
-      // A failed fsync leaves the file's durable contents unknown: fail-stop, as in lead().
+      // A failed fsync leaves the file's durable contents unknown: fail-stop, as after a
+      // failed group-commit write.
       if (impl_->failure.empty()) {
         impl_->failure = impl_->what() + " stopped after an I/O failure: " +
                          error_message(std::current_exception()) +
                          ". Open the storage again (restart the process)";
         impl_->stats.failed = true;
+        impl_->queue.fail_stop(std::make_exception_ptr(StorageError(impl_->failure)));
       }
       impl_->resume_locked();
       throw;

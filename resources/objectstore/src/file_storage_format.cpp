@@ -13,46 +13,6 @@
 
 namespace xact::objectstore::fs {
 
-bool Decoder::u8(std::uint8_t& v) {
-  if (in_.empty()) return false;
-  v = static_cast<std::uint8_t>(in_[0]);
-  in_.remove_prefix(1);
-  return true;
-}
-
-bool Decoder::u32(std::uint32_t& v) {
-  if (in_.size() < 4) return false;
-  v = load_u32(in_.data());
-  in_.remove_prefix(4);
-  return true;
-}
-
-bool Decoder::u64(std::uint64_t& v) {
-  if (in_.size() < 8) return false;
-  v = load_u64(in_.data());
-  in_.remove_prefix(8);
-  return true;
-}
-
-bool Decoder::bytes(std::size_t n, std::string_view& v) {
-  if (in_.size() < n) return false;
-  v = in_.substr(0, n);
-  in_.remove_prefix(n);
-  return true;
-}
-
-bool Decoder::str(std::string& v) {
-  std::string_view save = in_;
-  std::uint32_t n = 0;
-  std::string_view b;
-  if (!u32(n) || !bytes(n, b)) {
-    in_ = save;
-    return false;
-  }
-  v.assign(b);
-  return true;
-}
-
 // --- header ----------------------------------------------------------------------------------
 
 std::string encode_file_header(const FileHeader& header) {
@@ -71,7 +31,7 @@ std::optional<std::uint32_t> file_header_version(std::string_view payload) {
   Decoder d(payload);
   std::string_view magic;
   std::uint32_t version = 0;
-  if (!d.bytes(kFileMagic.size(), magic) || magic != kFileMagic || !d.u32(version)) {
+  if (!d.get_bytes(kFileMagic.size(), magic) || magic != kFileMagic || !d.get_u32(version)) {
     return std::nullopt;
   }
   return version;
@@ -84,10 +44,10 @@ std::optional<FileHeader> decode_file_header(std::string_view payload) {
   FileHeader h;
   std::string_view from;
   std::uint64_t created = 0;
-  if (!d.bytes(kFileMagic.size(), magic) || magic != kFileMagic || !d.u32(h.version) ||
-      h.version != kFormatVersion || !d.bytes(h.file_id.size(), id) || !d.u64(created) ||
-      !d.u64(h.next_oid) || !d.u64(h.durable_end) || !d.u64(h.chunk) ||
-      !d.bytes(h.packed_from.size(), from) || !d.done()) {
+  if (!d.get_bytes(kFileMagic.size(), magic) || magic != kFileMagic || !d.get_u32(h.version) ||
+      h.version != kFormatVersion || !d.get_bytes(h.file_id.size(), id) || !d.get_u64(created) ||
+      !d.get_u64(h.next_oid) || !d.get_u64(h.durable_end) || !d.get_u64(h.chunk) ||
+      !d.get_bytes(h.packed_from.size(), from) || !d.done()) {
     return std::nullopt;
   }
   std::memcpy(h.file_id.data(), id.data(), id.size());
@@ -108,11 +68,6 @@ FileId random_file_id() {
 
 namespace {
 
-void put_str(std::string& out, std::string_view s) {
-  put_u32(out, static_cast<std::uint32_t>(s.size()));
-  out.append(s);
-}
-
 void check_size(std::size_t n, std::string_view what) {
   if (n > std::numeric_limits<std::uint32_t>::max()) {
     throw UsageError(std::string(what) + " of " + std::to_string(n) +
@@ -125,8 +80,7 @@ void check_size(std::size_t n, std::string_view what) {
 std::uint32_t entry_checksum(Oid oid, std::string_view data) {
   char head[12];
   store_u64(head, oid);
-  boost::endian::store_little_u32(reinterpret_cast<unsigned char*>(head + 8),
-                                  static_cast<std::uint32_t>(data.size()));
+  io::coding::store_u32(head + 8, static_cast<std::uint32_t>(data.size()));
   io::Crc32c crc;
   crc.update(std::string_view(head, sizeof head));
   crc.update(data);
@@ -163,13 +117,13 @@ EncodedTransaction encode_transaction(const CommitRequest& request, std::uint64_
   p.append(request.xid.bqual);
   check_size(request.meta.user.size(), "the transaction user");
   check_size(request.meta.description.size(), "the transaction description");
-  put_str(p, request.meta.user);
-  put_str(p, request.meta.description);
+  io::coding::put_string32(p, request.meta.user);
+  io::coding::put_string32(p, request.meta.description);
   put_u32(p, static_cast<std::uint32_t>(request.meta.extension.size()));
   for (const auto& [k, v] : request.meta.extension) {
     check_size(k.size() + v.size(), "a transaction extension");
-    put_str(p, k);
-    put_str(p, v);
+    io::coding::put_string32(p, k);
+    io::coding::put_string32(p, v);
   }
   put_u32(p, static_cast<std::uint32_t>(request.read_checks.size()));
   for (const auto& r : request.read_checks) put_u64(p, r.oid);
@@ -207,8 +161,9 @@ std::string decode_transaction(std::string_view payload, DecodedTransaction& out
   std::string_view gtrid;
   std::string_view bqual;
   std::uint64_t durable_end = 0;
-  if (!d.u64(durable_end) || !d.u64(out.tid) || !d.u64(out.next_oid) || !d.u32(out.xid.format_id) ||
-      !d.u8(glen) || !d.bytes(glen, gtrid) || !d.u8(blen) || !d.bytes(blen, bqual)) {
+  if (!d.get_u64(durable_end) || !d.get_u64(out.tid) || !d.get_u64(out.next_oid) ||
+      !d.get_u32(out.xid.format_id) || !d.get_u8(glen) || !d.get_bytes(glen, gtrid) ||
+      !d.get_u8(blen) || !d.get_bytes(blen, bqual)) {
     return "truncated transaction header";
   }
   if (!gtrid.empty()) {
@@ -221,30 +176,31 @@ std::string decode_transaction(std::string_view payload, DecodedTransaction& out
   std::string ignored;
   std::string& user = with_meta ? out.meta.user : ignored;
   std::string& description = with_meta ? out.meta.description : ignored;
-  if (!d.str(user) || !d.str(description) || !d.u32(n)) return "truncated transaction meta";
+  if (!d.get_string32(user) || !d.get_string32(description) || !d.get_u32(n))
+    return "truncated transaction meta";
   for (std::uint32_t i = 0; i < n; ++i) {
     std::string k;
     std::string v;
-    if (!d.str(k) || !d.str(v)) return "truncated transaction extension";
+    if (!d.get_string32(k) || !d.get_string32(v)) return "truncated transaction extension";
     if (with_meta) out.meta.extension.emplace_back(std::move(k), std::move(v));
   }
-  if (!d.u32(n)) return "truncated read checks";
+  if (!d.get_u32(n)) return "truncated read checks";
   if (n > payload.size() / 8) return "impossible read check count " + std::to_string(n);
   out.read_checks.reserve(n);
   for (std::uint32_t i = 0; i < n; ++i) {
     std::uint64_t oid = 0;
-    if (!d.u64(oid)) return "truncated read checks";
+    if (!d.get_u64(oid)) return "truncated read checks";
     out.read_checks.push_back(oid);
   }
-  if (!d.u32(n)) return "truncated write count";
+  if (!d.get_u32(n)) return "truncated write count";
   if (n > payload.size() / kEntryHeaderSize) return "impossible write count " + std::to_string(n);
   out.entries.reserve(n);
   for (std::uint32_t i = 0; i < n; ++i) {
     DecodedEntry e;
     e.at = d.consumed(payload);
     std::uint32_t crc = 0;
-    if (!d.u64(e.oid) || !d.u64(e.prev_serial) || !d.u64(e.prev_offset) || !d.u32(e.length) ||
-        !d.u32(crc) || !d.bytes(e.length, e.data)) {
+    if (!d.get_u64(e.oid) || !d.get_u64(e.prev_serial) || !d.get_u64(e.prev_offset) ||
+        !d.get_u32(e.length) || !d.get_u32(crc) || !d.get_bytes(e.length, e.data)) {
       return "truncated object entry " + std::to_string(i);
     }
     if (crc != entry_checksum(e.oid, e.data)) {
@@ -267,7 +223,7 @@ std::string encode_commit_mark(std::uint64_t prepared_offset, Tid tid) {
 bool decode_commit_mark(std::string_view payload, std::uint64_t& prepared_offset, Tid& tid) {
   Decoder d(payload);
   std::uint64_t durable_end = 0;
-  return d.u64(durable_end) && d.u64(prepared_offset) && d.u64(tid) && d.done();
+  return d.get_u64(durable_end) && d.get_u64(prepared_offset) && d.get_u64(tid) && d.done();
 }
 
 std::string encode_abort_mark(std::uint64_t prepared_offset) {
@@ -280,7 +236,7 @@ std::string encode_abort_mark(std::uint64_t prepared_offset) {
 bool decode_abort_mark(std::string_view payload, std::uint64_t& prepared_offset) {
   Decoder d(payload);
   std::uint64_t durable_end = 0;
-  return d.u64(durable_end) && d.u64(prepared_offset) && d.done();
+  return d.get_u64(durable_end) && d.get_u64(prepared_offset) && d.done();
 }
 
 std::optional<std::uint64_t> claimed_durable_end(const io::Record& record) {
@@ -363,16 +319,16 @@ std::optional<IndexHeader> decode_index_header(std::string_view payload) {
   std::string_view magic;
   std::string_view id;
   std::uint32_t n = 0;
-  if (!d.bytes(kIndexMagic.size(), magic) || magic != kIndexMagic || !d.u32(h.version) ||
-      h.version != kIndexVersion || !d.bytes(h.file_id.size(), id) || !d.u64(h.covered_end) ||
-      !d.u32(h.last_record_crc) || !d.u64(h.last_tid) || !d.u64(h.next_oid) || !d.u64(h.entries) ||
-      !d.u32(n) || n > payload.size() / 8) {
+  if (!d.get_bytes(kIndexMagic.size(), magic) || magic != kIndexMagic || !d.get_u32(h.version) ||
+      h.version != kIndexVersion || !d.get_bytes(h.file_id.size(), id) ||
+      !d.get_u64(h.covered_end) || !d.get_u32(h.last_record_crc) || !d.get_u64(h.last_tid) ||
+      !d.get_u64(h.next_oid) || !d.get_u64(h.entries) || !d.get_u32(n) || n > payload.size() / 8) {
     return std::nullopt;
   }
   std::memcpy(h.file_id.data(), id.data(), id.size());
   for (std::uint32_t i = 0; i < n; ++i) {
     std::uint64_t p = 0;
-    if (!d.u64(p)) return std::nullopt;
+    if (!d.get_u64(p)) return std::nullopt;
     h.prepared.push_back(p);
   }
   if (!d.done()) return std::nullopt;

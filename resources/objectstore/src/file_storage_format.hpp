@@ -11,8 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include <boost/endian/conversion.hpp>
-
+#include <xact/io/coding.hpp>
 #include <xact/objectstore/file_storage.hpp>
 #include <xact/objectstore/storage.hpp>
 
@@ -53,45 +52,14 @@ inline constexpr std::size_t kIndexEntrySize = 28;
 
 using FileId = std::array<std::uint8_t, 16>;
 
-// --- little-endian helpers -------------------------------------------------------------------
-inline void put_u8(std::string& out, std::uint8_t v) { out.push_back(static_cast<char>(v)); }
-inline void put_u32(std::string& out, std::uint32_t v) {
-  unsigned char b[4];
-  boost::endian::store_little_u32(b, v);
-  out.append(reinterpret_cast<const char*>(b), 4);
-}
-inline void put_u64(std::string& out, std::uint64_t v) {
-  unsigned char b[8];
-  boost::endian::store_little_u64(b, v);
-  out.append(reinterpret_cast<const char*>(b), 8);
-}
-inline void store_u64(char* p, std::uint64_t v) {
-  boost::endian::store_little_u64(reinterpret_cast<unsigned char*>(p), v);
-}
-inline std::uint32_t load_u32(const char* p) {
-  return boost::endian::load_little_u32(reinterpret_cast<const unsigned char*>(p));
-}
-inline std::uint64_t load_u64(const char* p) {
-  return boost::endian::load_little_u64(reinterpret_cast<const unsigned char*>(p));
-}
-
-/// Reads fixed-width fields from the front of a payload; every getter returns false (and
-/// consumes nothing) when too few bytes are left.
-class Decoder {
- public:
-  explicit Decoder(std::string_view in) : in_(in) {}
-  bool u8(std::uint8_t& v);
-  bool u32(std::uint32_t& v);
-  bool u64(std::uint64_t& v);
-  bool bytes(std::size_t n, std::string_view& v);
-  /// A u32 length, then that many bytes.
-  bool str(std::string& v);
-  std::size_t consumed(std::string_view whole) const { return whole.size() - in_.size(); }
-  bool done() const { return in_.empty(); }
-
- private:
-  std::string_view in_;
-};
+// --- little-endian helpers: xact's one set (<xact/io/coding.hpp>) ---------------------------
+using io::coding::Decoder;
+using io::coding::load_u32;
+using io::coding::load_u64;
+using io::coding::put_u32;
+using io::coding::put_u64;
+using io::coding::put_u8;
+using io::coding::store_u64;
 
 // --- the data file ---------------------------------------------------------------------------
 struct FileHeader {

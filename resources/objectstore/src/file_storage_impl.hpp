@@ -5,7 +5,6 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <deque>
 #include <exception>
 #include <map>
 #include <memory>
@@ -17,6 +16,7 @@
 #include <vector>
 
 #include <xact/io/env.hpp>
+#include <xact/io/group_commit.hpp>
 #include <xact/io/record.hpp>
 #include <xact/objectstore/file_storage.hpp>
 
@@ -50,11 +50,9 @@ struct FileStorage::Impl {
     bool recovered = false;  ///< found by open(), not prepared by this process
   };
 
-  // One caller in the group-commit queue (as in the decision log). Shared between the caller
-  // and the queue so the leader can wake it after releasing mu.
-  struct Writer {
+  // One record in the group-commit queue (io::GroupCommitQueue).
+  struct Writer : io::GroupCommitWriter {
     enum class Kind { prepare, one_phase, finish, abort };
-    enum class State { kWaiting, kLeading, kDone };
     Kind kind = Kind::one_phase;
     std::uint8_t type = 0;
     std::string payload;
@@ -64,26 +62,25 @@ struct FileStorage::Impl {
     PreparedId id = 0;                 ///< prepare, finish, abort
     std::vector<PendingWrite> writes;  ///< one_phase
     std::vector<Oid> locked;           ///< one_phase: released when published or failed
-    std::exception_ptr error;
 
-    void set(State s) {
-      {
-        std::lock_guard guard(m);
-        state = s;
-      }
-      cv.notify_one();
-    }
-    State await() {
-      std::unique_lock lock(m);
-      cv.wait(lock, [&] { return state != State::kWaiting; });
-      return state;
-    }
     std::uint64_t end() const { return offset + io::kRecordOverhead + payload.size(); }
-    std::mutex m;
-    std::condition_variable cv;
-    State state = State::kWaiting;  // guarded by m
   };
   using WriterPtr = std::shared_ptr<Writer>;
+
+  // What the writer at the front of the queue does with a batch (file_storage.cpp).
+  struct Leader final : io::GroupCommitQueue<Writer>::Handler {
+    explicit Leader(Impl& s) : impl(s) {}
+    std::size_t select(Batch queued) override;
+    void write(Batch batch) override;
+    void complete(Batch batch) override;
+    void abandon(Batch writers) override;
+    std::exception_ptr failure_error(std::exception_ptr cause) override;
+    Impl& impl;
+    // The batch being written, from select() to complete() (only the leader touches them).
+    bool need_sync = false;
+    std::uint64_t start = 0;
+    std::uint64_t end = 0;
+  };
 
   Impl(io::Env& e, std::string p, FileStorageOptions o) : env(e), path(std::move(p)), options(o) {}
 
@@ -127,7 +124,6 @@ struct FileStorage::Impl {
                            const std::vector<std::size_t>& entry_at,
                            std::vector<PendingWrite>& out);
   void submit(std::unique_lock<std::mutex>& lock, const WriterPtr& w);
-  void lead(const WriterPtr& self);
   void publish_locked(Writer& w);
   void fail_locked(Writer& w);
   Tid decide(PreparedId id, bool commit, bool sync);
@@ -190,7 +186,9 @@ struct FileStorage::Impl {
 
   // The commit order.
   mutable std::mutex mu;
-  std::deque<WriterPtr> writers;              // guarded by mu; the front one does the I/O
+  // Guarded by mu; the writer at its front does the I/O.
+  Leader leader{*this};
+  io::GroupCommitQueue<Writer> queue{mu, leader};
   std::unordered_map<Oid, PreparedId> locks;  // guarded by mu
   std::map<PreparedId, Prepared> prepared;    // guarded by mu
   PreparedId next_prepared = 1;               // guarded by mu
@@ -199,16 +197,15 @@ struct FileStorage::Impl {
   std::string failure;                        // guarded by mu; set once
   bool paused = false;                        // guarded by mu
   std::condition_variable paused_cv;          // submitters wait here while paused
-  std::condition_variable idle_cv;            // a pauser waits here for the queue to drain
   std::condition_variable released_cv;        // a one-phase commit's locks were released
   InvalidationListener listener;              // guarded by mu
   std::atomic<Oid> next_oid{1};
   std::mutex maintenance_mu;  // one pack / save_index / backup at a time
   Stats stats;                // guarded by mu
 
-  // The writable file: used only by the writer at the front of `writers` (mu released during
-  // its I/O), or by whoever paused the queue. Handing the front from one leader to the next
-  // goes through mu, which orders their I/O.
+  // The writable file: used only by the group-commit leader (mu released during its I/O), or
+  // by whoever paused the queue. Handing the lead from one writer to the next goes through mu,
+  // which orders their I/O.
   std::unique_ptr<io::WritableFile> writer;
   std::uint64_t capacity = 0;  ///< the file's size, preallocated zeros included
   /// Every byte before it is fsynced: the claim written into each record of the next batch

@@ -318,6 +318,7 @@ PackReport FileStorage::pack(Tid pack_tid, const std::vector<Oid>& extra_roots) 
                   error_message(std::current_exception()) +
                   "). Open the storage again: open completes or undoes the switch";
       s.stats.failed = true;
+      s.queue.fail_stop(std::make_exception_ptr(StorageError(s.failure)));
     }
     if (s.paused) s.resume_locked();
     l.unlock();

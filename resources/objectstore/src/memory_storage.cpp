@@ -7,6 +7,8 @@
 #include <xact/objectstore/codec.hpp>
 #include <xact/objectstore/errors.hpp>
 
+#include "storage_conflicts.hpp"
+
 namespace xact::objectstore {
 
 MemoryStorage::MemoryStorage() = default;
@@ -73,31 +75,20 @@ void MemoryStorage::iterate(Tid from, Tid to,
 }
 
 void MemoryStorage::check_and_lock(const CommitRequest& request, PreparedId id) {
-  auto current = [&](Oid oid) {
-    auto it = objects_.find(oid);
-    return it == objects_.end() ? kNoTid : it->second.back().serial;
-  };
-  for (const auto& w : request.writes) {
-    if (locks_.count(w.oid)) {
-      throw ConflictError(w.oid, record_type_name(w.data), kNoTid, w.base);
-    }
-    if (const Tid c = current(w.oid); c != w.base) {
-      throw ConflictError(w.oid, record_type_name(w.data), c, w.base);
-    }
-  }
-  for (const auto& r : request.read_checks) {
-    if (locks_.count(r.oid)) throw ReadConflictError(r.oid, {}, kNoTid, r.serial);
-    if (const Tid c = current(r.oid); c != r.serial) {
-      auto it = objects_.find(r.oid);
-      throw ReadConflictError(r.oid,
-                              it == objects_.end() ? std::string()
-                                                   : record_type_name(it->second.back().data),
-                              c, r.serial);
-    }
-  }
+  static const std::string kName = "memory storage";
+  detail::check_conflicts(
+      request, [&](Oid oid) { return detail::LockHolder{locks_.contains(oid)}; },
+      [&](Oid oid) {
+        auto it = objects_.find(oid);
+        return it == objects_.end() ? kNoTid : it->second.back().serial;
+      },
+      [&](Oid oid) {
+        auto it = objects_.find(oid);
+        return it == objects_.end() ? std::string() : record_type_name(it->second.back().data);
+      },
+      kName);
   if (id == 0) return;  // one-phase: checked and committed under one lock, nothing to hold
-  for (const auto& w : request.writes) locks_[w.oid] = id;
-  for (const auto& r : request.read_checks) locks_[r.oid] = id;
+  detail::take_locks(request, locks_, id);
 }
 
 Storage::PreparedId MemoryStorage::prepare(CommitRequest request) {

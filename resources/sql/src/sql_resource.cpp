@@ -1,5 +1,6 @@
 #include <xact/sql/sql_resource.hpp>
 
+#include <algorithm>
 #include <any>
 
 #include <xact/errors.hpp>
@@ -10,16 +11,6 @@
 namespace xact::sql {
 
 namespace {
-
-std::string what_of(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    return ex.what();
-  } catch (...) {
-    return "an exception that is not a std::exception";
-  }
-}
 
 template <class E>
 bool is_a(const std::exception_ptr& e) {
@@ -54,6 +45,15 @@ struct SqlResource::Branch {
   std::exception_ptr failed;  // a statement failed and aborted the database transaction
   std::uint64_t epoch = 0;    // grows at every begin; savepoints belong to one epoch
   std::uint64_t savepoints = 0;
+  // Work written at commit (add_extension), in the order added.
+  std::vector<std::shared_ptr<BranchExtension>> extensions;
+
+  // Tells every extension its pending work is gone, and drops them.
+  void extensions_rolled_back(Transaction& txn) noexcept {
+    auto gone = std::move(extensions);
+    extensions.clear();
+    for (auto& e : gone) e->rolled_back(txn);
+  }
 
   Connection* conn() const noexcept { return borrowed ? borrowed.get() : lease.get(); }
 
@@ -74,12 +74,35 @@ struct SqlResource::Branch {
 class SqlResource::BranchSavepoint : public ResourceSavepoint {
  public:
   BranchSavepoint(std::shared_ptr<SqlResource> rm, std::weak_ptr<Branch> branch,
-                  std::uint64_t epoch, std::string name)
-      : rm_(std::move(rm)), branch_(std::move(branch)), epoch_(epoch), name_(std::move(name)) {}
+                  std::uint64_t epoch, std::string name, Transaction& txn)
+      : rm_(std::move(rm)), branch_(std::move(branch)), epoch_(epoch), name_(std::move(name)),
+        txn_(&txn) {
+    if (auto b = branch_.lock()) {
+      for (auto& e : b->extensions) undo_.emplace_back(e, e->savepoint(txn));
+    }
+  }
 
   void rollback() override {
     auto b = branch_.lock();
     if (!b) throw UsageError("savepoint of resource '" + rm_->name_ + "': the transaction ended");
+    rollback_database(*b);
+    // The extensions' pending work goes back with the branch: those added since the savepoint
+    // forget theirs, the others undo what they did since.
+    std::vector<std::shared_ptr<BranchExtension>> kept;
+    for (auto& [e, undo] : undo_) {
+      if (std::find(b->extensions.begin(), b->extensions.end(), e) == b->extensions.end()) continue;
+      kept.push_back(e);
+      if (undo) undo();
+    }
+    for (auto& e : b->extensions) {
+      if (std::find(kept.begin(), kept.end(), e) == kept.end()) e->rolled_back(*txn_);
+    }
+    b->extensions = std::move(kept);
+  }
+
+ private:
+  void rollback_database(Branch& bref) {
+    Branch* b = &bref;
     if (name_.empty()) {  // taken before the branch began: undo all of it
       if (b->state == Branch::State::active) {
         auto borrowed = b->borrowed;  // an enlisted connection stays enlisted
@@ -99,11 +122,12 @@ class SqlResource::BranchSavepoint : public ResourceSavepoint {
     b->failed = nullptr;
   }
 
- private:
   std::shared_ptr<SqlResource> rm_;
   std::weak_ptr<Branch> branch_;
   std::uint64_t epoch_;
   std::string name_;  // empty: before the branch began
+  Transaction* txn_;  // the savepoint dies with its transaction
+  std::vector<std::pair<std::shared_ptr<BranchExtension>, std::function<void()>>> undo_;
 };
 
 // ---- construction ----------------------------------------------------------------------------
@@ -166,7 +190,7 @@ void SqlResource::end_unprepared(Branch& b) noexcept {
     } catch (...) {
       // A connection that cannot roll back is closed; the server rolls the branch back.
       log(LogLevel::warning, "resource '" + name_ + "': ROLLBACK failed (" +
-                                 what_of(std::current_exception()) +
+                                 error_message(std::current_exception()) +
                                  "); the connection is closed, which rolls the branch back");
       if (b.lease) b.lease.discard();
     }
@@ -245,6 +269,7 @@ void SqlResource::enlist_connection(Transaction& txn, std::shared_ptr<Connection
 void SqlResource::abort(Transaction& txn) {
   Branch* b = find_branch(txn);
   if (b == nullptr) return;
+  b->extensions_rolled_back(txn);
   end_unprepared(*b);
   // Joined again later (after a savepoint rollback to before the join), it starts afresh.
   b->state = Branch::State::idle;
@@ -259,6 +284,26 @@ void SqlResource::commit(Transaction& txn) {
   if (b != nullptr && b->state == Branch::State::active && b->failed) {
     // The database aborted this branch at that statement: surface it before anyone prepares.
     std::rethrow_exception(b->failed);
+  }
+  if (b == nullptr || b->extensions.empty()) return;
+  // Deferred work goes into the same branch now, so its SQL errors fail the commit before any
+  // participant votes. An extension may add another (copy: the list may grow meanwhile).
+  for (std::size_t i = 0; i < b->extensions.size(); ++i) {
+    auto e = b->extensions[i];
+    e->before_vote(txn, *this);
+    b = find_branch(txn);
+  }
+}
+
+void SqlResource::add_extension(Transaction& txn, std::shared_ptr<BranchExtension> extension) {
+  if (!extension) throw UsageError("resource '" + name_ + "': add_extension of null");
+  Branch& b = join_branch(txn);
+  if (b.state != Branch::State::idle && b.state != Branch::State::active) {
+    throw UsageError("resource '" + name_ +
+                     "': add_extension on a branch that is already voting or ended");
+  }
+  if (std::find(b.extensions.begin(), b.extensions.end(), extension) == b.extensions.end()) {
+    b.extensions.push_back(std::move(extension));
   }
 }
 
@@ -327,6 +372,7 @@ RecoverableResource::Outcome SqlResource::finish_prepared(Branch& b, bool commit
 void SqlResource::tpc_abort(Transaction& txn) {
   Branch* b = find_branch(txn);
   if (b == nullptr) return;
+  b->extensions_rolled_back(txn);
   switch (b->state) {
     case Branch::State::idle:
       b->release();
@@ -354,7 +400,7 @@ void SqlResource::tpc_abort(Transaction& txn) {
         failed = std::current_exception();
         log(LogLevel::warning,
             "resource '" + name_ + "': " + std::string(rollback_prepared_statement()) + " of " +
-                b->xid.to_gid() + " failed (" + what_of(failed) +
+                b->xid.to_gid() + " failed (" + error_message(failed) +
                 "); the coordinator's re-driver retries it on a fresh connection");
       }
       b->release();
@@ -399,14 +445,16 @@ std::unique_ptr<ResourceSavepoint> SqlResource::savepoint(Transaction& txn) {
   Branch& b = join_branch(txn);
   std::shared_ptr<Branch> owner = std::any_cast<std::shared_ptr<Branch>&>(txn.data(this));
   if (b.state == Branch::State::idle) {
-    return std::make_unique<BranchSavepoint>(shared_from_this(), owner, b.epoch, std::string());
+    return std::make_unique<BranchSavepoint>(shared_from_this(), owner, b.epoch, std::string(),
+                                             txn);
   }
   if (b.state != Branch::State::active) {
     throw UsageError("resource '" + name_ + "': savepoint of a branch that is not active");
   }
   std::string name = "xact_sp_" + std::to_string(++b.savepoints);
   set_savepoint(*b.conn(), name);
-  return std::make_unique<BranchSavepoint>(shared_from_this(), owner, b.epoch, std::move(name));
+  return std::make_unique<BranchSavepoint>(shared_from_this(), owner, b.epoch, std::move(name),
+                                           txn);
 }
 
 bool SqlResource::should_retry(const std::exception_ptr& error) const noexcept {

@@ -179,6 +179,89 @@ TEST_F(SqlResourceTest, ASavepointRollbackToBeforeTheJoinAbortsTheBranchAndItCan
   EXPECT_EQ(rm_->pool()->stats().open, 1u);
 }
 
+// A branch extension that writes its pending puts at commit, and records what it was told.
+class PendingPuts : public BranchExtension {
+ public:
+  void before_vote(Transaction& txn, SqlResource& rm) override {
+    events.push_back("before_vote");
+    for (const auto& [k, v] : pending) rm.execute(txn, "put", {k, v});
+    pending.clear();
+  }
+  void rolled_back(Transaction&) noexcept override {
+    events.push_back("rolled_back");
+    pending.clear();
+  }
+  std::function<void()> savepoint(Transaction&) override {
+    return [this, saved = pending] {
+      events.push_back("undo");
+      pending = saved;
+    };
+  }
+  std::map<std::string, std::string> pending;
+  std::vector<std::string> events;
+};
+
+TEST_F(SqlResourceTest, ExtensionsWriteInTheBranchAtCommitBeforeAnyoneVotes) {
+  auto ext = std::make_shared<PendingPuts>();
+  auto o = other();
+  auto& txn = tm_.begin();
+  rm_->execute(txn, "put", {"a", "1"});
+  rm_->add_extension(txn, ext);
+  rm_->add_extension(txn, ext);  // once
+  ext->pending["b"] = "2";
+  o->set(txn, "x");
+  const std::string g = gid(txn);
+  tm_.commit();
+  EXPECT_EQ(ext->events, (std::vector<std::string>{"before_vote"}));
+  EXPECT_EQ(db_->log(), (std::vector<std::string>{"BEGIN", "exec put", "exec put", "PREPARE " + g,
+                                                  "COMMIT PREPARED " + g}));
+  EXPECT_EQ(db_->get("b"), "2");
+}
+
+TEST_F(SqlResourceTest, AnExtensionThatThrowsFailsTheCommitBeforeAnyoneVotes) {
+  struct Failing : PendingPuts {
+    void before_vote(Transaction& txn, SqlResource& rm) override { rm.execute(txn, "fail"); }
+  };
+  auto ext = std::make_shared<Failing>();
+  auto o = other();
+  auto& txn = tm_.begin();
+  rm_->add_extension(txn, ext);
+  o->set(txn, "x");
+  EXPECT_THROW(tm_.commit(), SqlError);
+  tm_.abort();
+  const auto calls = calls_->of("zz-other");
+  EXPECT_EQ(std::count(calls.begin(), calls.end(), "tpc_vote"), 0) << "nobody voted";
+  EXPECT_EQ(ext->events, (std::vector<std::string>{"rolled_back"}));
+}
+
+TEST_F(SqlResourceTest, AbortTellsExtensionsAndWritesNothing) {
+  auto ext = std::make_shared<PendingPuts>();
+  auto& txn = tm_.begin();
+  rm_->add_extension(txn, ext);
+  ext->pending["a"] = "1";
+  tm_.abort();
+  EXPECT_EQ(ext->events, (std::vector<std::string>{"rolled_back"}));
+  EXPECT_TRUE(db_->data().empty());
+}
+
+TEST_F(SqlResourceTest, ASavepointRollbackUndoesExtensionsAndDropsLaterOnes) {
+  auto early = std::make_shared<PendingPuts>();
+  auto late = std::make_shared<PendingPuts>();
+  auto& txn = tm_.begin();
+  rm_->execute(txn, "put", {"a", "1"});
+  rm_->add_extension(txn, early);
+  early->pending["b"] = "2";
+  auto sp = txn.savepoint();
+  early->pending["c"] = "3";
+  rm_->add_extension(txn, late);
+  late->pending["d"] = "4";
+  sp.rollback();
+  EXPECT_EQ(early->events, (std::vector<std::string>{"undo"}));
+  EXPECT_EQ(late->events, (std::vector<std::string>{"rolled_back"}));
+  tm_.commit();
+  EXPECT_EQ(db_->data(), (std::map<std::string, std::string>{{"a", "1"}, {"b", "2"}}));
+}
+
 TEST_F(SqlResourceTest, AbortRollsBackAndReturnsTheConnection) {
   auto& txn = tm_.begin();
   rm_->execute(txn, "put", {"a", "1"});

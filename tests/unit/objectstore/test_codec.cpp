@@ -731,6 +731,57 @@ TEST(Errors, ReadConflictSaysTheObjectChangedSinceItWasRead) {
   EXPECT_THROW(throw ReadConflictError(1, "", 2, 1), ConflictError);
 }
 
+TEST(Errors, AConflictIsCaughtByTheCoordinatorsConflictTypesButIsNoReadConflict) {
+  const auto conflict = std::make_exception_ptr(ConflictError(0x1f, "bank.Account", 0x200, 0x100));
+  try {
+    std::rethrow_exception(conflict);
+  } catch (const xact::ReadConflictError&) {
+    ADD_FAILURE() << "a write conflict is not a read conflict";
+  } catch (const xact::ConflictError& e) {
+    const auto* details = dynamic_cast<const ConflictError*>(&e);
+    ASSERT_NE(details, nullptr);
+    EXPECT_EQ(details->oid(), 0x1fu);
+  }
+  EXPECT_THROW(std::rethrow_exception(conflict), xact::TransientError);
+  EXPECT_THROW(std::rethrow_exception(conflict), xact::Error);
+}
+
+TEST(Errors, AReadConflictIsCaughtByEachCoordinatorTypeWithItsDetailsOnIt) {
+  const ReadConflictError original(0x3, "bank.Account", 0x200, 0x100);
+  const std::string message = original.what();
+  const auto read_conflict = std::make_exception_ptr(original);
+  try {
+    std::rethrow_exception(read_conflict);
+  } catch (const xact::ReadConflictError& e) {
+    EXPECT_EQ(std::string(e.what()), message);
+    const auto* details = dynamic_cast<const ConflictError*>(&e);
+    ASSERT_NE(details, nullptr) << "the object store's details are on the coordinator's type";
+    EXPECT_EQ(details->oid(), 0x3u);
+    EXPECT_EQ(details->type_name(), "bank.Account");
+    EXPECT_EQ(details->committed_serial(), 0x200u);
+    EXPECT_EQ(details->read_serial(), 0x100u);
+  }
+  try {
+    std::rethrow_exception(read_conflict);
+  } catch (const xact::ConflictError& e) {
+    EXPECT_EQ(std::string(e.what()), message) << "one ConflictError, one message";
+  }
+  try {
+    std::rethrow_exception(read_conflict);
+  } catch (const ConflictError& e) {
+    EXPECT_EQ(e.oid(), 0x3u);
+    EXPECT_EQ(std::string(e.what()), message);
+  }
+  EXPECT_THROW(std::rethrow_exception(read_conflict), xact::TransientError);
+  EXPECT_THROW(std::rethrow_exception(read_conflict), xact::Error);
+  EXPECT_THROW(std::rethrow_exception(read_conflict), std::runtime_error);
+
+  const ReadConflictError copy = original;  // exceptions are copied when thrown and captured
+  EXPECT_EQ(std::string(copy.what()), message);
+  EXPECT_EQ(copy.oid(), 0x3u);
+  EXPECT_EQ(copy.read_serial(), 0x100u);
+}
+
 TEST(Errors, ObjectNotFoundNamesTheOid) {
   const ObjectNotFoundError e(0x7, "referenced from object 0x1");
   EXPECT_EQ(e.oid(), 0x7u);

@@ -575,6 +575,51 @@ TEST_F(ConnectionTest, ReadCurrentPassesWhenNothingChanged) {
   EXPECT_NO_THROW(tm.commit());
 }
 
+TEST_F(ConnectionTest, XactRunRetriesAReadConflictAndTheCoordinatorsTypeCatchesIt) {
+  const Oid a = make_counter("a", 1);
+  const Oid b = make_counter("b", 1);
+  ExplicitTransactionManager tm1, tm2;
+  auto c1 = open(tm1);
+  auto c2 = open(tm2);
+  std::vector<std::exception_ptr> retried;
+  RetryPolicy policy;
+  policy.attempts = 3;
+  policy.on_retry = [&](const RetryEvent& e) { retried.push_back(e.error); };
+  int calls = 0;
+  const auto seen = xact::run(
+      tm1,
+      [&](Transaction&) {
+        ++calls;
+        auto ca = c1->get<Counter>(a);
+        const auto value = ca->value();
+        c1->read_current(*ca);
+        c1->get<Counter>(b)->add(value);
+        if (calls == 1) {  // a changes after this attempt read it
+          tm2.begin();
+          c2->get<Counter>(a)->add(1);
+          tm2.commit();
+        }
+        return value;
+      },
+      policy);
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(seen, 2) << "the second attempt read a's new value";
+  ASSERT_EQ(retried.size(), 1u);
+  try {
+    std::rethrow_exception(retried[0]);
+  } catch (const xact::ReadConflictError& e) {
+    const auto* details = dynamic_cast<const ConflictError*>(&e);
+    ASSERT_NE(details, nullptr);
+    EXPECT_EQ(details->oid(), a);
+    EXPECT_EQ(details->type_name(), "test.Counter");
+  } catch (...) {
+    ADD_FAILURE() << "not an xact::ReadConflictError: " << error_message(retried[0]);
+  }
+  ExplicitTransactionManager tm3;
+  auto c3 = open(tm3);
+  EXPECT_EQ(c3->get<Counter>(b)->value(), 3);
+}
+
 // --- savepoints -------------------------------------------------------------------------------
 
 TEST_F(ConnectionTest, SavepointRollbackRestoresStatesAndDropsLaterObjects) {

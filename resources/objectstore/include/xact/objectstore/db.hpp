@@ -13,7 +13,7 @@
 // connections (with their caches) for reuse.
 //
 // Recovery: the connections' resource name is "objects:<name>"; register
-// recovery_resource() with xact::Recovery so prepared transactions of this storage left by a
+// recovery_target() with xact::Recovery so prepared transactions of this storage left by a
 // crash are decided by the coordinator's log.
 //
 // Thread-safety: DB is thread-safe; each connection is used by one thread at a time. Every
@@ -29,6 +29,7 @@
 #include <vector>
 
 #include <xact/manager.hpp>
+#include <xact/recovery.hpp>
 #include <xact/objectstore/connection.hpp>
 #include <xact/objectstore/registry.hpp>
 #include <xact/objectstore/storage.hpp>
@@ -109,9 +110,9 @@ class DB : public std::enable_shared_from_this<DB> {
   TypeRegistry& registry() const noexcept { return *registry_; }
   /// The newest committed tid this DB knows of (the snapshot a new transaction reads).
   Tid last_transaction() const;
-  /// A resource manager for xact::Recovery: its name is resource_name(), its recoverable()
-  /// is the storage.
-  std::shared_ptr<ResourceManager> recovery_resource();
+  /// What xact::Recovery needs of this database: resource_name() and the storage (its
+  /// prepared transactions). Register it with Recovery::register_resource.
+  RecoveryTarget recovery_target() const;
   /// Idle connections in the pool.
   std::size_t pool_idle() const;
 

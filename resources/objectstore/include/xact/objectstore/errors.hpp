@@ -1,10 +1,15 @@
-// Errors of the object store (the general hierarchy is <xact/errors.hpp>).
+// Errors of the object store, members of xact's one family (<xact/errors.hpp>): a
+// `catch (xact::ConflictError&)` or `catch (xact::ReadConflictError&)` catches them, and
+// xact::run retries them; the object store's types add the details (oid, type, serials).
 //
-//   xact::ConflictError
+//   xact::ConflictError (virtual base: one ConflictError, one what() in each object)
 //   ├── objectstore::ConflictError     a write lost the race: another transaction committed
 //   │   │                              (or holds prepared) a newer revision of the object;
 //   │   │                              retry the whole transaction
-//   │   └── objectstore::ReadConflictError  an object read with read_current() changed
+//   │   └── objectstore::ReadConflictError  an object read with read_current() changed;
+//   │                                       also an xact::ReadConflictError
+//   └── xact::ReadConflictError
+//       └── objectstore::ReadConflictError
 //   xact::Error
 //   ├── ObjectNotFoundError            no revision of the oid in the snapshot (a dangling
 //   │                                  reference, or an oid from another storage)
@@ -21,7 +26,7 @@
 
 namespace xact::objectstore {
 
-class ConflictError : public xact::ConflictError {
+class ConflictError : public virtual xact::ConflictError {
  public:
   /// `committed`: the serial that won (kNoTid when the object is locked by a prepared
   /// transaction whose tid is not known yet); `read`: the serial this transaction's change
@@ -44,9 +49,12 @@ class ConflictError : public xact::ConflictError {
   Tid read_;
 };
 
-class ReadConflictError : public ConflictError {
+class ReadConflictError : public ConflictError, public xact::ReadConflictError {
  public:
   ReadConflictError(Oid oid, std::string type, Tid committed, Tid read);
+
+ private:
+  ReadConflictError(const std::string& message, Oid oid, std::string type, Tid committed, Tid read);
 };
 
 class ObjectNotFoundError : public xact::Error {

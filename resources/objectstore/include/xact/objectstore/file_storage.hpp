@@ -41,7 +41,7 @@ namespace xact::objectstore {
 /// prepare() / commit_one_phase() found an object locked by a transaction that was prepared
 /// before the storage was opened (a crash or restart interrupted its two-phase commit). Not a
 /// TransientError: retrying cannot help, because only recovery (xact::Recovery with the
-/// coordinator's decision log and `DB::recovery_resource()` registered, or
+/// coordinator's decision log and `DB::recovery_target()` registered, or
 /// FileStorage::commit_prepared / rollback_prepared by hand) decides it and releases the lock.
 class InDoubtLockError : public ResourceError {
  public:

@@ -17,9 +17,12 @@
 //   a connection from the pool (or one the application enlisted) and BEGIN with the adapter's
 //   fixed isolation level. Every later statement of that transaction runs on the same
 //   connection, in the same database transaction.
-// - commit() runs nothing new: the statements already ran, so SQL errors surfaced at the
-//   statement. A statement that failed and was not rolled back to a savepoint fails the
-//   commit with that statement's error (the database has aborted the branch).
+// - commit() runs the branch's extensions (add_extension(), see BranchExtension: work that is
+//   deferred to the commit and written in the same branch, such as xact::sheets' write-back),
+//   in the order they were added, before any participant votes; otherwise the statements
+//   already ran, so SQL errors surfaced at the statement. A statement that failed and was not
+//   rolled back to a savepoint fails the commit with that statement's error (the database has
+//   aborted the branch).
 // - tpc_vote: a branch that ran no statement votes read-only (the adapter may detect more
 //   read-only branches, see branch_wrote()); otherwise the adapter prepares it durably
 //   (PREPARE TRANSACTION, XA PREPARE) and the connection goes back to the pool at once.
@@ -47,6 +50,7 @@
 
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -58,6 +62,35 @@
 #include <xact/sql/pool.hpp>
 
 namespace xact::sql {
+
+class SqlResource;
+
+/// Work that rides on one transaction's branch of one database and is written at commit: the
+/// hook through which a module above xact::sql (xact::sheets' per-transaction sheet manager)
+/// defers its statements to the end of the transaction, in the same branch, and still fails
+/// the commit before anyone prepares. Registered per transaction with
+/// SqlResource::add_extension(); the resource keeps it until the branch ends.
+///
+/// Calls (all on the transaction's thread):
+/// - before_vote: at the start of the resource's commit() step (phase one, before any
+///   participant votes), in the order of add_extension. Runs its statements through
+///   resource.execute(txn, ...) or resource.connection(txn). Throwing fails the commit; the
+///   transaction is then aborted and rolled_back() follows.
+/// - rolled_back: the branch was rolled back (abort, tpc_abort, or a savepoint rollback to a
+///   point before the extension was added): forget every pending write. Must not throw.
+/// - savepoint: a savepoint is being taken; returns what undoes the extension's pending
+///   changes made after it (called when the transaction rolls back to it), or an empty
+///   function when there is nothing to undo. The undo must not throw.
+class BranchExtension {
+ public:
+  virtual ~BranchExtension() = default;
+  virtual void before_vote(Transaction& txn, SqlResource& resource) = 0;
+  virtual void rolled_back(Transaction& txn) noexcept = 0;
+  virtual std::function<void()> savepoint(Transaction& txn) {
+    (void)txn;
+    return {};
+  }
+};
 
 class SqlResource : public ResourceManager,
                     public SavepointSupport,
@@ -81,6 +114,9 @@ class SqlResource : public ResourceManager,
   /// SQL: valid until the branch ends. Counts as a statement (the branch is prepared at vote).
   Connection& connection(Transaction& txn);
   Connection& connection();
+  /// Adds work written at commit in txn's branch (see BranchExtension), joining txn. The same
+  /// extension added twice runs once. UsageError once the branch is voting or ended.
+  void add_extension(Transaction& txn, std::shared_ptr<BranchExtension> extension);
   /// Whether txn has begun a branch here.
   bool has_branch(Transaction& txn) const;
   const std::shared_ptr<ConnectionPool>& pool() const noexcept { return pool_; }

@@ -1,0 +1,52 @@
+#include <xact/sessions/session_store.hpp>
+
+#include <sys/random.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include <xact/errors.hpp>
+
+namespace xact::sessions {
+
+std::int64_t wall_clock_us() noexcept {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string new_session_id() {
+  unsigned char raw[32];
+  std::size_t got = 0;
+  while (got < sizeof raw) {
+    const ssize_t n = ::getrandom(raw + got, sizeof raw - got, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw ResourceError(std::string("new_session_id: getrandom failed: ") + std::strerror(errno) +
+                          "; the kernel's random source is needed");
+    }
+    got += static_cast<std::size_t>(n);
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id;
+  id.reserve(64);
+  for (unsigned char c : raw) {
+    id.push_back(kHex[c >> 4]);
+    id.push_back(kHex[c & 15]);
+  }
+  return id;
+}
+
+void check_key(const std::string& session_id, const std::string& name) {
+  if (session_id.empty() || session_id.size() > 128) {
+    throw UsageError("session id must be 1 to 128 bytes (got " + std::to_string(session_id.size()) +
+                     "); use new_session_id()");
+  }
+  if (name.empty() || name.size() > 255) {
+    throw UsageError("session value name must be 1 to 255 bytes (got " +
+                     std::to_string(name.size()) + ")");
+  }
+}
+
+}  // namespace xact::sessions
