@@ -251,6 +251,14 @@ TEST(InstalledTool, ABadConfigurationFileIsNamedWithItsLine) {
   EXPECT_TRUE(has(run.err, file + ":6: key 'database[0].cache': unknown key")) << run.err;
 }
 
+TEST(InstalledTool, ConfigTakesNoLogDirectory) {
+  TempDir scratch;
+  const ToolRun run = run_xact(scratch, {"recover", "--config", scratch / "app.toml", "/var/x"});
+  EXPECT_EQ(run.code, 2);
+  EXPECT_TRUE(has(run.err, "unexpected argument '/var/x': the command takes options only"))
+      << run.err;
+}
+
 TEST(InstalledTool, AMissingStorageIsOwedNotCreated) {
   TempDir dir;
   const std::string file = dir / "app.toml";

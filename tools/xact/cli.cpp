@@ -92,6 +92,10 @@ bool CommandLine::parse(const std::vector<std::string>& args) {
     throw UsageFailure("missing " + missing.name + ": " + missing.what);
   }
   if (given.size() > positionals_.size()) {
+    if (positionals_.empty()) {
+      throw UsageFailure("unexpected argument '" + printable(given[0]) +
+                         "': the command takes options only");
+    }
     if (positionals_.size() == 1) {
       throw UsageFailure("one " + positionals_[0].name + " expected, but '" + printable(given[1]) +
                          "' follows '" + printable(given[0]) + "'");
