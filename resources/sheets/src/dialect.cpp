@@ -193,6 +193,31 @@ std::string Dialect::add_column(const SheetDefinition& def, const Property& p) c
   return "ALTER TABLE " + q(def.name) + " ADD COLUMN " + column(p);
 }
 
+std::string Dialect::cast_type(const Property& p) const {
+  if (name == "postgresql") {
+    const std::string t = column_type(p);
+    return p.type == PropertyType::text || p.type == PropertyType::decimal_text ? "text" : t;
+  }
+  if (name == "mysql") {
+    switch (p.type) {
+      case PropertyType::int64:
+      case PropertyType::boolean: return "SIGNED";
+      case PropertyType::float64: return "DOUBLE";
+      case PropertyType::bytes: return "BINARY";
+      case PropertyType::timestamp: return "DATETIME(6)";
+      case PropertyType::decimal: return column_type(p);
+      default: return "CHAR CHARACTER SET utf8mb4";
+    }
+  }
+  switch (p.type) {
+    case PropertyType::int64:
+    case PropertyType::boolean: return "INTEGER";
+    case PropertyType::float64: return "REAL";
+    case PropertyType::bytes: return "BLOB";
+    default: return "TEXT";
+  }
+}
+
 std::string Dialect::catalog_table() const {
   const std::string text = name == "mysql" ? "VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
                                            : "VARCHAR(64)";

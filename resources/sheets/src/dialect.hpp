@@ -30,6 +30,8 @@ struct Dialect {
   std::string column(const Property& p) const;
   std::vector<std::string> create_table(const SheetDefinition& def) const;
   std::string add_column(const SheetDefinition& def, const Property& p) const;
+  /// The type to CAST a value to for property p's column.
+  std::string cast_type(const Property& p) const;
   std::string catalog_table() const;
   /// The column names of table $1 (a query of the database's own catalog: a `SELECT *` would
   /// be a prepared statement whose column count the table's growth changes).

@@ -4,6 +4,8 @@
 #include <any>
 
 #include <xact/manager.hpp>
+#include <xact/objectstore/db.hpp>
+#include <xact/objectstore/errors.hpp>
 
 #include "dialect.hpp"
 
@@ -105,13 +107,38 @@ std::string difference(const sql::Row& stored, const Property& p) {
 
 }  // namespace
 
-void SheetStore::migrate(const SheetDefinition& def) {
+void SheetStore::in_schema_transaction(std::string_view sheet,
+                                       const std::function<void(sql::Connection&)>& fn) {
   const Dialect& d = dialect_for(dialect_);
   // Its own connection and transaction: never the branch of a transaction (see the header).
   sql::PooledConnection c = resource_->pool()->acquire();
-  for (auto s : d.schema_begin) c->execute(s);
+  for (auto s : d.schema_begin) {
+    const sql::Result r = c->execute(s);
+    // GET_LOCK answers 1 (taken), 0 (timed out) or NULL (error).
+    if (s.find("GET_LOCK") != std::string_view::npos && r.one().at(0) != sql::Value(1)) {
+      throw TransientError("sheet '" + std::string(sheet) +
+                           "': another process held the schema lock (xact_sheets_schema) for "
+                           "60 s; retry");
+    }
+  }
   try {
     c->execute(d.catalog_table());
+    fn(*c);
+    for (auto s : d.schema_commit) c->execute(s);
+  } catch (...) {
+    try {
+      for (auto s : d.schema_rollback) c->execute(s);
+    } catch (...) {
+      c.discard();  // closing it rolls back and releases the lock
+    }
+    throw;
+  }
+}
+
+void SheetStore::migrate(const SheetDefinition& def) {
+  const Dialect& d = dialect_for(dialect_);
+  in_schema_transaction(def.name, [&](sql::Connection& conn) {
+    sql::Connection* c = &conn;
     const sql::Result stored = c->execute(
         "SELECT property, position, type, nullable, precision_, scale_ FROM xact_sheet_catalog "
         "WHERE sheet = $1 ORDER BY position",
@@ -159,15 +186,7 @@ void SheetStore::migrate(const SheetDefinition& def) {
            static_cast<std::int64_t>(p.nullable ? 1 : 0), p.precision, p.scale,
            p.default_value ? sql::Value(literal(p, *p.default_value, dialect_)) : sql::Value()});
     }
-    for (auto s : d.schema_commit) c->execute(s);
-  } catch (...) {
-    try {
-      for (auto s : d.schema_rollback) c->execute(s);
-    } catch (...) {
-      c.discard();  // closing it rolls back and releases the lock
-    }
-    throw;
-  }
+  });
 }
 
 std::optional<SheetDefinition> SheetStore::stored_definition(std::string_view sheet) {
@@ -194,6 +213,84 @@ std::optional<SheetDefinition> SheetStore::stored_definition(std::string_view sh
     def.properties.push_back(std::move(p));
   }
   return def;
+}
+
+std::int64_t SheetStore::copy_property(std::string_view sheet, std::string_view from,
+                                       std::string_view to, std::int64_t batch) {
+  auto def = ensured(sheet);
+  const Property* source = def->find(from);
+  const Property* target = def->find(to);
+  if (source == nullptr || target == nullptr) {
+    throw SheetDefinitionError("copy_property: sheet '" + def->name + "' defines no property '" +
+                               std::string(source == nullptr ? from : to).substr(0, 80) +
+                               "' (define the new property and ensure() first)");
+  }
+  if (batch < 1) throw UsageError("copy_property: batch must be at least 1");
+  const Dialect& d = dialect_for(dialect_);
+  const std::string t = d.q(def->name);
+  std::int64_t lo = 0, hi = -1;
+  {
+    sql::PooledConnection c = resource_->pool()->acquire();
+    const auto r = c->execute("SELECT MIN(sheet_id), MAX(sheet_id) FROM " + t).one();
+    if (r.at(0).is_null()) return 0;
+    lo = r.get<std::int64_t>(0);
+    hi = r.get<std::int64_t>(1);
+  }
+  std::int64_t copied = 0;
+  const std::string sql = "UPDATE " + t + " SET " + d.q(target->name) + " = CAST(" +
+                          d.q(source->name) + " AS " + d.cast_type(*target) +
+                          "), version = version + 1 WHERE sheet_id >= $1 AND sheet_id < $2";
+  for (std::int64_t at = lo; at <= hi; at += batch) {
+    sql::PooledConnection c = resource_->pool()->acquire();
+    copied += c->execute(sql, {at, at + batch}).affected_rows();
+  }
+  return copied;
+}
+
+void SheetStore::drop_property(std::string_view sheet, std::string_view property) {
+  auto def = definition(sheet);
+  check_identifier(property, dialect_, "property");
+  if (def->find(property) != nullptr) {
+    throw SchemaMismatchError("drop_property: sheet '" + def->name + "' still defines '" +
+                              std::string(property) +
+                              "': define the sheet without it first, then drop it");
+  }
+  const Dialect& d = dialect_for(dialect_);
+  in_schema_transaction(def->name, [&](sql::Connection& c) {
+    std::vector<std::string> columns;
+    for (const auto& row : c.execute(d.columns_query, {def->name})) {
+      columns.push_back(row.get<std::string>(0));
+    }
+    if (std::find(columns.begin(), columns.end(), property) != columns.end()) {
+      c.execute("ALTER TABLE " + d.q(def->name) + " DROP COLUMN " + d.q(property));
+    }
+    c.execute("DELETE FROM xact_sheet_catalog WHERE sheet = $1 AND property = $2",
+              {def->name, std::string(property)});
+  });
+  std::lock_guard lock(mutex_);
+  ensured_.erase(def->name);
+}
+
+std::vector<Owner> SheetStore::orphans(std::string_view sheet, objectstore::Connection& conn) {
+  auto def = ensured(sheet);
+  const std::string database = conn.db().name();
+  sql::Result rows;
+  {
+    sql::PooledConnection c = resource_->pool()->acquire();
+    rows = c->execute("SELECT owner_oid FROM " + dialect_for(dialect_).q(def->name) +
+                          " WHERE owner_db = $1 ORDER BY owner_oid",
+                      {database});
+  }
+  std::vector<Owner> out;
+  for (const auto& row : rows) {
+    const auto oid = row.get<std::int64_t>(0);
+    try {
+      (void)conn.get(static_cast<objectstore::Oid>(oid));
+    } catch (const objectstore::ObjectNotFoundError&) {
+      out.push_back(Owner{database, oid});
+    }
+  }
+  return out;
 }
 
 SheetManager& SheetStore::manager(Transaction& txn) {

@@ -291,11 +291,11 @@ void SqlResource::commit(Transaction& txn) {
   }
   if (b == nullptr || b->extensions.empty()) return;
   // Deferred work goes into the same branch now, so its SQL errors fail the commit before any
-  // participant votes. An extension may add another (copy: the list may grow meanwhile).
+  // participant votes. An extension may add another: index, not iterators (the list may grow),
+  // and a copy of the pointer (the extension stays alive while it runs).
   for (std::size_t i = 0; i < b->extensions.size(); ++i) {
     auto e = b->extensions[i];
     e->before_vote(txn, *this);
-    b = find_branch(txn);
   }
 }
 

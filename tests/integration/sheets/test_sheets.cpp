@@ -126,22 +126,26 @@ class SheetsTest : public ::testing::TestWithParam<std::string> {
   // `relaxed`: a SQLite branch that begins DEFERRED and a MariaDB branch in REPEATABLE READ
   // (the defaults, BEGIN IMMEDIATE and SERIALIZABLE, lock what a branch reads, so no outside
   // writer can come between a read and the write-back).
-  std::shared_ptr<sql::SqlResource> make_resource(bool relaxed = false) const {
+  // `child`: a resource name of its own. A fork() copies the parent's node id and transaction
+  // counter, so parent and child would make the same transaction ids; the branch qualifier (the
+  // resource name) keeps their branches apart.
+  std::shared_ptr<sql::SqlResource> make_resource(bool relaxed = false, bool child = false) const {
+    const std::string name = resource_name_ + (relaxed ? "r" : "") + (child ? "c" : "");
     if (backend_ == "postgresql") {
       postgres::PostgresOptions o;
       o.conninfo = pg_uri();
-      o.name = resource_name_;
+      o.name = name;
       o.pool.max_size = 4;
       return postgres::PostgresResource::create(o);
     }
     if (backend_ == "mysql") {
-      auto o = mytest::options(relaxed ? resource_name_ + "r" : resource_name_);
+      auto o = mytest::options(name);
       if (relaxed) o.connect.isolation = mysql::Isolation::repeatable_read;
       return mysql::MySqlResource::create(o);
     }
     sqlite::SqliteOptions o;
     o.path = (dir_ / "app.db").string();
-    o.name = "sqlite:" + resource_name_;
+    o.name = "sqlite:" + name;
     o.begin = relaxed ? sqlite::BeginMode::deferred : sqlite::BeginMode::immediate;
     return sqlite::SqliteResource::create(o);
   }
@@ -376,7 +380,7 @@ TEST_P(SheetsTest, TwoProcessesUpdatingOneSheetLoseNoUpdate) {
     return true;
   };
   const pid_t child = fork_child([&] {
-    auto store = SheetStore::create(make_resource());
+    auto store = SheetStore::create(make_resource(false, /*child=*/true));
     store->define(dublin_core(sheet_));
     return work(*store);
   });
@@ -389,7 +393,7 @@ TEST_P(SheetsTest, TwoProcessesUpdatingOneSheetLoseNoUpdate) {
 TEST_P(SheetsTest, SchemaGrowthInOneProcessIsSeenByAnother) {
   const auto key = committed_sheet();
   const pid_t child = fork_child([&] {
-    auto store = SheetStore::create(make_resource());
+    auto store = SheetStore::create(make_resource(false, /*child=*/true));
     auto grown = dublin_core(sheet_);
     grown.properties.push_back(
         {.name = "subtitle", .type = PropertyType::text, .default_value = "none"});
@@ -539,6 +543,58 @@ TEST_P(SheetsTest, ManyOwnersLoadInOneQueryAndLaterReadsHitTheCache) {
     EXPECT_EQ(m.cached(), static_cast<std::size_t>(kOwners));
     EXPECT_EQ(m.find(sheet_, {"main", 7}), sheets[kOwners - 7]) << "from the cache";
   });
+}
+
+TEST_P(SheetsTest, APropertyIsMigratedByAddCopyAndDrop) {
+  std::vector<std::int64_t> keys;
+  run(thread_manager(), [&](Transaction& txn) {
+    auto& m = store_->manager(txn);
+    for (int i = 1; i <= 7; ++i) {
+      auto& s = m.create(sheet_, {"main", i});
+      s.set("pages", i * 100);
+      keys.push_back(s.key());
+    }
+  });
+  // pages (int64) becomes pages_text (text): add, copy in batches, drop.
+  auto next = dublin_core(sheet_);
+  next.properties.push_back({.name = "pages_text", .type = PropertyType::text});
+  store_->define(next);
+  store_->ensure(sheet_);
+  EXPECT_EQ(store_->copy_property(sheet_, "pages", "pages_text", /*batch=*/3), 7);
+  auto last = next;
+  std::erase_if(last.properties, [](const Property& p) { return p.name == "pages"; });
+  store_->define(last);
+  EXPECT_THROW(store_->ensure(sheet_), SchemaMismatchError) << "pages is still stored";
+  EXPECT_THROW(store_->drop_property(sheet_, "title"), SchemaMismatchError) << "still defined";
+  store_->drop_property(sheet_, "pages");
+  store_->ensure(sheet_);
+  run(thread_manager(), [&](Transaction& txn) {
+    auto& s = store_->manager(txn).get(sheet_, keys[2]);
+    EXPECT_EQ(s.get<std::string>("pages_text"), "300");
+    EXPECT_THROW((void)s.get<std::int64_t>("pages"), SheetDefinitionError);
+  });
+  const auto stored = store_->stored_definition(sheet_);
+  ASSERT_TRUE(stored.has_value());
+  EXPECT_EQ(stored->find("pages"), nullptr);
+}
+
+TEST_P(SheetsTest, OrphansAreTheRowsWhoseOwnerObjectIsGone) {
+  auto conn = db_->open();
+  objectstore::Oid oid = 0;
+  run(thread_manager(), [&](Transaction& txn) {
+    auto doc = std::make_shared<Document>();
+    doc->add_sheet(sheet_, txn, &*conn);
+    conn->root()->set("doc", doc);
+    oid = doc->oid();
+    store_->manager(txn).create(sheet_, {"main", 999'999});  // no such object
+    store_->manager(txn).create(sheet_, {"other", 5});       // another database's
+  });
+  run(thread_manager(), [&] {
+    const auto orphans = store_->orphans(sheet_, *conn);
+    ASSERT_EQ(orphans.size(), 1u);
+    EXPECT_EQ(orphans[0], (Owner{"main", 999'999}));
+  });
+  (void)oid;
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, SheetsTest,

@@ -47,6 +47,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -56,6 +57,7 @@
 #include <string_view>
 #include <vector>
 
+#include <xact/objectstore/connection.hpp>
 #include <xact/sheets/definition.hpp>
 #include <xact/sheets/sheet.hpp>
 #include <xact/sql/sql_resource.hpp>
@@ -153,6 +155,23 @@ class SheetStore : public std::enable_shared_from_this<SheetStore> {
   /// The definition, after ensure() has run for it in this process.
   std::shared_ptr<const SheetDefinition> ensured(std::string_view sheet);
 
+  // --- migrations and maintenance (outside transactions) ---------------------------------------
+  /// Copies property `from` into property `to` of every row, converted to `to`'s type by the
+  /// database (CAST), in batches of `batch` keys, each batch a statement of its own on a
+  /// connection of its own (no long lock). Both must be in the stored schema: define the new
+  /// property and ensure() first. Each copied row's version is bumped, so a transaction that
+  /// read it before gets a conflict instead of writing a stale value back. Returns the rows
+  /// copied. The way to rename a property or change its type: add, copy, switch the code,
+  /// drop_property the old one.
+  std::int64_t copy_property(std::string_view sheet, std::string_view from,
+                             std::string_view to, std::int64_t batch = 1000);
+  /// Drops a property's column and its catalog row, under the schema lock. The definition must
+  /// no longer have it (define() it without first): SchemaMismatchError otherwise.
+  void drop_property(std::string_view sheet, std::string_view property);
+  /// The owners of `sheet` rows of `conn`'s database whose object no longer exists in conn's
+  /// snapshot (deleted objects, or packed away): what `xact sheets orphans` lists.
+  std::vector<Owner> orphans(std::string_view sheet, objectstore::Connection& conn);
+
   /// txn's SheetManager (created on first use, joined to txn's branch of the resource).
   SheetManager& manager(Transaction& txn);
   SheetManager& manager();  ///< of the current transaction of current_manager()
@@ -167,6 +186,8 @@ class SheetStore : public std::enable_shared_from_this<SheetStore> {
  private:
   explicit SheetStore(std::shared_ptr<sql::SqlResource> resource);
   void migrate(const SheetDefinition& def);
+  void in_schema_transaction(std::string_view sheet,
+                             const std::function<void(sql::Connection&)>& fn);
 
   std::shared_ptr<sql::SqlResource> resource_;
   std::string dialect_;
