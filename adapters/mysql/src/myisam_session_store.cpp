@@ -264,7 +264,13 @@ bool MyIsamSessionStore::touch(const std::string& sid) {
   sql::Result r = impl_->run(
       "UPDATE " + impl_->options.table + " SET expires_us = $1 WHERE sid = $2 AND expires_us > $3",
       {now + impl_->idle(), bytes(sid), now});
-  return r.affected_rows() > 0;
+  if (r.affected_rows() > 0) return true;
+  // MySQL counts changed rows only: a touch within the same clock tick changes nothing.
+  return !impl_
+              ->run("SELECT 1 FROM " + impl_->options.table +
+                        " WHERE sid = $1 AND expires_us > $2 LIMIT 1",
+                    {bytes(sid), now})
+              .empty();
 }
 
 void MyIsamSessionStore::invalidate(const std::string& sid) {

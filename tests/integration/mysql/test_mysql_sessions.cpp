@@ -210,7 +210,9 @@ struct World {
     log = DecisionLog::open(io::Env::posix(), dir / ("log" + tag));
     storage = std::shared_ptr<FileStorage>(FileStorage::open(dir / ("data" + tag + ".xfs")));
     db = DB::open(storage);
-    rows = MySqlResource::create(options("rows" + tag));
+    mysql::MySqlOptions ro = options("rows" + tag);
+    ro.connect.lock_wait_timeout = std::chrono::seconds(1);
+    rows = MySqlResource::create(ro);
     store = open_store(session_table);
     sessions = session_rm(store, log);
   }
@@ -242,10 +244,10 @@ struct World {
     auto conn = db->open(o);
     auto counter = conn->root()->get<PersistentMap>("counter");
     counter->set("n", counter->at("n").as_int() + 1);
-    put(*rows, txn, row_table, "k", value);
     const auto visits = sessions->get(txn, sid, "visits");
     sessions->set(txn, sid, "visits", std::to_string(visits ? std::stoi(*visits) + 1 : 1));
     sessions->set(txn, sid, "last", value);
+    put(*rows, txn, row_table, "k", value);
   }
   std::int64_t counter() {
     ExplicitTransactionManager tm;
@@ -293,6 +295,42 @@ TEST_F(MySqlSessions, RetriedRequestLeavesExactlyTheRetrysEffects) {
     ASSERT_TRUE(store_->compare_and_swap(sid_, "last", e, std::nullopt));
   };
   int attempts = 0;
+  xact::run(
+      tm,
+      [&](Transaction& txn) {
+        ++attempts;
+        w.request(tm, txn, sid_, "attempt " + std::to_string(attempts));
+      },
+      policy);
+  EXPECT_EQ(attempts, 2);
+  EXPECT_EQ(w.counter(), 1);
+  EXPECT_EQ(Plain().value(rows.name(), "k"), "attempt 2");
+  EXPECT_EQ(store_->get_all(sid_),
+            (std::map<std::string, std::string>{{"last", "attempt 2"}, {"visits", "1"}}));
+  EXPECT_TRUE(store_->list_fenced(std::nullopt).empty());
+}
+
+TEST_F(MySqlSessions, RequestRetriedAfterAnInnoDbRowConflictLeavesOnlyTheRetrysEffects) {
+  TempDir dir;
+  TempTable rows;
+  World::create_objects(dir / "data.xfs");
+  World w(dir, rows.name(), table_);
+  store_->set(sid_, "visits", "0");
+  Plain().run("INSERT INTO " + rows.name() + " (k, v) VALUES ('k', 'before')");
+  // Another program holds the row lock during the first attempt: its REPLACE times out after
+  // the session values and the object were already written.
+  Plain blocker;
+  blocker.run("START TRANSACTION");
+  blocker.run("SELECT v FROM " + rows.name() + " WHERE k = 'k' FOR UPDATE");
+  ExplicitTransactionManager tm(ManagerOptions{w.log, std::nullopt});
+  RetryPolicy policy;
+  policy.attempts = 3;
+  int attempts = 0;
+  policy.sleep = [&](std::chrono::microseconds) {
+    // Between the attempts the first one's session writes are gone already.
+    EXPECT_EQ(store_->get_all(sid_), (std::map<std::string, std::string>{{"visits", "0"}}));
+    blocker.run("COMMIT");
+  };
   xact::run(
       tm,
       [&](Transaction& txn) {

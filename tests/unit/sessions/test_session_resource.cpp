@@ -161,6 +161,10 @@ TEST_F(SessionResourceTest, OutsideWriterBeforeAbortIsAHeuristicNotAnOverwrite) 
   EXPECT_EQ(hs[0].outcome, "heuristic mixed");
   EXPECT_NE(hs[0].detail.find("a writer outside xact"), std::string::npos) << hs[0].detail;
   EXPECT_EQ(hs[0].detail.find(sid_), std::string::npos) << "the whole session id leaked";
+  // What `xact heuristics list` reads (DecisionLog::inspect, without the lock) shows it too.
+  const auto inspected = DecisionLog::inspect(env_, "/log").heuristics;
+  ASSERT_EQ(inspected.size(), 1u);
+  EXPECT_EQ(inspected[0].gtrid, gtrid);
 }
 
 TEST_F(SessionResourceTest, ValueAlreadyEqualToTheBeforeImageCountsAsUndone) {

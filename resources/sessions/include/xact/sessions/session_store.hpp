@@ -36,7 +36,8 @@
 
 namespace xact::sessions {
 
-/// Wall-clock microseconds since the Unix epoch.
+/// Wall-clock microseconds since the Unix epoch, from the coarse clock (a few milliseconds'
+/// resolution: expiry and leases need no more).
 std::int64_t wall_clock_us() noexcept;
 
 /// A new session id: 256 bits from the kernel's CSPRNG (getrandom), as 64 lowercase hex

@@ -1,0 +1,215 @@
+// The price of compensation: a session write committed through xact (SessionResource: a fenced
+// compare-and-set write, then the commit that drops the fence) against a bare write to the same
+// store, in the same run, alternating rounds, per store:
+//   memory  MemorySessionStore::set                          vs  begin, set, commit
+//   myisam  a bare single-row UPDATE of the value             vs  begin, set, commit
+// and, as a second pair, a read-modify-write (get + set) by hand against the same through xact.
+// Each thread works on sessions of its own (no conflicts): what is measured is the bookkeeping.
+// MyISAM needs XACT_MYSQL_* (bash scripts/servers.sh start DIR; source DIR/env.sh); without it
+// only the memory store runs. See bench/README.md, "Session stores with compensation".
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/program_options.hpp>
+
+#include <xact/manager.hpp>
+#include <xact/mysql/myisam_session_store.hpp>
+#include <xact/sessions/memory_session_store.hpp>
+#include <xact/sessions/session_resource.hpp>
+#include <xact/transaction.hpp>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using xact::sessions::SessionResource;
+using xact::sessions::SessionStore;
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+// One thread's loop body: does one operation (write or read-modify-write) on session `sid`.
+using Op = std::function<void(xact::ExplicitTransactionManager& tm, const std::string& sid,
+                              std::uint64_t i)>;
+
+// Operations per second of `op` on `threads` threads for `seconds`.
+double measure(const Op& op, int threads, double seconds,
+               const std::vector<std::vector<std::string>>& sessions) {
+  std::atomic<bool> stop{false};
+  std::vector<std::uint64_t> done(static_cast<std::size_t>(threads), 0);
+  std::vector<std::thread> pool;
+  const auto start = Clock::now();
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      xact::ExplicitTransactionManager tm;
+      const auto& mine = sessions[static_cast<std::size_t>(t)];
+      std::uint64_t i = 0;
+      while (!stop.load(std::memory_order_relaxed)) {
+        op(tm, mine[i % mine.size()], i);
+        ++i;
+      }
+      done[static_cast<std::size_t>(t)] = i;
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  stop = true;
+  for (auto& th : pool) th.join();
+  const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  std::uint64_t total = 0;
+  for (auto n : done) total += n;
+  return static_cast<double>(total) / elapsed;
+}
+
+struct Pair {
+  std::string name;
+  Op bare;
+  Op xact;
+};
+
+void run_store(const std::string& store_name, const std::vector<Pair>& pairs, int threads,
+               double seconds, int rounds, const std::vector<std::vector<std::string>>& sessions) {
+  for (const Pair& p : pairs) {
+    double bare = 0, through = 0;
+    for (int r = 0; r < rounds; ++r) {  // alternate which goes first
+      if (r % 2 == 0) {
+        bare += measure(p.bare, threads, seconds, sessions);
+        through += measure(p.xact, threads, seconds, sessions);
+      } else {
+        through += measure(p.xact, threads, seconds, sessions);
+        bare += measure(p.bare, threads, seconds, sessions);
+      }
+    }
+    bare /= rounds;
+    through /= rounds;
+    std::printf("%-7s %-22s %7d %12.0f %12.0f %9.2f %9.2f %7.2fx\n", store_name.c_str(),
+                p.name.c_str(), threads, bare, through, 1e6 * threads / bare,
+                1e6 * threads / through, bare / through);
+    std::fflush(stdout);
+  }
+}
+
+std::vector<Pair> pairs_for(
+    std::shared_ptr<SessionStore> store, std::shared_ptr<SessionResource> rm,
+    std::function<void(const std::string&, const std::string&)> bare_write) {
+  std::vector<Pair> out;
+  out.push_back(
+      {"write+commit",
+       [bare_write](xact::ExplicitTransactionManager&, const std::string& sid, std::uint64_t i) {
+         bare_write(sid, std::to_string(i));
+       },
+       [rm](xact::ExplicitTransactionManager& tm, const std::string& sid, std::uint64_t i) {
+         xact::Transaction& txn = tm.begin();
+         rm->set(txn, sid, "n", std::to_string(i));
+         txn.commit();
+       }});
+  out.push_back(
+      {"read+write+commit",
+       [store, bare_write](xact::ExplicitTransactionManager&, const std::string& sid,
+                           std::uint64_t i) {
+         (void)store->get(sid, "n");
+         bare_write(sid, std::to_string(i));
+       },
+       [rm](xact::ExplicitTransactionManager& tm, const std::string& sid, std::uint64_t i) {
+         xact::Transaction& txn = tm.begin();
+         (void)rm->get(txn, sid, "n");
+         rm->set(txn, sid, "n", std::to_string(i));
+         txn.commit();
+       }});
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  namespace po = boost::program_options;
+  int threads = 8, rounds = 4, per_thread = 64;
+  double seconds = 1.0;
+  std::string stores = "memory,myisam";
+  po::options_description desc("session_bench options");
+  desc.add_options()("help", "this text")("threads", po::value(&threads)->default_value(8),
+                                          "threads")(
+      "seconds", po::value(&seconds)->default_value(1.0), "seconds per measurement")(
+      "rounds", po::value(&rounds)->default_value(4), "alternating rounds per pair")(
+      "sessions", po::value(&per_thread)->default_value(64), "sessions per thread")(
+      "stores", po::value(&stores)->default_value("memory,myisam"), "memory and/or myisam");
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, desc), vm);
+    po::notify(vm);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "session_bench: %s\n", e.what());
+    return 2;
+  }
+  if (vm.count("help") != 0) {
+    std::cout << desc << "\n";
+    return 0;
+  }
+  std::vector<std::vector<std::string>> sessions(static_cast<std::size_t>(threads));
+  for (auto& v : sessions) {
+    for (int i = 0; i < per_thread; ++i) v.push_back(xact::sessions::new_session_id());
+  }
+  std::printf("session_bench: %d threads, %d sessions each, %.1f s x %d alternating rounds\n",
+              threads, per_thread, seconds, rounds);
+  std::printf("%-7s %-22s %7s %12s %12s %9s %9s %8s\n", "store", "operation", "threads",
+              "bare ops/s", "xact ops/s", "bare us", "xact us", "ratio");
+
+  if (stores.find("memory") != std::string::npos) {
+    auto store = std::make_shared<xact::sessions::MemorySessionStore>();
+    auto rm = SessionResource::create(store);
+    for (auto& v : sessions) {
+      for (auto& sid : v) store->set(sid, "n", "0");
+    }
+    run_store("memory",
+              pairs_for(store, rm,
+                        [store](const std::string& sid, const std::string& v) {
+                          store->set(sid, "n", v);
+                        }),
+              threads, seconds, rounds, sessions);
+  }
+
+  if (stores.find("myisam") != std::string::npos) {
+    if (env("XACT_MYSQL_HOST").empty()) {
+      std::printf(
+          "myisam: skipped: set XACT_MYSQL_* (bash scripts/servers.sh start DIR; source "
+          "DIR/env.sh)\n");
+      return 0;
+    }
+    xact::mysql::MyIsamSessionStoreOptions o;
+    o.connect.host = env("XACT_MYSQL_HOST");
+    o.connect.port = static_cast<unsigned>(std::stoul(env("XACT_MYSQL_PORT")));
+    o.connect.user = env("XACT_MYSQL_USER");
+    o.connect.password = env("XACT_MYSQL_PASSWORD");
+    o.connect.database = env("XACT_MYSQL_DB");
+    o.table = "xact_session_bench_" + std::to_string(::getpid());
+    o.connections = static_cast<std::size_t>(threads);
+    auto store = xact::mysql::MyIsamSessionStore::open(o);
+    auto rm = SessionResource::create(store);
+    for (auto& v : sessions) {
+      for (auto& sid : v) store->set(sid, "n", "0");
+    }
+    const std::string update =
+        "UPDATE " + o.table + " SET value = $1, version = version + 1 WHERE sid = $2 AND name = $3";
+    auto bytes = [](const std::string& s) { return xact::sql::Bytes(s.begin(), s.end()); };
+    run_store("myisam",
+              pairs_for(store, rm,
+                        [store, update, bytes](const std::string& sid, const std::string& v) {
+                          store->execute(update, {bytes(v), bytes(sid), bytes("n")});
+                        }),
+              threads, seconds, rounds, sessions);
+    store->execute("DROP TABLE IF EXISTS " + o.table);
+  }
+  return 0;
+}
