@@ -89,7 +89,7 @@ int run_recover_config(const std::vector<std::string>& args) {
   for (const auto& spec : config.databases) {
     add(spec.resource_name(), false, [&] {
       databases.push_back(config::open_database(spec, open));
-      return databases.back()->recovery_resource();
+      return databases.back()->recovery_target();
     });
   }
   for (const auto& spec : config.sql) {

@@ -118,17 +118,18 @@ BuiltResource build_resource(io::Env& env, const ResourceSpec& spec) {
   } catch (const std::exception& e) {
     built.error = "cannot open resource '" + printable(spec.name) + "' (" + spec.kind + ":" +
                   spec.location + "): " + e.what();
-    auto unavailable = std::make_shared<UnavailableResource>(built.error);
-    built.target.name = spec.name;
-    built.target.recoverable = unavailable;
-    if (spec.last_resource) built.target.decision_store = unavailable;
+    built.target = unavailable_resource(spec.name, spec.last_resource, built.error);
   }
   return built;
 }
 
-std::shared_ptr<ResourceManager> unavailable_resource(std::string name, bool last_resource,
-                                                      std::string reason) {
-  return std::make_shared<UnavailableResource>(std::move(name), last_resource, std::move(reason));
+RecoveryTarget unavailable_resource(std::string name, bool last_resource, std::string reason) {
+  auto unavailable = std::make_shared<UnavailableResource>(std::move(reason));
+  RecoveryTarget target;
+  target.name = std::move(name);
+  target.recoverable = unavailable;
+  if (last_resource) target.decision_store = unavailable;
+  return target;
 }
 
 }  // namespace xact::cli

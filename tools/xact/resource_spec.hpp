@@ -68,7 +68,6 @@ std::vector<ResourceKind> extra_resource_kinds();
 
 /// Stands in for a resource that cannot be opened: every recovery call throws ResourceError
 /// with `reason`; as a last resource it answers "unreadable" (so nothing is presumed aborted).
-std::shared_ptr<ResourceManager> unavailable_resource(std::string name, bool last_resource,
-                                                      std::string reason);
+RecoveryTarget unavailable_resource(std::string name, bool last_resource, std::string reason);
 
 }  // namespace xact::cli
