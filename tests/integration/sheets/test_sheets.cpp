@@ -562,6 +562,33 @@ TEST_P(SheetsTest, ManyOwnersLoadInOneQueryAndLaterReadsHitTheCache) {
   });
 }
 
+TEST_P(SheetsTest, ASqlErrorAtWriteBackFailsTheCommitBeforeTheObjectsArePrepared) {
+  auto conn = db_->open();
+  objectstore::Oid oid = 0;
+  run(thread_manager(), [&] {
+    auto doc = std::make_shared<Document>();
+    doc->add_sheet(sheet_, &*conn);
+    conn->root()->set("doc", doc);
+    oid = doc->oid();
+  });
+  std::string bad_price = "12.50";
+  if (backend_ == "sqlite") {
+    // SQLite keeps decimals as text: a trigger refuses the update instead.
+    plain()->execute("CREATE TRIGGER refuse BEFORE UPDATE OF price ON " + sheet_ +
+                     " BEGIN SELECT RAISE(ABORT, 'injected: price refused'); END");
+  } else {
+    bad_price = "not a number";
+  }
+  thread_manager().begin();
+  auto doc = conn->get<Document>(oid);
+  doc->set_body("changed with the sheet");
+  doc->sheet(sheet_).set("price", bad_price);
+  EXPECT_THROW(thread_manager().commit(), sql::SqlError);
+  thread_manager().abort();
+  run(thread_manager(),
+      [&] { EXPECT_EQ(conn->get<Document>(oid)->body(), "") << "not committed"; });
+}
+
 TEST_P(SheetsTest, APropertyIsMigratedByAddCopyAndDrop) {
   std::vector<std::int64_t> keys;
   run(thread_manager(), [&](Transaction& txn) {
