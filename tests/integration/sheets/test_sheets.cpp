@@ -112,7 +112,10 @@ class SheetsTest : public ::testing::TestWithParam<std::string> {
   }
 
   void TearDown() override {
-    if (!ready_) return;
+    if (!ready_) {
+      if (!dir_.empty()) std::filesystem::remove_all(dir_);
+      return;
+    }
     if (thread_manager().current() != nullptr) thread_manager().abort();
     auto c = plain();
     for (const auto& t : tables_dropped_) (void)t;
