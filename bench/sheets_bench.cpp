@@ -1,12 +1,13 @@
 // Property sheets (xact::sheets) against the same statements issued by hand, per backend,
 // interleaved in one run (one transaction of each per iteration, timed separately):
 //
-//   BM_Paired_SheetUpdate/<backend>   by hand: BEGIN (MariaDB: XA START); SELECT the row; UPDATE ... SET pages = ?,
+//   BM_Paired_SheetUpdate/<backend>   by hand: BEGIN (MariaDB: XA START); SELECT the row; UPDATE
+//   ... SET pages = ?,
 //                                     version = version + 1 WHERE sheet_id = ? AND version = ?;
-//                                     COMMIT (XA END; XA COMMIT ONE PHASE), on a plain connection of the same driver. Through
-//                                     xact: manager(txn).get(sheet, key), set, commit (the
-//                                     resource is the only participant: one-phase).
-//                                     `ratio` = xact / by hand.
+//                                     COMMIT (XA END; XA COMMIT ONE PHASE), on a plain connection
+//                                     of the same driver. Through xact: manager(txn).get(sheet,
+//                                     key), set, commit (the resource is the only participant:
+//                                     one-phase). `ratio` = xact / by hand.
 //   BM_Paired_Load1000/<backend>      the sheets of 1,000 owners: SheetManager::load (one query
 //                                     per 500 owners) against find() per owner, each in a
 //                                     transaction of its own. `ratio` = per owner / batch.
@@ -59,10 +60,10 @@ std::string env(const char* name) {
 
 void prepare(Backend& b) {
   b.store = SheetStore::create(b.resource);
-  b.store->define(SheetDefinition{kSheet,
-                                  {{.name = "title", .type = PropertyType::text},
-                                   {.name = "pages", .type = PropertyType::int64,
-                                    .nullable = false, .default_value = 0}}});
+  b.store->define(SheetDefinition{
+      kSheet,
+      {{.name = "title", .type = PropertyType::text},
+       {.name = "pages", .type = PropertyType::int64, .nullable = false, .default_value = 0}}});
   b.store->ensure(kSheet);
   b.plain()->execute("DELETE FROM " + kSheet);
   xact::ExplicitTransactionManager tm;
@@ -80,9 +81,8 @@ void paired_update(benchmark::State& state, Backend* b) {
   auto by_hand = [&] {
     const auto t0 = Clock::now();
     for (const auto& s : b->begin) plain->execute(s);
-    const auto row = plain->execute("SELECT version, pages FROM " + kSheet +
-                                        " WHERE sheet_id = $1",
-                                    {b->key});
+    const auto row =
+        plain->execute("SELECT version, pages FROM " + kSheet + " WHERE sheet_id = $1", {b->key});
     const auto version = row.one().get<std::int64_t>(0);
     const auto pages = row.one().get<std::int64_t>(1);
     const auto r = plain->execute("UPDATE " + kSheet +
@@ -115,7 +115,8 @@ void paired_update(benchmark::State& state, Backend* b) {
     hand_first = !hand_first;
   }
   const double n = static_cast<double>(state.iterations());
-  state.counters["ratio"] = static_cast<double>(through.count()) / static_cast<double>(hand.count());
+  state.counters["ratio"] =
+      static_cast<double>(through.count()) / static_cast<double>(hand.count());
   state.counters["hand_us"] = std::chrono::duration<double, std::micro>(hand).count() / n;
   state.counters["xact_us"] = std::chrono::duration<double, std::micro>(through).count() / n;
 }

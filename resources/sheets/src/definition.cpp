@@ -35,28 +35,43 @@ namespace {
 // Reserved in PostgreSQL, MySQL/MariaDB or SQLite (the union, lower case, sorted), plus words
 // that are easy to trip over as column names on one of them.
 constexpr std::array<std::string_view, 168> kReserved = {
-    "abort", "accessible", "action", "add", "all", "alter", "analyze", "and", "any", "array",
-    "as", "asc", "asensitive", "attach", "autoincrement", "before", "begin", "between", "bigint",
-    "binary", "blob", "both", "by", "call", "cascade", "case", "cast", "change", "char",
-    "character", "check", "collate", "column", "commit", "condition", "conflict", "constraint",
-    "continue", "convert", "create", "cross", "current", "current_date", "current_time",
-    "current_timestamp", "current_user", "cursor", "database", "databases", "date", "decimal",
-    "declare", "default", "deferrable", "delete", "desc", "describe", "distinct", "do", "double",
-    "drop", "each", "else", "elseif", "end", "escape", "except", "exclusive", "exists", "explain",
-    "false", "fetch", "float", "for", "force", "foreign", "from", "full", "fulltext", "glob",
-    "grant", "group", "having", "if", "ignore", "immediate", "in", "index", "inner", "insert",
-    "int", "integer", "intersect", "interval", "into", "is", "isnull", "join", "key", "keys",
-    "kill", "leading", "left", "like", "limit", "lines", "load", "lock", "long", "match",
-    "natural", "no", "not", "notnull", "null", "numeric", "of", "offset", "on", "option", "or",
-    "order", "outer", "over", "partition", "plan", "pragma", "primary", "procedure", "range",
-    "read", "real", "references", "regexp", "reindex", "release", "rename", "replace",
-    "restrict", "returning", "right", "rollback", "row", "rows", "schema", "select", "session_user",
-    "set", "show", "table", "then", "to", "transaction", "trigger", "true", "union", "unique",
-    "update", "usage", "user", "using", "vacuum", "values", "view", "when", "where", "window",
-    "with"};
+    "abort",        "accessible",   "action",       "add",          "all",
+    "alter",        "analyze",      "and",          "any",          "array",
+    "as",           "asc",          "asensitive",   "attach",       "autoincrement",
+    "before",       "begin",        "between",      "bigint",       "binary",
+    "blob",         "both",         "by",           "call",         "cascade",
+    "case",         "cast",         "change",       "char",         "character",
+    "check",        "collate",      "column",       "commit",       "condition",
+    "conflict",     "constraint",   "continue",     "convert",      "create",
+    "cross",        "current",      "current_date", "current_time", "current_timestamp",
+    "current_user", "cursor",       "database",     "databases",    "date",
+    "decimal",      "declare",      "default",      "deferrable",   "delete",
+    "desc",         "describe",     "distinct",     "do",           "double",
+    "drop",         "each",         "else",         "elseif",       "end",
+    "escape",       "except",       "exclusive",    "exists",       "explain",
+    "false",        "fetch",        "float",        "for",          "force",
+    "foreign",      "from",         "full",         "fulltext",     "glob",
+    "grant",        "group",        "having",       "if",           "ignore",
+    "immediate",    "in",           "index",        "inner",        "insert",
+    "int",          "integer",      "intersect",    "interval",     "into",
+    "is",           "isnull",       "join",         "key",          "keys",
+    "kill",         "leading",      "left",         "like",         "limit",
+    "lines",        "load",         "lock",         "long",         "match",
+    "natural",      "no",           "not",          "notnull",      "null",
+    "numeric",      "of",           "offset",       "on",           "option",
+    "or",           "order",        "outer",        "over",         "partition",
+    "plan",         "pragma",       "primary",      "procedure",    "range",
+    "read",         "real",         "references",   "regexp",       "reindex",
+    "release",      "rename",       "replace",      "restrict",     "returning",
+    "right",        "rollback",     "row",          "rows",         "schema",
+    "select",       "session_user", "set",          "show",         "table",
+    "then",         "to",           "transaction",  "trigger",      "true",
+    "union",        "unique",       "update",       "usage",        "user",
+    "using",        "vacuum",       "values",       "view",         "when",
+    "where",        "window",       "with"};
 
 constexpr std::array<std::string_view, 4> kOwnColumns = {"sheet_id", "owner_db", "owner_oid",
-                                                          "version"};
+                                                         "version"};
 
 }  // namespace
 
@@ -182,8 +197,8 @@ sql::Value normalize(const Property& p, const sql::Value& v, std::string_view sh
   } catch (const SheetDefinitionError&) {
     throw;
   } catch (const UsageError& e) {
-    throw SheetDefinitionError("sheet '" + std::string(sheet) + "' property '" + p.name +
-                               "' is " + std::string(to_string(p.type)) + ": " + e.what());
+    throw SheetDefinitionError("sheet '" + std::string(sheet) + "' property '" + p.name + "' is " +
+                               std::string(to_string(p.type)) + ": " + e.what());
   }
   return v;
 }

@@ -16,8 +16,9 @@ const Dialect kPostgres{
     .schema_rollback = {"ROLLBACK"},
     .insert_returning = true,
     .last_insert_id = "",
-    .columns_query = "SELECT column_name FROM information_schema.columns WHERE table_schema = "
-                     "current_schema() AND table_name = $1",
+    .columns_query =
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+        "current_schema() AND table_name = $1",
 };
 
 // DDL commits implicitly in MySQL: the named lock (a session lock) serializes processes.
@@ -30,8 +31,9 @@ const Dialect kMySql{
     .schema_rollback = {"SELECT RELEASE_LOCK('xact_sheets_schema')"},
     .insert_returning = false,
     .last_insert_id = "SELECT LAST_INSERT_ID()",
-    .columns_query = "SELECT column_name FROM information_schema.columns WHERE table_schema = "
-                     "DATABASE() AND table_name = $1",
+    .columns_query =
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+        "DATABASE() AND table_name = $1",
 };
 
 const Dialect kSqlite{
@@ -78,8 +80,8 @@ std::string Dialect::column_type(const Property& p) const {
     case PropertyType::timestamp: return pg ? "timestamp(6)" : my ? "DATETIME(6)" : "TEXT";
     case PropertyType::decimal: {
       if (!pg && !my) return "TEXT";
-      const std::string size = "(" + std::to_string(p.precision) + "," +
-                               std::to_string(p.scale) + ")";
+      const std::string size =
+          "(" + std::to_string(p.precision) + "," + std::to_string(p.scale) + ")";
       return (pg ? "numeric" : "DECIMAL") + size;
     }
   }
@@ -157,9 +159,8 @@ std::vector<std::string> Dialect::create_table(const SheetDefinition& def) const
         "CREATE OR REPLACE FUNCTION xact_sheet_bump_version() RETURNS trigger LANGUAGE plpgsql "
         "AS $$ BEGIN IF NEW.version = OLD.version THEN NEW.version := OLD.version + 1; END IF; "
         "RETURN NEW; END $$");
-    out.push_back("CREATE OR REPLACE TRIGGER " + q(def.name + "_version") +
-                  " BEFORE UPDATE ON " + t +
-                  " FOR EACH ROW EXECUTE FUNCTION xact_sheet_bump_version()");
+    out.push_back("CREATE OR REPLACE TRIGGER " + q(def.name + "_version") + " BEFORE UPDATE ON " +
+                  t + " FOR EACH ROW EXECUTE FUNCTION xact_sheet_bump_version()");
   } else if (name == "mysql") {
     out.push_back("CREATE TABLE IF NOT EXISTS " + t +
                   " (\n  sheet_id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,\n"
@@ -181,9 +182,8 @@ std::vector<std::string> Dialect::create_table(const SheetDefinition& def) const
                   cols + ",\n  UNIQUE (owner_db, owner_oid))");
     // SQLite's BEFORE triggers cannot change NEW: an AFTER trigger bumps the row instead
     // (recursive_triggers is off, so its own UPDATE does not fire it again).
-    out.push_back("CREATE TRIGGER IF NOT EXISTS " + q(def.name + "_version") +
-                  " AFTER UPDATE ON " + t +
-                  " FOR EACH ROW WHEN NEW.version = OLD.version BEGIN UPDATE " + t +
+    out.push_back("CREATE TRIGGER IF NOT EXISTS " + q(def.name + "_version") + " AFTER UPDATE ON " +
+                  t + " FOR EACH ROW WHEN NEW.version = OLD.version BEGIN UPDATE " + t +
                   " SET version = OLD.version + 1 WHERE sheet_id = NEW.sheet_id; END");
   }
   return out;
@@ -219,8 +219,8 @@ std::string Dialect::cast_type(const Property& p) const {
 }
 
 std::string Dialect::catalog_table() const {
-  const std::string text = name == "mysql" ? "VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
-                                           : "VARCHAR(64)";
+  const std::string text =
+      name == "mysql" ? "VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin" : "VARCHAR(64)";
   std::string s = "CREATE TABLE IF NOT EXISTS xact_sheet_catalog (\n  sheet " + text +
                   " NOT NULL,\n  property " + text +
                   " NOT NULL,\n  position INTEGER NOT NULL,\n  type VARCHAR(16) NOT NULL,\n"
@@ -234,8 +234,7 @@ std::string Dialect::catalog_table() const {
 std::string Dialect::prefix(const std::string& column, int n) const {
   if (name == "sqlite") {
     // SQLite's LIKE ignores ASCII case: compare the leading characters instead.
-    return "substr(" + column + ", 1, length($" + std::to_string(n) + ")) = $" +
-           std::to_string(n);
+    return "substr(" + column + ", 1, length($" + std::to_string(n) + ")) = $" + std::to_string(n);
   }
   return column + " LIKE $" + std::to_string(n) + " ESCAPE '!'";
 }

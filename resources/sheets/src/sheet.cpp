@@ -29,8 +29,8 @@ std::size_t Sheet::index_of(std::string_view property) const {
                              std::string(property) + "' (it has: " + known + ")");
 }
 
-const sql::Value& Sheet::checked(std::string_view property, unsigned accepted,
-                                 std::string_view cpp, bool writing) const {
+const sql::Value& Sheet::checked(std::string_view property, unsigned accepted, std::string_view cpp,
+                                 bool writing) const {
   const std::size_t i = index_of(property);
   const Property& p = def_->properties[i];
   if ((accepted & (1u << static_cast<unsigned>(p.type))) == 0) {
@@ -77,7 +77,9 @@ void Sheet::set_null(std::string_view property) {
   }
 }
 
-bool Sheet::is_null(std::string_view property) const { return values_[index_of(property)].is_null(); }
+bool Sheet::is_null(std::string_view property) const {
+  return values_[index_of(property)].is_null();
+}
 
 const sql::Value& Sheet::value(std::string_view property) const {
   return values_[index_of(property)];

@@ -29,14 +29,14 @@ sql::Result SheetManager::run(std::string_view sql, const sql::Params& params) {
     // it. Running the transaction again sees the new definition.
     if (e.native_code() == 1412) {
       throw ConflictError(std::string("sheet table definition changed under the transaction "
-                                      "(MySQL 1412); retry: ") + e.what());
+                                      "(MySQL 1412); retry: ") +
+                          e.what());
     }
     throw;
   }
 }
 
-Sheet& SheetManager::adopt(const std::shared_ptr<const SheetDefinition>& def,
-                           const sql::Row& row) {
+Sheet& SheetManager::adopt(const std::shared_ptr<const SheetDefinition>& def, const sql::Row& row) {
   const std::int64_t key = row.get<std::int64_t>(0);
   auto& slot = sheets_[{def->name, key}];
   if (slot) return *slot;  // the identity map: what this transaction holds wins
@@ -58,8 +58,8 @@ Sheet& SheetManager::create(std::string_view sheet, const Owner& owner) {
                      " already has a sheet '" + def->name + "'");
   }
   const Dialect& d = dialect_for(store_->dialect());
-  std::string sql = "INSERT INTO " + d.q(def->name) +
-                    " (owner_db, owner_oid, version) VALUES ($1, $2, 1)";
+  std::string sql =
+      "INSERT INTO " + d.q(def->name) + " (owner_db, owner_oid, version) VALUES ($1, $2, 1)";
   std::int64_t key = 0;
   if (d.insert_returning) {
     key = run(sql + " RETURNING sheet_id", {owner.database, owner.oid}).one().get<std::int64_t>(0);
@@ -81,9 +81,8 @@ Sheet& SheetManager::get(std::string_view sheet, std::int64_t key) {
   if (auto it = sheets_.find({std::string(sheet), key}); it != sheets_.end()) return *it->second;
   auto def = store_->ensured(sheet);
   const Dialect& d = dialect_for(store_->dialect());
-  const sql::Result r = run("SELECT " + select_list(d, *def) + " FROM " + d.q(def->name) +
-                                " WHERE sheet_id = $1",
-                            {key});
+  const sql::Result r = run(
+      "SELECT " + select_list(d, *def) + " FROM " + d.q(def->name) + " WHERE sheet_id = $1", {key});
   if (r.empty()) {
     throw SheetNotFoundError("no sheet '" + def->name + "' with key " + std::to_string(key) +
                              " (deleted, or not committed yet)");
@@ -150,8 +149,10 @@ void SheetManager::write_back() {
       const auto r = run("DELETE FROM " + table + " WHERE sheet_id = $1 AND version = $2",
                          {s.key(), s.version()});
       if (r.affected_rows() != 1) {
-        throw ConflictError(who + " was changed or deleted by another transaction since it was "
-                                  "read (version " + std::to_string(s.version()) + ")");
+        throw ConflictError(who +
+                            " was changed or deleted by another transaction since it was "
+                            "read (version " +
+                            std::to_string(s.version()) + ")");
       }
       by_owner_.erase({s.name(), s.owner()});
       retired_.push_back(it->second);
@@ -167,14 +168,16 @@ void SheetManager::write_back() {
       sql += d.q(p.name) + " = $" + std::to_string(++n) + ", ";
       params.add(to_param(p, s.values_[i]));
     }
-    sql += "version = version + 1 WHERE sheet_id = $" + std::to_string(n + 1) +
-           " AND version = $" + std::to_string(n + 2);
+    sql += "version = version + 1 WHERE sheet_id = $" + std::to_string(n + 1) + " AND version = $" +
+           std::to_string(n + 2);
     params.add(s.key());
     params.add(s.version());
     const auto r = run(sql, params);
     if (r.affected_rows() != 1) {
-      throw ConflictError(who + " was changed or deleted by another transaction since it was "
-                                "read (version " + std::to_string(s.version()) + ")");
+      throw ConflictError(who +
+                          " was changed or deleted by another transaction since it was "
+                          "read (version " +
+                          std::to_string(s.version()) + ")");
     }
     ++s.version_;
     std::fill(s.changed_.begin(), s.changed_.end(), false);

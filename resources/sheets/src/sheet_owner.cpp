@@ -21,8 +21,9 @@ std::shared_ptr<SheetStore> store_for(std::string_view name) {
 
 Owner SheetOwner::sheet_owner() const {
   if (state() == objectstore::ObjectState::unsaved || connection() == nullptr) {
-    throw UsageError("a sheet's owner needs an oid: add the object to a connection first "
-                     "(add_sheet(name, conn) does)");
+    throw UsageError(
+        "a sheet's owner needs an oid: add the object to a connection first "
+        "(add_sheet(name, conn) does)");
   }
   return Owner{connection()->db().name(), static_cast<std::int64_t>(oid())};
 }
@@ -56,8 +57,9 @@ Sheet& SheetOwner::add_sheet(std::string_view name, Transaction& txn,
   auto store = store_for(name);
   if (state() == objectstore::ObjectState::unsaved) {
     if (conn == nullptr) {
-      throw UsageError("add_sheet on a new object: pass the connection to add it to (the sheet "
-                       "row records the object's oid)");
+      throw UsageError(
+          "add_sheet on a new object: pass the connection to add it to (the sheet "
+          "row records the object's oid)");
     }
     conn->add(std::static_pointer_cast<objectstore::Persistent>(shared_from_this()));
   }

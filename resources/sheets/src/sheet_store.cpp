@@ -97,9 +97,8 @@ std::string difference(const sql::Row& stored, const Property& p) {
   if ((stored.get<std::int64_t>("nullable") != 0) != p.nullable) {
     out += p.nullable ? "NOT NULL -> nullable; " : "nullable -> NOT NULL; ";
   }
-  if (p.type == PropertyType::decimal &&
-      (stored.get<std::int64_t>("precision_") != p.precision ||
-       stored.get<std::int64_t>("scale_") != p.scale)) {
+  if (p.type == PropertyType::decimal && (stored.get<std::int64_t>("precision_") != p.precision ||
+                                          stored.get<std::int64_t>("scale_") != p.scale)) {
     out += "decimal size; ";
   }
   return out;
@@ -162,8 +161,7 @@ void SheetStore::migrate(const SheetDefinition& def) {
       }
     }
     if (!problems.empty()) {
-      throw SchemaMismatchError("sheet '" + def.name + "': the stored schema differs: " +
-                                problems);
+      throw SchemaMismatchError("sheet '" + def.name + "': the stored schema differs: " + problems);
     }
     if (stored.empty()) {
       for (const auto& s : d.create_table(def)) c->execute(s);

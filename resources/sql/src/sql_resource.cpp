@@ -75,7 +75,10 @@ class SqlResource::BranchSavepoint : public ResourceSavepoint {
  public:
   BranchSavepoint(std::shared_ptr<SqlResource> rm, std::weak_ptr<Branch> branch,
                   std::uint64_t epoch, std::string name, Transaction& txn)
-      : rm_(std::move(rm)), branch_(std::move(branch)), epoch_(epoch), name_(std::move(name)),
+      : rm_(std::move(rm)),
+        branch_(std::move(branch)),
+        epoch_(epoch),
+        name_(std::move(name)),
         txn_(&txn) {
     if (auto b = branch_.lock()) {
       for (auto& e : b->extensions) undo_.emplace_back(e, e->savepoint(txn));

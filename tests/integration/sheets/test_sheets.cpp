@@ -16,17 +16,17 @@
 #include <xact/io/env.hpp>
 #include <xact/manager.hpp>
 #include <xact/objectstore/containers.hpp>
-#include <xact/objectstore/file_storage.hpp>
-#include <xact/recovery.hpp>
-#include <xact/testing/crash_harness.hpp>
 #include <xact/objectstore/db.hpp>
+#include <xact/objectstore/file_storage.hpp>
 #include <xact/objectstore/memory_storage.hpp>
 #include <xact/objectstore/registry.hpp>
 #include <xact/postgres/postgres_resource.hpp>
+#include <xact/recovery.hpp>
 #include <xact/retry.hpp>
 #include <xact/sheets/sheet_owner.hpp>
 #include <xact/sheets/sheet_store.hpp>
 #include <xact/sqlite/sqlite_resource.hpp>
+#include <xact/testing/crash_harness.hpp>
 #include <xact/transaction.hpp>
 
 #include "../mysql/mysql_test_support.hpp"
@@ -81,7 +81,9 @@ SheetDefinition dublin_core(const std::string& name) {
           {.name = "pages", .type = PropertyType::int64, .default_value = 0},
           {.name = "price", .type = PropertyType::decimal, .precision = 10, .scale = 2},
           {.name = "ratio", .type = PropertyType::float64},
-          {.name = "done", .type = PropertyType::boolean, .nullable = false,
+          {.name = "done",
+           .type = PropertyType::boolean,
+           .nullable = false,
            .default_value = false},
           {.name = "payload", .type = PropertyType::bytes},
           {.name = "issued", .type = PropertyType::timestamp},
@@ -110,7 +112,10 @@ class SheetsTest : public ::testing::TestWithParam<std::string> {
   }
 
   void TearDown() override {
-    if (!ready_) return;
+    if (!ready_) {
+      if (!dir_.empty()) std::filesystem::remove_all(dir_);
+      return;
+    }
     if (thread_manager().current() != nullptr) thread_manager().abort();
     auto c = plain();
     for (const auto& t : tables_dropped_) (void)t;
@@ -421,8 +426,7 @@ TEST_P(SheetsTest, SchemaGrowthInOneProcessIsSeenByAnother) {
       {.name = "subtitle", .type = PropertyType::text, .default_value = "none"});
   store_->define(grown);
   run(thread_manager(), [&](Transaction& txn) {
-    EXPECT_EQ(store_->manager(txn).get(sheet_, key).get<std::string>("subtitle"),
-              "from the child");
+    EXPECT_EQ(store_->manager(txn).get(sheet_, key).get<std::string>("subtitle"), "from the child");
   });
   // A changed type is refused too.
   auto changed = grown;
@@ -433,10 +437,25 @@ TEST_P(SheetsTest, SchemaGrowthInOneProcessIsSeenByAnother) {
 }
 
 TEST_P(SheetsTest, InjectionAttemptsInEveryIdentifierAreRefused) {
-  const std::vector<std::string> bad = {
-      "x\"; DROP TABLE t; --", "x`; DROP TABLE t; --", "x'; DROP TABLE t; --", "Title",
-      "1abc", "a b", "a-b", "select", "order", "user", "", "sheet_id", "version",
-      "xact_sheet_catalog", "caf\xc3\xa9", "a\nb", std::string(70, 'a'), "x;y", "x)"};
+  const std::vector<std::string> bad = {"x\"; DROP TABLE t; --",
+                                        "x`; DROP TABLE t; --",
+                                        "x'; DROP TABLE t; --",
+                                        "Title",
+                                        "1abc",
+                                        "a b",
+                                        "a-b",
+                                        "select",
+                                        "order",
+                                        "user",
+                                        "",
+                                        "sheet_id",
+                                        "version",
+                                        "xact_sheet_catalog",
+                                        "caf\xc3\xa9",
+                                        "a\nb",
+                                        std::string(70, 'a'),
+                                        "x;y",
+                                        "x)"};
   for (const auto& name : bad) {
     EXPECT_THROW(store_->define(SheetDefinition{name, {{.name = "p"}}}), SheetDefinitionError)
         << "sheet " << name;
@@ -513,13 +532,14 @@ TEST_P(SheetsTest, QueriesFindOwnersByValueRangePrefixAndNullInOrderAndSeePendin
         << "_ is literal, and the match is case-sensitive";
     EXPECT_EQ(oids(m.find_owners(sheet_, {.where = {{"title", Op::prefix, "a%"}}})), V{2});
     EXPECT_EQ(oids(m.find_owners(sheet_, {.where = {{"title", Op::eq, "axb"}}})), V{3});
-    EXPECT_EQ(oids(m.find_owners(sheet_, {.where = {{"pages", Op::ge, 20},
-                                                    {"pages", Op::lt, 50}}})),
-              (V{2, 3, 4}));
+    EXPECT_EQ(
+        oids(m.find_owners(sheet_, {.where = {{"pages", Op::ge, 20}, {"pages", Op::lt, 50}}})),
+        (V{2, 3, 4}));
     EXPECT_EQ(oids(m.find_owners(sheet_, {.where = {{"ratio", Op::is_null, {}}}})), (V{2, 4}));
-    EXPECT_EQ(oids(m.find_owners(sheet_, {.database = "main", .order_by = "pages",
-                                          .descending = true, .limit = 2})),
-              (V{5, 4}));
+    EXPECT_EQ(
+        oids(m.find_owners(
+            sheet_, {.database = "main", .order_by = "pages", .descending = true, .limit = 2})),
+        (V{5, 4}));
     EXPECT_TRUE(m.find_owners(sheet_, {.database = "other"}).empty());
     // The transaction's own pending change counts.
     m.find(sheet_, {"main", 5})->set("title", "a_b 2");
@@ -543,6 +563,33 @@ TEST_P(SheetsTest, ManyOwnersLoadInOneQueryAndLaterReadsHitTheCache) {
     EXPECT_EQ(m.cached(), static_cast<std::size_t>(kOwners));
     EXPECT_EQ(m.find(sheet_, {"main", 7}), sheets[kOwners - 7]) << "from the cache";
   });
+}
+
+TEST_P(SheetsTest, ASqlErrorAtWriteBackFailsTheCommitBeforeTheObjectsArePrepared) {
+  auto conn = db_->open();
+  objectstore::Oid oid = 0;
+  run(thread_manager(), [&] {
+    auto doc = std::make_shared<Document>();
+    doc->add_sheet(sheet_, &*conn);
+    conn->root()->set("doc", doc);
+    oid = doc->oid();
+  });
+  std::string bad_price = "12.50";
+  if (backend_ == "sqlite") {
+    // SQLite keeps decimals as text: a trigger refuses the update instead.
+    plain()->execute("CREATE TRIGGER refuse BEFORE UPDATE OF price ON " + sheet_ +
+                     " BEGIN SELECT RAISE(ABORT, 'injected: price refused'); END");
+  } else {
+    bad_price = "not a number";
+  }
+  thread_manager().begin();
+  auto doc = conn->get<Document>(oid);
+  doc->set_body("changed with the sheet");
+  doc->sheet(sheet_).set("price", bad_price);
+  EXPECT_THROW(thread_manager().commit(), sql::SqlError);
+  thread_manager().abort();
+  run(thread_manager(),
+      [&] { EXPECT_EQ(conn->get<Document>(oid)->body(), "") << "not committed"; });
 }
 
 TEST_P(SheetsTest, APropertyIsMigratedByAddCopyAndDrop) {
@@ -597,8 +644,7 @@ TEST_P(SheetsTest, OrphansAreTheRowsWhoseOwnerObjectIsGone) {
   (void)oid;
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, SheetsTest,
-                         ::testing::Values("sqlite", "postgresql", "mysql"),
+INSTANTIATE_TEST_SUITE_P(Backends, SheetsTest, ::testing::Values("sqlite", "postgresql", "mysql"),
                          [](const auto& info) { return info.param; });
 
 // --- crashes -------------------------------------------------------------------------------------
@@ -641,11 +687,11 @@ class SheetsCrashTest : public SheetsTest {
 
 TEST_P(SheetsCrashTest, ObjectAndSheetRowsCommitTogetherOrNotAtAll) {
   const std::vector<CrashCase> cases = {
-      {"coordinator.before_tpc_begin", 1}, {"coordinator.after_tpc_begin", 1},
-      {"coordinator.after_commit", 1},     {"coordinator.after_vote", 1},
-      {"coordinator.after_vote", 2},       {"coordinator.before_commit_record", 1},
+      {"coordinator.before_tpc_begin", 1},    {"coordinator.after_tpc_begin", 1},
+      {"coordinator.after_commit", 1},        {"coordinator.after_vote", 1},
+      {"coordinator.after_vote", 2},          {"coordinator.before_commit_record", 1},
       {"coordinator.after_commit_record", 1}, {"coordinator.after_last_resource", 1},
-      {"coordinator.after_finish", 1},     {"coordinator.after_finish", 2},
+      {"coordinator.after_finish", 1},        {"coordinator.after_finish", 2},
       {"coordinator.after_done_record", 1}};
   int killed = 0;
   for (std::size_t i = 0; i < cases.size(); ++i) {
@@ -688,13 +734,15 @@ TEST_P(SheetsCrashTest, ObjectAndSheetRowsCommitTogetherOrNotAtAll) {
     tm.begin();
     const objectstore::Value* v = conn->root()->find(entry);
     const bool object_there = v != nullptr;
-    std::int64_t oid = object_there ? static_cast<std::int64_t>(v->as_object<Document>()->oid()) : -1;
+    std::int64_t oid =
+        object_there ? static_cast<std::int64_t>(v->as_object<Document>()->oid()) : -1;
     tm.abort();
-    const auto rows = plain()->execute(
-        "SELECT title, owner_oid FROM " + sheet_ + " WHERE title = $1", {entry});
+    const auto rows =
+        plain()->execute("SELECT title, owner_oid FROM " + sheet_ + " WHERE title = $1", {entry});
     ASSERT_EQ(object_there, rows.size() == 1)
         << "object " << (object_there ? "committed" : "absent") << ", sheet rows " << rows.size()
-        << "\n" << report.describe();
+        << "\n"
+        << report.describe();
     if (object_there) EXPECT_EQ(rows.one().get<std::int64_t>("owner_oid"), oid);
     const bool expect_committed = std::string_view(c.point) == "coordinator.after_commit_record" ||
                                   std::string_view(c.point) == "coordinator.after_finish" ||

@@ -71,12 +71,18 @@ constexpr unsigned accepted_types() {
 }
 template <class T>
 constexpr std::string_view cpp_name() {
-  if constexpr (std::is_same_v<T, std::string>) return "std::string";
-  else if constexpr (std::is_same_v<T, bool>) return "bool";
-  else if constexpr (sql::detail::Integer<T>) return "an integer type";
-  else if constexpr (std::is_same_v<T, double>) return "double";
-  else if constexpr (std::is_same_v<T, sql::Bytes>) return "xact::sql::Bytes";
-  else return "xact::sheets::Timestamp";
+  if constexpr (std::is_same_v<T, std::string>)
+    return "std::string";
+  else if constexpr (std::is_same_v<T, bool>)
+    return "bool";
+  else if constexpr (sql::detail::Integer<T>)
+    return "an integer type";
+  else if constexpr (std::is_same_v<T, double>)
+    return "double";
+  else if constexpr (std::is_same_v<T, sql::Bytes>)
+    return "xact::sql::Bytes";
+  else
+    return "xact::sheets::Timestamp";
 }
 }  // namespace detail
 
@@ -148,8 +154,8 @@ class Sheet {
 
  private:
   friend class SheetManager;
-  Sheet(std::shared_ptr<const SheetDefinition> def, std::int64_t key, Owner owner, std::int64_t version,
-        std::vector<sql::Value> values);
+  Sheet(std::shared_ptr<const SheetDefinition> def, std::int64_t key, Owner owner,
+        std::int64_t version, std::vector<sql::Value> values);
   std::size_t index_of(std::string_view property) const;
   const sql::Value& checked(std::string_view property, unsigned accepted, std::string_view cpp,
                             bool writing) const;

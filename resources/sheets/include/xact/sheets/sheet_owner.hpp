@@ -33,8 +33,7 @@
 
 namespace xact::sheets {
 
-class SheetOwner : public objectstore::Persistent,
-                   public std::enable_shared_from_this<SheetOwner> {
+class SheetOwner : public objectstore::Persistent, public std::enable_shared_from_this<SheetOwner> {
  public:
   /// The sheet, loaded on first use in the transaction. SheetNotFoundError when the object has
   /// no such sheet; UsageError when no SheetStore defines it or the object has no oid.

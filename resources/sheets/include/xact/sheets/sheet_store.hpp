@@ -163,8 +163,8 @@ class SheetStore : public std::enable_shared_from_this<SheetStore> {
   /// read it before gets a conflict instead of writing a stale value back. Returns the rows
   /// copied. The way to rename a property or change its type: add, copy, switch the code,
   /// drop_property the old one.
-  std::int64_t copy_property(std::string_view sheet, std::string_view from,
-                             std::string_view to, std::int64_t batch = 1000);
+  std::int64_t copy_property(std::string_view sheet, std::string_view from, std::string_view to,
+                             std::int64_t batch = 1000);
   /// Drops a property's column and its catalog row, under the schema lock. The definition must
   /// no longer have it (define() it without first): SchemaMismatchError otherwise.
   void drop_property(std::string_view sheet, std::string_view property);
