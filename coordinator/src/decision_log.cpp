@@ -9,6 +9,8 @@
 #include <mutex>
 #include <set>
 
+#include <unistd.h>
+
 #include <xact/errors.hpp>
 #include <xact/io/group_commit.hpp>
 #include <xact/log.hpp>
@@ -53,6 +55,10 @@ struct DecisionLog::Impl final : io::GroupCommitQueue<dlog::Writer>::Handler {
   using Batch = io::GroupCommitQueue<Writer>::Batch;
 
   Impl(io::Env& e, std::string d, DecisionLogOptions o) : env(e), dir(std::move(d)), options(o) {}
+
+  // The process that opened the log: a fork() child inherits the object but not the log's
+  // lock, and ids it drew would repeat the parent's (same node, epoch and sequence).
+  const pid_t opened_by = ::getpid();
 
   void start();
   // Reads the node id, checks that no segment is missing and replays the newest segment;
@@ -345,6 +351,14 @@ void DecisionLog::Impl::write_node_file(std::uint32_t file_epoch, std::uint64_t 
 }
 
 void DecisionLog::Impl::check_writable(std::string_view what) const {
+  if (const pid_t pid = ::getpid(); pid != opened_by) {
+    throw UsageError(std::string(what) + ": the decision log in '" + dir +
+                     "' was opened by process " + std::to_string(opened_by) + "; process " +
+                     std::to_string(pid) +
+                     " is a fork() child of it and may not write it (a log has one writer "
+                     "process). Open the log after fork(), or give the child a log of its own "
+                     "(another directory, another node id)");
+  }
   if (options.read_only) {
     throw UsageError(std::string(what) + ": the decision log in '" + dir +
                      "' was opened read-only (DecisionLogOptions::read_only, a dry run)");

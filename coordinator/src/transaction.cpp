@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cassert>
+#include <mutex>
+
+#include <unistd.h>
 
 #include <xact/crash_point.hpp>
 #include <xact/decision_log.hpp>
@@ -65,17 +68,31 @@ bool is_in_doubt(const std::exception_ptr& e) {
 }
 
 // Transactions of managers without a decision log still need ids that do not collide with
-// another run's: a random node id and epoch per process.
+// another run's: a random node id and epoch per process. Per process, not per program image: a
+// child made by fork() (a prefork server's workers) inherits the parent's statics and would
+// hand out the parent's ids again (MariaDB then refuses the second XA START with 1440), so the
+// first id drawn in a new process picks a new node id.
+struct EphemeralIds {
+  pid_t pid = 0;
+  NodeId node;
+  std::uint32_t epoch = 0;
+  std::uint64_t sequence = 0;
+};
+
 Gtrid ephemeral_gtrid() {
-  static const NodeId node = NodeId::random();
-  static const std::uint32_t epoch = [] {
+  static std::mutex mu;
+  static EphemeralIds ids;
+  std::lock_guard guard(mu);
+  if (const pid_t pid = ::getpid(); ids.pid != pid) {
+    ids.pid = pid;
+    ids.node = NodeId::random();
     const NodeId r = NodeId::random();
-    return static_cast<std::uint32_t>(r.bytes[0]) << 24 |
-           static_cast<std::uint32_t>(r.bytes[1]) << 16 |
-           static_cast<std::uint32_t>(r.bytes[2]) << 8 | r.bytes[3];
-  }();
-  static std::atomic<std::uint64_t> sequence{0};
-  return Gtrid(node, epoch, sequence.fetch_add(1, std::memory_order_relaxed) + 1);
+    ids.epoch = static_cast<std::uint32_t>(r.bytes[0]) << 24 |
+                static_cast<std::uint32_t>(r.bytes[1]) << 16 |
+                static_cast<std::uint32_t>(r.bytes[2]) << 8 | r.bytes[3];
+    ids.sequence = 0;
+  }
+  return Gtrid(ids.node, ids.epoch, ++ids.sequence);
 }
 
 std::int64_t now_us() {
