@@ -311,7 +311,13 @@ void SessionResource::finish_state(Transaction& txn) noexcept {
   if (!st->heuristics.empty()) {
     std::string detail;
     for (const std::string& h : st->heuristics) detail += (detail.empty() ? "" : "; ") + h;
-    record_heuristic(st->gtrid, "heuristic mixed", detail);
+    // Found while undoing this live transaction's writes (abort, tpc_abort or a savepoint's
+    // rollback): the transaction records it in its manager's decision log and lists it in
+    // Transaction::heuristics(); without a manager log, in this resource's own.
+    txn.report_heuristic(*this, detail, Outcome::heuristic_mixed);
+    if (!txn.heuristics().empty() && !txn.heuristics().back().recorded && options_.decision_log) {
+      record_heuristic(st->gtrid, "heuristic mixed", detail);
+    }
     st->heuristics.clear();
   }
   if (std::any* slot = txn.find_data(this)) slot->reset();
@@ -323,17 +329,18 @@ void SessionResource::roll_back(Transaction& txn) noexcept {
   try {
     undo_from(*st, 0);
   } catch (...) {
-    log(LogLevel::error,
-        "resource '" + options_.name + "' could not undo the session writes of transaction " +
-            st->gtrid.to_hex() + " (" + error_message(std::current_exception()) +
-            "); their fences stay in " + store_->describe() +
-            " with the before-images, and recovery compensates them (xact recover)");
+    // Logged by the transaction; after a tpc_abort its re-driver compensates by id
+    // (rollback_prepared), and recovery does after a restart.
+    txn.report_rollback_failure(
+        *this, "could not undo the session writes of transaction " + st->gtrid.to_hex() + " (" +
+                   error_message(std::current_exception()) + "); their fences stay in " +
+                   store_->describe() + " with the before-images until they are compensated");
   }
   finish_state(txn);
 }
 
-void SessionResource::abort(Transaction& txn) { roll_back(txn); }
-void SessionResource::tpc_abort(Transaction& txn) { roll_back(txn); }
+void SessionResource::abort(Transaction& txn) noexcept { roll_back(txn); }
+void SessionResource::tpc_abort(Transaction& txn) noexcept { roll_back(txn); }
 void SessionResource::tpc_begin(Transaction&) {}
 void SessionResource::commit(Transaction&) {}
 

@@ -85,12 +85,12 @@ class SessionResource final : public ResourceManager,
 
   // --- ResourceManager --------------------------------------------------------------------------
   std::string resource_name() const override { return options_.name; }
-  void abort(Transaction& txn) override;
+  void abort(Transaction& txn) noexcept override;
   void tpc_begin(Transaction& txn) override;
   void commit(Transaction& txn) override;
   Vote tpc_vote(Transaction& txn) override;
   void tpc_finish(Transaction& txn) override;
-  void tpc_abort(Transaction& txn) override;
+  void tpc_abort(Transaction& txn) noexcept override;
   SavepointSupport* savepoint_support() noexcept override { return this; }
   RecoverableResource* recoverable() noexcept override { return this; }
 
@@ -124,8 +124,9 @@ class SessionResource final : public ResourceManager,
                   std::vector<std::string>& heuristics);
   void roll_back(Transaction& txn) noexcept;
   void finish_state(Transaction& txn) noexcept;
-  /// The one place that records a heuristic outcome (to be replaced by
-  /// Transaction::report_heuristic once the coordinator has it). Never throws.
+  /// Records a heuristic outcome in options().decision_log: for a broken fence (another
+  /// transaction's), for recovery, and for a live one when the manager has no log of its own
+  /// (live ones go through Transaction::report_heuristic first). Never throws.
   void record_heuristic(const Gtrid& gtrid, const std::string& outcome,
                         const std::string& detail) noexcept;
 
