@@ -18,8 +18,10 @@
 #include <xact/recovery.hpp>
 #include <xact/retry.hpp>
 #include <xact/sqlite/sqlite_resource.hpp>
+#include <xact/testing/crash_cases.hpp>
 #include <xact/testing/crash_harness.hpp>
 #include <xact/testing/recording_resource.hpp>
+#include <xact/testing/servers.hpp>
 #include <xact/transaction.hpp>
 
 #include "../mysql/mysql_test_support.hpp"
@@ -28,18 +30,15 @@ namespace xact::crosstest {
 namespace {
 
 using mytest::my_env;
-using mytest::unique_name;
+using testing::unique_name;
 
-std::string pg_uri() {
-  const char* v = std::getenv("XACT_PG_URI");
-  return v != nullptr ? v : "";
-}
+std::string pg_uri() { return testing::env_or_empty("XACT_PG_URI"); }
 
 class CrossTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (pg_uri().empty() || my_env() == nullptr) {
-      if (mytest::under_ci()) {
+      if (testing::under_ci()) {
         FAIL() << "CI=true but XACT_PG_URI / XACT_MYSQL_* are not set: run scripts/test.sh";
       }
       GTEST_SKIP() << "needs PostgreSQL and MariaDB (scripts/servers.sh start DIR; source "
@@ -259,11 +258,7 @@ INSTANTIATE_TEST_SUITE_P(Steps, CrossFailureTest,
 
 // The application killed at each step; recovery (PostgreSQL and MariaDB recoverable, SQLite the
 // decision store) makes all three agree: committed iff SQLite's marker was committed.
-struct CrashCase {
-  const char* point;
-  unsigned hit;
-  bool committed;
-};
+using testing::CrashCase;
 
 class CrossCrashTest : public CrossTest, public ::testing::WithParamInterface<CrashCase> {};
 
@@ -295,27 +290,17 @@ TEST_P(CrossCrashTest, RecoveryMakesAllThreeAgree) {
   recovery.register_resource(s);
   const RecoveryReport report = recovery.run();
   ASSERT_TRUE(report.complete()) << report.describe();
-  expect_everywhere("k", c.committed ? std::optional<std::string>("v") : std::nullopt,
-                    "after recovery from " + std::string(c.point) + ": " + report.describe());
+  expect_everywhere("k", c.commits() ? std::optional<std::string>("v") : std::nullopt,
+                    "after recovery from " + c.point + ": " + report.describe());
   s->forget_decisions_before(log->node_id(), log->epoch());
   EXPECT_TRUE(s->decisions().empty());
 }
 
-INSTANTIATE_TEST_SUITE_P(Points, CrossCrashTest,
-                         ::testing::Values(CrashCase{"coordinator.after_vote", 1, false},
-                                           CrashCase{"coordinator.before_commit_record", 1, false},
-                                           CrashCase{"sqlite:app.before_commit", 1, false},
-                                           CrashCase{"sqlite:app.after_commit", 1, true},
-                                           CrashCase{"coordinator.after_last_resource", 1, true},
-                                           CrashCase{"coordinator.after_finish", 1, true},
-                                           CrashCase{"coordinator.after_finish", 2, true}),
-                         [](const ::testing::TestParamInfo<CrashCase>& info) {
-                           std::string n = info.param.point;
-                           for (auto& ch : n) {
-                             if (ch == '.' || ch == ':') ch = '_';
-                           }
-                           return n + "_" + std::to_string(info.param.hit);
-                         });
+// Two prepared participants: each killed after its finish.
+INSTANTIATE_TEST_SUITE_P(
+    Points, CrossCrashTest,
+    ::testing::ValuesIn(testing::decision_in_last_resource_crash_cases("sqlite:app", 2)),
+    testing::crash_case_name);
 
 }  // namespace
 }  // namespace xact::crosstest

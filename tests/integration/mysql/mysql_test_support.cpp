@@ -10,10 +10,7 @@ namespace xact::mytest {
 
 namespace {
 
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v != nullptr ? v : "";
-}
+std::string env(const char* name) { return testing::env_or_empty(name); }
 
 }  // namespace
 
@@ -32,15 +29,6 @@ const MyEnv* my_env() {
     return m;
   }();
   return e ? &*e : nullptr;
-}
-
-bool under_ci() { return env("CI") == "true"; }
-
-std::string unique_name(const std::string& prefix) {
-  static std::atomic<int> n{0};
-  static const unsigned salt = std::random_device{}() % 100000;
-  return prefix + "_" + std::to_string(::getpid()) + "_" + std::to_string(n++) + "_" +
-         std::to_string(salt);
 }
 
 mysql::ConnectOptions connect_options(const std::string& database) {
@@ -104,14 +92,6 @@ std::vector<Xid> Plain::branches_of(const NodeId& node) {
 void put(mysql::MySqlResource& rm, Transaction& txn, const std::string& table,
          const std::string& key, const std::string& value) {
   rm.execute(txn, "REPLACE INTO " + table + " (k, v) VALUES (?, ?)", {key, value});
-}
-
-bool servers(const std::string& command) {
-  const MyEnv* e = my_env();
-  if (e == nullptr || e->servers_script.empty() || e->servers_dir.empty()) return false;
-  const std::string cmd =
-      "bash '" + e->servers_script + "' " + command + " '" + e->servers_dir + "' >/dev/null 2>&1";
-  return std::system(cmd.c_str()) == 0;
 }
 
 }  // namespace xact::mytest

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <xact/mysql/mysql_resource.hpp>
+#include <xact/testing/servers.hpp>
 #include <xact/xid.hpp>
 
 namespace xact::mytest {
@@ -24,7 +25,8 @@ struct MyEnv {
 
 /// The settings, or null when XACT_MYSQL_HOST / XACT_MYSQL_PORT are not set.
 const MyEnv* my_env();
-bool under_ci();
+using testing::under_ci;
+using testing::unique_name;
 
 /// Skips the test (fails it under CI=true) when no server is configured.
 #define XACT_REQUIRE_MYSQL()                                                               \
@@ -39,9 +41,6 @@ bool under_ci();
                       "source DIR/env.sh)";                                                \
     }                                                                                      \
   } while (0)
-
-/// "<prefix>_<pid>_<n>_<random>": unique across tests running in parallel.
-std::string unique_name(const std::string& prefix);
 
 /// Connect options for `database` (default: XACT_MYSQL_DB).
 mysql::ConnectOptions connect_options(const std::string& database = {});
@@ -84,6 +83,6 @@ void put(mysql::MySqlResource& rm, Transaction& txn, const std::string& table,
          const std::string& key, const std::string& value);
 
 /// Runs `XACT_SERVERS_SCRIPT <command> XACT_SERVERS_DIR` (kill-mysql, restart-mysql).
-bool servers(const std::string& command);
+inline bool servers(const std::string& command) { return testing::run_servers_script(command); }
 
 }  // namespace xact::mytest

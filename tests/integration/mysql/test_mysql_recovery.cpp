@@ -5,6 +5,7 @@
 #include <xact/io/env.hpp>
 #include <xact/manager.hpp>
 #include <xact/recovery.hpp>
+#include <xact/testing/crash_cases.hpp>
 #include <xact/testing/crash_harness.hpp>
 #include <xact/testing/recording_resource.hpp>
 
@@ -99,11 +100,7 @@ TEST_F(MySqlRecoveryTest, PreparedBranchesSurviveDisconnectAndAreCommittedAfterR
   EXPECT_TRUE(db1_->branches_of(x1.gtrid.node()).empty());
 }
 
-struct CrashCase {
-  const char* point;
-  unsigned hit;
-  bool committed;
-};
+using testing::CrashCase;
 
 class MySqlAppCrashTest : public MySqlRecoveryTest,
                           public ::testing::WithParamInterface<CrashCase> {};
@@ -122,7 +119,7 @@ TEST_P(MySqlAppCrashTest, RecoveryThroughTheCoordinatorFinishesBothDatabasesAlik
   const RecoveryReport report = recover(dir.path(), &node);
   EXPECT_TRUE(report.complete()) << report.describe();
   const std::optional<std::string> expected =
-      c.committed ? std::optional<std::string>("committed?") : std::nullopt;
+      c.commits() ? std::optional<std::string>("committed?") : std::nullopt;
   EXPECT_EQ(v1("k"), expected) << report.describe();
   EXPECT_EQ(v2("k"), expected) << report.describe();
   EXPECT_TRUE(db1_->branches_of(node).empty()) << report.describe();
@@ -135,16 +132,11 @@ TEST_P(MySqlAppCrashTest, RecoveryThroughTheCoordinatorFinishesBothDatabasesAlik
   }
 }
 
+// Killed between prepare and commit: presumed abort rolls back what has no decision; a durable
+// decision commits both, also where one had finished already.
 INSTANTIATE_TEST_SUITE_P(Points, MySqlAppCrashTest,
-                         ::testing::Values(CrashCase{"coordinator.after_vote", 1, false},
-                                           CrashCase{"coordinator.before_commit_record", 1, false},
-                                           CrashCase{"coordinator.after_commit_record", 1, true},
-                                           CrashCase{"coordinator.after_finish", 1, true}),
-                         [](const ::testing::TestParamInfo<CrashCase>& info) {
-                           std::string n = info.param.point;
-                           n = n.substr(n.find('.') + 1);
-                           return n + "_" + std::to_string(info.param.hit);
-                         });
+                         ::testing::ValuesIn(testing::prepared_pair_crash_cases()),
+                         testing::crash_case_name);
 
 #else
 // The server killed (SIGKILL) while a branch is prepared, started again: the branch is still

@@ -22,10 +22,7 @@ namespace xact::pgtest {
 
 namespace {
 
-std::string getenv_or_empty(const char* name) {
-  const char* v = std::getenv(name);
-  return v == nullptr ? std::string() : std::string(v);
-}
+using testing::env_or_empty;
 
 std::mutex& nodes_mutex() {
   static std::mutex m;
@@ -82,26 +79,17 @@ class NoLeftoverPreparedTransactions : public ::testing::Environment {
 const PgEnv* pg_env() {
   static const std::optional<PgEnv> env = []() -> std::optional<PgEnv> {
     PgEnv e;
-    e.uri = getenv_or_empty("XACT_PG_URI");
-    e.uri2 = getenv_or_empty("XACT_PG_URI2");
+    e.uri = env_or_empty("XACT_PG_URI");
+    e.uri2 = env_or_empty("XACT_PG_URI2");
     if (e.uri.empty() || e.uri2.empty()) return std::nullopt;
-    e.db = getenv_or_empty("XACT_PG_DB");
-    e.db2 = getenv_or_empty("XACT_PG_DB2");
-    e.servers_script = getenv_or_empty("XACT_SERVERS_SCRIPT");
-    e.servers_dir = getenv_or_empty("XACT_SERVERS_DIR");
+    e.db = env_or_empty("XACT_PG_DB");
+    e.db2 = env_or_empty("XACT_PG_DB2");
+    e.servers_script = env_or_empty("XACT_SERVERS_SCRIPT");
+    e.servers_dir = env_or_empty("XACT_SERVERS_DIR");
     if (e.servers_dir.empty()) e.servers_script.clear();
     return e;
   }();
   return env ? &*env : nullptr;
-}
-
-bool under_ci() { return getenv_or_empty("CI") == "true"; }
-
-std::string unique_name(const std::string& prefix) {
-  static std::atomic<int> counter{0};
-  static const unsigned salt = std::random_device{}() & 0xffff;
-  return prefix + "_" + std::to_string(::getpid()) + "_" + std::to_string(++counter) + "_" +
-         std::to_string(salt);
 }
 
 TempTable::TempTable(std::string uri, std::string columns)
@@ -155,14 +143,6 @@ postgres::PostgresOptions options(const std::string& uri, std::string name) {
 void track_node(const NodeId& node) {
   std::lock_guard lock(nodes_mutex());
   nodes().insert(node);
-}
-
-bool servers(const std::string& command) {
-  const PgEnv* env = pg_env();
-  if (env == nullptr || env->servers_script.empty()) return false;
-  const std::string cmd = "bash '" + env->servers_script + "' " + command + " '" +
-                          env->servers_dir + "' >/dev/null 2>&1";
-  return std::system(cmd.c_str()) == 0;
 }
 
 void DecisionProbe::commit_one_phase(Transaction&, const CommitRecord*) {

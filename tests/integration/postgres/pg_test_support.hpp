@@ -13,6 +13,7 @@
 #include <pqxx/pqxx>
 
 #include <xact/postgres/postgres_resource.hpp>
+#include <xact/testing/servers.hpp>
 #include <xact/xid.hpp>
 
 namespace xact::pgtest {
@@ -28,8 +29,8 @@ struct PgEnv {
 
 /// The settings, or null when XACT_PG_URI / XACT_PG_URI2 are not set.
 const PgEnv* pg_env();
-/// CI=true: a missing server is a failure, not a skip.
-bool under_ci();
+using testing::under_ci;
+using testing::unique_name;
 
 /// Skips the test (fails it under CI=true) when no server is configured. Use in a test body or
 /// SetUp(); it returns from the calling function.
@@ -55,9 +56,6 @@ bool under_ci();
                       "XACT_SERVERS_DIR unset, e.g. docker/compose.yaml)";                    \
     }                                                                                         \
   } while (0)
-
-/// "<prefix>_<pid>_<n>_<random>": unique across the tests running in parallel.
-std::string unique_name(const std::string& prefix);
 
 /// A table of its own, created at construction and dropped at destruction:
 /// k text PRIMARY KEY, v text (or the given columns).
@@ -102,7 +100,7 @@ postgres::PostgresOptions options(const std::string& uri, std::string name = {})
 void track_node(const NodeId& node);
 
 /// Runs `XACT_SERVERS_SCRIPT <command> XACT_SERVERS_DIR` (kill-pg, restart-pg); true on success.
-bool servers(const std::string& command);
+inline bool servers(const std::string& command) { return testing::run_servers_script(command); }
 
 /// A last resource (one-phase only) for putting the participants under test in a known state:
 /// it is committed after every other participant voted yes, runs `at_decision` there, and then

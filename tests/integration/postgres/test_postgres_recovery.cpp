@@ -5,6 +5,7 @@
 #include <xact/io/env.hpp>
 #include <xact/manager.hpp>
 #include <xact/recovery.hpp>
+#include <xact/testing/crash_cases.hpp>
 #include <xact/testing/crash_harness.hpp>
 
 #include "pg_test_support.hpp"
@@ -104,11 +105,7 @@ TEST_F(PostgresRecoveryTest, PreparedWorkSurvivesDisconnectAndIsCommittedAfterRe
   EXPECT_EQ(prepared_of(x1.gtrid.node()), 0);
 }
 
-struct CrashCase {
-  const char* point;
-  unsigned hit;
-  bool committed;  // what recovery must make of both databases
-};
+using testing::CrashCase;
 
 class PostgresAppCrashTest : public PostgresRecoveryTest,
                              public ::testing::WithParamInterface<CrashCase> {};
@@ -127,7 +124,7 @@ TEST_P(PostgresAppCrashTest, RecoveryThroughTheCoordinatorFinishesBothDatabasesA
   const RecoveryReport report = recover(dir.path(), &node);
   EXPECT_TRUE(report.complete()) << report.describe();
   const std::optional<std::string> expected =
-      c.committed ? std::optional<std::string>("committed?") : std::nullopt;
+      c.commits() ? std::optional<std::string>("committed?") : std::nullopt;
   EXPECT_EQ(v1("k"), expected) << report.describe();
   EXPECT_EQ(v2("k"), expected) << report.describe();
   EXPECT_EQ(prepared_of(node), 0) << "recovery left a branch prepared: " << report.describe();
@@ -141,22 +138,11 @@ TEST_P(PostgresAppCrashTest, RecoveryThroughTheCoordinatorFinishesBothDatabasesA
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    KilledBetweenPrepareAndCommit, PostgresAppCrashTest,
-    ::testing::Values(
-        // Both prepared, no decision: presumed abort rolls both back.
-        CrashCase{"coordinator.before_commit_record", 1, false},
-        // Only the first prepared: rolled back.
-        CrashCase{"coordinator.after_vote", 1, false},
-        // The decision is durable, nobody finished: both committed.
-        CrashCase{"coordinator.after_commit_record", 1, true},
-        // One database committed, the other still prepared: the other is committed.
-        CrashCase{"coordinator.after_finish", 1, true}),
-    [](const ::testing::TestParamInfo<CrashCase>& info) {
-      std::string name = info.param.point;
-      name = name.substr(name.find('.') + 1) + "_" + std::to_string(info.param.hit);
-      return name;
-    });
+// Killed between prepare and commit: presumed abort rolls back what has no decision; a durable
+// decision commits both, also where one had finished already.
+INSTANTIATE_TEST_SUITE_P(KilledBetweenPrepareAndCommit, PostgresAppCrashTest,
+                         ::testing::ValuesIn(testing::prepared_pair_crash_cases()),
+                         testing::crash_case_name);
 
 }  // namespace
 }  // namespace xact::pgtest

@@ -29,6 +29,7 @@
 #include <xact/redriver.hpp>
 #include <xact/retry.hpp>
 #include <xact/testing/crash_harness.hpp>
+#include <xact/testing/servers.hpp>
 
 // As in pg_test_support.cpp: libpqxx 6.4 leaks the result of a statement that finds its
 // connection broken, which this test does on purpose.
@@ -44,10 +45,7 @@ constexpr int kKeys = 4;  // hot rows: every transfer meets the others'
 constexpr int kThreads = 3;
 constexpr std::int64_t kStart = 1000;
 
-bool under_ci() {
-  const char* ci = std::getenv("CI");
-  return ci != nullptr && std::string(ci) == "true";
-}
+using testing::under_ci;
 
 // A server instance of this test's own.
 class OwnServers {

@@ -6,6 +6,7 @@
 #include <xact/manager.hpp>
 #include <xact/recovery.hpp>
 #include <xact/sqlite/sqlite_resource.hpp>
+#include <xact/testing/crash_cases.hpp>
 #include <xact/testing/crash_harness.hpp>
 #include <xact/testing/kv_resource.hpp>
 
@@ -31,10 +32,7 @@ SqliteOptions opts(std::string path, std::string name, F&& tweak) {
   return o;
 }
 
-struct CrashCase {
-  const char* point;
-  bool committed;
-};
+using testing::CrashCase;
 
 class SqliteLastResourceCrashTest : public ::testing::TestWithParam<CrashCase> {
  protected:
@@ -64,7 +62,7 @@ TEST_P(SqliteLastResourceCrashTest, RecoveryCommitsThePreparedParticipantIffTheM
         tm.commit();
         return 42;
       },
-      c.point);
+      c.point, c.hit);
   if (!run.killed && run.exit_code == 42) {
     GTEST_SKIP() << "crash points are compiled out (XACT_CRASH_POINTS=OFF)";
   }
@@ -80,8 +78,8 @@ TEST_P(SqliteLastResourceCrashTest, RecoveryCommitsThePreparedParticipantIffTheM
   EXPECT_TRUE(report.complete()) << report.describe();
 
   const bool sqlite_has_it = !s->open_connection()->execute("SELECT 1 FROM kv").empty();
-  EXPECT_EQ(sqlite_has_it, c.committed) << report.describe();
-  EXPECT_EQ(k->store()->get("k").has_value(), c.committed) << report.describe();
+  EXPECT_EQ(sqlite_has_it, c.commits()) << report.describe();
+  EXPECT_EQ(k->store()->get("k").has_value(), c.commits()) << report.describe();
   EXPECT_TRUE(k->store()->prepared_gids().empty()) << report.describe();
   // Recovery forgets the markers it used, and after its first complete run drops those of
   // earlier runs too: a marker whose transaction had finished everywhere (killed after the last
@@ -90,20 +88,10 @@ TEST_P(SqliteLastResourceCrashTest, RecoveryCommitsThePreparedParticipantIffTheM
   EXPECT_EQ(s->forget_decisions_before(log->node_id(), log->epoch()), 0u);
 }
 
-INSTANTIATE_TEST_SUITE_P(Points, SqliteLastResourceCrashTest,
-                         ::testing::Values(CrashCase{"coordinator.after_vote", false},
-                                           CrashCase{"coordinator.before_commit_record", false},
-                                           CrashCase{"sqlite:app.before_commit", false},
-                                           CrashCase{"sqlite:app.after_commit", true},
-                                           CrashCase{"coordinator.after_last_resource", true},
-                                           CrashCase{"coordinator.after_finish", true}),
-                         [](const ::testing::TestParamInfo<CrashCase>& info) {
-                           std::string n = info.param.point;
-                           for (auto& ch : n) {
-                             if (ch == '.' || ch == ':') ch = '_';
-                           }
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Points, SqliteLastResourceCrashTest,
+    ::testing::ValuesIn(testing::decision_in_last_resource_crash_cases("sqlite:app")),
+    testing::crash_case_name);
 
 // While SQLite cannot be read, recovery waits: the prepared participant stays prepared.
 TEST(SqliteLastResourceRecovery, AnUnreadableLastResourceMakesRecoveryWaitNeverPresumeAbort) {
