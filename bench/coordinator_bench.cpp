@@ -115,12 +115,18 @@ void commit_loop(benchmark::State& state, xact::TransactionManager& tm) {
   expect_commits(state, before, hook_calls, hooks);
 }
 
+// The coordinator's own cost, without a decision log (no commit record to force).
+const xact::ManagerOptions kUnlogged{.allow_unlogged_decisions = true};
+
 void BM_Commit_Explicit(benchmark::State& state) {
-  xact::ExplicitTransactionManager tm;
+  xact::ExplicitTransactionManager tm(kUnlogged);
   commit_loop(state, tm);
 }
 
-void BM_Commit_Thread(benchmark::State& state) { commit_loop(state, xact::thread_manager()); }
+void BM_Commit_Thread(benchmark::State& state) {
+  xact::thread_manager().set_options(kUnlogged);
+  commit_loop(state, xact::thread_manager());
+}
 
 void retry_loop(benchmark::State& state, xact::TransactionManager& tm) {
   const Participants rms = make_participants(state.range(0));
@@ -148,11 +154,14 @@ void retry_loop(benchmark::State& state, xact::TransactionManager& tm) {
 }
 
 void BM_Retry_Explicit(benchmark::State& state) {
-  xact::ExplicitTransactionManager tm;
+  xact::ExplicitTransactionManager tm(kUnlogged);
   retry_loop(state, tm);
 }
 
-void BM_Retry_Thread(benchmark::State& state) { retry_loop(state, xact::thread_manager()); }
+void BM_Retry_Thread(benchmark::State& state) {
+  xact::thread_manager().set_options(kUnlogged);
+  retry_loop(state, xact::thread_manager());
+}
 
 // ---- baselines ---------------------------------------------------------------------------
 

@@ -51,6 +51,7 @@ Transaction& BasicTransactionManager::begin() {
   }
   current_ = std::shared_ptr<Transaction>(
       new Transaction(synchronizers_, options_.decision_log, options_.timeout));
+  current_->allow_unlogged_decisions_ = options_.allow_unlogged_decisions;
   if (synchronizers_) {
     auto txn = current_;  // kept even if a synchronizer misbehaves
     txn->phase_ = Transaction::Phase::beginning;

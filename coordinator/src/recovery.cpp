@@ -216,7 +216,15 @@ void Recovery::decide_prepared(RecoveryReport& report, bool dry_run) {
       bool wait = false;
       if (!commit) {
         for (DecisionStore* store : stores) {
-          const auto lookup = store->lookup_decision(xid.gtrid);
+          auto lookup = DecisionStore::Lookup::unreadable;
+          try {
+            lookup = store->lookup_decision(xid.gtrid);
+          } catch (...) {
+            // Read as "cannot be read now": the branch waits; never presumed aborted.
+            log(LogLevel::warning, "recovery: a decision store could not be asked about " +
+                                       xid.gtrid.to_hex() + " (" +
+                                       error_message(std::current_exception()) + ")");
+          }
           if (lookup == DecisionStore::Lookup::committed) {
             commit = true;
             why = "the last resource holds the commit decision";

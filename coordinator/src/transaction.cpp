@@ -473,6 +473,19 @@ CommitOutcome Transaction::commit_participants() {
     if (p->last_resource) last = p.get();
   }
 
+  if (!log_ && !allow_unlogged_decisions_ && last == nullptr && participants_.size() >= 2) {
+    // Two or more may vote yes, and nothing would make the decision durable: refused before
+    // anyone is told anything (the votes are not known yet; read-only voters count too).
+    std::string names;
+    for (const auto& p : participants_) names += (names.empty() ? "'" : ", '") + p->name + "'";
+    throw UsageError(
+        "commit(): " + describe() + " has " + std::to_string(participants_.size()) +
+        " participants that can vote (" + names +
+        ") and its manager has no decision log, so the commit decision could not be made "
+        "durable: a crash during phase 2 would leave them disagreeing. Give the manager a "
+        "DecisionLog (ManagerOptions::decision_log), or set "
+        "ManagerOptions::allow_unlogged_decisions = true to accept that risk");
+  }
   XACT_CRASH_POINT("coordinator.before_tpc_begin");
   for (auto& p : participants_) {
     // Begun before the call: an RM whose tpc_begin throws may have started something, and it

@@ -20,6 +20,10 @@ void ResourceManagerConformance::TearDown() { target_.reset(); }
 
 namespace {
 
+// The conformance suite is about the resource manager under test, not the decision's
+// durability: its two-participant transactions run without a decision log.
+const ManagerOptions kUnlogged{.allow_unlogged_decisions = true};
+
 // A second participant that acts at a chosen step. As a last resource (can_prepare false) it
 // is committed after every other participant voted yes, which puts the RM under test in its
 // prepared state at a known moment.
@@ -89,7 +93,7 @@ TEST_P(ResourceManagerConformance, ResourceNameIsAStableBranchQualifier) {
 
 TEST_P(ResourceManagerConformance, CommitPublishesTheWrite) {
   auto rm = target_->open();
-  ExplicitTransactionManager tm;
+  ExplicitTransactionManager tm(kUnlogged);
   target_->write(*rm, tm.begin(), "k1", "v1");
   EXPECT_TRUE(tm.commit().complete());
   EXPECT_EQ(target_->read_committed("k1"), "v1");
@@ -97,7 +101,7 @@ TEST_P(ResourceManagerConformance, CommitPublishesTheWrite) {
 
 TEST_P(ResourceManagerConformance, CommitWithAnotherParticipantPublishesTheWrite) {
   auto rm = target_->open();
-  ExplicitTransactionManager tm;
+  ExplicitTransactionManager tm(kUnlogged);
   auto& txn = tm.begin();
   target_->write(*rm, txn, "k2", "v2");
   txn.join(std::make_shared<Probe>(Probe::Act::none));
@@ -107,7 +111,7 @@ TEST_P(ResourceManagerConformance, CommitWithAnotherParticipantPublishesTheWrite
 
 TEST_P(ResourceManagerConformance, AbortDiscardsTheWrite) {
   auto rm = target_->open();
-  ExplicitTransactionManager tm;
+  ExplicitTransactionManager tm(kUnlogged);
   target_->write(*rm, tm.begin(), "k3", "v3");
   tm.abort();
   EXPECT_EQ(target_->read_committed("k3"), std::nullopt);
@@ -120,7 +124,7 @@ TEST_P(ResourceManagerConformance, AbortDiscardsTheWrite) {
 TEST_P(ResourceManagerConformance, NothingIsVisibleBeforeTheDecision) {
   auto rm = target_->open();
   if (is_last_resource(*rm)) GTEST_SKIP() << "a last resource's commit is the decision";
-  ExplicitTransactionManager tm;
+  ExplicitTransactionManager tm(kUnlogged);
   auto& txn = tm.begin();
   target_->write(*rm, txn, "k4", "v4");
   std::optional<std::string> seen_at_decision = "not called";
@@ -133,7 +137,7 @@ TEST_P(ResourceManagerConformance, NothingIsVisibleBeforeTheDecision) {
 
 TEST_P(ResourceManagerConformance, ANoVoteElsewhereRollsBackTheWrite) {
   auto rm = target_->open();
-  ExplicitTransactionManager tm;
+  ExplicitTransactionManager tm(kUnlogged);
   auto& txn = tm.begin();
   target_->write(*rm, txn, "k5", "v5");
   txn.join(std::make_shared<Probe>(Probe::Act::fail_vote));
@@ -145,7 +149,7 @@ TEST_P(ResourceManagerConformance, ANoVoteElsewhereRollsBackTheWrite) {
 TEST_P(ResourceManagerConformance, TpcAbortAfterAYesVoteRollsBackAndIsIdempotent) {
   auto rm = target_->open();
   if (is_last_resource(*rm)) GTEST_SKIP() << "a last resource never votes yes";
-  ExplicitTransactionManager tm;
+  ExplicitTransactionManager tm(kUnlogged);
   auto& txn = tm.begin();
   auto keep = txn.shared_from_this();
   target_->write(*rm, txn, "k6", "v6");
@@ -159,7 +163,7 @@ TEST_P(ResourceManagerConformance, TpcAbortAfterAYesVoteRollsBackAndIsIdempotent
 
 TEST_P(ResourceManagerConformance, TpcFinishIsIdempotent) {
   auto rm = target_->open();
-  ExplicitTransactionManager tm;
+  ExplicitTransactionManager tm(kUnlogged);
   auto& txn = tm.begin();
   auto keep = txn.shared_from_this();
   target_->write(*rm, txn, "k7", "v7");
@@ -171,7 +175,7 @@ TEST_P(ResourceManagerConformance, TpcFinishIsIdempotent) {
 
 TEST_P(ResourceManagerConformance, AFailingFinishElsewhereDoesNotStopThisOne) {
   auto rm = target_->open();
-  ExplicitTransactionManager tm;
+  ExplicitTransactionManager tm(kUnlogged);
   auto& txn = tm.begin();
   target_->write(*rm, txn, "k8", "v8");
   txn.join(std::make_shared<Probe>(Probe::Act::fail_finish));
@@ -184,7 +188,7 @@ TEST_P(ResourceManagerConformance, AFailingFinishElsewhereDoesNotStopThisOne) {
 
 TEST_P(ResourceManagerConformance, JoinedWithoutChangesCommitsNothing) {
   auto rm = target_->open();
-  ExplicitTransactionManager tm;
+  ExplicitTransactionManager tm(kUnlogged);
   auto& txn = tm.begin();
   txn.join(rm);
   txn.join(std::make_shared<Probe>(Probe::Act::none));
@@ -194,7 +198,7 @@ TEST_P(ResourceManagerConformance, JoinedWithoutChangesCommitsNothing) {
 TEST_P(ResourceManagerConformance, SavepointRollbackUndoesLaterWrites) {
   auto rm = target_->open();
   if (rm->savepoint_support() == nullptr) GTEST_SKIP() << "no savepoint support";
-  ExplicitTransactionManager tm;
+  ExplicitTransactionManager tm(kUnlogged);
   auto& txn = tm.begin();
   target_->write(*rm, txn, "k9", "before");
   auto sp = txn.savepoint();
@@ -209,7 +213,7 @@ TEST_P(ResourceManagerConformance, SavepointRollbackUndoesLaterWrites) {
 TEST_P(ResourceManagerConformance, PreparedWorkSurvivesANewInstanceAndRecoveryCommitsIt) {
   auto rm = target_->open();
   if (rm->recoverable() == nullptr) GTEST_SKIP() << "no recovery support";
-  ExplicitTransactionManager tm;
+  ExplicitTransactionManager tm(kUnlogged);
   const Xid xid = prepare_and_leave_in_doubt(*target_, *rm, tm, "k11");
   EXPECT_EQ(target_->read_committed("k11"), std::nullopt) << "prepared is not committed";
   rm.reset();  // as if the process died
@@ -229,7 +233,7 @@ TEST_P(ResourceManagerConformance, PreparedWorkSurvivesANewInstanceAndRecoveryCo
 TEST_P(ResourceManagerConformance, RecoveryRollsBackPreparedWork) {
   auto rm = target_->open();
   if (rm->recoverable() == nullptr) GTEST_SKIP() << "no recovery support";
-  ExplicitTransactionManager tm;
+  ExplicitTransactionManager tm(kUnlogged);
   const Xid xid = prepare_and_leave_in_doubt(*target_, *rm, tm, "k12");
   auto fresh = target_->open();
   EXPECT_EQ(fresh->recoverable()->rollback_prepared(xid), RecoverableResource::Outcome::done);
@@ -240,7 +244,7 @@ TEST_P(ResourceManagerConformance, RecoveryRollsBackPreparedWork) {
 TEST_P(ResourceManagerConformance, RecoverListsOnlyTheGivenNodesIds) {
   auto rm = target_->open();
   if (rm->recoverable() == nullptr) GTEST_SKIP() << "no recovery support";
-  ExplicitTransactionManager tm;
+  ExplicitTransactionManager tm(kUnlogged);
   const Xid xid = prepare_and_leave_in_doubt(*target_, *rm, tm, "k13");
   auto fresh = target_->open();
   auto other = fresh->recoverable()->recover(NodeId::random());

@@ -486,6 +486,21 @@ TEST(RecoveryRegistration, AResourceWithNothingToRecoverIsRefused) {
   EXPECT_THROW(recovery.register_resource(std::make_shared<Plain>()), UsageError);
 }
 
+TEST_F(RecoveryTest, ADecisionStoreThatThrowsIsReadAsUnreadableAndTheBranchWaits) {
+  class Throwing : public LastResourceStore {
+   public:
+    Lookup lookup_decision(const Gtrid&) override { throw ResourceError("store gone"); }
+  };
+  auto store = std::make_shared<Throwing>();
+  recovery_->register_resource(RecoveryTarget{"last", nullptr, store});
+  const Gtrid g = log_->new_gtrid();
+  log_->release(g);
+  a_->prepared.insert(xid_of(g, "a"));
+  const auto report = recovery_->run();
+  EXPECT_FALSE(report.complete()) << report.describe();
+  EXPECT_EQ(a_->prepared.size(), 1u) << "presumed aborted although the decision may be there";
+}
+
 TEST(RecoveryRegistration, ATargetNeedsABranchNameAndSomethingToAsk) {
   io::MemEnv env;
   std::shared_ptr<DecisionLog> log = DecisionLog::open(env, "/log");

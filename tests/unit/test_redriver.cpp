@@ -267,6 +267,7 @@ TEST_F(RedriverTest, RecoveryInTheSameProcessLeavesWhatTheRedriverOwnsAlone) {
 }
 
 TEST_F(RedriverTest, WithoutADecisionLogTheProcessRedriverFinishesIt) {
+  tm_.set_options(ManagerOptions{.allow_unlogged_decisions = true});
   Xid xb;
   ASSERT_EQ(commit_with_b_dying(&xb).pending.size(), 1u);
   ASSERT_TRUE(b_->wait_refusals(1));

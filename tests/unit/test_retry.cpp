@@ -32,7 +32,7 @@ class RetryTest : public ::testing::Test {
     p.sleep = [this](std::chrono::microseconds d) { waits_.push_back(d.count()); };
     return p;
   }
-  ExplicitTransactionManager tm_;
+  ExplicitTransactionManager tm_{ManagerOptions{.allow_unlogged_decisions = true}};
   std::vector<std::int64_t> waits_;
   std::shared_ptr<CallLog> log_ = std::make_shared<CallLog>();
 };

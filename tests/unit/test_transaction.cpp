@@ -32,7 +32,8 @@ class TransactionTest : public ::testing::Test {
   Calls calls() const { return log_->entries(); }
 
   std::shared_ptr<CallLog> log_ = std::make_shared<CallLog>();
-  ExplicitTransactionManager tm_;
+  // Most tests here are about the call order, not the decision's durability.
+  ExplicitTransactionManager tm_{ManagerOptions{.allow_unlogged_decisions = true}};
 };
 
 TEST_F(TransactionTest, CommitWithoutParticipantsSucceeds) {
@@ -435,7 +436,7 @@ TEST_F(TransactionTest, ATimedOutTransactionRefusesJoinAndCommit) {
 }
 
 TEST_F(TransactionTest, ManagerTimeoutAppliesToEveryTransaction) {
-  ExplicitTransactionManager tm(ManagerOptions{nullptr, std::chrono::milliseconds(1)});
+  ExplicitTransactionManager tm(ManagerOptions{nullptr, std::chrono::milliseconds(1), true});
   auto& txn = tm.begin();
   ASSERT_TRUE(txn.deadline().has_value());
   std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -787,7 +788,8 @@ class StateMachineTest : public ::testing::TestWithParam<Cell> {};
 TEST_P(StateMachineTest, CallFromCallbackFollowsTheTable) {
   const Cell cell = GetParam();
   // An implicit manager: its begin() would abort a transaction left open, the harmful case.
-  BasicTransactionManager tm(/*explicit_mode=*/false);
+  BasicTransactionManager tm(/*explicit_mode=*/false,
+                             ManagerOptions{.allow_unlogged_decisions = true});
   auto log = std::make_shared<CallLog>();
   RecordingOptions a_options;
   if (cell.where == Where::after_commit_hook_of_a_failed_commit) a_options.fail_at = Step::tpc_vote;
@@ -1381,6 +1383,57 @@ TEST_F(TransactionTest, ReportsDuringAbortAndSavepointRollbackWithoutADecisionLo
   tm_.abort();  // abort() never throws, reports or not
   EXPECT_EQ(log_->of("late").back(), "abort");
   EXPECT_FALSE(a->committed());
+}
+
+// ---- the decision needs a log ----------------------------------------------------------------
+
+TEST_F(TransactionTest, TwoVotersWithoutADecisionLogAreRefusedBeforeAnyonePreparesNamingTheFix) {
+  ExplicitTransactionManager tm;  // no decision log, nothing allowed
+  auto a = rm("a"), b = rm("b");
+  auto& txn = tm.begin();
+  a->set(txn, "1");
+  b->set(txn, "1");
+  try {
+    tm.commit();
+    FAIL() << "two voters committed without a decision log";
+  } catch (const UsageError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("DecisionLog"), std::string::npos) << m;
+    EXPECT_NE(m.find("allow_unlogged_decisions = true"), std::string::npos) << m;
+    EXPECT_NE(m.find("'a', 'b'"), std::string::npos) << m;
+  }
+  EXPECT_EQ(calls(), (Calls{"a.abort", "b.abort"})) << "nobody was told to prepare";
+  EXPECT_EQ(txn.status(), Status::commit_failed);
+  tm.abort();
+}
+
+TEST_F(TransactionTest, WithoutADecisionLogOneVoterOrALastResourceNeedsNoneAndTheOptionAllowsMore) {
+  {
+    ExplicitTransactionManager tm;
+    rm("a")->set(tm.begin(), "1");
+    EXPECT_TRUE(tm.commit().complete()) << "one participant: no decision to log";
+  }
+  {
+    ExplicitTransactionManager tm;
+    RecordingOptions last;
+    last.last_resource = true;
+    auto a = rm("a"), l = rm("l", last);
+    auto& txn = tm.begin();
+    a->set(txn, "1");
+    l->set(txn, "1");
+    EXPECT_TRUE(tm.commit().complete()) << "the last resource carries the decision";
+  }
+  {
+    ExplicitTransactionManager tm(ManagerOptions{.allow_unlogged_decisions = true});
+    auto a = rm("a"), b = rm("b");
+    auto& txn = tm.begin();
+    a->set(txn, "1");
+    b->set(txn, "1");
+    const CommitOutcome outcome = tm.commit();
+    EXPECT_TRUE(outcome.complete());
+    EXPECT_FALSE(outcome.decision_logged) << "allowed, and nothing recorded";
+    EXPECT_EQ(b->committed(), "1");
+  }
 }
 
 }  // namespace

@@ -50,12 +50,19 @@ class Synchronizer {
 };
 
 struct ManagerOptions {
-  /// Where decisions of transactions with two or more voters are made durable. Without one the
-  /// coordinator still runs the two-phase commit, but a crash between the decision and the end
-  /// of phase 2 can leave participants in different states: use one in production.
+  /// Where decisions of transactions with two or more voters are made durable (the forced
+  /// commit record). Without one, such a commit is refused (UsageError, before anything is
+  /// prepared) unless allow_unlogged_decisions is set.
   std::shared_ptr<DecisionLog> decision_log;
   /// Applied to every transaction at begin (Transaction::set_timeout).
   std::optional<std::chrono::steady_clock::duration> timeout;
+  /// Without a decision log, still commit transactions with two or more participants that
+  /// can vote (and no last resource carrying the decision), with no commit record at all: a
+  /// crash between the decision and the end of phase 2 then leaves some participants
+  /// committed and the others rolled back by recovery (presumed abort). For tests and
+  /// throw-away data; never in production. Single-participant commits, and commits whose last
+  /// resource carries the decision, need no log and are never refused.
+  bool allow_unlogged_decisions = false;
 };
 
 class TransactionManager {

@@ -2,8 +2,37 @@
 // a transaction, in which order, what each call may do, and what its failure means.
 //
 // This header is the protocol's reference (after Zope's `transaction.interfaces`, with what
-// that leaves vague written down). An implementation that follows it can be checked with the
-// conformance suite (<xact/testing/conformance.hpp>).
+// that leaves vague written down). It stands alone: a new store is written against it and
+// <xact/transaction.hpp> (the calls an RM makes back: xid_for, doom, report_rollback_failure,
+// report_heuristic). An implementation that follows it can be checked with the conformance
+// suite (<xact/testing/conformance.hpp>).
+//
+// ---------------------------------------------------------------------------------------------
+// The calls at a glance
+// ---------------------------------------------------------------------------------------------
+//   call                    may throw?               noexcept  idempotent  durable before return
+//   resource_name,sort_key  no (stable values)       -         yes         -
+//   abort                   no: reports instead      yes       yes         no (nothing prepared)
+//   tpc_begin               yes: fails the commit    -         -           no
+//   commit                  yes: fails the commit    -         -           no (staged only)
+//   tpc_vote                yes: a no vote           -         -           YES for Vote::yes
+//   tpc_finish              I/O only: pending        -         yes         yes (see below)
+//   tpc_abort               no: reports instead      yes       yes         no (presumed abort)
+//   commit_one_phase        yes; InDoubtError: in    -         -           YES (it is the
+//                           doubt, else rolled back                        decision)
+//   can_prepare             no                       -         yes         -
+//   savepoint               yes: fails the txn       -         -           no
+//   ResourceSavepoint::     yes: poisons the txn     -         yes         no
+//     rollback
+//   should_retry            no                       yes       yes         -
+//   recover,                yes: unreachable, owed   -         yes         -
+//     recover_all_nodes     (default: UsageError)
+//   commit_prepared,        yes: unreachable, owed   -         yes: then   yes
+//     rollback_prepared     and retried                        unknown_id
+//   lookup_decision         no: return unreadable    -         yes         -
+//                           (a throw is read so)
+//   forget_decision         no                       yes       yes         no
+//   forget_decisions_before yes: logged, retried     -         yes         no
 //
 // ---------------------------------------------------------------------------------------------
 // Joining
@@ -75,20 +104,42 @@
 //   Throwing is a "no" vote: the transaction fails and is rolled back everywhere.
 // - tpc_finish: must not fail for a logical reason (it must not refuse to commit what it
 //   prepared). It may fail for an I/O reason (server gone): then the transaction is STILL
-//   COMMITTED. The coordinator goes on finishing the others, commit() does not throw, and the
-//   RM's branch is reported as a pending completion (CommitOutcome::pending) that the
-//   coordinator's re-driver (<xact/redriver.hpp>) finishes with commit_prepared(xid), called
-//   from its own thread until it succeeds (recovery does, after a restart). tpc_finish must be
-//   idempotent.
-// - tpc_abort and abort: must not fail for a logical reason, and must be idempotent. If one
-//   throws (I/O), the coordinator logs it and carries on with the other RMs; a prepared branch
-//   left behind is rolled back by the re-driver with rollback_prepared(xid) (a recoverable RM
-//   whose tpc_abort threw), else by recovery (presumed abort: no commit record means roll
-//   back). An RM whose rollback of a prepared branch fails should throw from tpc_abort, so the
-//   branch is handed over rather than left holding its locks until a restart.
+//   COMMITTED. The coordinator goes on finishing the others, and the RM's branch is reported
+//   as a pending completion (CommitOutcome::pending) that the coordinator's re-driver
+//   (<xact/redriver.hpp>) finishes with commit_prepared(xid), called from its own thread until
+//   it succeeds (recovery does, after a restart). commit() does not throw for it, with one
+//   exception: a sole voter (no commit record was needed) whose tpc_finish fails makes the
+//   coordinator write a commit record then, so recovery never presumes abort for a branch
+//   reported committed; if that write fails too, commit() throws InDoubtError (do not retry;
+//   recovery decides after a restart). Without a decision log the pending completion is known
+//   only to this process (logged as an error). tpc_finish must be idempotent, and should be
+//   durable before it returns: for a sole voter nothing else records the commit (note:
+//   FileStorage::finish leaves its commit mark to the next sync; a crash right after it can
+//   turn such a commit into a presumed abort).
+// - tpc_abort and abort are noexcept and idempotent. A rollback that fails (I/O) is reported
+//   with txn.report_rollback_failure(*this, error): the coordinator logs it and carries on with
+//   the other RMs; after a tpc_abort of a recoverable RM it hands the branch, which may still
+//   be prepared and hold its locks, to the re-driver (rollback_prepared(xid) until it
+//   succeeds); anything left is rolled back by recovery (presumed abort: no commit record
+//   means roll back). The failed commit's own error is not replaced.
 // - "Heuristic" outcome: reserved for an RM that decided on its own (rolled back what the log
 //   says is committed, or the reverse) and for a compensation that found someone else's value.
-//   Not an I/O error.
+//   Not an I/O error. Found by recovery or the re-driver, it is the Outcome of commit_prepared
+//   or rollback_prepared; found during a live tpc_abort, abort or savepoint rollback, the RM
+//   reports it with txn.report_heuristic(*this, detail, outcome). Either way it is logged,
+//   counted, recorded in the decision log (`xact heuristics list`) until an operator forgets
+//   it, and (live) listed by Transaction::heuristics().
+//
+// ---------------------------------------------------------------------------------------------
+// One-phase commit that fails
+// ---------------------------------------------------------------------------------------------
+// commit_one_phase is the decision. It throws InDoubtError when the RM cannot tell whether its
+// commit happened (the connection broke during COMMIT): commit() then throws InDoubtError, no
+// RM is called again, and (with a last resource) the voters stay prepared until recovery asks
+// the last resource's DecisionStore whether the decision marker committed. Any other exception
+// means "not committed": every begun RM gets tpc_abort (the one-phase RM too) and commit()
+// throws that exception. A sole participant's failed one-phase commit leaves nothing prepared,
+// so recovery has nothing to do for it; the application must not retry after InDoubtError.
 //
 // ---------------------------------------------------------------------------------------------
 // Transaction ids, durability of the decision, one-phase commit
@@ -99,6 +150,13 @@
 // coordinator forces a commit record to its decision log before the first tpc_finish. With
 // exactly one yes vote (the others read-only) no record is needed: until tpc_finish the RM is
 // merely prepared, and a crash rolls it back.
+//
+// A manager without a decision log refuses (UsageError, before tpc_begin: every RM gets
+// abort()) a commit with two or more participants that can vote and no last resource: the
+// votes are not known yet, so read-only voters count. The message names the fixes: give the
+// manager a DecisionLog (ManagerOptions::decision_log), or set
+// ManagerOptions::allow_unlogged_decisions = true, which commits with no record at all (a crash
+// in phase 2 then leaves the participants disagreeing; for tests and throw-away data).
 //
 // OnePhaseCommit (optional): an RM that can commit without a prepare. When it is the only
 // participant, the coordinator calls tpc_begin, commit, commit_one_phase instead of
@@ -121,7 +179,8 @@
 //   RM in joining order, after-abort hooks, after_completion.
 // - Savepoint rollback: abort() on the RMs that joined after the savepoint, newest first; then
 //   ResourceSavepoint::rollback() of the savepoint's RMs in joining order.
-// A failing call is logged and the clean-up goes on with the next RM.
+// abort and tpc_abort never throw; a failure they report is logged and the clean-up goes on
+// with the next RM.
 //
 // ---------------------------------------------------------------------------------------------
 // Threading
@@ -132,11 +191,64 @@
 // threads over its lifetime (coroutines move between threads).
 //
 // ---------------------------------------------------------------------------------------------
-// Crash points (for the crash harness): coordinator side
+// Doom and timeouts
 // ---------------------------------------------------------------------------------------------
-//   before tpc_begin | after tpc_begin | after commit | after each vote | before the commit
-//   record | after the commit record | after each tpc_finish | after the done record
-// At each, a restart followed by recovery must leave every RM committed or rolled back together.
+// An RM may call txn.doom() (or txn.abort()) from tpc_begin, commit or tpc_vote: the commit
+// then fails before the decision with DoomedTransactionError and every RM is rolled back as
+// after any failure. From tpc_finish (after the decision) doom() is a UsageError. A
+// transaction's timeout (Transaction::set_timeout, ManagerOptions::timeout) is checked at
+// join() and at the start of commit(): past it they throw TransactionTimeoutError and the
+// transaction is doomed; a commit already in phase 1 is not interrupted, and no RM gets a call
+// for the timeout itself, only the abort() that follows. An RM's own time limits (lock waits,
+// statement timeouts) surface as exceptions from its calls.
+//
+// ---------------------------------------------------------------------------------------------
+// Recovery and the re-driver (<xact/recovery.hpp>, <xact/redriver.hpp>)
+// ---------------------------------------------------------------------------------------------
+// Recovery needs only a RecoveryTarget: the resource name, the RecoverableResource and, for a
+// last resource, the DecisionStore (Recovery::register_resource also takes a whole RM). Order
+// of one run: (1) every commit record without a done record is re-driven: commit_prepared on
+// each of its branches (unknown_id counts as done), then the done record; (2) every other id
+// an RM lists by recover(node) is committed when a registered DecisionStore holds its decision,
+// left waiting when one is unreadable, rolled back otherwise (presumed abort); (3) heuristic
+// outcomes are recorded; (4) the decision markers of finished transactions are forgotten, and
+// after the first complete run those of earlier epochs (forget_decisions_before).
+// commit_prepared and rollback_prepared are idempotent: a second call for the same id returns
+// unknown_id. They are called from recovery's and the re-driver's threads while live
+// transactions use the same RM for other ids, so they must be thread-safe; never for the id of
+// a transaction still running in this process, and never by both for the same branch at once
+// (DecisionLog::in_flight). lookup_decision should return unreadable rather than throw;
+// recovery treats an exception as unreadable (the branch waits, never presumed aborted).
+//
+// ---------------------------------------------------------------------------------------------
+// A compensating participant (a store that cannot prepare, made to look as if it could)
+// ---------------------------------------------------------------------------------------------
+// - tpc_vote applies the change and returns Vote::yes only once its undo log (what to put back)
+//   is durable: that is the promise of a yes vote.
+// - tpc_finish / commit_prepared drop the undo log (idempotent).
+// - tpc_abort / rollback_prepared compensate: write back the old values from the undo log, then
+//   drop it (idempotent: a second call finds no undo log, unknown_id).
+// - Heuristic: when compensating finds a value there that is neither its own nor the old one
+//   (someone else wrote meanwhile), it leaves that value and says so: heuristic_commit (its
+//   work stays) or heuristic_mixed (partly undone) from rollback_prepared, or
+//   txn.report_heuristic(*this, detail, outcome) during a live tpc_abort, abort or a savepoint's
+//   rollback. Its changes are visible to others before the decision: it is not isolated.
+//
+// ---------------------------------------------------------------------------------------------
+// Crash points (for the crash harness, <xact/crash_point.hpp>): coordinator side
+// ---------------------------------------------------------------------------------------------
+//   coordinator.before_tpc_begin     hooks ran; no participant was told anything
+//   coordinator.after_tpc_begin      every participant began
+//   coordinator.after_commit         every participant staged its work
+//   coordinator.after_vote           after each yes/read-only vote (hit N = Nth vote)
+//   coordinator.before_commit_record every vote yes; nothing logged
+//   coordinator.after_commit_record  the decision is durable; nobody finished
+//   coordinator.after_last_resource  the last resource committed with the decision
+//   coordinator.after_finish         after each tpc_finish (hit N = Nth finish)
+//   coordinator.after_done_record    every participant finished; done record queued
+// RMs name their own "<resource>.<step>" (the kv store: .after_prepare, .after_commit_prepared,
+// .after_one_phase). At each, a restart followed by recovery must leave every RM committed or
+// rolled back together.
 #pragma once
 
 #include <compare>
@@ -256,6 +368,7 @@ class DecisionStore {
   enum class Lookup { committed, not_found, unreadable };
   virtual ~DecisionStore() = default;
   /// `unreadable` (the store cannot be read now) makes recovery wait; it never presumes abort.
+  /// Should not throw; recovery reads an exception as `unreadable`.
   virtual Lookup lookup_decision(const Gtrid& gtrid) = 0;
   /// Drops the marker once every other participant finished. Must not throw.
   virtual void forget_decision(const Gtrid& gtrid) noexcept = 0;

@@ -305,6 +305,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   std::exception_ptr failure_;
   std::string doom_reason_;
   std::vector<HeuristicOutcome> heuristics_;
+  bool allow_unlogged_decisions_ = false;  // ManagerOptions::allow_unlogged_decisions
 };
 
 }  // namespace xact

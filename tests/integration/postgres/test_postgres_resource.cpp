@@ -58,7 +58,7 @@ class PostgresResourceTest : public ::testing::Test {
   std::unique_ptr<TempTable> t1_, t2_;
   std::unique_ptr<Plain> db1_, db2_;
   std::shared_ptr<PostgresResource> rm1_, rm2_;
-  ExplicitTransactionManager tm_;
+  ExplicitTransactionManager tm_{ManagerOptions{.allow_unlogged_decisions = true}};
 };
 
 TEST_F(PostgresResourceTest, TheOnlyParticipantCommitsInOnePhase) {

@@ -62,7 +62,7 @@ class SqlResourceTest : public ::testing::Test {
   std::shared_ptr<FakeDb> db_ = std::make_shared<FakeDb>();
   std::shared_ptr<FakeResource> rm_ = FakeResource::create("sql:test", db_);
   std::shared_ptr<CallLog> calls_ = std::make_shared<CallLog>();
-  ExplicitTransactionManager tm_;
+  ExplicitTransactionManager tm_{ManagerOptions{.allow_unlogged_decisions = true}};
   std::vector<std::string> warnings_;
 };
 

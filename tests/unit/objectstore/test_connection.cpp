@@ -650,7 +650,7 @@ TEST_F(ConnectionTest, ObjectsAndARecordingParticipantCommitTogether) {
   const Oid oid = make_counter("c", 0);
   auto log = std::make_shared<testing::CallLog>();
   auto other = std::make_shared<testing::RecordingResource>("rec", log);
-  ExplicitTransactionManager tm;
+  ExplicitTransactionManager tm(ManagerOptions{.allow_unlogged_decisions = true});
   auto c = open(tm);
   auto& txn = tm.begin();
   c->get<Counter>(oid)->add(3);
@@ -668,7 +668,7 @@ TEST_F(ConnectionTest, AFailingParticipantRollsTheObjectsBack) {
   auto log = std::make_shared<testing::CallLog>();
   auto other = std::make_shared<testing::RecordingResource>(
       "rec", log, testing::RecordingOptions{.fail_at = testing::Step::tpc_vote});
-  ExplicitTransactionManager tm;
+  ExplicitTransactionManager tm(ManagerOptions{.allow_unlogged_decisions = true});
   auto c = open(tm);
   auto& txn = tm.begin();
   auto counter = c->get<Counter>(oid);
