@@ -556,6 +556,7 @@ CommitOutcome Transaction::commit_participants() {
   }
   status_ = Status::committed;
   outcome.committed = true;
+  decision_recorded_ = outcome.decision_logged;
 
   // Phase 2: every voter is told, whatever happens to the others.
   std::vector<detail::Participant*> unfinished;

@@ -112,10 +112,12 @@
 //   coordinator write a commit record then, so recovery never presumes abort for a branch
 //   reported committed; if that write fails too, commit() throws InDoubtError (do not retry;
 //   recovery decides after a restart). Without a decision log the pending completion is known
-//   only to this process (logged as an error). tpc_finish must be idempotent, and should be
-//   durable before it returns: for a sole voter nothing else records the commit (note:
-//   FileStorage::finish leaves its commit mark to the next sync; a crash right after it can
-//   turn such a commit into a presumed abort).
+//   only to this process (logged as an error). tpc_finish must be idempotent, and durable
+//   before it returns unless txn.decision_recorded() (a commit record in the decision log or a
+//   last resource's decision table holds the decision, so recovery commits the branch even if
+//   the RM's own commit mark is lost): for a sole voter nothing else records the commit, and a
+//   commit mark lost in a crash would turn a reported commit into a presumed abort. (The file
+//   storage syncs its commit mark exactly then.)
 // - tpc_abort and abort are noexcept and idempotent. A rollback that fails (I/O) is reported
 //   with txn.report_rollback_failure(*this, error): the coordinator logs it and carries on with
 //   the other RMs; after a tpc_abort of a recoverable RM it hands the branch, which may still

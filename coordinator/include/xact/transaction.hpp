@@ -209,6 +209,13 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   /// The heuristic outcomes reported during this transaction, oldest first: after a failed
   /// commit (before abort()) or a savepoint rollback, the caller reads them here.
   const std::vector<HeuristicOutcome>& heuristics() const noexcept { return heuristics_; }
+  /// For tpc_finish: true when the commit decision is recorded durably outside the participant
+  /// being finished (a commit record forced to the decision log, or a last resource's decision
+  /// table), so recovery commits its branch after a crash even if its own commit mark is lost.
+  /// False for a sole voter (the others voted read-only) and for unlogged commits: tpc_finish
+  /// must then be durable before it returns, or a crash would turn a reported commit into a
+  /// presumed abort.
+  bool decision_recorded() const noexcept { return decision_recorded_; }
 
   // --- savepoints -------------------------------------------------------------------------------
   /// A savepoint over every participant. Throws UsageError naming the first participant without
@@ -305,6 +312,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   std::exception_ptr failure_;
   std::string doom_reason_;
   std::vector<HeuristicOutcome> heuristics_;
+  bool decision_recorded_ = false;
   bool allow_unlogged_decisions_ = false;  // ManagerOptions::allow_unlogged_decisions
 };
 

@@ -652,11 +652,12 @@ Vote Connection::tpc_vote(Transaction&) {
   return Vote::yes;
 }
 
-void Connection::tpc_finish(Transaction&) {
+void Connection::tpc_finish(Transaction& txn) {
   if (!prepared_) return;  // idempotent
   Tid tid = kNoTid;
   try {
-    tid = storage_->finish(*prepared_);
+    // A sole voter's commit mark is the only record of the decision: durable before we return.
+    tid = storage_->finish(*prepared_, /*durable=*/!txn.decision_recorded());
   } catch (...) {
     // Committed by the decision; recovery finishes the storage's part. Our states may not be
     // what the storage ends up with (a merge): reload them.

@@ -1252,9 +1252,9 @@ Storage::PreparedId FileStorage::prepare(CommitRequest request) {
   return id;
 }
 
-Tid FileStorage::finish(PreparedId id) {
+Tid FileStorage::finish(PreparedId id, bool durable) {
   impl_->check_writable();
-  return impl_->decide(id, true, false);
+  return impl_->decide(id, true, durable);
 }
 
 void FileStorage::abort(PreparedId id) noexcept {
@@ -1317,7 +1317,7 @@ void FileStorage::close() noexcept {
   s.listener = {};
   if (s.writer && s.failure.empty()) {
     try {
-      // The last commit marks were not synced by finish(): make them durable now, so a
+      // The last commit marks of finish(id, false) were not synced: make them durable now, so a
       // clean close never leaves work for recovery.
       // Also with SyncMode::none: the index may only cover bytes that are fsynced.
       s.writer->sync();

@@ -121,7 +121,7 @@ Tid MemoryStorage::commit_locked(CommitRequest& request, PreparedId id) {
   return tid;
 }
 
-Tid MemoryStorage::finish(PreparedId id) {
+Tid MemoryStorage::finish(PreparedId id, bool /*durable: nothing outlives the process*/) {
   std::unique_lock lock(mutex_);
   check_open();
   auto it = prepared_.find(id);

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <xact/io/fault_injection_env.hpp>
 #include <xact/manager.hpp>
 #include <xact/objectstore/db.hpp>
 #include <xact/objectstore/file_storage.hpp>
@@ -661,6 +662,47 @@ TEST_F(ConnectionTest, ObjectsAndARecordingParticipantCommitTogether) {
   ExplicitTransactionManager tm2;
   auto c2 = open(tm2);
   EXPECT_EQ(c2->get<Counter>(oid)->value(), 3);
+}
+
+// Rule: a commit reported to the caller survives a crash. With a read-only second participant
+// the file storage is the sole voter: no commit record is written anywhere, so its commit mark
+// is the decision and must be durable before commit() returns (a lost mark would leave the
+// transaction prepared, and recovery would presume abort).
+TEST(ConnectionSoleVoter, ACommitWithAReadOnlyVoterSurvivesACrashRightAfterIt) {
+  io::FaultInjectionEnv env;
+  env.create_dir("/db");
+  env.sync_dir("/");
+  FileStorageOptions fo;
+  fo.env = &env;
+  fo.preallocate_bytes = 0;
+  const std::string path = "/db/sole.xfs";
+  Oid oid = kRootOid;
+  {
+    auto db = DB::open(std::shared_ptr<Storage>(FileStorage::open(path, fo)));
+    auto log = std::make_shared<testing::CallLog>();
+    auto reader = std::make_shared<testing::RecordingResource>(
+        "reader", log, testing::RecordingOptions{.read_only = true});
+    ExplicitTransactionManager tm(ManagerOptions{.allow_unlogged_decisions = true});
+    ConnectionOptions co;
+    co.manager = &tm;
+    auto c = db->open(co);
+    auto& txn = tm.begin();
+    auto counter = std::make_shared<Counter>();
+    counter->add(7);
+    c->root()->set("c", counter);
+    reader->set(txn, "only read");
+    const auto outcome = tm.commit();
+    ASSERT_TRUE(outcome.complete());
+    EXPECT_FALSE(outcome.decision_logged);
+    oid = counter->oid();
+    env.crash();  // the process dies: nothing unsynced survives
+  }
+  auto db = DB::open(std::shared_ptr<Storage>(FileStorage::open(path, fo)));
+  ExplicitTransactionManager tm;
+  ConnectionOptions co;
+  co.manager = &tm;
+  auto c = db->open(co);
+  EXPECT_EQ(c->get<Counter>(oid)->value(), 7);
 }
 
 TEST_F(ConnectionTest, AFailingParticipantRollsTheObjectsBack) {

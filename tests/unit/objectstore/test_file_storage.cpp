@@ -406,13 +406,30 @@ TEST_F(FileStorageTest, OnePhaseCommitCostsOneWriteAndOneSync) {
   EXPECT_EQ(env_.writes() - writes, 20u);
 }
 
-TEST_F(FileStorageTest, PrepareSyncsButFinishDoesNot) {
+TEST_F(FileStorageTest, PrepareSyncsButFinishOfARecordedDecisionDoesNot) {
   auto s = open();
   const auto syncs = env_.syncs();
   const auto id = s->prepare(request({{1, kNoTid, obj(1)}}));
   EXPECT_EQ(env_.syncs() - syncs, 1u);
-  s->finish(id);
+  s->finish(id, /*durable=*/false);
   EXPECT_EQ(env_.syncs() - syncs, 1u);
+}
+
+// Rule: a finish whose decision nothing else records (a sole voter) is durable when it returns;
+// a crash right after it keeps the commit.
+TEST_F(FileStorageTest, ADurableFinishSyncsItsCommitMarkAndSurvivesACrash) {
+  {
+    auto s = open();
+    const auto id = s->prepare(request({{1, kNoTid, obj(1)}}));
+    const auto syncs = env_.syncs();
+    s->finish(id);  // durable by default
+    EXPECT_EQ(env_.syncs() - syncs, 1u);
+    s->set_invalidation_listener({});
+    env_.crash();
+  }
+  auto s = open();
+  EXPECT_EQ(s->open_report().prepared, 0u);
+  EXPECT_EQ(value_of(s->load(1)->data), 1);
 }
 
 TEST_F(FileStorageTest, ConcurrentCommittersShareSyncs) {
@@ -443,7 +460,7 @@ TEST_F(FileStorageTest, ACommitMarkLostInACrashLeavesThePreparedTransactionToRec
     put(*s, 1, 1);
     CommitRequest r = request({{1, s->load(1)->serial, obj(2)}, {2, kNoTid, obj(2)}});
     r.xid = xid;
-    s->finish(s->prepare(r));
+    s->finish(s->prepare(r), /*durable=*/false);  // the decision is in a coordinator's log
     s->set_invalidation_listener({});
     // No close: the process dies; the unsynced commit mark is lost.
     env_.crash();
@@ -467,7 +484,7 @@ TEST_F(FileStorageTest, ALaterDurableCommitMakesAnEarlierCommitMarkDurable) {
   {
     auto s = open();
     const auto id = s->prepare(request({{1, kNoTid, obj(1)}}));
-    s->finish(id);
+    s->finish(id, /*durable=*/false);
     put(*s, 2, 2);  // synced: covers the mark before it
     env_.crash();
   }
@@ -770,8 +787,8 @@ TEST_F(FileStorageTest, DamageInTheLastUnsyncedWritesIsATornTailEvenWithValidRec
     const auto p1 = s->prepare(request({{2, kNoTid, obj(2)}}));
     const auto p2 = s->prepare(request({{3, kNoTid, obj(3)}}));
     mark1 = s->stats().end_of_data;
-    s->finish(p1);
-    s->finish(p2);
+    s->finish(p1, /*durable=*/false);
+    s->finish(p2, /*durable=*/false);
   }
   std::string data = env_.read_file(kPath);
   zero(data, mark1, io::kRecordOverhead + 24);  // the first mark: durable end, offset, tid

@@ -14,8 +14,9 @@
 //   FILE.pack       a pack in progress;  FILE.old  the file as it was before the last pack
 //
 // Committing. prepare() appends a prepared record and fsyncs it (a yes vote); finish()
-// appends a commit mark carrying the tid, without an fsync of its own (the decision is in the
-// coordinator's log, and any later durable write covers it); commit_one_phase() appends one
+// appends a commit mark carrying the tid, with an fsync (shared with concurrent writers) unless
+// the decision is recorded elsewhere (finish(id, false): the coordinator's commit record or a
+// last resource's decision table; any later durable write then covers the mark); commit_one_phase() appends one
 // committed record with one fsync. Concurrent committers share fsyncs (group commit). After
 // a failed write or fsync the storage is fail-stop: every later write throws StorageError
 // until it is opened again.
@@ -205,7 +206,8 @@ class FileStorage final : public Storage {
   void iterate(Tid from, Tid to,
                const std::function<bool(const TransactionRecord&)>& fn) const override;
   PreparedId prepare(CommitRequest request) override;
-  Tid finish(PreparedId id) override;
+  using Storage::finish;
+  Tid finish(PreparedId id, bool durable) override;
   void abort(PreparedId id) noexcept override;
   Tid commit_one_phase(CommitRequest request) override;
   void set_invalidation_listener(InvalidationListener listener) override;

@@ -32,7 +32,8 @@ class MemoryStorage final : public Storage {
                const std::function<bool(const TransactionRecord&)>& fn) const override;
 
   PreparedId prepare(CommitRequest request) override;
-  Tid finish(PreparedId id) override;
+  using Storage::finish;
+  Tid finish(PreparedId id, bool durable) override;
   void abort(PreparedId id) noexcept override;
   Tid commit_one_phase(CommitRequest request) override;
   void set_invalidation_listener(InvalidationListener listener) override;

@@ -19,11 +19,15 @@
 //                         again with the committed serial as base);
 //                       - a read-check whose serial is not current: ReadConflictError.
 //                     Nothing is locked or written when it throws.
-//   finish(id)        commits: assigns the tid (so tids follow commit order, and every
+//   finish(id, durable) commits: assigns the tid (so tids follow commit order, and every
 //                     snapshot is a prefix of the history), makes the revisions visible,
-//                     releases the locks and tells the invalidation listener. An I/O failure
-//                     throws StorageError; the transaction then stays prepared and recovery
-//                     finishes it by xid.
+//                     releases the locks and tells the invalidation listener. With `durable`
+//                     (the default) the commit is durable when it returns; without, it may wait
+//                     for the next durable write: only when something else records the decision
+//                     (Transaction::decision_recorded(): a commit record in the decision log, or
+//                     a last resource's decision table), so recovery commits it after a crash.
+//                     An I/O failure throws StorageError; the transaction then stays prepared
+//                     and recovery finishes it by xid.
 //   abort(id)         releases a prepared transaction. Never throws.
 //   commit_one_phase  prepare + finish in one step with one durable write: for a transaction
 //                     with this storage as its only participant.
@@ -125,7 +129,8 @@ class Storage : public RecoverableResource {
 
   // --- committing (see the file comment) ----------------------------------------------------
   virtual PreparedId prepare(CommitRequest request) = 0;
-  virtual Tid finish(PreparedId id) = 0;
+  virtual Tid finish(PreparedId id, bool durable) = 0;
+  Tid finish(PreparedId id) { return finish(id, true); }
   virtual void abort(PreparedId id) noexcept = 0;
   virtual Tid commit_one_phase(CommitRequest request) = 0;
 
