@@ -47,7 +47,7 @@ class MySqlResourceTest : public ::testing::Test {
 };
 
 TEST_F(MySqlResourceTest, TheOnlyParticipantCommitsInOnePhaseWithoutPreparing) {
-  ExplicitTransactionManager tm;
+  ExplicitTransactionManager tm{ManagerOptions{.allow_unlogged_decisions = true}};
   auto& txn = tm.begin();
   put(*rm_, txn, table_->name(), "a", "1");
   const auto outcome = tm.commit();
@@ -60,7 +60,7 @@ TEST_F(MySqlResourceTest, TheOnlyParticipantCommitsInOnePhaseWithoutPreparing) {
 TEST_F(MySqlResourceTest, PreparedBranchIsListedBinarySafelyAndCommittedById) {
   Xid xid;
   {
-    ExplicitTransactionManager tm;
+    ExplicitTransactionManager tm{ManagerOptions{.allow_unlogged_decisions = true}};
     auto& txn = tm.begin();
     put(*rm_, txn, table_->name(), "p", "prepared");
     txn.join(in_doubt_last());
@@ -109,7 +109,7 @@ TEST_F(MySqlResourceTest, ADeadlockIsMappedAndRetriedToSuccessByRun) {
   std::atomic<int> attempts{0};
   std::atomic<int> deadlocks{0};
   auto worker = [&](const std::string& first, const std::string& second) {
-    ExplicitTransactionManager tm;
+    ExplicitTransactionManager tm{ManagerOptions{.allow_unlogged_decisions = true}};
     RetryPolicy policy;
     policy.attempts = 5;
     xact::run(
@@ -151,7 +151,7 @@ TEST_F(MySqlResourceTest,
   // A prepared branch holds the row lock (as one left by a crash would).
   Xid holder;
   {
-    ExplicitTransactionManager tm;
+    ExplicitTransactionManager tm{ManagerOptions{.allow_unlogged_decisions = true}};
     auto& txn = tm.begin();
     put(*rm_, txn, table_->name(), "x", "held");
     txn.join(in_doubt_last());
@@ -160,7 +160,7 @@ TEST_F(MySqlResourceTest,
     tm.abort();
   }
   {
-    ExplicitTransactionManager tm;
+    ExplicitTransactionManager tm{ManagerOptions{.allow_unlogged_decisions = true}};
     auto& txn = tm.begin();
     put(*rm, txn, table_->name(), "y", "mine");
     EXPECT_THROW(put(*rm, txn, table_->name(), "x", "mine"), sql::LockTimeoutError);
@@ -170,7 +170,7 @@ TEST_F(MySqlResourceTest,
   }
   EXPECT_EQ(v("y"), "old");
   {
-    ExplicitTransactionManager tm;
+    ExplicitTransactionManager tm{ManagerOptions{.allow_unlogged_decisions = true}};
     auto& txn = tm.begin();
     put(*rm, txn, table_->name(), "y", "mine");
     auto sp = txn.savepoint();
@@ -184,7 +184,7 @@ TEST_F(MySqlResourceTest,
 }
 
 TEST_F(MySqlResourceTest, AFailedStatementRollsBackOnlyItselfAndTheBranchGoesOn) {
-  ExplicitTransactionManager tm;
+  ExplicitTransactionManager tm{ManagerOptions{.allow_unlogged_decisions = true}};
   auto& txn = tm.begin();
   rm_->execute(txn, "INSERT INTO " + table_->name() + " VALUES ('d', '1')");
   EXPECT_THROW(rm_->execute(txn, "INSERT INTO " + table_->name() + " VALUES ('d', '2')"),
@@ -196,7 +196,7 @@ TEST_F(MySqlResourceTest, AFailedStatementRollsBackOnlyItselfAndTheBranchGoesOn)
 }
 
 TEST_F(MySqlResourceTest, SavepointsWorkInsideAnXaBranch) {
-  ExplicitTransactionManager tm;
+  ExplicitTransactionManager tm{ManagerOptions{.allow_unlogged_decisions = true}};
   auto& txn = tm.begin();
   put(*rm_, txn, table_->name(), "s1", "kept");
   auto sp = txn.savepoint();
@@ -213,7 +213,7 @@ TEST_F(MySqlResourceTest, ResultsAreTypedAndBytesRoundTrip) {
   TempTable t(
       "id BIGINT PRIMARY KEY, u BIGINT UNSIGNED, d DOUBLE, b VARBINARY(16), s TEXT, "
       "n DECIMAL(10,2), z INT NULL");
-  ExplicitTransactionManager tm;
+  ExplicitTransactionManager tm{ManagerOptions{.allow_unlogged_decisions = true}};
   auto& txn = tm.begin();
   const sql::Bytes blob = {0, 1, 0xff, 0};
   rm_->execute(txn, "INSERT INTO " + t.name() + " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -236,7 +236,7 @@ TEST_F(MySqlResourceTest, ResultsAreTypedAndBytesRoundTrip) {
 // reordered and repeated; literals and comments keep their `$n`.
 TEST_F(MySqlResourceTest, DollarPlaceholdersServeTheSameStatementAsOnTheOtherStores) {
   const std::string t = table_->name();
-  ExplicitTransactionManager tm;
+  ExplicitTransactionManager tm{ManagerOptions{.allow_unlogged_decisions = true}};
   auto& txn = tm.begin();
   rm_->execute(txn, "INSERT INTO " + t + " (k, v) VALUES ($2, $1) /* $3 */", {"one", "two"});
   rm_->execute(txn, "INSERT INTO " + t + " (k, v) VALUES ($1, '$1 -- $2')", {"three"});
@@ -272,7 +272,7 @@ TEST_F(MySqlResourceTest, RequireTransactionalAcceptsInnoDbAndRefusesMyIsamNamin
 
 TEST_F(MySqlResourceTest, AnEnlistedConnectionCarriesTheBranchAndIsTheApplicationsAgainAfter) {
   auto mine = std::shared_ptr<mysql::MySqlConnection>(rm_->open_connection());
-  ExplicitTransactionManager tm;
+  ExplicitTransactionManager tm{ManagerOptions{.allow_unlogged_decisions = true}};
   auto& txn = tm.begin();
   rm_->enlist(txn, mine);
   put(*rm_, txn, table_->name(), "e", "enlisted");

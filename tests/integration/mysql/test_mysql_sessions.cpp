@@ -261,7 +261,7 @@ struct World {
   }
   std::unique_ptr<Recovery> recovery() {
     auto r = std::make_unique<Recovery>(log);
-    r->register_resource(db->recovery_resource());
+    r->register_resource(db->recovery_target());
     r->register_resource(rows);
     r->register_resource(sessions);
     return r;

@@ -340,7 +340,7 @@ TEST_F(PostgresResourceTest, ADeadlockIsMappedAndTheVictimIsRetriedToSuccess) {
   };
 
   auto other = std::async(std::launch::async, [&] {
-    ExplicitTransactionManager tm;
+    ExplicitTransactionManager tm{ManagerOptions{.allow_unlogged_decisions = true}};
     run_side(
         them, tm,
         [&](Transaction&) {
@@ -469,7 +469,7 @@ TEST_F(PostgresResourceTest, ManyThreadsShareTheResources) {
   std::atomic<int> committed{0};
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
-      ExplicitTransactionManager tm;
+      ExplicitTransactionManager tm{ManagerOptions{.allow_unlogged_decisions = true}};
       for (int i = 0; i < kEach; ++i) {
         xact::run(tm, [&](Transaction& txn) {
           const std::string k = std::to_string(t) + "-" + std::to_string(i);

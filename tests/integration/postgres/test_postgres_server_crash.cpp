@@ -31,7 +31,7 @@ class PostgresServerCrashTest : public ::testing::Test {
 
   std::unique_ptr<TempTable> t1_, t2_;
   std::shared_ptr<PostgresResource> rm1_, rm2_;
-  ExplicitTransactionManager tm_;
+  ExplicitTransactionManager tm_{ManagerOptions{.allow_unlogged_decisions = true}};
 };
 
 TEST_F(PostgresServerCrashTest, PreparedBranchesSurviveAServerCrashAndAreRecovered) {

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -108,6 +109,11 @@ class SheetsTest : public ::testing::TestWithParam<std::string> {
     sheet_ = unique_sheet("dc");
     store_->define(dublin_core(sheet_));
     db_ = objectstore::DB::open(std::make_shared<objectstore::MemoryStorage>());
+    // Objects and a PostgreSQL/MariaDB sheet are two voters: the manager needs a decision log,
+    // as an application's would. Bound to this thread, so current_manager() is it.
+    log_ = DecisionLog::open(io::Env::posix(), (dir_ / "log").string());
+    tm_ = std::make_unique<ThreadTransactionManager>(ManagerOptions{log_, std::nullopt});
+    binding_.emplace(*tm_);
     ready_ = true;
   }
 
@@ -116,7 +122,7 @@ class SheetsTest : public ::testing::TestWithParam<std::string> {
       if (!dir_.empty()) std::filesystem::remove_all(dir_);
       return;
     }
-    if (thread_manager().current() != nullptr) thread_manager().abort();
+    if (current_manager().current() != nullptr) current_manager().abort();
     auto c = plain();
     for (const auto& t : tables_dropped_) (void)t;
     c->execute("DROP TABLE IF EXISTS " + sheet_);
@@ -124,6 +130,9 @@ class SheetsTest : public ::testing::TestWithParam<std::string> {
       c->execute("DELETE FROM xact_sheet_catalog WHERE sheet = $1", {sheet_});
     } catch (const std::exception&) {
     }
+    binding_.reset();
+    tm_.reset();
+    log_.reset();
     std::filesystem::remove_all(dir_);
   }
 
@@ -169,7 +178,7 @@ class SheetsTest : public ::testing::TestWithParam<std::string> {
   // A committed sheet (title "t0", pages 0) for a new owner oid; returns its key.
   std::int64_t committed_sheet(std::int64_t oid = 1) {
     std::int64_t key = 0;
-    run(thread_manager(), [&](Transaction& txn) {
+    run(current_manager(), [&](Transaction& txn) {
       auto& s = store_->manager(txn).create(sheet_, {"main", oid});
       s.set("title", "t0");
       key = s.key();
@@ -222,6 +231,9 @@ class SheetsTest : public ::testing::TestWithParam<std::string> {
   std::shared_ptr<objectstore::DB> db_;
   std::vector<std::string> tables_dropped_;
   bool ready_ = false;
+  std::shared_ptr<DecisionLog> log_;
+  std::unique_ptr<ThreadTransactionManager> tm_;
+  std::optional<ManagerBinding> binding_;
 };
 
 TEST_P(SheetsTest, ASheetOfAnObjectIsCreatedReadUpdatedAndDeletedWithTheObject) {
@@ -229,7 +241,7 @@ TEST_P(SheetsTest, ASheetOfAnObjectIsCreatedReadUpdatedAndDeletedWithTheObject) 
   objectstore::Oid oid = 0;
   std::int64_t key = 0;
   const Timestamp issued{std::chrono::microseconds(1'796'282'929'123'456)};
-  run(thread_manager(), [&] {
+  run(current_manager(), [&] {
     auto doc = std::make_shared<Document>();
     auto& s = doc->add_sheet(sheet_, &*conn);
     EXPECT_NE(doc->oid(), 0u) << "adding a sheet gives a new object its oid at once";
@@ -247,7 +259,7 @@ TEST_P(SheetsTest, ASheetOfAnObjectIsCreatedReadUpdatedAndDeletedWithTheObject) 
     key = s.key();
   });
   EXPECT_EQ(title_in_db(key), "Ulysses");
-  run(thread_manager(), [&] {
+  run(current_manager(), [&] {
     auto doc = conn->get<Document>(oid);
     EXPECT_EQ(doc->sheet_key(sheet_), key);
     auto& s = doc->sheet(sheet_);
@@ -263,14 +275,14 @@ TEST_P(SheetsTest, ASheetOfAnObjectIsCreatedReadUpdatedAndDeletedWithTheObject) 
     s.set("title", "Ulysses (2nd ed.)");
   });
   EXPECT_EQ(title_in_db(key), "Ulysses (2nd ed.)");
-  run(thread_manager(), [&] { conn->get<Document>(oid)->remove_sheet(sheet_); });
+  run(current_manager(), [&] { conn->get<Document>(oid)->remove_sheet(sheet_); });
   EXPECT_EQ(title_in_db(key), std::nullopt);
-  run(thread_manager(), [&] { EXPECT_FALSE(conn->get<Document>(oid)->has_sheet(sheet_)); });
+  run(current_manager(), [&] { EXPECT_FALSE(conn->get<Document>(oid)->has_sheet(sheet_)); });
 }
 
 TEST_P(SheetsTest, TypedAccessRefusesUnknownPropertiesAndWrongTypesClearly) {
   const auto key = committed_sheet();
-  auto& txn = thread_manager().begin();
+  auto& txn = current_manager().begin();
   auto& s = store_->manager(txn).get(sheet_, key);
   try {
     (void)s.get<std::int64_t>("title");
@@ -288,18 +300,18 @@ TEST_P(SheetsTest, TypedAccessRefusesUnknownPropertiesAndWrongTypesClearly) {
   EXPECT_THROW(s.set_null("title"), SheetDefinitionError) << "not nullable";
   EXPECT_THROW((void)s.get<double>("ratio"), SheetDefinitionError) << "NULL as non-optional";
   EXPECT_EQ(s.get<std::optional<double>>("ratio"), std::nullopt);
-  thread_manager().abort();
+  current_manager().abort();
 }
 
 TEST_P(SheetsTest, AbortWritesNothing) {
   const auto key = committed_sheet();
   const auto version = version_in_db(key);
-  auto& txn = thread_manager().begin();
+  auto& txn = current_manager().begin();
   auto& m = store_->manager(txn);
   m.get(sheet_, key).set("title", "changed");
   auto& fresh = m.create(sheet_, {"main", 2});
   fresh.set("title", "new");
-  thread_manager().abort();
+  current_manager().abort();
   EXPECT_EQ(title_in_db(key), "t0");
   EXPECT_EQ(version_in_db(key), version);
   EXPECT_EQ(rows_in_db(), 1);
@@ -308,7 +320,7 @@ TEST_P(SheetsTest, AbortWritesNothing) {
 TEST_P(SheetsTest, ASavepointRollbackWritesNothingOfWhatCameAfterIt) {
   const auto key = committed_sheet();
   const auto version = version_in_db(key);
-  run(thread_manager(), [&](Transaction& txn) {
+  run(current_manager(), [&](Transaction& txn) {
     auto& m = store_->manager(txn);
     auto& s = m.get(sheet_, key);
     s.set("pages", 5);
@@ -335,7 +347,7 @@ TEST_P(SheetsTest, ARowChangedBehindXactsBackMakesTheNextWriteAConflict) {
   // ends; branches that let it in show that the version check stops the overwrite.
   auto store = SheetStore::create(make_resource(/*relaxed=*/true));
   store->define(dublin_core(sheet_));
-  auto& txn = thread_manager().begin();
+  auto& txn = current_manager().begin();
   auto& s = store->manager(txn).get(sheet_, key);
   EXPECT_EQ(s.get<std::string>("title"), "t0");
   plain()->execute("UPDATE " + sheet_ + " SET title = 'outside' WHERE sheet_id = $1", {key});
@@ -344,13 +356,13 @@ TEST_P(SheetsTest, ARowChangedBehindXactsBackMakesTheNextWriteAConflict) {
   // The version check makes it a ConflictError; PostgreSQL's REPEATABLE READ branch may see the
   // concurrent update first (SerializationFailure). Both are retried, neither overwrites.
   try {
-    thread_manager().commit();
+    current_manager().commit();
     ADD_FAILURE() << "the stale write committed";
   } catch (const ConflictError&) {
   } catch (const SerializationFailure&) {
     EXPECT_EQ(backend_, "postgresql");
   }
-  thread_manager().abort();
+  current_manager().abort();
   EXPECT_EQ(title_in_db(key), "outside") << "never an overwrite";
 }
 
@@ -359,7 +371,7 @@ TEST_P(SheetsTest, TwoThreadsUpdatingOneSheetLoseNoUpdate) {
   constexpr int kEach = 15;
   auto work = [&] {
     for (int i = 0; i < kEach; ++i) {
-      run(thread_manager(), [&](Transaction& txn) {
+      run(current_manager(), [&](Transaction& txn) {
         auto& s = store_->manager(txn).get(sheet_, key);
         s.set("pages", s.get<std::int64_t>("pages") + 1);
       });
@@ -377,7 +389,7 @@ TEST_P(SheetsTest, TwoProcessesUpdatingOneSheetLoseNoUpdate) {
   constexpr int kEach = 15;
   auto work = [&](SheetStore& store) {
     for (int i = 0; i < kEach; ++i) {
-      run(thread_manager(), [&](Transaction& txn) {
+      run(current_manager(), [&](Transaction& txn) {
         auto& s = store.manager(txn).get(sheet_, key);
         s.set("pages", s.get<std::int64_t>("pages") + 1);
       });
@@ -403,7 +415,7 @@ TEST_P(SheetsTest, SchemaGrowthInOneProcessIsSeenByAnother) {
     grown.properties.push_back(
         {.name = "subtitle", .type = PropertyType::text, .default_value = "none"});
     store->define(grown);
-    run(thread_manager(), [&](Transaction& txn) {
+    run(current_manager(), [&](Transaction& txn) {
       store->manager(txn).get(sheet_, key).set("subtitle", "from the child");
     });
     return true;
@@ -425,7 +437,7 @@ TEST_P(SheetsTest, SchemaGrowthInOneProcessIsSeenByAnother) {
   grown.properties.push_back(
       {.name = "subtitle", .type = PropertyType::text, .default_value = "none"});
   store_->define(grown);
-  run(thread_manager(), [&](Transaction& txn) {
+  run(current_manager(), [&](Transaction& txn) {
     EXPECT_EQ(store_->manager(txn).get(sheet_, key).get<std::string>("subtitle"), "from the child");
   });
   // A changed type is refused too.
@@ -465,7 +477,7 @@ TEST_P(SheetsTest, InjectionAttemptsInEveryIdentifierAreRefused) {
   }
   const auto key = committed_sheet();
   (void)key;
-  auto& txn = thread_manager().begin();
+  auto& txn = current_manager().begin();
   for (const auto& name : bad) {
     EXPECT_THROW(
         store_->manager(txn).find_owners(sheet_, {.where = {{name, Op::eq, sql::Value(1)}}}),
@@ -475,7 +487,7 @@ TEST_P(SheetsTest, InjectionAttemptsInEveryIdentifierAreRefused) {
                  SheetDefinitionError);
   }
   EXPECT_THROW(store_->manager(txn).get("no\"such", 1), SheetDefinitionError);
-  thread_manager().abort();
+  current_manager().abort();
   // The length limit is per backend, and leaves room for the trigger's name.
   const std::size_t limit = backend_ == "postgresql" ? 63 : 64;
   EXPECT_NO_THROW(store_->define(SheetDefinition{"s", {{.name = std::string(limit, 'p')}}}));
@@ -487,7 +499,7 @@ TEST_P(SheetsTest, InjectionAttemptsInEveryIdentifierAreRefused) {
 
 TEST_P(SheetsTest, RowsAreReadableByPlainSqlWithTheDocumentedColumns) {
   std::int64_t key = 0;
-  run(thread_manager(), [&](Transaction& txn) {
+  run(current_manager(), [&](Transaction& txn) {
     auto& s = store_->manager(txn).create(sheet_, {"main", 77});
     s.set("title", "Caf\xc3\xa9");
     s.set("price", std::string("3.5"));
@@ -509,7 +521,7 @@ TEST_P(SheetsTest, RowsAreReadableByPlainSqlWithTheDocumentedColumns) {
 }
 
 TEST_P(SheetsTest, QueriesFindOwnersByValueRangePrefixAndNullInOrderAndSeePendingWrites) {
-  run(thread_manager(), [&](Transaction& txn) {
+  run(current_manager(), [&](Transaction& txn) {
     auto& m = store_->manager(txn);
     const std::vector<std::pair<std::string, int>> rows = {
         {"a_b 1", 10}, {"a%b", 20}, {"axb", 30}, {"A_b", 40}, {"zzz", 50}};
@@ -526,7 +538,7 @@ TEST_P(SheetsTest, QueriesFindOwnersByValueRangePrefixAndNullInOrderAndSeePendin
     return out;
   };
   using V = std::vector<std::int64_t>;
-  run(thread_manager(), [&](Transaction& txn) {
+  run(current_manager(), [&](Transaction& txn) {
     auto& m = store_->manager(txn);
     EXPECT_EQ(oids(m.find_owners(sheet_, {.where = {{"title", Op::prefix, "a_b"}}})), V{1})
         << "_ is literal, and the match is case-sensitive";
@@ -549,11 +561,11 @@ TEST_P(SheetsTest, QueriesFindOwnersByValueRangePrefixAndNullInOrderAndSeePendin
 
 TEST_P(SheetsTest, ManyOwnersLoadInOneQueryAndLaterReadsHitTheCache) {
   constexpr int kOwners = 600;  // more than one batch of 500
-  run(thread_manager(), [&](Transaction& txn) {
+  run(current_manager(), [&](Transaction& txn) {
     auto& m = store_->manager(txn);
     for (int i = 1; i <= kOwners; ++i) m.create(sheet_, {"main", i}).set("pages", i);
   });
-  run(thread_manager(), [&](Transaction& txn) {
+  run(current_manager(), [&](Transaction& txn) {
     auto& m = store_->manager(txn);
     std::vector<std::int64_t> want;
     for (int i = kOwners + 5; i >= 1; --i) want.push_back(i);  // some have no sheet
@@ -568,7 +580,7 @@ TEST_P(SheetsTest, ManyOwnersLoadInOneQueryAndLaterReadsHitTheCache) {
 TEST_P(SheetsTest, ASqlErrorAtWriteBackFailsTheCommitBeforeTheObjectsArePrepared) {
   auto conn = db_->open();
   objectstore::Oid oid = 0;
-  run(thread_manager(), [&] {
+  run(current_manager(), [&] {
     auto doc = std::make_shared<Document>();
     doc->add_sheet(sheet_, &*conn);
     conn->root()->set("doc", doc);
@@ -582,19 +594,19 @@ TEST_P(SheetsTest, ASqlErrorAtWriteBackFailsTheCommitBeforeTheObjectsArePrepared
   } else {
     bad_price = "not a number";
   }
-  thread_manager().begin();
+  current_manager().begin();
   auto doc = conn->get<Document>(oid);
   doc->set_body("changed with the sheet");
   doc->sheet(sheet_).set("price", bad_price);
-  EXPECT_THROW(thread_manager().commit(), sql::SqlError);
-  thread_manager().abort();
-  run(thread_manager(),
+  EXPECT_THROW(current_manager().commit(), sql::SqlError);
+  current_manager().abort();
+  run(current_manager(),
       [&] { EXPECT_EQ(conn->get<Document>(oid)->body(), "") << "not committed"; });
 }
 
 TEST_P(SheetsTest, APropertyIsMigratedByAddCopyAndDrop) {
   std::vector<std::int64_t> keys;
-  run(thread_manager(), [&](Transaction& txn) {
+  run(current_manager(), [&](Transaction& txn) {
     auto& m = store_->manager(txn);
     for (int i = 1; i <= 7; ++i) {
       auto& s = m.create(sheet_, {"main", i});
@@ -615,7 +627,7 @@ TEST_P(SheetsTest, APropertyIsMigratedByAddCopyAndDrop) {
   EXPECT_THROW(store_->drop_property(sheet_, "title"), SchemaMismatchError) << "still defined";
   store_->drop_property(sheet_, "pages");
   store_->ensure(sheet_);
-  run(thread_manager(), [&](Transaction& txn) {
+  run(current_manager(), [&](Transaction& txn) {
     auto& s = store_->manager(txn).get(sheet_, keys[2]);
     EXPECT_EQ(s.get<std::string>("pages_text"), "300");
     EXPECT_THROW((void)s.get<std::int64_t>("pages"), SheetDefinitionError);
@@ -628,7 +640,7 @@ TEST_P(SheetsTest, APropertyIsMigratedByAddCopyAndDrop) {
 TEST_P(SheetsTest, OrphansAreTheRowsWhoseOwnerObjectIsGone) {
   auto conn = db_->open();
   objectstore::Oid oid = 0;
-  run(thread_manager(), [&](Transaction& txn) {
+  run(current_manager(), [&](Transaction& txn) {
     auto doc = std::make_shared<Document>();
     doc->add_sheet(sheet_, txn, &*conn);
     conn->root()->set("doc", doc);
@@ -636,7 +648,7 @@ TEST_P(SheetsTest, OrphansAreTheRowsWhoseOwnerObjectIsGone) {
     store_->manager(txn).create(sheet_, {"main", 999'999});  // no such object
     store_->manager(txn).create(sheet_, {"other", 5});       // another database's
   });
-  run(thread_manager(), [&] {
+  run(current_manager(), [&] {
     const auto orphans = store_->orphans(sheet_, *conn);
     ASSERT_EQ(orphans.size(), 1u);
     EXPECT_EQ(orphans[0], (Owner{"main", 999'999}));
@@ -722,7 +734,7 @@ TEST_P(SheetsCrashTest, ObjectAndSheetRowsCommitTogetherOrNotAtAll) {
     }
     auto w = open_world();
     Recovery recovery(w->log);
-    recovery.register_resource(w->db->recovery_resource());
+    recovery.register_resource(w->db->recovery_target());
     recovery.register_resource(w->resource);
     const RecoveryReport report = recovery.run();
     ASSERT_TRUE(report.complete()) << report.describe();
