@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include <xact/crash_point.hpp>
+#include <xact/testing/crash_harness.hpp>
 
 namespace xact::testing {
 
@@ -56,6 +57,33 @@ std::vector<CrashCase> decision_in_last_resource_crash_cases(const std::string& 
     cases.push_back({"coordinator.after_finish", i, true, CrashCase::committed});
   }
   return cases;
+}
+
+void check_prepared_pair_crash(const CrashCase& c, const PreparedPairFixture& f) {
+  TempDir dir;
+  const auto run = run_in_child([&] { return f.child(dir.path()); }, c.point, c.hit);
+  if (!run.killed && run.exit_code == 42) {
+    GTEST_SKIP() << "crash points are compiled out (XACT_CRASH_POINTS=OFF)";
+  }
+  ASSERT_TRUE(run.killed) << run.describe();
+
+  NodeId node;
+  const RecoveryReport report = f.recover(dir.path(), &node);
+  EXPECT_TRUE(report.complete()) << report.describe();
+  const std::optional<std::string> expected =
+      c.commits() ? std::optional<std::string>("committed?") : std::nullopt;
+  EXPECT_EQ(f.value1("k"), expected) << report.describe();
+  EXPECT_EQ(f.value2("k"), expected) << report.describe();
+  EXPECT_TRUE(f.nothing_prepared(node))
+      << "recovery left a branch prepared: " << report.describe();
+
+  // A second run has nothing left to do.
+  const RecoveryReport again = f.recover(dir.path(), nullptr);
+  EXPECT_TRUE(again.complete()) << again.describe();
+  for (const auto& a : again.actions) {
+    EXPECT_NE(a.kind, RecoveryAction::Kind::commit) << again.describe();
+    EXPECT_NE(a.kind, RecoveryAction::Kind::rollback) << again.describe();
+  }
 }
 
 }  // namespace xact::testing

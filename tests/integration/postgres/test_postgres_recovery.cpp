@@ -111,31 +111,13 @@ class PostgresAppCrashTest : public PostgresRecoveryTest,
                              public ::testing::WithParamInterface<CrashCase> {};
 
 TEST_P(PostgresAppCrashTest, RecoveryThroughTheCoordinatorFinishesBothDatabasesAlike) {
-  const CrashCase c = GetParam();
-  testing::TempDir dir;
-  const auto run =
-      testing::run_in_child([&] { return child_transaction(dir.path()); }, c.point, c.hit);
-  if (!run.killed && run.exit_code == 42) {
-    GTEST_SKIP() << "crash points are compiled out (XACT_CRASH_POINTS=OFF)";
-  }
-  ASSERT_TRUE(run.killed) << run.describe();
-
-  NodeId node;
-  const RecoveryReport report = recover(dir.path(), &node);
-  EXPECT_TRUE(report.complete()) << report.describe();
-  const std::optional<std::string> expected =
-      c.commits() ? std::optional<std::string>("committed?") : std::nullopt;
-  EXPECT_EQ(v1("k"), expected) << report.describe();
-  EXPECT_EQ(v2("k"), expected) << report.describe();
-  EXPECT_EQ(prepared_of(node), 0) << "recovery left a branch prepared: " << report.describe();
-
-  // A second run has nothing left to do.
-  const RecoveryReport again = recover(dir.path());
-  EXPECT_TRUE(again.complete()) << again.describe();
-  for (const auto& a : again.actions) {
-    EXPECT_NE(a.kind, RecoveryAction::Kind::commit) << again.describe();
-    EXPECT_NE(a.kind, RecoveryAction::Kind::rollback) << again.describe();
-  }
+  testing::check_prepared_pair_crash(
+      GetParam(),
+      {[&](const std::string& dir) { return child_transaction(dir); },
+       [&](const std::string& dir, NodeId* node) { return recover(dir, node); },
+       [&](const std::string& key) { return v1(key); },
+       [&](const std::string& key) { return v2(key); },
+       [&](const NodeId& node) { return prepared_of(node) == 0; }});
 }
 
 // Killed between prepare and commit: presumed abort rolls back what has no decision; a durable

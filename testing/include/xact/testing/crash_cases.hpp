@@ -11,11 +11,16 @@
 // Run each case with run_in_child(child, c.point, c.hit) (crash_harness.hpp).
 #pragma once
 
+#include <functional>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
+
+#include <xact/recovery.hpp>
+#include <xact/xid.hpp>
 
 namespace xact::testing {
 
@@ -57,5 +62,19 @@ std::vector<CrashCase> prepared_pair_crash_cases();
 /// prepared participants, each killed after its tpc_finish.
 std::vector<CrashCase> decision_in_last_resource_crash_cases(const std::string& last_resource,
                                                              unsigned finishes = 1);
+
+/// The body of a prepared-pair crash test, shared by the PostgreSQL and MariaDB suites: the
+/// child (`child(dir)`: one transaction over both databases, writing "committed?" under key "k",
+/// with its decision log in `dir`) is killed at the case's point; recovery (`recover(dir,
+/// &node)`) must then leave both databases alike (the value where the case commits, nothing
+/// where it rolls back), no branch of the child's node prepared, and a second recovery run
+/// nothing to commit or roll back. Skips when crash points are compiled out.
+struct PreparedPairFixture {
+  std::function<int(const std::string& dir)> child;
+  std::function<RecoveryReport(const std::string& dir, NodeId* node)> recover;
+  std::function<std::optional<std::string>(const std::string& key)> value1, value2;
+  std::function<bool(const NodeId& node)> nothing_prepared;
+};
+void check_prepared_pair_crash(const CrashCase& c, const PreparedPairFixture& f);
 
 }  // namespace xact::testing
