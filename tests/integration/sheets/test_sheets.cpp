@@ -111,7 +111,7 @@ class SheetsTest : public ::testing::TestWithParam<std::string> {
     db_ = objectstore::DB::open(std::make_shared<objectstore::MemoryStorage>());
     // Objects and a PostgreSQL/MariaDB sheet are two voters: the manager needs a decision log,
     // as an application's would. Bound to this thread, so current_manager() is it.
-    log_ = DecisionLog::open(io::Env::posix(), (dir_ / "log").string());
+    log_ = DecisionLog::open(io::Env::posix(), (dir_ / "fixture-log").string());
     tm_ = std::make_unique<ThreadTransactionManager>(ManagerOptions{log_, std::nullopt});
     binding_.emplace(*tm_);
     ready_ = true;
@@ -208,6 +208,10 @@ class SheetsTest : public ::testing::TestWithParam<std::string> {
     if (pid == 0) {
       int code = 1;
       try {
+        // The parent's decision log has one writer process (a fork() child may not write it):
+        // the child's transactions (sheets only, one participant) run on a manager of its own.
+        ThreadTransactionManager child_manager;
+        ManagerBinding binding(child_manager);
         code = fn() ? 0 : 2;
       } catch (const std::exception& e) {
         std::fprintf(stderr, "child: %s\n", e.what());
