@@ -11,7 +11,8 @@ namespace xact {
 namespace {
 
 bool is_open(const std::shared_ptr<Transaction>& t) {
-  return t && t->status() != Status::committed && t->status() != Status::aborted;
+  return t && t->status() != TransactionStatus::committed &&
+         t->status() != TransactionStatus::aborted;
 }
 
 }  // namespace

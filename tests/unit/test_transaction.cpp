@@ -157,7 +157,7 @@ TEST_P(FailureAtStepTest, FailureBeforeTheDecisionRollsBackEveryoneThroughTheRig
   b->set(txn, "1");
   c->set(txn, "1");
   EXPECT_THROW(tm_.commit(), ResourceError);
-  EXPECT_EQ(txn.status(), Status::commit_failed);
+  EXPECT_EQ(txn.status(), TransactionStatus::commit_failed);
   for (const char* name : {"a", "b", "c"}) {
     auto mine = log_->of(name);
     const bool begun = std::find(mine.begin(), mine.end(), "tpc_begin") != mine.end();
@@ -178,7 +178,7 @@ TEST_P(FailureAtStepTest, FailureBeforeTheDecisionRollsBackEveryoneThroughTheRig
   log_->clear();
   tm_.abort();
   EXPECT_TRUE(calls().empty()) << "the failed commit already rolled everything back";
-  EXPECT_EQ(txn.status(), Status::aborted);
+  EXPECT_EQ(txn.status(), TransactionStatus::aborted);
   tm_.begin();  // now possible
 }
 
@@ -206,7 +206,7 @@ TEST_F(TransactionTest, AFailingFinishDoesNotStopTheOthersNorFailTheCommit) {
   EXPECT_NE(outcome.pending[0].error.find("injected"), std::string::npos);
   EXPECT_EQ(b->committed(), "2");
   EXPECT_EQ(c->committed(), "3");
-  EXPECT_EQ(txn.status(), Status::committed);
+  EXPECT_EQ(txn.status(), TransactionStatus::committed);
   EXPECT_EQ(counters().pending_completions, before + 1);
   // The re-driver finishes it with commit_prepared on the branch id (this manager has no
   // decision log: the process's re-driver).
@@ -290,7 +290,7 @@ TEST_F(TransactionTest, ASecondLastResourceIsRefusedAtJoinNamingBoth) {
     EXPECT_NE(what.find("'l2'"), std::string::npos) << what;
   }
   EXPECT_FALSE(txn.has_joined(*l2));
-  EXPECT_EQ(txn.status(), Status::active) << "a refused join changes nothing";
+  EXPECT_EQ(txn.status(), TransactionStatus::active) << "a refused join changes nothing";
   tm_.commit();
   EXPECT_EQ(l1->committed(), "1");
 }
@@ -414,7 +414,7 @@ TEST_F(TransactionTest, ADoomedTransactionCanOnlyBeAborted) {
   EXPECT_FALSE(tm_.is_doomed());
   tm_.doom();
   EXPECT_TRUE(txn.is_doomed());
-  EXPECT_EQ(txn.status(), Status::doomed);
+  EXPECT_EQ(txn.status(), TransactionStatus::doomed);
   EXPECT_THROW(tm_.commit(), DoomedTransactionError);
   EXPECT_TRUE(calls().empty()) << "nothing reaches the participants";
   tm_.abort();
@@ -547,7 +547,7 @@ TEST_F(TransactionTest, SavepointFailsForAParticipantWithoutSupportUnlessOptimis
   } catch (const UsageError& e) {
     EXPECT_NE(std::string(e.what()).find("'plain'"), std::string::npos) << e.what();
   }
-  EXPECT_EQ(txn.status(), Status::active) << "a refused savepoint changes nothing";
+  EXPECT_EQ(txn.status(), TransactionStatus::active) << "a refused savepoint changes nothing";
   auto sp = txn.savepoint(/*optimistic=*/true);
   EXPECT_THROW(sp.rollback(), UsageError);
   tm_.commit();
@@ -562,7 +562,7 @@ TEST_F(TransactionTest, AFailedSavepointRollbackPoisonsTheTransaction) {
   a->set(txn, "1");
   auto sp = txn.savepoint();
   EXPECT_THROW(sp.rollback(), ResourceError);
-  EXPECT_EQ(txn.status(), Status::commit_failed);
+  EXPECT_EQ(txn.status(), TransactionStatus::commit_failed);
   EXPECT_THROW(tm_.commit(), TransactionFailedError);
   tm_.abort();
   EXPECT_FALSE(a->committed());
@@ -848,7 +848,7 @@ TEST_P(StateMachineTest, CallFromCallbackFollowsTheTable) {
                         cell.where == Where::after_completion_after_abort;
   if (by_abort) {
     tm.abort();
-    if (txn.status() == Status::aborted) ends = Ends::aborted;
+    if (txn.status() == TransactionStatus::aborted) ends = Ends::aborted;
   } else {
     try {
       txn.commit();
@@ -883,7 +883,7 @@ TEST_P(StateMachineTest, CallFromCallbackFollowsTheTable) {
     EXPECT_EQ(ends_of, rm == "a" || j_joined ? 1 : 0) << rm;
   }
   EXPECT_EQ(sync->after_completions, 1);
-  EXPECT_NE(txn.status(), Status::committing);
+  EXPECT_NE(txn.status(), TransactionStatus::committing);
   EXPECT_EQ(tm.current(), nullptr);
   EXPECT_NO_THROW(tm.begin()) << "the manager is usable afterwards";
   tm.abort();
@@ -900,7 +900,7 @@ INSTANTIATE_TEST_SUITE_P(EveryCallFromEveryCallback, StateMachineTest,
 TEST_F(TransactionTest, DoomFromABeforeCommitHookOrSynchronizerIsNeverCommitted) {
   struct Dooming : Synchronizer {
     void before_completion(Transaction& t) override {
-      if (t.status() == Status::active) t.doom();
+      if (t.status() == TransactionStatus::active) t.doom();
     }
   };
   for (int via_sync = 0; via_sync < 2; ++via_sync) {
@@ -1378,7 +1378,7 @@ TEST_F(TransactionTest, ReportsDuringAbortAndSavepointRollbackWithoutADecisionLo
   EXPECT_TRUE(sink.has("not recorded (no decision log)"));
   EXPECT_TRUE(sink.has("resource 'late': rollback of"));
   EXPECT_TRUE(sink.has("connection reset"));
-  EXPECT_EQ(txn.status(), Status::active) << "a report never fails the transaction";
+  EXPECT_EQ(txn.status(), TransactionStatus::active) << "a report never fails the transaction";
   late->set(txn, "3");
   tm_.abort();  // abort() never throws, reports or not
   EXPECT_EQ(log_->of("late").back(), "abort");
@@ -1403,7 +1403,7 @@ TEST_F(TransactionTest, TwoVotersWithoutADecisionLogAreRefusedBeforeAnyonePrepar
     EXPECT_NE(m.find("'a', 'b'"), std::string::npos) << m;
   }
   EXPECT_EQ(calls(), (Calls{"a.abort", "b.abort"})) << "nobody was told to prepare";
-  EXPECT_EQ(txn.status(), Status::commit_failed);
+  EXPECT_EQ(txn.status(), TransactionStatus::commit_failed);
   tm.abort();
 }
 
