@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <atomic>
 
+#include <xact/diagnostics.hpp>
 #include <xact/errors.hpp>
-#include <xact/log.hpp>
 
 namespace xact {
 

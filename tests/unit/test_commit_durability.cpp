@@ -3,9 +3,9 @@
 // completions recorded for recovery, and crashes at every step of a commit that never lose a
 // reported decision and never invent one.
 #include <xact/decision_log.hpp>
+#include <xact/diagnostics.hpp>
 #include <xact/errors.hpp>
 #include <xact/io/fault_injection_env.hpp>
-#include <xact/log.hpp>
 #include <xact/manager.hpp>
 #include <xact/redriver.hpp>
 #include <xact/testing/kv_resource.hpp>

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include <xact/decision_log.hpp>
+#include <xact/diagnostics.hpp>
 #include <xact/io/env.hpp>
-#include <xact/log.hpp>
 
 namespace xact {
 

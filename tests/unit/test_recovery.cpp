@@ -2,10 +2,10 @@
 // pending completions, wait for unreadable last resources, skip what is in flight, report
 // unreachable resources once, record heuristic outcomes until an operator forgets them.
 #include <xact/decision_log.hpp>
+#include <xact/diagnostics.hpp>
 #include <xact/errors.hpp>
 #include <xact/io/fault_injection_env.hpp>
 #include <xact/io/mem_env.hpp>
-#include <xact/log.hpp>
 #include <xact/manager.hpp>
 #include <xact/recovery.hpp>
 

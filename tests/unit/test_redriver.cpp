@@ -2,9 +2,9 @@
 // runs, as soon as its resource answers again; recovery leaves it alone meanwhile; shutdown
 // never waits for a resource that does not answer.
 #include <xact/decision_log.hpp>
+#include <xact/diagnostics.hpp>
 #include <xact/errors.hpp>
 #include <xact/io/mem_env.hpp>
-#include <xact/log.hpp>
 #include <xact/manager.hpp>
 #include <xact/recovery.hpp>
 #include <xact/redriver.hpp>

@@ -5,8 +5,8 @@
 
 #include <boost/asio.hpp>
 
+#include <xact/diagnostics.hpp>
 #include <xact/errors.hpp>
-#include <xact/log.hpp>
 #include <xact/redriver.hpp>
 #include <xact/retry.hpp>
 #include <xact/testing/recording_resource.hpp>

@@ -1,9 +1,9 @@
 // The two-phase commit as the participants see it: call order, sort order, votes, failures at
 // every step, hooks, doom, timeouts, savepoints.
 #include <xact/decision_log.hpp>
+#include <xact/diagnostics.hpp>
 #include <xact/errors.hpp>
 #include <xact/io/mem_env.hpp>
-#include <xact/log.hpp>
 #include <xact/manager.hpp>
 #include <xact/redriver.hpp>
 #include <xact/testing/recording_resource.hpp>

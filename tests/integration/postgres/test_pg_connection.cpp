@@ -6,7 +6,7 @@
 #include <cmath>
 #include <thread>
 
-#include <xact/log.hpp>
+#include <xact/diagnostics.hpp>
 #include <xact/manager.hpp>
 #include <xact/postgres/postgres_resource.hpp>
 

@@ -22,8 +22,8 @@
 #include <gtest/gtest.h>
 
 #include <xact/decision_log.hpp>
+#include <xact/diagnostics.hpp>
 #include <xact/io/env.hpp>
-#include <xact/log.hpp>
 #include <xact/manager.hpp>
 #include <xact/postgres/postgres_resource.hpp>
 #include <xact/redriver.hpp>

@@ -8,7 +8,7 @@
 
 #include <gtest/gtest.h>
 
-#include <xact/log.hpp>
+#include <xact/diagnostics.hpp>
 #include <xact/manager.hpp>
 #include <xact/redriver.hpp>
 #include <xact/retry.hpp>

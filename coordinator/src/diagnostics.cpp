@@ -1,4 +1,4 @@
-#include <xact/log.hpp>
+#include <xact/diagnostics.hpp>
 
 #include <array>
 #include <atomic>

@@ -1,4 +1,5 @@
-// Diagnostics: a log sink the application installs, and counters it can read.
+// Diagnostics: a log sink the application installs, and counters it can read. (Not the
+// decision log, which is <xact/decision_log.hpp>: this is where messages for people go.)
 //
 // xact never writes to stdout; by default warnings and errors go to stderr. Install a sink to
 // route them into the application's logging. Both the sink and the counters are process-wide
