@@ -13,8 +13,8 @@
 
 #include <xact/errors.hpp>
 #include <xact/io/fault_injection_env.hpp>
+#include <xact/testing/temp_dir.hpp>
 
-#include "io/temp_dir.hpp"
 #include "test_decision_log_util.hpp"
 
 namespace xact {
@@ -175,7 +175,7 @@ TEST_F(DecisionLogTest, SecondOpenInTheSameProcessIsRefusedNamingTheHolder) {
 }
 
 TEST(DecisionLogPosix, SecondProcessIsRefusedNamingTheHolder) {
-  test::TempDir dir;
+  testing::TempDir dir;
   const std::string log_dir = io::join_path(dir.path(), "log");
   auto log = DecisionLog::open(io::Env::posix(), log_dir);
   const pid_t parent = ::getpid();
@@ -203,7 +203,7 @@ TEST(DecisionLogPosix, SecondProcessIsRefusedNamingTheHolder) {
 }
 
 TEST(DecisionLogPosix, LockFileThatCannotBeOpenedIsNotCalledInUse) {
-  test::TempDir dir;
+  testing::TempDir dir;
   const std::string log_dir = io::join_path(dir.path(), "log");
   DecisionLog::open(io::Env::posix(), log_dir).reset();
   const std::string lock = io::join_path(log_dir, "LOCK");
@@ -228,7 +228,7 @@ TEST(DecisionLogPosix, LockFileThatCannotBeOpenedIsNotCalledInUse) {
 }
 
 TEST(DecisionLogPosix, CommitsSurviveReopenOnTheRealFileSystem) {
-  test::TempDir dir;
+  testing::TempDir dir;
   const std::string log_dir = io::join_path(dir.path(), "nested-new-dir");
   std::vector<CommitRecord> committed;
   {

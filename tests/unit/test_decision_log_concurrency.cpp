@@ -11,8 +11,8 @@
 #include <xact/decision_log.hpp>
 #include <xact/errors.hpp>
 #include <xact/io/fault_injection_env.hpp>
+#include <xact/testing/temp_dir.hpp>
 
-#include "io/temp_dir.hpp"
 #include "test_decision_log_util.hpp"
 
 namespace xact {
@@ -184,7 +184,7 @@ TEST(DecisionLogConcurrency, CommitsDonesAndCheckpointsMayRunAtOnce) {
 }
 
 TEST(DecisionLogConcurrency, ConcurrentCommittersOnTheRealFileSystem) {
-  test::TempDir dir;
+  testing::TempDir dir;
   auto log = DecisionLog::open(io::Env::posix(), io::join_path(dir.path(), "log"));
   run_threads(16, [&](int) {
     for (int i = 0; i < 20; ++i) {

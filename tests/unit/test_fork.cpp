@@ -15,9 +15,8 @@
 #include <xact/errors.hpp>
 #include <xact/io/env.hpp>
 #include <xact/manager.hpp>
+#include <xact/testing/temp_dir.hpp>
 #include <xact/transaction.hpp>
-
-#include "io/temp_dir.hpp"
 
 namespace xact {
 namespace {
@@ -66,7 +65,7 @@ TEST(Fork, IdsWithoutADecisionLogDifferInTheChild) {
 }
 
 TEST(Fork, AChildMayNotWriteItsParentsDecisionLog) {
-  test::TempDir dir;
+  testing::TempDir dir;
   auto log = DecisionLog::open(io::Env::posix(), dir.path() + "/log");
   const Gtrid mine = log->new_gtrid();
   log->release(mine);

@@ -13,8 +13,7 @@
 #include <xact/errors.hpp>
 #include <xact/io/fault_injection_env.hpp>
 #include <xact/io/mem_env.hpp>
-
-#include "temp_dir.hpp"
+#include <xact/testing/temp_dir.hpp>
 
 namespace xact::io {
 namespace {
@@ -27,7 +26,7 @@ struct Subject {
 };
 
 struct PosixSubject : Subject {
-  test::TempDir dir;
+  testing::TempDir dir;
   Env& env() override { return Env::posix(); }
   std::string root() override { return dir.path(); }
 };

@@ -8,8 +8,7 @@
 
 #include <xact/errors.hpp>
 #include <xact/io/env.hpp>
-
-#include "temp_dir.hpp"
+#include <xact/testing/temp_dir.hpp>
 
 namespace xact::io {
 namespace {
@@ -56,7 +55,7 @@ class LockingChild {
 };
 
 TEST(PosixEnv, LockHeldByAnotherProcessIsRefusedNamingThatProcess) {
-  test::TempDir dir;
+  testing::TempDir dir;
   const std::string path = join_path(dir.path(), "LOCK");
   LockingChild child(path);
   ASSERT_TRUE(child.locked());
@@ -71,7 +70,7 @@ TEST(PosixEnv, LockHeldByAnotherProcessIsRefusedNamingThatProcess) {
 }
 
 TEST(PosixEnv, HeldLockIsAFileLockedErrorAndAnyOtherFailureIsNot) {
-  test::TempDir dir;
+  testing::TempDir dir;
   const std::string path = join_path(dir.path(), "LOCK");
   LockingChild child(path);
   ASSERT_TRUE(child.locked());
@@ -91,7 +90,7 @@ TEST(PosixEnv, HeldLockIsAFileLockedErrorAndAnyOtherFailureIsNot) {
 }
 
 TEST(PosixEnv, LockOfADeadProcessIsFree) {
-  test::TempDir dir;
+  testing::TempDir dir;
   const std::string path = join_path(dir.path(), "LOCK");
   LockingChild child(path);
   ASSERT_TRUE(child.locked());
@@ -100,7 +99,7 @@ TEST(PosixEnv, LockOfADeadProcessIsFree) {
 }
 
 TEST(PosixEnv, ErrorsCarryTheSystemReason) {
-  test::TempDir dir;
+  testing::TempDir dir;
   const std::string file = join_path(dir.path(), "f");
   Env::posix().new_writable_file(file);
   try {
@@ -113,7 +112,7 @@ TEST(PosixEnv, ErrorsCarryTheSystemReason) {
 }
 
 TEST(PosixEnv, LockFileNamesTheHolderWhileHeld) {
-  test::TempDir dir;
+  testing::TempDir dir;
   const std::string path = join_path(dir.path(), "LOCK");
   auto lock = Env::posix().lock_file(path);
   auto file = Env::posix().new_random_access_file(path);
