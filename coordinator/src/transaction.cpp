@@ -474,6 +474,17 @@ CommitOutcome Transaction::commit_participants() {
     if (p->last_resource) last = p.get();
   }
 
+  std::vector<detail::Participant*> voters;
+  if (!phase_one(last, voters)) {
+    outcome.committed = true;
+    return outcome;
+  }
+  const bool logged = decide(last, voters, outcome);
+  phase_two(last, voters, logged, outcome);
+  return outcome;
+}
+
+bool Transaction::phase_one(detail::Participant* last, std::vector<detail::Participant*>& voters) {
   if (!log_ && !allow_unlogged_decisions_ && last == nullptr && participants_.size() >= 2) {
     // Two or more may vote yes, and nothing would make the decision durable: refused before
     // anyone is told anything (the votes are not known yet; read-only voters count too).
@@ -505,11 +516,9 @@ CommitOutcome Transaction::commit_participants() {
     phase_ = Phase::decided;  // the one-phase commit is the decision
     p.one_phase->commit_one_phase(*this, nullptr);
     p.state = detail::Participant::State::finished;
-    outcome.committed = true;
-    return outcome;
+    return false;
   }
 
-  std::vector<detail::Participant*> voters;
   for (auto& p : participants_) {
     if (p.get() == last) continue;
     if (p->rm->tpc_vote(*this) == Vote::yes) {
@@ -522,7 +531,11 @@ CommitOutcome Transaction::commit_participants() {
   }
   XACT_CRASH_POINT("coordinator.before_commit_record");
   check_before_decision();  // an RM may have doomed the transaction or tried a late join
+  return true;
+}
 
+bool Transaction::decide(detail::Participant* last, const std::vector<detail::Participant*>& voters,
+                         CommitOutcome& outcome) {
   // The decision. Past this point a failure no longer rolls anything back, and an
   // InDoubtError means what it says.
   phase_ = Phase::decided;
@@ -558,7 +571,12 @@ CommitOutcome Transaction::commit_participants() {
   status_ = TransactionStatus::committed;
   outcome.committed = true;
   decision_recorded_ = outcome.decision_logged;
+  return logged;
+}
 
+void Transaction::phase_two(detail::Participant* last,
+                            const std::vector<detail::Participant*>& voters, bool logged,
+                            CommitOutcome& outcome) {
   // Phase 2: every voter is told, whatever happens to the others.
   std::vector<detail::Participant*> unfinished;
   for (auto* p : voters) {
@@ -624,7 +642,6 @@ CommitOutcome Transaction::commit_participants() {
       if (auto* store = last->rm->decision_store()) store->forget_decision(gtrid_);
     }
   }
-  return outcome;
 }
 
 namespace {

@@ -284,7 +284,21 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   void doom_during_commit(std::string reason) noexcept;
   void check_before_decision();
   void run_before_commit_hooks();
+  // The two-phase commit of the participants (commit() after the hooks), in its three steps.
   CommitOutcome commit_participants();
+  // Phase one: refuses a commit whose decision could not be made durable, then tpc_begin and
+  // commit on each participant, then the votes of all but the last resource. Returns false when
+  // the only participant committed in one phase instead (that was the decision); otherwise fills
+  // `voters` (those that voted yes) and leaves the decision to decide().
+  bool phase_one(detail::Participant* last, std::vector<detail::Participant*>& voters);
+  // The decision: the last resource's one-phase commit, or the forced commit record. Returns
+  // whether a commit record was logged.
+  bool decide(detail::Participant* last, const std::vector<detail::Participant*>& voters,
+              CommitOutcome& outcome);
+  // Phase two: tpc_finish on every voter; failures become pending completions for the
+  // re-driver; then the done record.
+  void phase_two(detail::Participant* last, const std::vector<detail::Participant*>& voters,
+                 bool logged, CommitOutcome& outcome);
   std::exception_ptr fail_commit(std::exception_ptr error) noexcept;
   void release_gtrid() noexcept;
   void rollback_to(detail::SavepointState& sp);
