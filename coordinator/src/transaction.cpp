@@ -453,7 +453,8 @@ CommitOutcome Transaction::commit() {
 
 namespace {
 
-CommitRecord make_record(Transaction& txn, const std::vector<detail::Participant*>& branches) {
+CommitRecord make_commit_record(Transaction& txn,
+                                const std::vector<detail::Participant*>& branches) {
   CommitRecord record;
   record.gtrid = txn.gtrid();
   record.time_us = now_us();
@@ -544,7 +545,7 @@ bool Transaction::decide(detail::Participant* last, const std::vector<detail::Pa
     if (voters.empty()) {
       last->one_phase->commit_one_phase(*this, nullptr);
     } else {
-      const CommitRecord record = make_record(*this, voters);
+      const CommitRecord record = make_commit_record(*this, voters);
       last->one_phase->commit_one_phase(*this, &record);
       outcome.decision_logged = true;
     }
@@ -553,7 +554,7 @@ bool Transaction::decide(detail::Participant* last, const std::vector<detail::Pa
   } else if (voters.size() >= 2) {
     if (log_) {
       try {
-        log_->log_commit(make_record(*this, voters));
+        log_->log_commit(make_commit_record(*this, voters));
       } catch (...) {
         // The record may or may not be on disk: only recovery, reading the log after a
         // restart, can tell. Leave every voter prepared.
@@ -597,7 +598,7 @@ void Transaction::phase_two(detail::Participant* last,
     // presume abort for a branch this commit reported committed.
     if (log_ && !logged) {
       try {
-        log_->log_commit(make_record(*this, unfinished));
+        log_->log_commit(make_commit_record(*this, unfinished));
         logged = true;
         outcome.decision_logged = true;
         detail::count(detail::Counter::decisions_logged);
