@@ -5,6 +5,7 @@
 #include <cassert>
 #include <mutex>
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <xact/crash_point.hpp>
@@ -73,18 +74,42 @@ bool is_in_doubt(const std::exception_ptr& e) {
 // hand out the parent's ids again (MariaDB then refuses the second XA START with 1440), so the
 // first id drawn in a new process picks a new node id.
 struct EphemeralIds {
-  pid_t pid = 0;
+  bool drawn = false;  // false in a new process: the first id drawn picks a new node id
   NodeId node;
   std::uint32_t epoch = 0;
   std::uint64_t sequence = 0;
 };
 
-Gtrid ephemeral_gtrid() {
+std::mutex& ephemeral_mutex() {
   static std::mutex mu;
+  return mu;
+}
+
+EphemeralIds& ephemeral_ids() {
   static EphemeralIds ids;
+  return ids;
+}
+
+// fork() marks the ids as not drawn in the child (getpid() on every id was a system call per
+// transaction, a tenth of a session write's time). The mutex is held across fork(), so the
+// child never inherits it locked by a thread that does not exist there.
+void register_ephemeral_fork_handlers() {
+  static const int registered = ::pthread_atfork(
+      [] { ephemeral_mutex().lock(); }, [] { ephemeral_mutex().unlock(); },
+      [] {
+        ephemeral_ids().drawn = false;
+        ephemeral_mutex().unlock();
+      });
+  (void)registered;
+}
+
+Gtrid ephemeral_gtrid() {
+  std::mutex& mu = ephemeral_mutex();
+  EphemeralIds& ids = ephemeral_ids();
+  register_ephemeral_fork_handlers();
   std::lock_guard guard(mu);
-  if (const pid_t pid = ::getpid(); ids.pid != pid) {
-    ids.pid = pid;
+  if (!ids.drawn) {
+    ids.drawn = true;
     ids.node = NodeId::random();
     const NodeId r = NodeId::random();
     ids.epoch = static_cast<std::uint32_t>(r.bytes[0]) << 24 |
