@@ -131,6 +131,33 @@ std::vector<Pair> pairs_for(
   return out;
 }
 
+// A participant that does nothing: begin + join + commit with it is the coordinator's own
+// cost of a one-participant transaction, the floor under the session resource's write+commit.
+class NoopResource final : public xact::ResourceManager {
+ public:
+  std::string resource_name() const override { return "noop"; }
+  void abort(xact::Transaction&) noexcept override {}
+  void tpc_begin(xact::Transaction&) override {}
+  void commit(xact::Transaction&) override {}
+  xact::Vote tpc_vote(xact::Transaction&) override { return xact::Vote::yes; }
+  void tpc_finish(xact::Transaction&) override {}
+  void tpc_abort(xact::Transaction&) noexcept override {}
+};
+
+// The coordinator alone (begin, join a no-op participant, commit) against the same bare write.
+Pair coordinator_floor(std::function<void(const std::string&, const std::string&)> bare_write) {
+  auto noop = std::make_shared<NoopResource>();
+  return {"coordinator only",
+          [bare_write](xact::ExplicitTransactionManager&, const std::string& sid,
+                       std::uint64_t i) { bare_write(sid, std::to_string(i)); },
+          [noop](xact::ExplicitTransactionManager& tm, const std::string&, std::uint64_t i) {
+            xact::Transaction& txn = tm.begin();
+            txn.join(noop);
+            (void)std::to_string(i);  // the same string work as the other side
+            txn.commit();
+          }};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -172,12 +199,10 @@ int main(int argc, char** argv) {
     for (auto& v : sessions) {
       for (auto& sid : v) store->set(sid, "n", "0");
     }
-    run_store("memory",
-              pairs_for(store, rm,
-                        [store](const std::string& sid, const std::string& v) {
-                          store->set(sid, "n", v);
-                        }),
-              threads, seconds, rounds, sessions);
+    auto bare = [store](const std::string& sid, const std::string& v) { store->set(sid, "n", v); };
+    std::vector<Pair> pairs = pairs_for(store, rm, bare);
+    pairs.push_back(coordinator_floor(bare));
+    run_store("memory", pairs, threads, seconds, rounds, sessions);
   }
 
   if (stores.find("myisam") != std::string::npos) {

@@ -74,10 +74,13 @@ bool is_in_doubt(const std::exception_ptr& e) {
 // hand out the parent's ids again (MariaDB then refuses the second XA START with 1440), so the
 // first id drawn in a new process picks a new node id.
 struct EphemeralIds {
-  bool drawn = false;  // false in a new process: the first id drawn picks a new node id
+  // False in a new process: the first id drawn there picks a new node id and epoch. node and
+  // epoch change only under the mutex before `drawn` is published (or in a fork()ed child,
+  // which has one thread), so readers that saw `drawn` read them without the lock.
+  std::atomic<bool> drawn{false};
   NodeId node;
   std::uint32_t epoch = 0;
-  std::uint64_t sequence = 0;
+  std::atomic<std::uint64_t> sequence{0};
 };
 
 std::mutex& ephemeral_mutex() {
@@ -97,27 +100,29 @@ void register_ephemeral_fork_handlers() {
   static const int registered = ::pthread_atfork(
       [] { ephemeral_mutex().lock(); }, [] { ephemeral_mutex().unlock(); },
       [] {
-        ephemeral_ids().drawn = false;
+        ephemeral_ids().drawn.store(false, std::memory_order_relaxed);
         ephemeral_mutex().unlock();
       });
   (void)registered;
 }
 
+// Lock-free once drawn: a process-wide mutex here made many threads' transactions queue.
 Gtrid ephemeral_gtrid() {
-  std::mutex& mu = ephemeral_mutex();
   EphemeralIds& ids = ephemeral_ids();
   register_ephemeral_fork_handlers();
-  std::lock_guard guard(mu);
-  if (!ids.drawn) {
-    ids.drawn = true;
-    ids.node = NodeId::random();
-    const NodeId r = NodeId::random();
-    ids.epoch = static_cast<std::uint32_t>(r.bytes[0]) << 24 |
-                static_cast<std::uint32_t>(r.bytes[1]) << 16 |
-                static_cast<std::uint32_t>(r.bytes[2]) << 8 | r.bytes[3];
-    ids.sequence = 0;
+  if (!ids.drawn.load(std::memory_order_acquire)) {
+    std::lock_guard guard(ephemeral_mutex());
+    if (!ids.drawn.load(std::memory_order_relaxed)) {
+      ids.node = NodeId::random();
+      const NodeId r = NodeId::random();
+      ids.epoch = static_cast<std::uint32_t>(r.bytes[0]) << 24 |
+                  static_cast<std::uint32_t>(r.bytes[1]) << 16 |
+                  static_cast<std::uint32_t>(r.bytes[2]) << 8 | r.bytes[3];
+      ids.sequence.store(0, std::memory_order_relaxed);
+      ids.drawn.store(true, std::memory_order_release);
+    }
   }
-  return Gtrid(ids.node, ids.epoch, ++ids.sequence);
+  return Gtrid(ids.node, ids.epoch, ids.sequence.fetch_add(1, std::memory_order_relaxed) + 1);
 }
 
 std::int64_t now_us() {
