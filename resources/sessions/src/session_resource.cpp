@@ -199,7 +199,9 @@ void SessionResource::write(Transaction& txn, const std::string& sid, const std:
   };
   if (was_read && conflict_or_noop(seen_it->second)) return;
 
-  // One store call reads, checks and writes (the memory store: under one lock).
+  // One store call. A value this transaction read: a compare-and-set against the version read
+  // (for MyISAM one UPDATE, no SELECT). A blind write: update_entry reads, checks and writes
+  // (the memory store under one lock; MyISAM a SELECT and the compare-and-set).
   Entry next;
   auto decide = [&](const std::optional<Entry>& cur) -> EntryUpdate {
     if (was_read && !unchanged(cur, seen_it->second)) {
@@ -224,16 +226,28 @@ void SessionResource::write(Transaction& txn, const std::string& sid, const std:
   };
   std::optional<Entry> cur;
   bool stored = false;
-  auto decide_and_note = [&](const std::optional<Entry>& c) {
-    EntryUpdate u = decide(c);
-    stored = u.kind == EntryUpdate::Kind::store;
-    return u;
-  };
-  // Through a one-pointer closure: std::function keeps it without an allocation.
-  auto fn = [&decide_and_note](const std::optional<Entry>& c) { return decide_and_note(c); };
-  if (!store_->update_entry(sid, name, fn, cur)) {
-    throw ConflictError(where(sid, name) + " in '" + options_.name +
-                        "' kept changing under this write: retry the transaction");
+  if (was_read) {
+    cur = seen_it->second;
+    const EntryUpdate u = decide(cur);
+    if (u.kind == EntryUpdate::Kind::store) {
+      if (!store_->compare_and_swap(sid, name, cur, u.next)) {
+        throw ConflictError(where(sid, name) + " in '" + options_.name +
+                            "' changed since this transaction read it: retry the transaction");
+      }
+      stored = true;
+    }
+  } else {
+    auto decide_and_note = [&](const std::optional<Entry>& c) {
+      EntryUpdate u = decide(c);
+      stored = u.kind == EntryUpdate::Kind::store;
+      return u;
+    };
+    // Through a one-pointer closure: std::function keeps it without an allocation.
+    auto fn = [&decide_and_note](const std::optional<Entry>& c) { return decide_and_note(c); };
+    if (!store_->update_entry(sid, name, fn, cur)) {
+      throw ConflictError(where(sid, name) + " in '" + options_.name +
+                          "' kept changing under this write: retry the transaction");
+    }
   }
   if (!stored) return;
   st.undo.push_back({sid, name, next, std::move(cur)});
