@@ -54,7 +54,7 @@ double thread_cpu_seconds() {
 }
 
 struct Rate {
-  double ops_per_s = 0;   // wall clock, all threads
+  double ops_per_s = 0;      // wall clock, all threads
   double cpu_us_per_op = 0;  // CPU time of the threads per operation
 };
 
@@ -119,9 +119,9 @@ void run_store(const std::string& store_name, const std::vector<Pair>& pairs, in
     bare_cpu /= rounds;
     through_cpu /= rounds;
     std::printf("%-7s %-18s %7d %12.0f %12.0f %9.2f %9.2f %7.2fx %9.3f %9.3f %7.2fx\n",
-                store_name.c_str(), p.name.c_str(), threads, bare, through,
-                1e6 * threads / bare, 1e6 * threads / through, bare / through, bare_cpu,
-                through_cpu, through_cpu / bare_cpu);
+                store_name.c_str(), p.name.c_str(), threads, bare, through, 1e6 * threads / bare,
+                1e6 * threads / through, bare / through, bare_cpu, through_cpu,
+                through_cpu / bare_cpu);
     std::fflush(stdout);
   }
 }
@@ -173,8 +173,9 @@ class NoopResource final : public xact::ResourceManager {
 Pair coordinator_floor(std::function<void(const std::string&, const std::string&)> bare_write) {
   auto noop = std::make_shared<NoopResource>();
   return {"coordinator only",
-          [bare_write](xact::ExplicitTransactionManager&, const std::string& sid,
-                       std::uint64_t i) { bare_write(sid, std::to_string(i)); },
+          [bare_write](xact::ExplicitTransactionManager&, const std::string& sid, std::uint64_t i) {
+            bare_write(sid, std::to_string(i));
+          },
           [noop](xact::ExplicitTransactionManager& tm, const std::string&, std::uint64_t i) {
             xact::Transaction& txn = tm.begin();
             txn.join(noop);
@@ -215,9 +216,9 @@ int main(int argc, char** argv) {
   }
   std::printf("session_bench: %d threads, %d sessions each, %.1f s x %d alternating rounds\n",
               threads, per_thread, seconds, rounds);
-  std::printf("%-7s %-18s %7s %12s %12s %9s %9s %8s %9s %9s %8s\n", "store", "operation",
-              "threads", "bare ops/s", "xact ops/s", "bare us", "xact us", "ratio", "bare cpu",
-              "xact cpu", "cpu rat.");
+  std::printf("%-7s %-18s %7s %12s %12s %9s %9s %8s %9s %9s %8s\n", "store", "operation", "threads",
+              "bare ops/s", "xact ops/s", "bare us", "xact us", "ratio", "bare cpu", "xact cpu",
+              "cpu rat.");
 
   if (stores.find("memory") != std::string::npos) {
     auto store = std::make_shared<xact::sessions::MemorySessionStore>();

@@ -97,12 +97,12 @@ EphemeralIds& ephemeral_ids() {
 // transaction, a tenth of a session write's time). The mutex is held across fork(), so the
 // child never inherits it locked by a thread that does not exist there.
 void register_ephemeral_fork_handlers() {
-  static const int registered = ::pthread_atfork(
-      [] { ephemeral_mutex().lock(); }, [] { ephemeral_mutex().unlock(); },
-      [] {
-        ephemeral_ids().drawn.store(false, std::memory_order_relaxed);
-        ephemeral_mutex().unlock();
-      });
+  static const int registered =
+      ::pthread_atfork([] { ephemeral_mutex().lock(); }, [] { ephemeral_mutex().unlock(); },
+                       [] {
+                         ephemeral_ids().drawn.store(false, std::memory_order_relaxed);
+                         ephemeral_mutex().unlock();
+                       });
   (void)registered;
 }
 
