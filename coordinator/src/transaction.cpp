@@ -5,6 +5,7 @@
 #include <cassert>
 #include <mutex>
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <xact/crash_point.hpp>
@@ -73,26 +74,55 @@ bool is_in_doubt(const std::exception_ptr& e) {
 // hand out the parent's ids again (MariaDB then refuses the second XA START with 1440), so the
 // first id drawn in a new process picks a new node id.
 struct EphemeralIds {
-  pid_t pid = 0;
+  // False in a new process: the first id drawn there picks a new node id and epoch. node and
+  // epoch change only under the mutex before `drawn` is published (or in a fork()ed child,
+  // which has one thread), so readers that saw `drawn` read them without the lock.
+  std::atomic<bool> drawn{false};
   NodeId node;
   std::uint32_t epoch = 0;
-  std::uint64_t sequence = 0;
+  std::atomic<std::uint64_t> sequence{0};
 };
 
-Gtrid ephemeral_gtrid() {
+std::mutex& ephemeral_mutex() {
   static std::mutex mu;
+  return mu;
+}
+
+EphemeralIds& ephemeral_ids() {
   static EphemeralIds ids;
-  std::lock_guard guard(mu);
-  if (const pid_t pid = ::getpid(); ids.pid != pid) {
-    ids.pid = pid;
-    ids.node = NodeId::random();
-    const NodeId r = NodeId::random();
-    ids.epoch = static_cast<std::uint32_t>(r.bytes[0]) << 24 |
-                static_cast<std::uint32_t>(r.bytes[1]) << 16 |
-                static_cast<std::uint32_t>(r.bytes[2]) << 8 | r.bytes[3];
-    ids.sequence = 0;
+  return ids;
+}
+
+// fork() marks the ids as not drawn in the child (getpid() on every id was a system call per
+// transaction, a tenth of a session write's time). The mutex is held across fork(), so the
+// child never inherits it locked by a thread that does not exist there.
+void register_ephemeral_fork_handlers() {
+  static const int registered =
+      ::pthread_atfork([] { ephemeral_mutex().lock(); }, [] { ephemeral_mutex().unlock(); },
+                       [] {
+                         ephemeral_ids().drawn.store(false, std::memory_order_relaxed);
+                         ephemeral_mutex().unlock();
+                       });
+  (void)registered;
+}
+
+// Lock-free once drawn: a process-wide mutex here made many threads' transactions queue.
+Gtrid ephemeral_gtrid() {
+  EphemeralIds& ids = ephemeral_ids();
+  register_ephemeral_fork_handlers();
+  if (!ids.drawn.load(std::memory_order_acquire)) {
+    std::lock_guard guard(ephemeral_mutex());
+    if (!ids.drawn.load(std::memory_order_relaxed)) {
+      ids.node = NodeId::random();
+      const NodeId r = NodeId::random();
+      ids.epoch = static_cast<std::uint32_t>(r.bytes[0]) << 24 |
+                  static_cast<std::uint32_t>(r.bytes[1]) << 16 |
+                  static_cast<std::uint32_t>(r.bytes[2]) << 8 | r.bytes[3];
+      ids.sequence.store(0, std::memory_order_relaxed);
+      ids.drawn.store(true, std::memory_order_release);
+    }
   }
-  return Gtrid(ids.node, ids.epoch, ++ids.sequence);
+  return Gtrid(ids.node, ids.epoch, ids.sequence.fetch_add(1, std::memory_order_relaxed) + 1);
 }
 
 std::int64_t now_us() {
