@@ -759,7 +759,9 @@ TEST_P(SheetsCrashTest, ObjectAndSheetRowsCommitTogetherOrNotAtAll) {
         << "object " << (object_there ? "committed" : "absent") << ", sheet rows " << rows.size()
         << "\n"
         << report.describe();
-    if (object_there) EXPECT_EQ(rows.one().get<std::int64_t>("owner_oid"), oid);
+    if (object_there) {
+      EXPECT_EQ(rows.one().get<std::int64_t>("owner_oid"), oid);
+    }
     const bool expect_committed = std::string_view(c.point) == "coordinator.after_commit_record" ||
                                   std::string_view(c.point) == "coordinator.after_finish" ||
                                   std::string_view(c.point) == "coordinator.after_done_record" ||
