@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <memory>
 #include <thread>
 
 namespace xact {
@@ -133,6 +134,24 @@ TEST(CurrentManager, DefaultsToTheThreadManagerAndFollowsBindings) {
     std::thread([&] { EXPECT_EQ(&current_manager(), &thread_manager()); }).join();
   }
   EXPECT_EQ(&current_manager(), &thread_manager());
+}
+
+TEST(CurrentManager, ABindingDestroyedOnAnotherThreadIsAUsageError) {
+  ExplicitTransactionManager tm;
+  std::unique_ptr<ManagerBinding> binding;
+  std::thread([&] {
+    binding = std::make_unique<ManagerBinding>(tm);
+    EXPECT_EQ(&current_manager(), &tm);
+  }).join();
+  EXPECT_EQ(&current_manager(), &thread_manager());  // not bound here
+  ManagerBinding* raw = binding.release();
+  EXPECT_THROW(delete raw, UsageError);
+  EXPECT_EQ(&current_manager(), &thread_manager());  // this thread's binding left alone
+  // On its own thread it unbinds as always.
+  std::thread([&] {
+    { ManagerBinding b(tm); }
+    EXPECT_EQ(&current_manager(), &thread_manager());
+  }).join();
 }
 
 TEST(TransactionGuard, AbortsAnUncommittedTransactionAtScopeExit) {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <memory>
+#include <thread>
 
 #include <xact/transaction.hpp>
 
@@ -18,16 +19,21 @@ class TransactionManager;
 /// The manager bound on this thread by the innermost ManagerBinding, or thread_manager().
 TransactionManager& current_manager() noexcept;
 
-/// Binds a manager to this thread for the binding's lifetime (see current_manager()).
+/// Binds a manager to this thread for the binding's lifetime (see current_manager()). A binding
+/// belongs to the thread that made it: destroyed on another thread (a coroutine that resumed
+/// elsewhere while holding one) it throws UsageError (logs it, when already unwinding) and
+/// unbinds nothing.
 class ManagerBinding {
  public:
   explicit ManagerBinding(TransactionManager& manager) noexcept;
-  ~ManagerBinding();
+  ~ManagerBinding() noexcept(false);
   ManagerBinding(const ManagerBinding&) = delete;
   ManagerBinding& operator=(const ManagerBinding&) = delete;
 
  private:
   TransactionManager* previous_;
+  std::thread::id thread_;
+  int uncaught_;
 };
 
 /// RAII: begins a transaction; aborts it at scope exit unless commit() was called.
