@@ -1,0 +1,119 @@
+// The demo application, independent of any transport: its stores, one handler per request kind
+// and the invariant check.
+//
+// Each handler takes the attempt's `xact::Transaction&`, the worker it runs on (a transaction
+// manager and an object-store connection of its own) and the request's data. The load
+// generator calls them through xact::run (retry on conflict); an HTTP route on the request
+// wrapper (issue 20) would call the same functions with the data it parsed from the request.
+//
+// Stores, all under one directory:
+//   main.xfs      accounts, profiles (their sheet keys and edit counters), session counters:
+//                 persistent objects in a file storage (database "main")
+//   profiles.db   the profiles' property sheets (xact::sheets) in SQLite, the last resource
+//   log/          the durable decision log; recovery runs on it before anything else
+//   sessions      in memory (xact::sessions::MemorySessionStore): writes compensated on abort,
+//                 gone with the process
+#pragma once
+
+#include <xact/decision_log.hpp>
+#include <xact/manager.hpp>
+#include <xact/objectstore/connection.hpp>
+#include <xact/objectstore/db.hpp>
+#include <xact/recovery.hpp>
+#include <xact/sessions/session_resource.hpp>
+#include <xact/sheets/sheet_store.hpp>
+#include <xact/sqlite/sqlite_resource.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace demo {
+
+struct AppOptions {
+  std::filesystem::path dir;
+  int accounts = 8;                     ///< the hot set of accounts (created on first start)
+  int profiles = 4;                     ///< the hot set of profiles (created on first start)
+  int sessions = 4;                     ///< sessions of this process (new ids each start)
+  std::int64_t opening_balance = 1000;  ///< of each account
+};
+
+/// One request of each kind.
+struct TransferRequest {
+  int from = 0;
+  int to = 1;
+  std::int64_t amount = 1;
+};
+struct ProfileEditRequest {
+  int profile = 0;
+  std::string bio;
+};
+struct SessionUpdateRequest {
+  int session = 0;  ///< index into App::session_ids()
+};
+
+class App;
+
+/// What a handler runs on: one per client thread (or per request, for a server).
+class Worker {
+ public:
+  explicit Worker(App& app);
+  xact::TransactionManager& manager() { return tm_; }
+  xact::objectstore::Connection& objects() { return *conn_; }
+
+ private:
+  xact::ExplicitTransactionManager tm_;
+  xact::objectstore::ConnectionHandle conn_;
+};
+
+/// The handlers: each is one attempt of one request, in `txn` (begun by the caller).
+void transfer(xact::Transaction& txn, Worker& w, const TransferRequest& r);
+void edit_profile(xact::Transaction& txn, Worker& w, App& app, const ProfileEditRequest& r);
+void update_session(xact::Transaction& txn, Worker& w, App& app, const SessionUpdateRequest& r);
+
+struct CheckResult {
+  bool pass = true;
+  std::vector<std::string> lines;  ///< one per invariant, "ok ..." or "FAILED ..."
+};
+
+class App {
+ public:
+  /// Opens (creating what is missing) every store, runs recovery, creates the hot set on the
+  /// first start and this process's sessions.
+  explicit App(AppOptions options);
+  ~App();
+
+  const AppOptions& options() const { return options_; }
+  const std::shared_ptr<xact::DecisionLog>& log() const { return log_; }
+  xact::objectstore::DB& db() { return *db_; }
+  xact::sheets::SheetStore& sheets() { return *sheets_; }
+  xact::sessions::SessionResource& sessions() { return *sessions_; }
+  const std::vector<std::string>& session_ids() const { return session_ids_; }
+  int accounts() const { return accounts_; }
+  int profiles() const { return profiles_; }
+  /// What recovery did at start, in one line.
+  const std::string& recovery_summary() const { return recovery_summary_; }
+  /// Whether recovery at start decided everything it found (a FAIL otherwise).
+  bool recovery_complete() const { return recovery_complete_; }
+
+  /// The invariants, read from the stores (call with no request running).
+  CheckResult check();
+
+ private:
+  AppOptions options_;
+  std::shared_ptr<xact::DecisionLog> log_;
+  std::shared_ptr<xact::objectstore::DB> db_;
+  std::shared_ptr<xact::sqlite::SqliteResource> sql_;
+  std::shared_ptr<xact::sheets::SheetStore> sheets_;
+  std::shared_ptr<xact::sessions::SessionResource> sessions_;
+  std::vector<std::string> session_ids_;
+  int accounts_ = 0;
+  int profiles_ = 0;
+  std::int64_t total_ = 0;
+  std::string recovery_summary_;
+  bool recovery_complete_ = true;
+};
+
+}  // namespace demo
