@@ -175,7 +175,7 @@ int run_phase(const demo::AppOptions& ao, const LoadOptions& lo, const Phase& ph
   const std::uint64_t heuristics = c.heuristics - before.heuristics;
   const std::uint64_t in_doubt = c.in_doubt - before.in_doubt;
   std::printf("[%s] summary: %" PRId64 " requests in %.1f s (%.0f/s), %" PRId64
-              " failed; commits %" PRIu64 ", conflicts %" PRIu64 ", retries %" PRIu64
+              " failed; commits %" PRIu64 ", conflicts at commit %" PRIu64 ", retries %" PRIu64
               "; latency p50 %.2f ms, p99 %.2f ms; heuristics: %s; in doubt: %" PRIu64 "\n",
               ph.tag.c_str(), r.requests, secs, static_cast<double>(r.requests) / secs, r.failed,
               c.commits - before.commits, c.conflicts - before.conflicts,
