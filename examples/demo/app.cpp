@@ -6,9 +6,19 @@
 #include <xact/retry.hpp>
 #include <xact/sessions/memory_session_store.hpp>
 #include <xact/sheets/sheet_owner.hpp>
+#include <xact/sqlite/sqlite_resource.hpp>
+#if defined(XACT_DEMO_WITH_POSTGRES)
+#include <xact/postgres/postgres_resource.hpp>
+#endif
+#if defined(XACT_DEMO_WITH_MYSQL)
+#include <xact/mysql/myisam_session_store.hpp>
+#endif
 
 #include <algorithm>
+#include <cstdlib>
+#include <fstream>
 #include <map>
+#include <random>
 #include <set>
 
 namespace demo {
@@ -84,7 +94,25 @@ class Counter : public os::Persistent {
 };
 XACT_PERSISTENT_TYPE(Counter, "demo.Counter");
 
-constexpr const char* kSheet = "profile";
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr ? v : "";
+}
+
+// The sheet's name: "profile" in the directory's own SQLite file; on a shared server one per
+// data directory ("demo_profile_<hex>"), chosen at the first start and kept in the directory.
+std::string choose_sheet_name(const std::filesystem::path& dir, bool on_server) {
+  if (!on_server) return "profile";
+  const auto file = dir / "sheet-name";
+  std::string name;
+  if (std::ifstream in(file); in && std::getline(in, name) && !name.empty()) return name;
+  std::mt19937_64 rng(std::random_device{}());
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(rng()));
+  name = std::string("demo_profile_") + hex;
+  std::ofstream(file) << name << "\n";
+  return name;
+}
 
 std::string account_key(int i) { return "account:" + std::to_string(i); }
 std::string profile_key(int i) { return "profile:" + std::to_string(i); }
@@ -108,9 +136,9 @@ void transfer(xact::Transaction&, Worker& w, const TransferRequest& r) {
   to->add(amount);
 }
 
-void edit_profile(xact::Transaction& txn, Worker& w, App&, const ProfileEditRequest& r) {
+void edit_profile(xact::Transaction& txn, Worker& w, App& app, const ProfileEditRequest& r) {
   auto p = w.objects().root()->get<Profile>(profile_key(r.profile));
-  auto& sheet = p->sheet(kSheet, txn);
+  auto& sheet = p->sheet(app.sheet_name(), txn);
   sheet.set("bio", r.bio);
   sheet.set("edits", sheet.get<std::int64_t>("edits") + 1);
   p->count_edit();
@@ -128,13 +156,57 @@ App::App(AppOptions options) : options_(std::move(options)) {
   fs::create_directories(options_.dir);
   log_ = xact::DecisionLog::open(xact::io::Env::posix(), (options_.dir / "log").string());
   db_ = os::DB::open(os::FileStorage::open((options_.dir / "main.xfs").string()), {.name = "main"});
-  xact::sqlite::SqliteOptions so;
-  so.path = (options_.dir / "profiles.db").string();
-  so.name = "sqlite:profiles";
-  sql_ = xact::sqlite::SqliteResource::create(so);
-  sessions_ = xact::sessions::SessionResource::create(
-      std::make_shared<xact::sessions::MemorySessionStore>(),
-      {.name = "sessions", .decision_log = log_});
+  const std::string pg_uri = env("XACT_PG_URI");
+#if defined(XACT_DEMO_WITH_POSTGRES)
+  if (!pg_uri.empty()) {
+    xact::postgres::PostgresOptions po;
+    po.conninfo = pg_uri;
+    po.name = "postgres:profiles";
+    auto pg = xact::postgres::PostgresResource::create(po);
+    plain_ = [pg]() -> std::unique_ptr<xact::sql::Connection> { return pg->open_connection(); };
+    sql_ = pg;
+    sql_on_server_ = true;
+    stores_ = "sheets in PostgreSQL";
+  }
+#else
+  if (!pg_uri.empty()) stores_ = "XACT_PG_URI ignored (built without the PostgreSQL adapter); ";
+#endif
+  if (!sql_) {
+    xact::sqlite::SqliteOptions so;
+    so.path = (options_.dir / "profiles.db").string();
+    so.name = "sqlite:profiles";
+    auto lite = xact::sqlite::SqliteResource::create(so);
+    plain_ = [lite]() -> std::unique_ptr<xact::sql::Connection> { return lite->open_connection(); };
+    sql_ = lite;
+    stores_ += "sheets in SQLite (profiles.db)";
+  }
+  sheet_ = choose_sheet_name(options_.dir, sql_on_server_);
+  stores_ += " table " + sheet_;
+
+  std::shared_ptr<xact::sessions::SessionStore> session_store;
+#if defined(XACT_DEMO_WITH_MYSQL)
+  if (!env("XACT_MYSQL_HOST").empty() && !env("XACT_MYSQL_PORT").empty()) {
+    xact::mysql::MyIsamSessionStoreOptions mo;
+    mo.connect.host = env("XACT_MYSQL_HOST");
+    mo.connect.port = static_cast<unsigned>(std::stoul(env("XACT_MYSQL_PORT")));
+    mo.connect.user = env("XACT_MYSQL_USER");
+    mo.connect.password = env("XACT_MYSQL_PASSWORD");
+    mo.connect.database = env("XACT_MYSQL_DB");
+    mo.table = "xact_demo_sessions";
+    session_store = xact::mysql::MyIsamSessionStore::open(mo);
+    stores_ += ", sessions in MariaDB/MySQL (MyISAM table xact_demo_sessions)";
+  }
+#else
+  if (!env("XACT_MYSQL_HOST").empty()) {
+    stores_ += ", XACT_MYSQL_* ignored (built without the MySQL adapter)";
+  }
+#endif
+  if (!session_store) {
+    session_store = std::make_shared<xact::sessions::MemorySessionStore>();
+    stores_ += ", sessions in memory";
+  }
+  sessions_ = xact::sessions::SessionResource::create(session_store,
+                                                      {.name = "sessions", .decision_log = log_});
 
   // Whatever a crash left prepared is decided before anything else runs.
   xact::Recovery recovery(log_);
@@ -161,7 +233,7 @@ App::App(AppOptions options) : options_(std::move(options)) {
   recovery_complete_ = report.complete();
 
   sheets_ = xact::sheets::SheetStore::create(sql_);
-  sheets_->define({kSheet,
+  sheets_->define({sheet_,
                    {
                        {.name = "bio",
                         .type = xact::sheets::PropertyType::text,
@@ -172,7 +244,7 @@ App::App(AppOptions options) : options_(std::move(options)) {
                         .nullable = false,
                         .default_value = 0},
                    }});
-  sheets_->ensure(kSheet);
+  sheets_->ensure(sheet_);
 
   for (int i = 0; i < options_.sessions; ++i) {
     session_ids_.push_back(xact::sessions::new_session_id());
@@ -190,7 +262,7 @@ App::App(AppOptions options) : options_(std::move(options)) {
       root->set("profiles", std::make_shared<Counter>(options_.profiles));
       for (int i = 0; i < options_.profiles; ++i) {
         auto p = std::make_shared<Profile>();
-        p->add_sheet(kSheet, txn, &w.objects());
+        p->add_sheet(sheet_, txn, &w.objects());
         root->set(profile_key(i), p);
       }
     }
@@ -205,6 +277,15 @@ App::App(AppOptions options) : options_(std::move(options)) {
 }
 
 App::~App() = default;
+
+void App::drop_server_data() {
+  if (sql_on_server_) {
+    auto c = plain_();
+    c->execute("DROP TABLE IF EXISTS " + sheet_);
+    c->execute("DELETE FROM xact_sheet_catalog WHERE sheet = $1", {sheet_});
+  }
+  for (const auto& sid : session_ids_) sessions_->store().invalidate(sid);
+}
 
 CheckResult App::check() {
   CheckResult r;
@@ -235,8 +316,7 @@ CheckResult App::check() {
 
   // Sheets: version 1 at creation, +1 per committed UPDATE; the row's edits property and the
   // object's counter both count the committed edits.
-  const auto rows = sql_->open_connection()->execute(
-      std::string("SELECT owner_oid, version, edits FROM ") + kSheet);
+  const auto rows = plain_()->execute("SELECT owner_oid, version, edits FROM " + sheet_);
   bool sheets_ok = rows.size() == object_edits.size();
   std::int64_t edits = 0;
   std::string detail;

@@ -13,6 +13,10 @@
 //   log/          the durable decision log; recovery runs on it before anything else
 //   sessions      in memory (xact::sessions::MemorySessionStore): writes compensated on abort,
 //                 gone with the process
+// With XACT_PG_URI set (and the demo built with the PostgreSQL adapter) the sheets go to
+// PostgreSQL instead, in a table named for the data directory; with XACT_MYSQL_HOST/PORT/USER/
+// PASSWORD/DB set (and the MySQL adapter) the sessions go to a MyISAM table
+// (xact::mysql::MyIsamSessionStore), shared by processes and surviving them.
 #pragma once
 
 #include <xact/decision_log.hpp>
@@ -22,10 +26,12 @@
 #include <xact/recovery.hpp>
 #include <xact/sessions/session_resource.hpp>
 #include <xact/sheets/sheet_store.hpp>
-#include <xact/sqlite/sqlite_resource.hpp>
+#include <xact/sql/connection.hpp>
+#include <xact/sql/sql_resource.hpp>
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -93,6 +99,12 @@ class App {
   const std::vector<std::string>& session_ids() const { return session_ids_; }
   int accounts() const { return accounts_; }
   int profiles() const { return profiles_; }
+  const std::string& sheet_name() const { return sheet_; }
+  /// Where each store is, in one line.
+  const std::string& describe_stores() const { return stores_; }
+  /// Drops what the demo made on a server (the sheet table and its catalog rows, this process's
+  /// sessions): for a data directory that is removed at exit.
+  void drop_server_data();
   /// What recovery did at start, in one line.
   const std::string& recovery_summary() const { return recovery_summary_; }
   /// Whether recovery at start decided everything it found (a FAIL otherwise).
@@ -105,7 +117,11 @@ class App {
   AppOptions options_;
   std::shared_ptr<xact::DecisionLog> log_;
   std::shared_ptr<xact::objectstore::DB> db_;
-  std::shared_ptr<xact::sqlite::SqliteResource> sql_;
+  std::shared_ptr<xact::sql::SqlResource> sql_;
+  std::function<std::unique_ptr<xact::sql::Connection>()> plain_;  ///< outside transactions
+  bool sql_on_server_ = false;
+  std::string sheet_;  ///< the profiles' sheet (and table) name
+  std::string stores_;
   std::shared_ptr<xact::sheets::SheetStore> sheets_;
   std::shared_ptr<xact::sessions::SessionResource> sessions_;
   std::vector<std::string> session_ids_;

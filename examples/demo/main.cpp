@@ -28,6 +28,7 @@
 #include <cinttypes>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <mutex>
 #include <random>
@@ -144,6 +145,7 @@ LoadResult run_load(demo::App& app, const LoadOptions& lo, const std::string& ta
 struct Phase {
   std::string tag;
   bool check = true;
+  bool drop_server_data = false;  ///< at the end (a data directory removed at exit)
 };
 
 // Opens the application (recovering), runs the load, prints the summary and (if asked) the
@@ -153,6 +155,7 @@ int run_phase(const demo::AppOptions& ao, const LoadOptions& lo, const Phase& ph
   const auto before = xact::counters();
   demo::App app(ao);
   std::cout
+      << "[" << ph.tag << "] stores: objects in main.xfs, " << app.describe_stores() << "\n"
       << "[" << ph.tag << "] recovery at start: " << app.recovery_summary() << "\n"
       << "[" << ph.tag << "] " << lo.clients << " clients on " << app.accounts() << " accounts, "
       << app.profiles() << " profiles, " << app.session_ids().size() << " sessions; "
@@ -187,6 +190,7 @@ int run_phase(const demo::AppOptions& ao, const LoadOptions& lo, const Phase& ph
   for (const auto& l : check.lines) std::cout << "[" << ph.tag << "] " << l << "\n";
   const bool pass = check.pass && heuristics == 0 && in_doubt == 0 && app.recovery_complete();
   std::cout << "[" << ph.tag << "] invariants: " << (pass ? "PASS" : "FAIL") << std::endl;
+  if (ph.drop_server_data) app.drop_server_data();
   return pass ? 0 : 1;
 }
 
@@ -197,6 +201,7 @@ int main(int argc, char** argv) {
   demo::AppOptions ao;
   LoadOptions lo;
   bool crash = false;
+  bool require_servers = false;
   std::string dir;
   po::options_description desc("xact-demo options");
   desc.add_options()("help,h", "this text")("clients", po::value(&lo.clients)->default_value(8),
@@ -206,6 +211,9 @@ int main(int argc, char** argv) {
       "stop after this many requests instead (0: use --seconds)")(
       "crash", po::bool_switch(&crash),
       "kill the demo once at a random crash point, restart, recover, check")(
+      "require-servers", po::bool_switch(&require_servers),
+      "refuse to run on the embedded stores: exit 77 (a skip) without XACT_PG_URI and "
+      "XACT_MYSQL_HOST/PORT, or fail with CI=true")(
       "dir", po::value(&dir), "data directory (default: a fresh one, removed at exit)")(
       "accounts", po::value(&ao.accounts)->default_value(8), "hot accounts (first start)")(
       "profiles", po::value(&ao.profiles)->default_value(4), "hot profiles (first start)")(
@@ -227,13 +235,22 @@ int main(int argc, char** argv) {
                  "--sessions >= 1\n";
     return 2;
   }
+  if (require_servers) {
+    const auto set = [](const char* n) { return std::getenv(n) != nullptr && *std::getenv(n); };
+    if (!set("XACT_PG_URI") || !set("XACT_MYSQL_HOST") || !set("XACT_MYSQL_PORT")) {
+      const bool ci = std::getenv("CI") != nullptr && std::string(std::getenv("CI")) == "true";
+      std::cerr << "xact-demo: --require-servers but XACT_PG_URI / XACT_MYSQL_HOST / "
+                   "XACT_MYSQL_PORT are not set (scripts/servers.sh start DIR; source "
+                   "DIR/env.sh)"
+                << (ci ? "" : ": skipped") << "\n";
+      return ci ? 1 : 77;
+    }
+  }
   const bool own_dir = dir.empty();
   ao.dir = own_dir ? fs::temp_directory_path() / ("xact-demo-" + std::to_string(::getpid()))
                    : fs::path(dir);
   xact::set_log_level(xact::LogLevel::warning);  // retried conflicts are logged at info
-  std::cout << "directory: " << ao.dir.string()
-            << " (objects main.xfs, sheets profiles.db, decision log log/, sessions in memory)"
-            << std::endl;
+  std::cout << "directory: " << ao.dir.string() << std::endl;
   int status = 0;
   try {
     if (crash) {
@@ -291,9 +308,9 @@ int main(int argc, char** argv) {
                   << (WIFEXITED(ws) ? WEXITSTATUS(ws) : -1) << ")" << std::endl;
         status = 1;
       }
-      status |= run_phase(ao, lo, {"run 2", true});
+      status |= run_phase(ao, lo, {"run 2", true, own_dir});
     } else {
-      status = run_phase(ao, lo, {"run", true});
+      status = run_phase(ao, lo, {"run", true, own_dir});
     }
   } catch (const std::exception& e) {
     std::cerr << "xact-demo failed: " << e.what() << "\n";
