@@ -15,6 +15,7 @@
 #endif
 
 #include <algorithm>
+#include <charconv>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -126,29 +127,81 @@ Worker::Worker(App& app) : tm_(xact::ManagerOptions{app.log(), std::nullopt}) {
   conn_ = app.db().open(o);
 }
 
-void transfer(xact::Transaction&, Worker& w, const TransferRequest& r) {
+std::int64_t transfer(xact::Transaction&, Worker& w, App&, const TransferRequest& r) {
   auto root = w.objects().root();
   auto from = root->get<Account>(account_key(r.from));
   auto to = root->get<Account>(account_key(r.to));
   const std::int64_t amount = std::min(r.amount, from->balance());
-  if (amount <= 0 || r.from == r.to) return;
+  if (amount <= 0 || r.from == r.to) return 0;
   from->add(-amount);
   to->add(amount);
+  return amount;
 }
 
-void edit_profile(xact::Transaction& txn, Worker& w, App& app, const ProfileEditRequest& r) {
+std::int64_t edit_profile(xact::Transaction& txn, Worker& w, App& app,
+                          const ProfileEditRequest& r) {
   auto p = w.objects().root()->get<Profile>(profile_key(r.profile));
   auto& sheet = p->sheet(app.sheet_name(), txn);
   sheet.set("bio", r.bio);
   sheet.set("edits", sheet.get<std::int64_t>("edits") + 1);
   p->count_edit();
+  return p->edits();
 }
 
-void update_session(xact::Transaction& txn, Worker& w, App& app, const SessionUpdateRequest& r) {
+std::int64_t update_session(xact::Transaction& txn, Worker& w, App& app,
+                            const SessionUpdateRequest& r) {
   const std::string& sid = app.session_ids().at(static_cast<std::size_t>(r.session));
   auto v = app.sessions().get(txn, sid, "updates");
-  app.sessions().set(txn, sid, "updates", std::to_string(v ? std::stoll(*v) + 1 : 1));
+  const std::int64_t n = v ? std::stoll(*v) + 1 : 1;
+  app.sessions().set(txn, sid, "updates", std::to_string(n));
   w.objects().root()->get<Counter>(session_key(sid))->add(1);
+  return n;
+}
+
+namespace {
+
+const std::string& param(const Request& r, std::string_view name) {
+  const auto it = r.params.find(name);
+  if (it == r.params.end()) {
+    throw xact::UsageError(r.route + ": parameter " + std::string(name) + " is missing");
+  }
+  return it->second;
+}
+
+std::int64_t int_param(const Request& r, std::string_view name, std::int64_t lo, std::int64_t hi) {
+  const std::string& text = param(r, name);
+  std::int64_t v = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || v < lo || v > hi) {
+    throw xact::UsageError(r.route + ": parameter " + std::string(name) + " must be a number in [" +
+                           std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  }
+  return v;
+}
+
+}  // namespace
+
+std::string handle(xact::Transaction& txn, Worker& w, App& app, const Request& r) {
+  if (r.route == "/transfer") {
+    TransferRequest t;
+    t.from = static_cast<int>(int_param(r, "from", 0, app.accounts() - 1));
+    t.to = static_cast<int>(int_param(r, "to", 0, app.accounts() - 1));
+    t.amount = int_param(r, "amount", 1, std::int64_t{1} << 40);
+    return std::to_string(transfer(txn, w, app, t));
+  }
+  if (r.route == "/profile") {
+    ProfileEditRequest e;
+    e.profile = static_cast<int>(int_param(r, "profile", 0, app.profiles() - 1));
+    e.bio = param(r, "bio");
+    return std::to_string(edit_profile(txn, w, app, e));
+  }
+  if (r.route == "/session") {
+    SessionUpdateRequest u;
+    u.session = static_cast<int>(
+        int_param(r, "session", 0, static_cast<std::int64_t>(app.session_ids().size()) - 1));
+    return std::to_string(update_session(txn, w, app, u));
+  }
+  throw xact::UsageError("no route " + r.route + " (routes: /transfer, /profile, /session)");
 }
 
 App::App(AppOptions options) : options_(std::move(options)) {

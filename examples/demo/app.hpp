@@ -32,6 +32,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -74,10 +75,27 @@ class Worker {
   xact::objectstore::ConnectionHandle conn_;
 };
 
-/// The handlers: each is one attempt of one request, in `txn` (begun by the caller).
-void transfer(xact::Transaction& txn, Worker& w, const TransferRequest& r);
-void edit_profile(xact::Transaction& txn, Worker& w, App& app, const ProfileEditRequest& r);
-void update_session(xact::Transaction& txn, Worker& w, App& app, const SessionUpdateRequest& r);
+/// The handlers: each is one attempt of one request, in `txn` (begun by the caller, who commits
+/// and retries: xact::run, or the HTTP wrapper's retry loop). They return what a response would
+/// carry: the amount moved, the profile's committed edits after this one, the session's value.
+std::int64_t transfer(xact::Transaction& txn, Worker& w, App& app, const TransferRequest& r);
+std::int64_t edit_profile(xact::Transaction& txn, Worker& w, App& app, const ProfileEditRequest& r);
+std::int64_t update_session(xact::Transaction& txn, Worker& w, App& app,
+                            const SessionUpdateRequest& r);
+
+/// A request as a transport hands it over: a route and its parameters, as text.
+///   /transfer  from=<account> to=<account> amount=<n>
+///   /profile   profile=<n> bio=<text>
+///   /session   session=<n>
+struct Request {
+  std::string route;
+  std::map<std::string, std::string, std::less<>> params;
+};
+/// The routes' dispatcher, what an HTTP route on the request wrapper calls with the attempt's
+/// transaction: parses the parameters, runs the handler, returns the response body (a number).
+/// xact::UsageError for an unknown route or a missing, malformed or out-of-range parameter
+/// (a 400 for HTTP): checked before anything is changed.
+std::string handle(xact::Transaction& txn, Worker& w, App& app, const Request& r);
 
 struct CheckResult {
   bool pass = true;

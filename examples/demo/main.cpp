@@ -77,24 +77,22 @@ LoadResult run_load(demo::App& app, const LoadOptions& lo, const std::string& ta
       const int kind = static_cast<int>(rng() % 3);
       const auto t0 = Clock::now();
       try {
+        // Through the routes' dispatcher, as an HTTP front end would send them.
+        demo::Request req;
         if (kind == 0) {
-          demo::TransferRequest r;
-          r.from = static_cast<int>(rng() % static_cast<unsigned>(app.accounts()));
-          r.to = static_cast<int>(rng() % static_cast<unsigned>(app.accounts()));
-          r.amount = static_cast<std::int64_t>(1 + rng() % 100);
-          xact::run(w.manager(), [&](xact::Transaction& txn) { demo::transfer(txn, w, r); });
+          req.route = "/transfer";
+          req.params["from"] = std::to_string(rng() % static_cast<unsigned>(app.accounts()));
+          req.params["to"] = std::to_string(rng() % static_cast<unsigned>(app.accounts()));
+          req.params["amount"] = std::to_string(1 + rng() % 100);
         } else if (kind == 1) {
-          demo::ProfileEditRequest r;
-          r.profile = static_cast<int>(rng() % static_cast<unsigned>(app.profiles()));
-          r.bio = "edited by client " + std::to_string(id);
-          xact::run(w.manager(),
-                    [&](xact::Transaction& txn) { demo::edit_profile(txn, w, app, r); });
+          req.route = "/profile";
+          req.params["profile"] = std::to_string(rng() % static_cast<unsigned>(app.profiles()));
+          req.params["bio"] = "edited by client " + std::to_string(id);
         } else {
-          demo::SessionUpdateRequest r;
-          r.session = static_cast<int>(rng() % app.session_ids().size());
-          xact::run(w.manager(),
-                    [&](xact::Transaction& txn) { demo::update_session(txn, w, app, r); });
+          req.route = "/session";
+          req.params["session"] = std::to_string(rng() % app.session_ids().size());
         }
+        xact::run(w.manager(), [&](xact::Transaction& txn) { demo::handle(txn, w, app, req); });
       } catch (const std::exception& e) {
         failed.fetch_add(1);
         std::cerr << "[" << tag << "] request failed: " << e.what() << "\n";
