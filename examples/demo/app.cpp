@@ -237,6 +237,7 @@ App::App(AppOptions options) : options_(std::move(options)) {
   stores_ += " table " + sheet_;
 
   std::shared_ptr<xact::sessions::SessionStore> session_store;
+  bool sessions_persist = false;  // a store that outlives the process: keep the session ids
 #if defined(XACT_DEMO_WITH_MYSQL)
   if (!env("XACT_MYSQL_HOST").empty() && !env("XACT_MYSQL_PORT").empty()) {
     xact::mysql::MyIsamSessionStoreOptions mo;
@@ -248,6 +249,7 @@ App::App(AppOptions options) : options_(std::move(options)) {
     mo.table = "xact_demo_sessions";
     session_store = xact::mysql::MyIsamSessionStore::open(mo);
     stores_ += ", sessions in MariaDB/MySQL (MyISAM table xact_demo_sessions)";
+    sessions_persist = true;
   }
 #else
   if (!env("XACT_MYSQL_HOST").empty()) {
@@ -299,8 +301,21 @@ App::App(AppOptions options) : options_(std::move(options)) {
                    }});
   sheets_->ensure(sheet_);
 
-  for (int i = 0; i < options_.sessions; ++i) {
+  // In-memory sessions die with the process: each start has sessions of its own. A MyISAM
+  // store keeps them, so the directory keeps their ids and every start checks them all.
+  const auto ids_file = options_.dir / "session-ids";
+  if (sessions_persist) {
+    std::ifstream in(ids_file);
+    for (std::string id; std::getline(in, id);) {
+      if (!id.empty()) session_ids_.push_back(id);
+    }
+  }
+  while (session_ids_.size() < static_cast<std::size_t>(options_.sessions)) {
     session_ids_.push_back(xact::sessions::new_session_id());
+  }
+  if (sessions_persist) {
+    std::ofstream out(ids_file, std::ios::trunc);
+    for (const auto& id : session_ids_) out << id << "\n";
   }
   Worker w(*this);
   xact::run(w.manager(), [&](xact::Transaction& txn) {
@@ -319,7 +334,11 @@ App::App(AppOptions options) : options_(std::move(options)) {
         root->set(profile_key(i), p);
       }
     }
-    for (const auto& sid : session_ids_) root->set(session_key(sid), std::make_shared<Counter>());
+    for (const auto& sid : session_ids_) {
+      if (!root->contains(session_key(sid))) {
+        root->set(session_key(sid), std::make_shared<Counter>());
+      }
+    }
   });
   xact::run(w.manager(), [&](xact::Transaction&) {
     auto root = w.objects().root();
