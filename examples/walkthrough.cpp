@@ -9,7 +9,7 @@
 // a failing SQL statement rolling the objects back, a reopen of everything from disk with a
 // historical read, and the money invariant.
 //
-// Usage: xact-demo [directory]   (default: a fresh temporary directory, removed at exit)
+// Usage: xact-walkthrough [directory]   (default: a fresh temporary directory, removed at exit)
 #include <xact/decision_log.hpp>
 #include <xact/errors.hpp>
 #include <xact/io/env.hpp>
