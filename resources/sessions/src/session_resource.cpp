@@ -6,8 +6,8 @@
 #include <utility>
 
 #include <xact/decision_log.hpp>
+#include <xact/diagnostics.hpp>
 #include <xact/errors.hpp>
-#include <xact/log.hpp>
 #include <xact/transaction.hpp>
 
 namespace xact::sessions {
