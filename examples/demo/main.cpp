@@ -13,13 +13,8 @@
 #include "app.hpp"
 
 #include <xact/crash_point.hpp>
-#include <xact/errors.hpp>
-// xact/log.hpp becomes xact/diagnostics.hpp (the counters); either until the rename is merged.
-#if __has_include(<xact/diagnostics.hpp>)
 #include <xact/diagnostics.hpp>
-#else
-#include <xact/log.hpp>
-#endif
+#include <xact/errors.hpp>
 #include <xact/retry.hpp>
 
 #include <boost/program_options.hpp>
