@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -419,8 +421,67 @@ SqlSpec read_sql(const Reader& r, const toml::table& table, const std::string& p
   return spec;
 }
 
+SessionStoreSpec read_session_store(const Reader& r, const toml::table& table,
+                                    const std::string& path) {
+  r.check_keys(table, path,
+               {"name", "kind", "uri", "password_env", "password_file", "table",
+                "idle_timeout_seconds", "fence_lease_seconds", "connections"});
+  SessionStoreSpec spec;
+  spec.origin = r.origin(table);
+  const std::size_t line = Reader::line_of(table);
+  spec.name = r.required_string(table, line, path, "name", "\"sessions\"");
+  r.check_name(spec.name, Reader::line_of(*table.get("name")), path + ".name", 0);
+  const std::string kind = r.required_string(table, line, path, "kind", "\"memory\" or \"myisam\"");
+  const std::size_t kind_line = Reader::line_of(*table.get("kind"));
+  if (kind == "memory") {
+    spec.kind = SessionStoreSpec::Kind::memory;
+  } else if (kind == "myisam") {
+    spec.kind = SessionStoreSpec::Kind::myisam;
+  } else {
+    r.fail(kind_line, path + ".kind",
+           "unknown kind '" + kind + "'; the kinds are memory (this process only) and myisam "
+                                     "(a MySQL/MariaDB MyISAM table shared by processes)");
+  }
+  if (spec.kind == SessionStoreSpec::Kind::memory) {
+    for (const char* key : {"uri", "password_env", "password_file", "table", "connections"}) {
+      if (const toml::node* node = table.get(key)) {
+        r.fail(Reader::line_of(*node), path + "." + key,
+               "a memory session store has no database: remove the key (or kind = \"myisam\")");
+      }
+    }
+  } else {
+    spec.uri = r.required_string(table, line, path, "uri", "\"mysql://app@db:3306/sessions\"");
+    if (uri_has_password(spec.uri)) {
+      r.fail(Reader::line_of(*table.get("uri")), path + ".uri",
+             "the URI holds a password: remove it and give password_env = \"VAR\" or "
+             "password_file = \"PATH\" (owner-only) instead");
+    }
+    spec.password = r.password(table, path);
+    if (table.get("table") != nullptr) {
+      spec.table = r.required_string(table, line, path, "table", "\"xact_sessions\"");
+      const bool plain =
+          spec.table.size() <= 64 &&
+          std::all_of(spec.table.begin(), spec.table.end(), [](unsigned char c) {
+            return std::isalnum(c) != 0 || c == '_';
+          });
+      if (!plain) {
+        r.fail(Reader::line_of(*table.get("table")), path + ".table",
+               "'" + spec.table + "' is not a plain table name (letters, digits, _; at most 64)");
+      }
+    }
+    spec.connections = r.positive(table, path, "connections");
+  }
+  if (auto n = r.positive(table, path, "idle_timeout_seconds")) {
+    spec.idle_timeout = std::chrono::seconds(*n);
+  }
+  if (auto n = r.positive(table, path, "fence_lease_seconds")) {
+    spec.fence_lease = std::chrono::seconds(*n);
+  }
+  return spec;
+}
+
 Config read(const Reader& r, const toml::table& root) {
-  r.check_keys(root, "", {"decision_log", "database", "sql"});
+  r.check_keys(root, "", {"decision_log", "database", "sql", "session_store"});
   Config config;
   config.file = r.file();
   config.decision_log = read_decision_log(r, root);
@@ -442,6 +503,11 @@ Config read(const Reader& r, const toml::table& root) {
   each_table(r, root, "sql", [&](const toml::table& t, const std::string& path) {
     config.sql.push_back(read_sql(r, t, path));
     claim(config.sql.back().resource_name(), config.sql.back().origin, path + ".name");
+  });
+  each_table(r, root, "session_store", [&](const toml::table& t, const std::string& path) {
+    config.session_stores.push_back(read_session_store(r, t, path));
+    claim(config.session_stores.back().resource_name(), config.session_stores.back().origin,
+          path + ".name");
   });
   return config;
 }

@@ -7,11 +7,13 @@
 #include <xact/config/config.hpp>
 #include <xact/objectstore/file_storage.hpp>
 #include <xact/objectstore/memory_storage.hpp>
+#include <xact/sessions/memory_session_store.hpp>
 
 #if defined(XACT_CONFIG_WITH_POSTGRES)
 #include <xact/postgres/postgres_resource.hpp>
 #endif
 #if defined(XACT_CONFIG_WITH_MYSQL)
+#include <xact/mysql/myisam_session_store.hpp>
 #include <xact/mysql/mysql_resource.hpp>
 #endif
 #if defined(XACT_CONFIG_WITH_SQLITE)
@@ -218,6 +220,58 @@ std::shared_ptr<sql::SqlResource> open_sql(const SqlSpec& spec,
   throw ConfigError(resource_label(spec) + ": unknown kind");
 }
 
+std::shared_ptr<sessions::SessionResource> open_session_store(
+    const SessionStoreSpec& spec, [[maybe_unused]] const OpenOptions& options,
+    std::shared_ptr<DecisionLog> log) {
+  std::shared_ptr<sessions::SessionStore> store;
+  if (spec.kind == SessionStoreSpec::Kind::memory) {
+    sessions::MemorySessionStoreOptions memory;
+    memory.idle_timeout = spec.idle_timeout;
+    store = std::make_shared<sessions::MemorySessionStore>(memory);
+  } else {
+#if defined(XACT_CONFIG_WITH_MYSQL)
+    // The connection is read as an [[sql]] mysql resource's would be (same URI form).
+    SqlSpec connection;
+    connection.name = spec.name;
+    connection.kind = SqlKind::mysql;
+    connection.uri = spec.uri;
+    connection.password = spec.password;
+    connection.origin = spec.origin;
+    mysql::MyIsamSessionStoreOptions myisam;
+    myisam.connect = mysql_connect(connection);
+    myisam.table = spec.table;
+    myisam.idle_timeout = spec.idle_timeout;
+    myisam.create_table = options.create && !options.read_only;
+    if (spec.connections) myisam.connections = *spec.connections;
+    try {
+      store = mysql::MyIsamSessionStore::open(std::move(myisam));
+    } catch (const ConfigError&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw ResourceError(spec.origin.where() + ": [[session_store]] '" + spec.name +
+                          "' (myisam): cannot open the table '" + spec.table + "': " + e.what());
+    }
+#else
+    throw ConfigError(spec.origin.where() + ": [[session_store]] '" + spec.name +
+                      "': key 'kind': this build of xact has no mysql adapter (it was "
+                      "configured with XACT_WITH_MYSQL=OFF): rebuild with it, or use memory");
+#endif
+  }
+  sessions::SessionResourceOptions resource;
+  resource.name = spec.name;
+  resource.decision_log = std::move(log);
+  resource.fence_lease = spec.fence_lease;
+  return sessions::SessionResource::create(std::move(store), std::move(resource));
+}
+
+sessions::SessionResource& Application::session_store(const std::string& name) const {
+  const auto it = session_stores.find(name);
+  if (it == session_stores.end()) {
+    throw ConfigError(config.file + ": no [[session_store]] named '" + name + "'");
+  }
+  return *it->second;
+}
+
 objectstore::DB& Application::database(const std::string& name) const {
   const auto it = databases.find(name);
   if (it == databases.end()) {
@@ -262,6 +316,11 @@ Application load(const std::string& path, LoadOptions options) {
     auto resource = open_sql(spec, open);
     app.recovery->register_resource(resource);
     app.sql.emplace(spec.name, std::move(resource));
+  }
+  for (const auto& spec : app.config.session_stores) {
+    auto resource = open_session_store(spec, open, app.decision_log);
+    app.recovery->register_resource(resource);
+    app.session_stores.emplace(spec.name, std::move(resource));
   }
   if (options.run_recovery) app.recovery_report = app.recovery->run();
   return app;

@@ -1,6 +1,7 @@
 // `xact recover --config FILE`: recovery of every resource an application's configuration file
 // declares (xact::config): its decision log, object databases (file storages), PostgreSQL,
-// MySQL/MariaDB and SQLite. The application must not be running: this command owns the log
+// MySQL/MariaDB, SQLite and session stores (a MyISAM store's fences: compensated, or dropped
+// when the decision log says the transaction committed). The application must not be running: this command owns the log
 // and the file storages meanwhile.
 #include <iostream>
 
@@ -16,9 +17,12 @@ const CommandInfo kRecoverConfigInfo{
     "recover", "--config FILE [--dry-run] [--tolerate-corruption]",
     "run recovery for every resource of an application's configuration file",
     "Reads the configuration file (doc/config.md), opens its decision log and every resource it "
-    "declares (object databases with their file storages, PostgreSQL, MySQL/MariaDB, SQLite), "
+    "declares (object databases with their file storages, PostgreSQL, MySQL/MariaDB, SQLite, "
+    "session stores), "
     "and runs recovery: re-drives the commits without a done record, commits the prepared "
-    "branches whose transaction committed, rolls back the rest (presumed abort).",
+    "branches whose transaction committed, rolls back the rest (presumed abort). A MyISAM "
+    "session store's fences left by a crashed process of this node are dropped when their "
+    "transaction committed and compensated (the before-image restored) otherwise.",
     "Nothing is created: a missing file storage or SQLite file is unreachable, and its work is "
     "listed as owed (as is that of a database server that refuses the connection). Passwords "
     "come from the file's password_env/password_file, as for the application.\n\n"
@@ -100,10 +104,18 @@ int run_recover_config(const std::vector<std::string>& args) {
         });
   }
 
+  std::vector<std::shared_ptr<sessions::SessionResource>> session_stores;
+  for (const auto& spec : config.session_stores) {
+    add(spec.resource_name(), false, [&]() -> std::shared_ptr<ResourceManager> {
+      session_stores.push_back(config::open_session_store(spec, open, dry_run ? nullptr : log));
+      return session_stores.back();
+    });
+  }
+
   std::cout << "configuration '" << config.file << "': decision log '" << dir << "' (node "
             << log->node_id().to_hex() << ", epoch " << log->epoch() << "), "
             << config.databases.size() << " database(s), " << config.sql.size()
-            << " SQL resource(s)\n";
+            << " SQL resource(s), " << config.session_stores.size() << " session store(s)\n";
   const RecoveryReport report = recovery.run(dry_run);
   std::cout << report.describe() << '\n';
   if (report.complete()) return kExitOk;

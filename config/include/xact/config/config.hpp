@@ -38,6 +38,7 @@
 // links only xact::coordinator pulls in none of them.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <map>
@@ -53,6 +54,7 @@
 #include <xact/manager.hpp>
 #include <xact/objectstore/db.hpp>
 #include <xact/recovery.hpp>
+#include <xact/sessions/session_resource.hpp>
 #include <xact/sql/sql_resource.hpp>
 #include <xact/xid.hpp>
 
@@ -105,11 +107,27 @@ struct SqlSpec {
   std::string resource_name() const { return name; }
 };
 
+/// A session store wrapped in a compensating SessionResource (doc/config.md, [[session_store]]).
+struct SessionStoreSpec {
+  enum class Kind { memory, myisam };
+  std::string name;  ///< the resource name (branch qualifier of every id): stable
+  Kind kind = Kind::memory;
+  std::string uri;   ///< myisam: mysql://user@host:port/db
+  std::optional<std::string> password;  ///< from password_env / password_file; never printed
+  std::string table = "xact_sessions";  ///< myisam
+  std::chrono::seconds idle_timeout = std::chrono::minutes(30);
+  std::chrono::seconds fence_lease = std::chrono::minutes(10);
+  std::optional<std::size_t> connections;  ///< myisam: connections at most
+  Origin origin;
+  std::string resource_name() const { return name; }
+};
+
 struct Config {
   std::string file;
   DecisionLogSpec decision_log;
   std::vector<DatabaseSpec> databases;
   std::vector<SqlSpec> sql;
+  std::vector<SessionStoreSpec> session_stores;
 };
 
 /// Looks up an environment variable; nullopt when unset.
@@ -143,6 +161,14 @@ std::shared_ptr<objectstore::DB> open_database(const DatabaseSpec& spec,
 /// opens its file). Throws ConfigError for a kind this build lacks, else what the adapter does.
 std::shared_ptr<sql::SqlResource> open_sql(const SqlSpec& spec, const OpenOptions& options = {});
 
+/// Opens one session store of the file and wraps it in a SessionResource recording heuristic
+/// outcomes in `log` (may be null). A MyISAM store connects at once; its table is created only
+/// when options.create is set and options.read_only is not. Throws ConfigError for a kind this
+/// build lacks, else what the store throws.
+std::shared_ptr<sessions::SessionResource> open_session_store(
+    const SessionStoreSpec& spec, const OpenOptions& options = {},
+    std::shared_ptr<DecisionLog> log = nullptr);
+
 /// What load() opened. Destroyed in the right order (recovery first, the log last).
 struct Application {
   Config config;
@@ -150,12 +176,14 @@ struct Application {
   std::shared_ptr<ThreadTransactionManager> manager;
   std::map<std::string, std::shared_ptr<objectstore::DB>> databases;  ///< by config name
   std::map<std::string, std::shared_ptr<sql::SqlResource>> sql;       ///< by config name
+  std::map<std::string, std::shared_ptr<sessions::SessionResource>> session_stores;  ///< by name
   std::unique_ptr<Recovery> recovery;  ///< every resource registered
   RecoveryReport recovery_report;      ///< of the run load() made (empty when it made none)
 
   /// The database / SQL resource the file calls `name`; ConfigError naming the file otherwise.
   objectstore::DB& database(const std::string& name) const;
   sql::SqlResource& sql_resource(const std::string& name) const;
+  sessions::SessionResource& session_store(const std::string& name) const;
 };
 
 struct LoadOptions {
