@@ -5,15 +5,16 @@
 #include <exception>
 #include <thread>
 
+#include <xact/diagnostics.hpp>
 #include <xact/errors.hpp>
-#include <xact/log.hpp>
 
 namespace xact {
 
 namespace {
 
 bool is_open(const std::shared_ptr<Transaction>& t) {
-  return t && t->status() != Status::committed && t->status() != Status::aborted;
+  return t && t->status() != TransactionStatus::committed &&
+         t->status() != TransactionStatus::aborted;
 }
 
 }  // namespace

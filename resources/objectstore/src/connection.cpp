@@ -2,8 +2,9 @@
 
 #include <algorithm>
 
+#include <xact/diagnostics.hpp>
 #include <xact/errors.hpp>
-#include <xact/log.hpp>
+#include <xact/objectstore/databases.hpp>
 #include <xact/objectstore/db.hpp>
 #include <xact/objectstore/registry.hpp>
 #include <xact/transaction.hpp>
@@ -143,18 +144,69 @@ RecoverableResource* Connection::recoverable() noexcept { return storage_.get();
 
 // --- opening, snapshots, transactions ----------------------------------------------------------
 
-void Connection::opened(TransactionManager* manager) {
+void Connection::opened(TransactionManager* manager, std::shared_ptr<ConnectionSet> set) {
   manager_ = manager ? manager : &current_manager();
   close_pending_ = false;
   closed_ = false;
+  set_.reset();
   if (!historical_) {
+    if (set) {
+      set_ = std::move(set);
+    } else if (auto dbs = db_->databases()) {
+      set_ = std::make_shared<ConnectionSet>(std::move(dbs));
+      set_->primary_ = this;
+    }
     sync_ = std::make_shared<Sync>(this);
     manager_->register_synchronizer(sync_);
     apply_invalidations();
   }
 }
 
+void Connection::close_secondaries() noexcept {
+  if (!set_ || set_->primary_ != this) return;
+  std::shared_ptr<ConnectionSet> keep = set_;
+  std::vector<ConnectionHandle> handles = std::move(keep->secondary_);
+  keep->secondary_.clear();
+  handles.clear();  // each goes back to its DB (or finishes its transaction first)
+}
+
+void Connection::leave_set() noexcept {
+  if (!set_) return;
+  if (set_->primary_ == this) set_->primary_ = nullptr;
+  set_.reset();
+}
+
+Connection& Connection::get_connection(const std::string& name) {
+  if (closed_) check_open();
+  if (name == db_->name()) return *this;
+  if (historical_) {
+    throw UsageError("get_connection('" + name + "') of a historical connection to " +
+                     db_->resource_name() +
+                     ": historical connections belong to no connection set; open a historical "
+                     "connection of that database itself");
+  }
+  if (!set_) {
+    throw UsageError("get_connection('" + name + "'): database '" + db_->name() +
+                     "' is in no registry; add the databases to one Databases registry "
+                     "(Databases::add) before opening connections");
+  }
+  if (set_->primary_ && set_->primary_->db_->name() == name) return *set_->primary_;
+  for (auto& h : set_->secondary_) {
+    if (h->db().name() == name) return *h;
+  }
+  if (!set_->primary_) {
+    throw UsageError("get_connection('" + name + "') of a connection whose set was closed");
+  }
+  auto db = set_->databases().get(name);
+  ConnectionHandle h = db->open_member(manager_, set_);
+  Connection& c = *h;
+  set_->secondary_.push_back(std::move(h));
+  if (bound_) c.join_transaction(*bound_);
+  return c;
+}
+
 bool Connection::released() noexcept {
+  close_secondaries();
   if (joined_ || bound_) {
     close_pending_ = true;  // tidied up when the transaction ends; not pooled
     return false;
@@ -162,6 +214,7 @@ bool Connection::released() noexcept {
   // From here on the connection may serve someone else (the pool): objects the closed
   // handle's user still holds must not join transactions through it, nor load through it.
   closed_ = true;
+  leave_set();
   if (sync_ && manager_) {
     try {
       manager_->unregister_synchronizer(*sync_);
@@ -175,11 +228,15 @@ bool Connection::released() noexcept {
 void Connection::transaction_ended() noexcept {
   if (joined_) reset_transaction();  // normally done by tpc_finish / abort already
   bound_ = nullptr;
+  if (set_) set_->transaction_ended();
   // Like ZODB: after a commit or abort the connection reads the newest state (also outside
   // a transaction), and the next transaction starts from there.
   if (!historical_ && !close_pending_) apply_invalidations();
   cache_gc();
-  if (close_pending_) closed_ = true;
+  if (close_pending_) {
+    closed_ = true;
+    leave_set();
+  }
   if (close_pending_ && sync_ && manager_) {
     try {
       manager_->unregister_synchronizer(*sync_);
@@ -229,7 +286,9 @@ void Connection::sync() {
 void Connection::apply_invalidations() {
   Tid to = kNoTid;
   std::vector<std::pair<Tid, Oid>> entries;
-  const bool complete = db_->invalidations(snapshot_, to, entries);
+  // In a connection set: the point taken for every database at once.
+  const Tid limit = set_ ? set_->snapshot_for(*this) : kMaxTid;
+  const bool complete = db_->invalidations(snapshot_, limit, to, entries);
   if (to <= snapshot_) return;
   if (!complete) {
     for (auto& [oid, o] : objects_) {
@@ -296,7 +355,23 @@ void Connection::ensure_joined() {
     throw UsageError("connection to " + db_->resource_name() +
                      " has changes in another, unfinished transaction: commit or abort it");
   }
-  txn.join(shared_from_this());
+  try {
+    txn.join(shared_from_this());
+  } catch (const UsageError& e) {
+    const std::string what = e.what();
+    if (what.find("same sort key") != std::string::npos ||
+        what.find("two resources named") != std::string::npos) {
+      throw UsageError(
+          "a second connection to database '" + db_->name() +
+          "' tried to join a transaction that another connection to it already joined: one "
+          "transaction holds at most one connection per database. Use one connection per "
+          "database and transaction (for another database of the registry: "
+          "conn->get_connection(\"name\"), which gives the set's connection), or commit the "
+          "other connection's transaction first (" +
+          what + ")");
+    }
+    throw;
+  }
   joined_ = &txn;
 }
 
@@ -649,12 +724,22 @@ Vote Connection::tpc_vote(Transaction&) {
     return Vote::read_only;
   }
   commit_request(false);
+  if (set_) set_->prepared();
   return Vote::yes;
 }
 
 void Connection::tpc_finish(Transaction& txn) {
   if (!prepared_) return;  // idempotent
   Tid tid = kNoTid;
+  // Finishing in two or more databases of a set: under the registry's commit lock, so no
+  // set takes its snapshots between the finishes.
+  struct Gate {
+    ConnectionSet* set;
+    ~Gate() {
+      if (set) set->after_finish();
+    }
+  } gate{set_.get()};
+  if (set_) set_->before_finish();
   try {
     // A sole voter's commit mark is the only record of the decision: durable before we return.
     tid = storage_->finish(*prepared_, /*durable=*/!txn.decision_recorded());
@@ -677,7 +762,10 @@ void Connection::commit_one_phase(Transaction&, const CommitRecord*) {
 }
 
 void Connection::tpc_abort(Transaction&) noexcept {
-  if (prepared_) storage_->abort(*prepared_);  // noexcept: the storage logs and keeps a failure
+  if (prepared_) {
+    storage_->abort(*prepared_);  // noexcept: the storage logs and keeps a failure
+    if (set_) set_->after_finish();
+  }
   reset_transaction();
 }
 

@@ -88,13 +88,18 @@ Tid DB::last_transaction() const {
 }
 
 bool DB::invalidations(Tid from, Tid& to, std::vector<std::pair<Tid, Oid>>& out) const {
+  return invalidations(from, kMaxTid, to, out);
+}
+
+bool DB::invalidations(Tid from, Tid limit, Tid& to,
+                       std::vector<std::pair<Tid, Oid>>& out) const {
   std::lock_guard lock(mutex_);
-  to = last_tid_;
+  to = std::min(last_tid_, limit);
   if (from >= to) return true;
   if (from < forgotten_upto_) return false;
   auto it = std::upper_bound(history_.begin(), history_.end(), from,
                              [](Tid v, const auto& e) { return v < e.first; });
-  for (; it != history_.end(); ++it) {
+  for (; it != history_.end() && it->first <= to; ++it) {
     for (Oid oid : it->second) out.emplace_back(it->first, oid);
   }
   return true;
@@ -112,8 +117,27 @@ ConnectionHandle DB::open(ConnectionOptions options) {
   if (!conn) {
     conn.reset(new Connection(*this, options.at, options.read_only));
   }
-  conn->opened(options.manager);
+  conn->opened(options.manager, nullptr);
   return ConnectionHandle(shared_from_this(), std::move(conn));
+}
+
+ConnectionHandle DB::open_member(TransactionManager* manager, std::shared_ptr<ConnectionSet> set) {
+  std::shared_ptr<Connection> conn;
+  {
+    std::lock_guard lock(mutex_);
+    if (!idle_.empty()) {
+      conn = std::move(idle_.back());
+      idle_.pop_back();
+    }
+  }
+  if (!conn) conn.reset(new Connection(*this, std::nullopt, false));
+  conn->opened(manager, std::move(set));
+  return ConnectionHandle(shared_from_this(), std::move(conn));
+}
+
+std::shared_ptr<Databases> DB::databases() const {
+  std::lock_guard lock(mutex_);
+  return databases_.lock();
 }
 
 ConnectionHandle DB::open_historical(Tid tid) {

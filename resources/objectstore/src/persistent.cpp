@@ -21,6 +21,11 @@ const std::string& Persistent::type_name() const {
   return type_->name;
 }
 
+std::string Persistent::database_name() const {
+  if (!jar_) return {};
+  return jar_->db().name();
+}
+
 void Persistent::mark_changed() {
   if (!jar_) {
     if (state_ == ObjectState::unsaved) return;  // it is written when added or reached

@@ -56,6 +56,7 @@
 namespace xact::objectstore {
 
 class DB;
+class ConnectionSet;
 class TypeRegistry;
 struct TypeInfo;
 
@@ -120,6 +121,16 @@ class Connection final : public ResourceManager,
 
   DB& db() const noexcept { return *db_; }
 
+  // --- several databases (<xact/objectstore/databases.hpp>) ----------------------------------
+  /// The connection to the database `name` of this connection's registry that belongs to the
+  /// same connection set: opened with the same transaction manager (and bound to the same
+  /// transaction, after join_transaction()), closed when this connection's handle closes;
+  /// the same one every time. Its changes commit atomically with this connection's (2PC and
+  /// the manager's decision log), and the set's snapshots are taken together. This connection
+  /// itself for its own database's name. Throws UsageError for an unknown name, a database
+  /// outside any registry, or a historical connection. Valid while this connection is open.
+  Connection& get_connection(const std::string& name);
+
   // --- ResourceManager (driven by the transaction; not for application code) ---------------
   std::string resource_name() const override;
   void abort(Transaction& txn) noexcept override;
@@ -177,7 +188,10 @@ class Connection final : public ResourceManager,
   void reset_transaction() noexcept;
   void clear_transaction_state() noexcept;
   void check_unmarked_changes();
-  void opened(TransactionManager* manager);
+  void opened(TransactionManager* manager, std::shared_ptr<ConnectionSet> set);
+  // Leaves the connection set (the primary closes the connections it opened).
+  void leave_set() noexcept;
+  void close_secondaries() noexcept;
   // Called by the DB when the handle is closed; false when the connection must not go back
   // to the pool (it is still joined to a transaction, or historical).
   bool released() noexcept;
@@ -190,6 +204,7 @@ class Connection final : public ResourceManager,
   const TypeRegistry& registry_;
   TransactionManager* manager_ = nullptr;
   std::shared_ptr<Sync> sync_;
+  std::shared_ptr<ConnectionSet> set_;  // null outside a registry, and when historical
   bool read_only_ = false;
   bool historical_ = false;
   Tid snapshot_ = kNoTid;

@@ -64,6 +64,8 @@ struct ConnectionOptions {
 };
 
 class DB;
+class Databases;
+class ConnectionSet;
 
 /// An open connection; returns it to the DB's pool when destroyed. Move-only. A connection
 /// still joined to an unfinished transaction goes back to the pool when that transaction ends.
@@ -121,10 +123,18 @@ class DB : public std::enable_shared_from_this<DB> {
   /// when some of those transactions are no longer remembered (the caller then turns its
   /// whole cache into ghosts).
   bool invalidations(Tid from, Tid& to, std::vector<std::pair<Tid, Oid>>& out) const;
+  /// The same, up to at most `limit` (a connection set's common snapshot point).
+  bool invalidations(Tid from, Tid limit, Tid& to, std::vector<std::pair<Tid, Oid>>& out) const;
+
+  /// The registry this database was added to (Databases::add), or null.
+  std::shared_ptr<Databases> databases() const;
 
  private:
   friend class ConnectionHandle;
   friend class Connection;
+  friend class Databases;
+  // A connection of `set` (Connection::get_connection).
+  ConnectionHandle open_member(TransactionManager* manager, std::shared_ptr<ConnectionSet> set);
   DB(std::shared_ptr<Storage> storage, DBOptions options);
   void on_commit(Tid tid, const std::vector<Oid>& oids);
   void release(const std::shared_ptr<Connection>& conn) noexcept;
@@ -139,6 +149,7 @@ class DB : public std::enable_shared_from_this<DB> {
   Tid forgotten_upto_ = kNoTid;  // invalidations at or below this tid are no longer known
   std::deque<std::pair<Tid, std::vector<Oid>>> history_;
   std::vector<std::shared_ptr<Connection>> idle_;
+  std::weak_ptr<Databases> databases_;
 };
 
 }  // namespace xact::objectstore

@@ -87,6 +87,9 @@ class Persistent {
   bool is_changed() const noexcept { return state_ == ObjectState::changed; }
   /// The connection that holds the object, or null (unsaved, or its connection closed).
   Connection* connection() const noexcept { return jar_; }
+  /// The name of the database the object lives in (DBOptions::name; ZODB's
+  /// `_p_jar.db().database_name`); empty for an unsaved object or one whose connection is gone.
+  std::string database_name() const;
   /// The registered type name ("bank.Account"); throws UsageError for an unregistered type.
   const std::string& type_name() const;
 

@@ -1,0 +1,97 @@
+// Databases: a registry of named object databases (ZODB's `databases` mapping).
+//
+//   auto dbs = Databases::create();
+//   dbs->add(DB::open(FileStorage::open("main.xfs"), {.name = "main"}));      // the default
+//   dbs->add(DB::open(FileStorage::open("catalog.xfs"), {.name = "catalog"}));
+//   auto conn = dbs->open();                         // a connection to the default database
+//   Connection& cat = conn->get_connection("catalog");  // same manager, same transaction
+//   conn->root()->set("n", 1);
+//   cat.root()->set("n", 1);
+//   tm.commit();   // both databases commit atomically (2PC, the manager's decision log)
+//
+// A connection opened on a database of a registry belongs to a connection set: the
+// connections get_connection() gave it (one per database, opened with the same transaction
+// manager, closed with it). The set's snapshots are taken together, and a transaction that
+// committed in two or more databases finishes in all of them under the registry's commit lock,
+// which is also held while a set takes its snapshots: a transaction committed in two databases
+// is visible in both or in neither.
+//
+// Thread-safety: Databases is thread-safe. Add every database before opening connections.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include <xact/objectstore/db.hpp>
+
+namespace xact::objectstore {
+
+class Databases : public std::enable_shared_from_this<Databases> {
+ public:
+  static std::shared_ptr<Databases> create();
+  Databases(const Databases&) = delete;
+  Databases& operator=(const Databases&) = delete;
+
+  /// Adds `db` under its name (DBOptions::name). The first database added is the default.
+  /// Throws UsageError for a name already registered or a DB already in another registry.
+  void add(std::shared_ptr<DB> db);
+  /// The database named `name`; throws UsageError naming the registered ones.
+  std::shared_ptr<DB> get(const std::string& name) const;
+  /// The first database added; throws UsageError when there is none.
+  std::shared_ptr<DB> default_database() const;
+  /// The names, in the order added.
+  std::vector<std::string> names() const;
+  /// A connection to the default database (DB::open).
+  ConnectionHandle open(ConnectionOptions options = {});
+
+  /// Held while a transaction finishes in two or more databases, and while a connection set
+  /// takes its snapshots. Lock order: this before any storage or DB lock.
+  std::mutex& commit_mutex() const noexcept { return commit_mutex_; }
+  /// Every database's newest committed tid, taken under the commit lock.
+  std::unordered_map<const DB*, Tid> snapshot_points() const;
+
+ private:
+  Databases() = default;
+  mutable std::mutex commit_mutex_;
+  mutable std::mutex mutex_;  // the list (after commit_mutex_)
+  std::vector<std::shared_ptr<DB>> dbs_;
+};
+
+/// The connections of one user to the databases of a registry (internal: kept by
+/// Connection; not for application code).
+class ConnectionSet {
+ public:
+  explicit ConnectionSet(std::shared_ptr<Databases> dbs) : databases_(std::move(dbs)) {}
+
+  /// The tid `conn` moves its snapshot to: a point taken for every database at once, shared
+  /// by the set's connections until one of them asks again.
+  Tid snapshot_for(const Connection& conn);
+
+  // The finish gate: connections that prepared in the current transaction.
+  void prepared() noexcept { ++prepared_; }
+  /// Before one participant's finish: takes the commit lock when two or more prepared.
+  void before_finish();
+  /// After one participant's finish (or abort of a prepared one).
+  void after_finish() noexcept;
+  /// The transaction ended: releases the commit lock if still held.
+  void transaction_ended() noexcept;
+
+  Databases& databases() const noexcept { return *databases_; }
+  const std::shared_ptr<Databases>& databases_ptr() const noexcept { return databases_; }
+
+ private:
+  friend class Connection;
+  std::shared_ptr<Databases> databases_;
+  Connection* primary_ = nullptr;
+  std::vector<ConnectionHandle> secondary_;  // opened by get_connection
+  std::unordered_map<const DB*, Tid> points_;
+  std::unordered_set<const Connection*> consumed_;
+  int prepared_ = 0;
+  std::unique_lock<std::mutex> finishing_;
+};
+
+}  // namespace xact::objectstore
