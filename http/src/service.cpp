@@ -18,7 +18,7 @@
 #include <boost/beast/http/write.hpp>
 
 #include <xact/errors.hpp>
-#include <xact/log.hpp>
+#include <xact/diagnostics.hpp>
 #include <xact/xid.hpp>
 
 namespace xact::http {

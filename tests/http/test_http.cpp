@@ -17,7 +17,7 @@
 #include <xact/errors.hpp>
 #include <xact/http/retrying.hpp>
 #include <xact/http/service.hpp>
-#include <xact/log.hpp>
+#include <xact/diagnostics.hpp>
 #include <xact/objectstore/containers.hpp>
 #include <xact/objectstore/db.hpp>
 #include <xact/objectstore/file_storage.hpp>
