@@ -36,8 +36,8 @@
 #include <utility>
 #include <vector>
 
+#include <xact/diagnostics.hpp>
 #include <xact/errors.hpp>
-#include <xact/log.hpp>
 #include <xact/manager.hpp>
 #include <xact/resource_manager.hpp>
 #include <xact/retry.hpp>

@@ -7,6 +7,7 @@
 // Each thread works on sessions of its own (no conflicts): what is measured is the bookkeeping.
 // MyISAM needs XACT_MYSQL_* (bash scripts/servers.sh start DIR; source DIR/env.sh); without it
 // only the memory store runs. See bench/README.md, "Session stores with compensation".
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -45,11 +46,24 @@ std::string env(const char* name) {
 using Op = std::function<void(xact::ExplicitTransactionManager& tm, const std::string& sid,
                               std::uint64_t i)>;
 
+// This thread's CPU time in seconds: what an operation costs, whatever else the machine runs.
+double thread_cpu_seconds() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+struct Rate {
+  double ops_per_s = 0;      // wall clock, all threads
+  double cpu_us_per_op = 0;  // CPU time of the threads per operation
+};
+
 // Operations per second of `op` on `threads` threads for `seconds`.
-double measure(const Op& op, int threads, double seconds,
-               const std::vector<std::vector<std::string>>& sessions) {
+Rate measure(const Op& op, int threads, double seconds,
+             const std::vector<std::vector<std::string>>& sessions) {
   std::atomic<bool> stop{false};
   std::vector<std::uint64_t> done(static_cast<std::size_t>(threads), 0);
+  std::vector<double> cpu(static_cast<std::size_t>(threads), 0);
   std::vector<std::thread> pool;
   const auto start = Clock::now();
   for (int t = 0; t < threads; ++t) {
@@ -57,11 +71,13 @@ double measure(const Op& op, int threads, double seconds,
       xact::ExplicitTransactionManager tm;
       const auto& mine = sessions[static_cast<std::size_t>(t)];
       std::uint64_t i = 0;
+      const double cpu0 = thread_cpu_seconds();
       while (!stop.load(std::memory_order_relaxed)) {
         op(tm, mine[i % mine.size()], i);
         ++i;
       }
       done[static_cast<std::size_t>(t)] = i;
+      cpu[static_cast<std::size_t>(t)] = thread_cpu_seconds() - cpu0;
     });
   }
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
@@ -69,8 +85,10 @@ double measure(const Op& op, int threads, double seconds,
   for (auto& th : pool) th.join();
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   std::uint64_t total = 0;
+  double cpu_total = 0;
   for (auto n : done) total += n;
-  return static_cast<double>(total) / elapsed;
+  for (double c : cpu) cpu_total += c;
+  return {static_cast<double>(total) / elapsed, 1e6 * cpu_total / static_cast<double>(total)};
 }
 
 struct Pair {
@@ -82,21 +100,28 @@ struct Pair {
 void run_store(const std::string& store_name, const std::vector<Pair>& pairs, int threads,
                double seconds, int rounds, const std::vector<std::vector<std::string>>& sessions) {
   for (const Pair& p : pairs) {
-    double bare = 0, through = 0;
+    double bare = 0, through = 0, bare_cpu = 0, through_cpu = 0;
+    auto add = [](double& rate, double& cpu_us, Rate r) {
+      rate += r.ops_per_s;
+      cpu_us += r.cpu_us_per_op;
+    };
     for (int r = 0; r < rounds; ++r) {  // alternate which goes first
       if (r % 2 == 0) {
-        bare += measure(p.bare, threads, seconds, sessions);
-        through += measure(p.xact, threads, seconds, sessions);
+        add(bare, bare_cpu, measure(p.bare, threads, seconds, sessions));
+        add(through, through_cpu, measure(p.xact, threads, seconds, sessions));
       } else {
-        through += measure(p.xact, threads, seconds, sessions);
-        bare += measure(p.bare, threads, seconds, sessions);
+        add(through, through_cpu, measure(p.xact, threads, seconds, sessions));
+        add(bare, bare_cpu, measure(p.bare, threads, seconds, sessions));
       }
     }
     bare /= rounds;
     through /= rounds;
-    std::printf("%-7s %-22s %7d %12.0f %12.0f %9.2f %9.2f %7.2fx\n", store_name.c_str(),
-                p.name.c_str(), threads, bare, through, 1e6 * threads / bare,
-                1e6 * threads / through, bare / through);
+    bare_cpu /= rounds;
+    through_cpu /= rounds;
+    std::printf("%-7s %-18s %7d %12.0f %12.0f %9.2f %9.2f %7.2fx %9.3f %9.3f %7.2fx\n",
+                store_name.c_str(), p.name.c_str(), threads, bare, through, 1e6 * threads / bare,
+                1e6 * threads / through, bare / through, bare_cpu, through_cpu,
+                through_cpu / bare_cpu);
     std::fflush(stdout);
   }
 }
@@ -131,6 +156,34 @@ std::vector<Pair> pairs_for(
   return out;
 }
 
+// A participant that does nothing: begin + join + commit with it is the coordinator's own
+// cost of a one-participant transaction, the floor under the session resource's write+commit.
+class NoopResource final : public xact::ResourceManager {
+ public:
+  std::string resource_name() const override { return "noop"; }
+  void abort(xact::Transaction&) noexcept override {}
+  void tpc_begin(xact::Transaction&) override {}
+  void commit(xact::Transaction&) override {}
+  xact::Vote tpc_vote(xact::Transaction&) override { return xact::Vote::yes; }
+  void tpc_finish(xact::Transaction&) override {}
+  void tpc_abort(xact::Transaction&) noexcept override {}
+};
+
+// The coordinator alone (begin, join a no-op participant, commit) against the same bare write.
+Pair coordinator_floor(std::function<void(const std::string&, const std::string&)> bare_write) {
+  auto noop = std::make_shared<NoopResource>();
+  return {"coordinator only",
+          [bare_write](xact::ExplicitTransactionManager&, const std::string& sid, std::uint64_t i) {
+            bare_write(sid, std::to_string(i));
+          },
+          [noop](xact::ExplicitTransactionManager& tm, const std::string&, std::uint64_t i) {
+            xact::Transaction& txn = tm.begin();
+            txn.join(noop);
+            (void)std::to_string(i);  // the same string work as the other side
+            txn.commit();
+          }};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -163,8 +216,9 @@ int main(int argc, char** argv) {
   }
   std::printf("session_bench: %d threads, %d sessions each, %.1f s x %d alternating rounds\n",
               threads, per_thread, seconds, rounds);
-  std::printf("%-7s %-22s %7s %12s %12s %9s %9s %8s\n", "store", "operation", "threads",
-              "bare ops/s", "xact ops/s", "bare us", "xact us", "ratio");
+  std::printf("%-7s %-18s %7s %12s %12s %9s %9s %8s %9s %9s %8s\n", "store", "operation", "threads",
+              "bare ops/s", "xact ops/s", "bare us", "xact us", "ratio", "bare cpu", "xact cpu",
+              "cpu rat.");
 
   if (stores.find("memory") != std::string::npos) {
     auto store = std::make_shared<xact::sessions::MemorySessionStore>();
@@ -172,12 +226,10 @@ int main(int argc, char** argv) {
     for (auto& v : sessions) {
       for (auto& sid : v) store->set(sid, "n", "0");
     }
-    run_store("memory",
-              pairs_for(store, rm,
-                        [store](const std::string& sid, const std::string& v) {
-                          store->set(sid, "n", v);
-                        }),
-              threads, seconds, rounds, sessions);
+    auto bare = [store](const std::string& sid, const std::string& v) { store->set(sid, "n", v); };
+    std::vector<Pair> pairs = pairs_for(store, rm, bare);
+    pairs.push_back(coordinator_floor(bare));
+    run_store("memory", pairs, threads, seconds, rounds, sessions);
   }
 
   if (stores.find("myisam") != std::string::npos) {

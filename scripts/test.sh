@@ -154,7 +154,7 @@ if [[ ${XACT_SKIP_SANITIZERS:-0} == 1 ]]; then
   skip_step "asan, tsan" "XACT_SKIP_SANITIZERS=1"
 else
   # -O1, as the sanitizers' documentation recommends: an ASan+UBSan test file compiled about
-  # 2.4x faster at -O1 -g1 than at -O2 -g (measured on tests/integration/sheets/test_sheets.cpp).
+  # 2.4x faster at -O1 -g1 than at -O2 -g (measured on tests/sheets/test_sheets.cpp).
   sanitizer_args=(-DXACT_BUILD_BENCH=OFF -DXACT_BUILD_EXAMPLES=OFF
     "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 $lean_debug")
 

@@ -11,9 +11,9 @@
 
 #include <unistd.h>
 
+#include <xact/diagnostics.hpp>
 #include <xact/errors.hpp>
 #include <xact/io/group_commit.hpp>
-#include <xact/log.hpp>
 #include <xact/redriver.hpp>
 
 #include "decision_log_format.hpp"

@@ -2,16 +2,19 @@
 
 #include <algorithm>
 #include <atomic>
+#include <exception>
+#include <thread>
 
+#include <xact/diagnostics.hpp>
 #include <xact/errors.hpp>
-#include <xact/log.hpp>
 
 namespace xact {
 
 namespace {
 
 bool is_open(const std::shared_ptr<Transaction>& t) {
-  return t && t->status() != Status::committed && t->status() != Status::aborted;
+  return t && t->status() != TransactionStatus::committed &&
+         t->status() != TransactionStatus::aborted;
 }
 
 }  // namespace
@@ -197,11 +200,28 @@ TransactionManager& current_manager() noexcept {
   return bound_manager ? *bound_manager : thread_manager();
 }
 
-ManagerBinding::ManagerBinding(TransactionManager& manager) noexcept : previous_(bound_manager) {
+ManagerBinding::ManagerBinding(TransactionManager& manager) noexcept
+    : previous_(bound_manager), thread_(std::this_thread::get_id()),
+      uncaught_(std::uncaught_exceptions()) {
   bound_manager = &manager;
 }
 
-ManagerBinding::~ManagerBinding() { bound_manager = previous_; }
+ManagerBinding::~ManagerBinding() noexcept(false) {
+  if (std::this_thread::get_id() != thread_) {
+    // This thread's binding is not ours to restore, and the making thread's cannot be
+    // restored from here: that thread goes on seeing this manager as current.
+    constexpr const char* kMessage =
+        "xact::ManagerBinding destroyed on another thread than the one that made it (a "
+        "coroutine that resumed elsewhere while holding it?): the binding belongs to a thread; "
+        "pass the manager explicitly across suspensions, or bind again after each resumption";
+    if (std::uncaught_exceptions() > uncaught_) {
+      log(LogLevel::error, kMessage);  // unwinding already: a throw would terminate
+      return;
+    }
+    throw UsageError(kMessage);
+  }
+  bound_manager = previous_;
+}
 
 // ---- TransactionGuard ----------------------------------------------------------------------
 

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
+#include <xact/diagnostics.hpp>
 #include <xact/errors.hpp>
-#include <xact/log.hpp>
 
 namespace xact {
 

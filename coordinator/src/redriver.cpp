@@ -10,8 +10,8 @@
 #include <thread>
 
 #include <xact/decision_log.hpp>
+#include <xact/diagnostics.hpp>
 #include <xact/errors.hpp>
-#include <xact/log.hpp>
 
 namespace xact {
 

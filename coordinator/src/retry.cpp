@@ -4,7 +4,7 @@
 #include <random>
 #include <thread>
 
-#include <xact/log.hpp>
+#include <xact/diagnostics.hpp>
 
 namespace xact {
 

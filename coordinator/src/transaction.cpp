@@ -5,12 +5,13 @@
 #include <cassert>
 #include <mutex>
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <xact/crash_point.hpp>
 #include <xact/decision_log.hpp>
+#include <xact/diagnostics.hpp>
 #include <xact/errors.hpp>
-#include <xact/log.hpp>
 #include <xact/manager.hpp>
 #include <xact/redriver.hpp>
 
@@ -33,14 +34,14 @@ std::string SortKey::to_string() const {
   return "'" + std::get<std::string>(v_) + "'";
 }
 
-std::string_view to_string(Status status) {
+std::string_view to_string(TransactionStatus status) {
   switch (status) {
-    case Status::active: return "active";
-    case Status::doomed: return "doomed";
-    case Status::committing: return "committing";
-    case Status::committed: return "committed";
-    case Status::commit_failed: return "commit_failed";
-    case Status::aborted: return "aborted";
+    case TransactionStatus::active: return "active";
+    case TransactionStatus::doomed: return "doomed";
+    case TransactionStatus::committing: return "committing";
+    case TransactionStatus::committed: return "committed";
+    case TransactionStatus::commit_failed: return "commit_failed";
+    case TransactionStatus::aborted: return "aborted";
   }
   return "unknown";
 }
@@ -73,26 +74,55 @@ bool is_in_doubt(const std::exception_ptr& e) {
 // hand out the parent's ids again (MariaDB then refuses the second XA START with 1440), so the
 // first id drawn in a new process picks a new node id.
 struct EphemeralIds {
-  pid_t pid = 0;
+  // False in a new process: the first id drawn there picks a new node id and epoch. node and
+  // epoch change only under the mutex before `drawn` is published (or in a fork()ed child,
+  // which has one thread), so readers that saw `drawn` read them without the lock.
+  std::atomic<bool> drawn{false};
   NodeId node;
   std::uint32_t epoch = 0;
-  std::uint64_t sequence = 0;
+  std::atomic<std::uint64_t> sequence{0};
 };
 
-Gtrid ephemeral_gtrid() {
+std::mutex& ephemeral_mutex() {
   static std::mutex mu;
+  return mu;
+}
+
+EphemeralIds& ephemeral_ids() {
   static EphemeralIds ids;
-  std::lock_guard guard(mu);
-  if (const pid_t pid = ::getpid(); ids.pid != pid) {
-    ids.pid = pid;
-    ids.node = NodeId::random();
-    const NodeId r = NodeId::random();
-    ids.epoch = static_cast<std::uint32_t>(r.bytes[0]) << 24 |
-                static_cast<std::uint32_t>(r.bytes[1]) << 16 |
-                static_cast<std::uint32_t>(r.bytes[2]) << 8 | r.bytes[3];
-    ids.sequence = 0;
+  return ids;
+}
+
+// fork() marks the ids as not drawn in the child (getpid() on every id was a system call per
+// transaction, a tenth of a session write's time). The mutex is held across fork(), so the
+// child never inherits it locked by a thread that does not exist there.
+void register_ephemeral_fork_handlers() {
+  static const int registered =
+      ::pthread_atfork([] { ephemeral_mutex().lock(); }, [] { ephemeral_mutex().unlock(); },
+                       [] {
+                         ephemeral_ids().drawn.store(false, std::memory_order_relaxed);
+                         ephemeral_mutex().unlock();
+                       });
+  (void)registered;
+}
+
+// Lock-free once drawn: a process-wide mutex here made many threads' transactions queue.
+Gtrid ephemeral_gtrid() {
+  EphemeralIds& ids = ephemeral_ids();
+  register_ephemeral_fork_handlers();
+  if (!ids.drawn.load(std::memory_order_acquire)) {
+    std::lock_guard guard(ephemeral_mutex());
+    if (!ids.drawn.load(std::memory_order_relaxed)) {
+      ids.node = NodeId::random();
+      const NodeId r = NodeId::random();
+      ids.epoch = static_cast<std::uint32_t>(r.bytes[0]) << 24 |
+                  static_cast<std::uint32_t>(r.bytes[1]) << 16 |
+                  static_cast<std::uint32_t>(r.bytes[2]) << 8 | r.bytes[3];
+      ids.sequence.store(0, std::memory_order_relaxed);
+      ids.drawn.store(true, std::memory_order_release);
+    }
   }
-  return Gtrid(ids.node, ids.epoch, ++ids.sequence);
+  return Gtrid(ids.node, ids.epoch, ids.sequence.fetch_add(1, std::memory_order_relaxed) + 1);
 }
 
 std::int64_t now_us() {
@@ -160,17 +190,17 @@ void Transaction::check_joinable(const ResourceManager& rm) {
                        "returns");
   }
   switch (status_) {
-    case Status::active:
-    case Status::doomed: break;
-    case Status::committing:  // only in a phase handled above
+    case TransactionStatus::active:
+    case TransactionStatus::doomed: break;
+    case TransactionStatus::committing:  // only in a phase handled above
       throw UsageError("resource '" + rm.resource_name() + "' cannot join a committing " +
                        describe());
-    case Status::commit_failed:
+    case TransactionStatus::commit_failed:
       throw TransactionFailedError("resource '" + rm.resource_name() +
                                    "' cannot join: the commit of this transaction failed (" +
                                    error_message(failure_) + "); call abort() and begin a new one");
-    case Status::committed:
-    case Status::aborted:
+    case TransactionStatus::committed:
+    case TransactionStatus::aborted:
       throw UsageError("resource '" + rm.resource_name() + "' cannot join an ended " + describe() +
                        "; begin a new transaction");
   }
@@ -236,24 +266,25 @@ void Transaction::doom() {
     case Phase::before_commit: break;
   }
   switch (status_) {
-    case Status::active: status_ = Status::doomed; return;
-    case Status::doomed: return;
+    case TransactionStatus::active: status_ = TransactionStatus::doomed; return;
+    case TransactionStatus::doomed: return;
     default: throw UsageError("doom(): the " + describe() + " can no longer be doomed");
   }
 }
 
 bool Transaction::is_doomed() const noexcept {
-  return status_ == Status::doomed || doom_pending_ || ((status_ == Status::active) && timed_out());
+  return status_ == TransactionStatus::doomed || doom_pending_ ||
+         ((status_ == TransactionStatus::active) && timed_out());
 }
 
 void Transaction::doom_during_commit(std::string reason) noexcept {
-  if (status_ == Status::active) status_ = Status::doomed;
-  if (status_ == Status::committing) doom_pending_ = true;
+  if (status_ == TransactionStatus::active) status_ = TransactionStatus::doomed;
+  if (status_ == TransactionStatus::committing) doom_pending_ = true;
   if (doom_reason_.empty()) doom_reason_ = std::move(reason);
 }
 
 void Transaction::check_before_decision() {
-  if (status_ == Status::commit_failed) {
+  if (status_ == TransactionStatus::commit_failed) {
     throw TransactionFailedError("commit(): " + describe() +
                                  " failed inside a before-commit hook (" + error_message(failure_) +
                                  "); call abort()");
@@ -265,7 +296,7 @@ void Transaction::check_before_decision() {
                      " during phase 1 of its commit; the commit fails rather than drop that "
                      "work. Join before commit() or from a before-commit hook");
   }
-  if (status_ == Status::doomed || doom_pending_) {
+  if (status_ == TransactionStatus::doomed || doom_pending_) {
     throw DoomedTransactionError("commit(): the transaction was doomed during commit() (" +
                                  doom_reason_ +
                                  "); nothing was committed and every participant was rolled "
@@ -397,25 +428,25 @@ CommitOutcome Transaction::commit() {
                      "committed once, by the code that began it");
   }
   switch (status_) {
-    case Status::active: break;
-    case Status::doomed:
+    case TransactionStatus::active: break;
+    case TransactionStatus::doomed:
       throw DoomedTransactionError("commit(): the transaction is doomed" +
                                    (doom_reason_.empty() ? "" : " (" + doom_reason_ + ")") +
                                    "; abort it");
-    case Status::committing:
+    case TransactionStatus::committing:
       throw UsageError(
           "commit() called while the transaction is already committing (from a "
           "hook or a resource manager?)");
-    case Status::commit_failed:
+    case TransactionStatus::commit_failed:
       throw TransactionFailedError("commit(): an earlier commit of this transaction failed (" +
                                    error_message(failure_) +
                                    "); call abort() and begin a new transaction");
-    case Status::committed:
-    case Status::aborted:
+    case TransactionStatus::committed:
+    case TransactionStatus::aborted:
       throw UsageError("commit(): the " + describe() + " has ended; begin a new transaction");
   }
   if (timed_out()) {
-    status_ = Status::doomed;
+    status_ = TransactionStatus::doomed;
     doom_reason_ = "it ran past its timeout";
     throw TransactionTimeoutError(
         "commit(): the transaction ran past its timeout and was not committed; abort it (and "
@@ -432,10 +463,10 @@ CommitOutcome Transaction::commit() {
     }
     check_before_decision();  // a hook or synchronizer may have doomed or aborted it
     phase_ = Phase::voting;
-    status_ = Status::committing;
+    status_ = TransactionStatus::committing;
     invalidate_savepoints_from(0);
     CommitOutcome outcome = commit_participants();
-    status_ = Status::committed;
+    status_ = TransactionStatus::committed;
     detail::count(detail::Counter::commits);
     release_gtrid();
     run_after_commit_hooks(true);
@@ -452,7 +483,8 @@ CommitOutcome Transaction::commit() {
 
 namespace {
 
-CommitRecord make_record(Transaction& txn, const std::vector<detail::Participant*>& branches) {
+CommitRecord make_commit_record(Transaction& txn,
+                                const std::vector<detail::Participant*>& branches) {
   CommitRecord record;
   record.gtrid = txn.gtrid();
   record.time_us = now_us();
@@ -473,6 +505,17 @@ CommitOutcome Transaction::commit_participants() {
     if (p->last_resource) last = p.get();
   }
 
+  std::vector<detail::Participant*> voters;
+  if (!phase_one(last, voters)) {
+    outcome.committed = true;
+    return outcome;
+  }
+  const bool logged = decide(last, voters, outcome);
+  phase_two(last, voters, logged, outcome);
+  return outcome;
+}
+
+bool Transaction::phase_one(detail::Participant* last, std::vector<detail::Participant*>& voters) {
   if (!log_ && !allow_unlogged_decisions_ && last == nullptr && participants_.size() >= 2) {
     // Two or more may vote yes, and nothing would make the decision durable: refused before
     // anyone is told anything (the votes are not known yet; read-only voters count too).
@@ -504,11 +547,9 @@ CommitOutcome Transaction::commit_participants() {
     phase_ = Phase::decided;  // the one-phase commit is the decision
     p.one_phase->commit_one_phase(*this, nullptr);
     p.state = detail::Participant::State::finished;
-    outcome.committed = true;
-    return outcome;
+    return false;
   }
 
-  std::vector<detail::Participant*> voters;
   for (auto& p : participants_) {
     if (p.get() == last) continue;
     if (p->rm->tpc_vote(*this) == Vote::yes) {
@@ -521,7 +562,11 @@ CommitOutcome Transaction::commit_participants() {
   }
   XACT_CRASH_POINT("coordinator.before_commit_record");
   check_before_decision();  // an RM may have doomed the transaction or tried a late join
+  return true;
+}
 
+bool Transaction::decide(detail::Participant* last, const std::vector<detail::Participant*>& voters,
+                         CommitOutcome& outcome) {
   // The decision. Past this point a failure no longer rolls anything back, and an
   // InDoubtError means what it says.
   phase_ = Phase::decided;
@@ -530,7 +575,7 @@ CommitOutcome Transaction::commit_participants() {
     if (voters.empty()) {
       last->one_phase->commit_one_phase(*this, nullptr);
     } else {
-      const CommitRecord record = make_record(*this, voters);
+      const CommitRecord record = make_commit_record(*this, voters);
       last->one_phase->commit_one_phase(*this, &record);
       outcome.decision_logged = true;
     }
@@ -539,7 +584,7 @@ CommitOutcome Transaction::commit_participants() {
   } else if (voters.size() >= 2) {
     if (log_) {
       try {
-        log_->log_commit(make_record(*this, voters));
+        log_->log_commit(make_commit_record(*this, voters));
       } catch (...) {
         // The record may or may not be on disk: only recovery, reading the log after a
         // restart, can tell. Leave every voter prepared.
@@ -554,10 +599,15 @@ CommitOutcome Transaction::commit_participants() {
       XACT_CRASH_POINT("coordinator.after_commit_record");
     }
   }
-  status_ = Status::committed;
+  status_ = TransactionStatus::committed;
   outcome.committed = true;
   decision_recorded_ = outcome.decision_logged;
+  return logged;
+}
 
+void Transaction::phase_two(detail::Participant* last,
+                            const std::vector<detail::Participant*>& voters, bool logged,
+                            CommitOutcome& outcome) {
   // Phase 2: every voter is told, whatever happens to the others.
   std::vector<detail::Participant*> unfinished;
   for (auto* p : voters) {
@@ -578,7 +628,7 @@ CommitOutcome Transaction::commit_participants() {
     // presume abort for a branch this commit reported committed.
     if (log_ && !logged) {
       try {
-        log_->log_commit(make_record(*this, unfinished));
+        log_->log_commit(make_commit_record(*this, unfinished));
         logged = true;
         outcome.decision_logged = true;
         detail::count(detail::Counter::decisions_logged);
@@ -623,7 +673,6 @@ CommitOutcome Transaction::commit_participants() {
       if (auto* store = last->rm->decision_store()) store->forget_decision(gtrid_);
     }
   }
-  return outcome;
 }
 
 namespace {
@@ -650,7 +699,7 @@ std::exception_ptr no_vote_from_in_doubt(const std::exception_ptr& error) noexce
 }  // namespace
 
 std::exception_ptr Transaction::fail_commit(std::exception_ptr error) noexcept {
-  if (status_ == Status::commit_failed) {
+  if (status_ == TransactionStatus::commit_failed) {
     // Cleaned up already: a savepoint failed inside a before-commit hook, and the commit that
     // ran the hook now fails too.
     phase_ = Phase::idle;
@@ -665,7 +714,7 @@ std::exception_ptr Transaction::fail_commit(std::exception_ptr error) noexcept {
     error = no_vote_from_in_doubt(error);
     in_doubt = false;
   }
-  status_ = Status::commit_failed;
+  status_ = TransactionStatus::commit_failed;
   doom_pending_ = false;
   late_joins_.clear();
   failure_ = error;
@@ -739,18 +788,18 @@ void Transaction::abort() noexcept {
     case Phase::rolling_back: return;  // being rolled back already
   }
   switch (status_) {
-    case Status::committed:
-    case Status::aborted: return;
-    case Status::committing: return;  // only in a phase handled above
-    case Status::commit_failed:
+    case TransactionStatus::committed:
+    case TransactionStatus::aborted: return;
+    case TransactionStatus::committing: return;  // only in a phase handled above
+    case TransactionStatus::commit_failed:
       // Everything was rolled back (or left to recovery) when the commit failed, and the hooks
       // ran then; this only ends the transaction.
-      status_ = Status::aborted;
+      status_ = TransactionStatus::aborted;
       participants_.clear();
       release_gtrid();
       return;
-    case Status::active:
-    case Status::doomed: break;
+    case TransactionStatus::active:
+    case TransactionStatus::doomed: break;
   }
   auto keep_alive = shared_from_this();
   phase_ = Phase::rolling_back;
@@ -758,7 +807,7 @@ void Transaction::abort() noexcept {
   run_abort_hooks(true);
   notify_synchronizers(true);
   for (auto& p : participants_) p->rm->abort(*this);
-  status_ = Status::aborted;
+  status_ = TransactionStatus::aborted;
   participants_.clear();
   release_gtrid();
   detail::count(detail::Counter::aborts);
@@ -841,14 +890,14 @@ void Transaction::report_heuristic(ResourceManager& rm, std::string what,
 // -------------------------------------------------------------------------------------
 
 Savepoint Transaction::savepoint(bool optimistic) {
-  if (phase_ == Phase::rolling_back && status_ != Status::commit_failed) {
+  if (phase_ == Phase::rolling_back && status_ != TransactionStatus::commit_failed) {
     throw UsageError("savepoint(): " + describe() + " is being aborted");
   }
-  if (status_ == Status::commit_failed) {
+  if (status_ == TransactionStatus::commit_failed) {
     throw TransactionFailedError("savepoint(): the commit of this transaction failed (" +
                                  error_message(failure_) + "); call abort()");
   }
-  if (status_ != Status::active && status_ != Status::doomed) {
+  if (status_ != TransactionStatus::active && status_ != TransactionStatus::doomed) {
     throw UsageError("savepoint(): not possible on a " + describe());
   }
   auto sp = std::make_shared<detail::SavepointState>();
@@ -888,7 +937,7 @@ void Transaction::invalidate_savepoints_from(std::size_t index) noexcept {
 }
 
 void Transaction::rollback_to(detail::SavepointState& sp) {
-  if (status_ == Status::commit_failed) {
+  if (status_ == TransactionStatus::commit_failed) {
     throw TransactionFailedError("savepoint rollback: the transaction failed (" +
                                  error_message(failure_) + "); call abort()");
   }

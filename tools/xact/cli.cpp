@@ -7,8 +7,8 @@
 
 #include <boost/algorithm/hex.hpp>
 
+#include <xact/diagnostics.hpp>
 #include <xact/errors.hpp>
-#include <xact/log.hpp>
 
 namespace xact::cli {
 

@@ -5,8 +5,8 @@
 #include <map>
 #include <mutex>
 
+#include <xact/diagnostics.hpp>
 #include <xact/errors.hpp>
-#include <xact/log.hpp>
 #include <xact/mysql/errors.hpp>
 
 namespace xact::mysql {

@@ -15,8 +15,8 @@
 #include <pqxx/prepared_statement>
 #include <pqxx/result>
 
+#include <xact/diagnostics.hpp>
 #include <xact/errors.hpp>
-#include <xact/log.hpp>
 #include <xact/postgres/errors.hpp>
 
 namespace xact::postgres {

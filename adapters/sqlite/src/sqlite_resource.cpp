@@ -8,8 +8,8 @@
 
 #include <xact/crash_point.hpp>
 #include <xact/decision_log.hpp>
+#include <xact/diagnostics.hpp>
 #include <xact/errors.hpp>
-#include <xact/log.hpp>
 #include <xact/sqlite/errors.hpp>
 #include <xact/transaction.hpp>
 

@@ -9,10 +9,8 @@
 //   if a transaction is open, get()/commit()/doom()/savepoint() throw if none is. Not
 //   synchronized, but not bound to a thread either: one per request or coroutine, used by one
 //   thread at a time, moved between threads freely (Boost.Asio coroutine handlers).
-// - current_manager() / ManagerBinding: code that does not get a manager passed (a resource
-//   manager deep in a call chain) asks current_manager(), which is the manager bound on this
-//   thread by the innermost live ManagerBinding, or thread_manager(). A coroutine that moves
-//   between threads passes its manager explicitly, or re-binds after each resumption.
+// - current_manager() / ManagerBinding / TransactionGuard: <xact/manager_binding.hpp>;
+//   Synchronizer: <xact/synchronizer.hpp>. Both are included here.
 //
 // abort() never throws and is a no-op when no transaction is open, so it is safe in every
 // cleanup path. A manager must outlive the transactions it began.
@@ -25,29 +23,13 @@
 #include <optional>
 #include <vector>
 
+#include <xact/manager_binding.hpp>
+#include <xact/synchronizer.hpp>
 #include <xact/transaction.hpp>
 
 namespace xact {
 
 class DecisionLog;
-
-/// Told about the transactions of the manager it is registered with. Must not throw; an
-/// exception is logged and ignored (except from before_completion at commit: it fails the commit).
-/// What a callback may call on the transaction (and on the manager) is tabled in
-/// <xact/transaction.hpp>: e.g. new_transaction and before_completion may join and doom, no
-/// callback may commit or begin().
-class Synchronizer {
- public:
-  virtual ~Synchronizer() = default;
-  virtual void new_transaction(Transaction&) {}
-  /// Before commit (after the before-commit hooks) and before abort.
-  virtual void before_completion(Transaction&) {}
-  /// After commit, failed commit or abort: exactly once per transaction.
-  virtual void after_completion(Transaction&) {}
-  /// The manager it is registered with is being destroyed (after aborting its open
-  /// transaction): forget the manager, it must not be called again.
-  virtual void manager_destroyed() noexcept {}
-};
 
 struct ManagerOptions {
   /// Where decisions of transactions with two or more voters are made durable (the forced
@@ -155,38 +137,5 @@ class ThreadTransactionManager final : public TransactionManager {
 
 /// The process-wide thread-bound manager.
 ThreadTransactionManager& thread_manager();
-/// The manager bound on this thread by the innermost ManagerBinding, or thread_manager().
-TransactionManager& current_manager() noexcept;
-
-/// Binds a manager to this thread for the binding's lifetime (see current_manager()).
-class ManagerBinding {
- public:
-  explicit ManagerBinding(TransactionManager& manager) noexcept;
-  ~ManagerBinding();
-  ManagerBinding(const ManagerBinding&) = delete;
-  ManagerBinding& operator=(const ManagerBinding&) = delete;
-
- private:
-  TransactionManager* previous_;
-};
-
-/// RAII: begins a transaction; aborts it at scope exit unless commit() was called.
-///   { xact::TransactionGuard g(tm); ...; g.commit(); }
-class TransactionGuard {
- public:
-  explicit TransactionGuard(TransactionManager& manager = current_manager());
-  ~TransactionGuard();
-  TransactionGuard(const TransactionGuard&) = delete;
-  TransactionGuard& operator=(const TransactionGuard&) = delete;
-
-  Transaction& transaction() noexcept { return *txn_; }
-  Transaction* operator->() noexcept { return txn_.get(); }
-  /// Commits; if the commit throws, the guard still aborts at scope exit.
-  CommitOutcome commit();
-  void abort() noexcept;
-
- private:
-  std::shared_ptr<Transaction> txn_;
-};
 
 }  // namespace xact

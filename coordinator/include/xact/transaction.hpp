@@ -93,8 +93,11 @@ struct SavepointState;
 struct Participant;
 }  // namespace detail
 
-enum class Status { active, doomed, committing, committed, commit_failed, aborted };
-std::string_view to_string(Status status);
+/// A transaction's state (Transaction::status()).
+enum class TransactionStatus { active, doomed, committing, committed, commit_failed, aborted };
+std::string_view to_string(TransactionStatus status);
+/// The former name, kept for code written against it.
+using Status [[deprecated("use TransactionStatus")]] = TransactionStatus;
 
 /// A branch that was told to commit and failed for an I/O reason. The transaction IS
 /// committed; recovery re-drives the branch (see <xact/resource_manager.hpp>).
@@ -184,7 +187,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   /// commit(), which then fails. UsageError once the decision is made or the transaction ended.
   void doom();
   bool is_doomed() const noexcept;
-  Status status() const noexcept { return status_; }
+  TransactionStatus status() const noexcept { return status_; }
   /// Whether `error` is worth retrying the whole transaction for: a TransientError, or an error
   /// some participant's RetryClassifier says yes to; never an InDoubtError.
   bool is_retryable(const std::exception_ptr& error) const noexcept;
@@ -281,7 +284,21 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   void doom_during_commit(std::string reason) noexcept;
   void check_before_decision();
   void run_before_commit_hooks();
+  // The two-phase commit of the participants (commit() after the hooks), in its three steps.
   CommitOutcome commit_participants();
+  // Phase one: refuses a commit whose decision could not be made durable, then tpc_begin and
+  // commit on each participant, then the votes of all but the last resource. Returns false when
+  // the only participant committed in one phase instead (that was the decision); otherwise fills
+  // `voters` (those that voted yes) and leaves the decision to decide().
+  bool phase_one(detail::Participant* last, std::vector<detail::Participant*>& voters);
+  // The decision: the last resource's one-phase commit, or the forced commit record. Returns
+  // whether a commit record was logged.
+  bool decide(detail::Participant* last, const std::vector<detail::Participant*>& voters,
+              CommitOutcome& outcome);
+  // Phase two: tpc_finish on every voter; failures become pending completions for the
+  // re-driver; then the done record.
+  void phase_two(detail::Participant* last, const std::vector<detail::Participant*>& voters,
+                 bool logged, CommitOutcome& outcome);
   std::exception_ptr fail_commit(std::exception_ptr error) noexcept;
   void release_gtrid() noexcept;
   void rollback_to(detail::SavepointState& sp);
@@ -293,7 +310,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
 
   std::shared_ptr<const std::vector<std::weak_ptr<Synchronizer>>> synchronizers_;
   std::shared_ptr<DecisionLog> log_;
-  Status status_ = Status::active;
+  TransactionStatus status_ = TransactionStatus::active;
   Phase phase_ = Phase::idle;
   bool doom_pending_ = false;            // doomed (or aborted) while status_ is committing
   std::vector<std::string> late_joins_;  // refused during phase 1: they fail the commit

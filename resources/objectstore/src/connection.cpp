@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
+#include <xact/diagnostics.hpp>
 #include <xact/errors.hpp>
-#include <xact/log.hpp>
 #include <xact/objectstore/databases.hpp>
 #include <xact/objectstore/db.hpp>
 #include <xact/objectstore/registry.hpp>

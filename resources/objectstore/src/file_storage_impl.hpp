@@ -1,5 +1,5 @@
-// FileStorage's private state, shared by file_storage.cpp (open, commit, load, recovery,
-// index) and file_storage_pack.cpp (pack, backup, verify, dump). The concurrency design is
+// FileStorage's private state, shared by file_storage.cpp and the files of its phases
+// (file_storage_open, _commit, _read, _maintenance and _pack.cpp). The concurrency design is
 // written down in doc/file_storage.md ("Concurrency").
 #pragma once
 
@@ -213,6 +213,8 @@ struct FileStorage::Impl {
   std::uint64_t durable_end = 0;
 };
 
+/// A megabyte of zeros.
+const std::string& zeros();
 /// Where the last non-zero byte of [from, size) ends (from when all of it is zero).
 std::uint64_t end_of_nonzero(const io::RandomAccessFile& file, std::uint64_t from,
                              std::uint64_t size);

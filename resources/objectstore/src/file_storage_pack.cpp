@@ -8,8 +8,8 @@
 #include <unordered_set>
 
 #include <xact/crash_point.hpp>
+#include <xact/diagnostics.hpp>
 #include <xact/errors.hpp>
-#include <xact/log.hpp>
 #include <xact/objectstore/codec.hpp>
 
 #include "file_storage_impl.hpp"

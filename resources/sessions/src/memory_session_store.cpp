@@ -199,6 +199,43 @@ bool MemorySessionStore::compare_and_swap(const std::string& sid, const std::str
   return true;
 }
 
+bool MemorySessionStore::update_entry(
+    const std::string& sid, const std::string& name,
+    const std::function<EntryUpdate(const std::optional<Entry>&)>& decide,
+    std::optional<Entry>& found) {
+  check_key(sid, name);
+  Shard& s = impl_->shard(sid);
+  std::lock_guard lock(s.mu);  // read, decide and write under one lock: nothing can come between
+  const std::int64_t now = impl_->now();
+  Session* session = impl_->live(s, sid, now);
+  Entry* current = nullptr;
+  if (session) {
+    auto it = session->values.find(name);
+    if (it != session->values.end()) {
+      current = &it->second;
+      found = Impl::with_expiry(*current, *session);
+    }
+  }
+  if (!current) found.reset();
+  EntryUpdate u = decide(found);
+  switch (u.kind) {
+    case EntryUpdate::Kind::keep: break;
+    case EntryUpdate::Kind::remove:
+      if (current) session->values.erase(name);
+      break;
+    case EntryUpdate::Kind::store:
+      u.next.expires_us = 0;  // the session's expiry is the one that counts
+      if (current) {
+        *current = std::move(u.next);
+      } else {
+        Session& target = session ? *session : impl_->live_or_new(s, sid, now);
+        target.values[name] = std::move(u.next);
+      }
+      break;
+  }
+  return true;
+}
+
 std::size_t MemorySessionStore::clear_fences(const Gtrid& owner,
                                              const std::vector<std::string>& session_ids,
                                              bool /*tombstones: found while scanning anyway*/) {

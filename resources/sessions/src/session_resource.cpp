@@ -1,12 +1,13 @@
 #include <xact/sessions/session_resource.hpp>
 
+#include <algorithm>
 #include <any>
 #include <set>
 #include <utility>
 
 #include <xact/decision_log.hpp>
+#include <xact/diagnostics.hpp>
 #include <xact/errors.hpp>
-#include <xact/log.hpp>
 #include <xact/transaction.hpp>
 
 namespace xact::sessions {
@@ -156,20 +157,37 @@ void SessionResource::erase(Transaction& txn, const std::string& sid, const std:
   write(txn, sid, name, std::nullopt);
 }
 
+namespace {
+
+// Whether the store's entry is still the one a transaction read (presence, version, fence owner).
+bool unchanged(const std::optional<Entry>& now, const std::optional<Entry>& seen) {
+  if (now.has_value() != seen.has_value()) return false;
+  if (!now) return true;
+  if (now->version != seen->version || now->fence.has_value() != seen->fence.has_value()) {
+    return false;
+  }
+  return !now->fence || now->fence->owner == seen->fence->owner;
+}
+
+}  // namespace
+
 void SessionResource::write(Transaction& txn, const std::string& sid, const std::string& name,
                             std::optional<std::string> value) {
   check_key(sid, name);
   // Joined before the write lands, so every path out of the transaction undoes it.
   txn.join(shared_from_this());
   TxnState& st = state(txn);
-  const Key key{sid, name};
-  const bool was_read = st.seen.count(key) != 0;
-  std::optional<Entry> cur = was_read ? st.seen[key] : store_->read_entry(sid, name);
-  for (int attempt = 0; attempt < kCasAttempts; ++attempt) {
-    std::optional<Gtrid> broken;
+  Key key{sid, name};
+  auto seen_it = st.seen.find(key);
+  const bool was_read = seen_it != st.seen.end();
+  const std::int64_t now = wall_clock_us();
+  // The checks on an entry: another unfinished transaction's fence -> ConflictError (unless
+  // older than the lease: then it is broken); erasing what is absent changes nothing.
+  std::optional<Gtrid> broken;
+  auto conflict_or_noop = [&](const std::optional<Entry>& cur) {
+    broken.reset();
     if (cur && cur->fence && cur->fence->owner != st.gtrid) {
-      const std::int64_t age = wall_clock_us() - cur->fence->fenced_at_us;
-      if (age < options_.fence_lease.count()) {
+      if (now - cur->fence->fenced_at_us < options_.fence_lease.count()) {
         throw ConflictError(where(sid, name) + " in '" + options_.name +
                             "' was written by transaction " + cur->fence->owner.to_hex() +
                             ", which has not finished: retry the transaction");
@@ -177,10 +195,20 @@ void SessionResource::write(Transaction& txn, const std::string& sid, const std:
       broken = cur->fence->owner;
     }
     // Erasing what is absent (or already erased by this transaction) changes nothing.
-    if (!value && !value_of(cur) && (!cur || (cur->fence && cur->fence->owner == st.gtrid))) {
-      return;
+    return !value && !value_of(cur) && (!cur || (cur->fence && cur->fence->owner == st.gtrid));
+  };
+  if (was_read && conflict_or_noop(seen_it->second)) return;
+
+  // One store call. A value this transaction read: a compare-and-set against the version read
+  // (for MyISAM one UPDATE, no SELECT). A blind write: update_entry reads, checks and writes
+  // (the memory store under one lock; MyISAM a SELECT and the compare-and-set).
+  Entry next;
+  auto decide = [&](const std::optional<Entry>& cur) -> EntryUpdate {
+    if (was_read && !unchanged(cur, seen_it->second)) {
+      throw ConflictError(where(sid, name) + " in '" + options_.name +
+                          "' changed since this transaction read it: retry the transaction");
     }
-    Entry next;
+    if (conflict_or_noop(cur)) return {};
     next.value = value;
     next.version = (cur ? cur->version : 0) + 1;
     Fence fence;
@@ -190,30 +218,51 @@ void SessionResource::write(Transaction& txn, const std::string& sid, const std:
       fence.owner = st.gtrid;
       fence.before_value = value_of(cur);
       fence.before_version = cur && cur->value ? cur->version : 0;
-      fence.fenced_at_us = wall_clock_us();
+      fence.fenced_at_us = now;
     }
     fence.owner_version = next.version;
-    next.fence = fence;
-    if (store_->compare_and_swap(sid, name, cur, next)) {
-      st.undo.push_back({sid, name, next, cur});
-      st.seen[key] = next;
-      if (broken) {
-        record_heuristic(*broken, "heuristic commit",
-                         where(sid, name) + ": its fence (older than the lease of " +
-                             std::to_string(options_.fence_lease.count() / 1000000) +
-                             " s) was broken by transaction " + st.gtrid.to_hex() +
-                             "; its value was kept as the base of that write");
+    next.fence = std::move(fence);
+    return {EntryUpdate::Kind::store, next};
+  };
+  std::optional<Entry> cur;
+  bool stored = false;
+  if (was_read) {
+    cur = seen_it->second;
+    const EntryUpdate u = decide(cur);
+    if (u.kind == EntryUpdate::Kind::store) {
+      if (!store_->compare_and_swap(sid, name, cur, u.next)) {
+        throw ConflictError(where(sid, name) + " in '" + options_.name +
+                            "' changed since this transaction read it: retry the transaction");
       }
-      return;
+      stored = true;
     }
-    if (was_read) {
+  } else {
+    auto decide_and_note = [&](const std::optional<Entry>& c) {
+      EntryUpdate u = decide(c);
+      stored = u.kind == EntryUpdate::Kind::store;
+      return u;
+    };
+    // Through a one-pointer closure: std::function keeps it without an allocation.
+    auto fn = [&decide_and_note](const std::optional<Entry>& c) { return decide_and_note(c); };
+    if (!store_->update_entry(sid, name, fn, cur)) {
       throw ConflictError(where(sid, name) + " in '" + options_.name +
-                          "' changed since this transaction read it: retry the transaction");
+                          "' kept changing under this write: retry the transaction");
     }
-    cur = store_->read_entry(sid, name);
   }
-  throw ConflictError(where(sid, name) + " in '" + options_.name +
-                      "' kept changing under this write: retry the transaction");
+  if (!stored) return;
+  st.undo.push_back({sid, name, next, std::move(cur)});
+  if (was_read) {
+    seen_it->second = std::move(next);
+  } else {
+    st.seen.emplace(std::move(key), std::move(next));
+  }
+  if (broken) {
+    record_heuristic(*broken, "heuristic commit",
+                     where(sid, name) + ": its fence (older than the lease of " +
+                         std::to_string(options_.fence_lease.count() / 1000000) +
+                         " s) was broken by transaction " + st.gtrid.to_hex() +
+                         "; its value was kept as the base of that write");
+  }
 }
 
 void SessionResource::compensate(const Gtrid& owner, const std::string& sid,
@@ -355,13 +404,15 @@ void SessionResource::tpc_finish(Transaction& txn) {
   TxnState* st = find_state(txn);
   if (!st) return;
   if (!st->undo.empty()) {
-    std::set<std::string> sessions;
+    std::vector<std::string> sessions;  // usually one: a linear search beats a set
     bool erased = false;
     for (const auto& u : st->undo) {
-      sessions.insert(u.sid);
+      if (std::find(sessions.begin(), sessions.end(), u.sid) == sessions.end()) {
+        sessions.push_back(u.sid);
+      }
       erased = erased || !u.written.value;
     }
-    store_->clear_fences(st->gtrid, {sessions.begin(), sessions.end()}, erased);
+    store_->clear_fences(st->gtrid, sessions, erased);
     st->undo.clear();
   }
   finish_state(txn);

@@ -53,4 +53,25 @@ void check_key(const std::string& session_id, const std::string& name) {
   }
 }
 
+bool SessionStore::update_entry(
+    const std::string& session_id, const std::string& name,
+    const std::function<EntryUpdate(const std::optional<Entry>&)>& decide,
+    std::optional<Entry>& found) {
+  constexpr int kAttempts = 8;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    found = read_entry(session_id, name);
+    EntryUpdate u = decide(found);
+    switch (u.kind) {
+      case EntryUpdate::Kind::keep: return true;
+      case EntryUpdate::Kind::remove:
+        if (compare_and_swap(session_id, name, found, std::nullopt)) return true;
+        break;
+      case EntryUpdate::Kind::store:
+        if (compare_and_swap(session_id, name, found, u.next)) return true;
+        break;
+    }
+  }
+  return false;
+}
+
 }  // namespace xact::sessions

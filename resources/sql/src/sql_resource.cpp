@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <any>
 
+#include <xact/diagnostics.hpp>
 #include <xact/errors.hpp>
-#include <xact/log.hpp>
 #include <xact/manager.hpp>
 #include <xact/transaction.hpp>
 

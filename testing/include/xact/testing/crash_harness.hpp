@@ -18,6 +18,8 @@
 #include <functional>
 #include <string>
 
+#include <xact/testing/temp_dir.hpp>  // TempDir, which the crash tests' worlds live in
+
 namespace xact::testing {
 
 struct ChildRun {
@@ -44,19 +46,5 @@ ChildRun run_and_kill_after(const std::function<int()>& child,
 /// result says how it ended. (Report once: the pipe is not drained, a full one blocks.)
 ChildRun run_and_kill_after_report(const std::function<int(int report_fd)>& child,
                                    std::chrono::microseconds then);
-
-/// A fresh directory under $TMPDIR (or /tmp), removed with everything in it on destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
 
 }  // namespace xact::testing

@@ -45,6 +45,9 @@ class MemorySessionStore : public SessionStore {
   bool compare_and_swap(const std::string& session_id, const std::string& name,
                         const std::optional<Entry>& seen,
                         const std::optional<Entry>& next) override;
+  bool update_entry(const std::string& session_id, const std::string& name,
+                    const std::function<EntryUpdate(const std::optional<Entry>&)>& decide,
+                    std::optional<Entry>& found) override;
   std::size_t clear_fences(const Gtrid& owner, const std::vector<std::string>& session_ids,
                            bool tombstones = true) override;
   std::vector<FencedEntry> list_fenced(const std::optional<NodeId>& node) override;

@@ -27,6 +27,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -67,6 +68,13 @@ struct Entry {
   std::int64_t expires_us = 0;  ///< filled in by reads; ignored by compare_and_swap
   std::optional<Fence> fence;
   bool operator==(const Entry&) const = default;
+};
+
+/// What the function given to SessionStore::update_entry decides for the entry it was shown.
+struct EntryUpdate {
+  enum class Kind { keep, store, remove };
+  Kind kind = Kind::keep;
+  Entry next;  ///< what to store (Kind::store); its expires_us is ignored
 };
 
 /// A fenced entry found by list_fenced().
@@ -116,6 +124,17 @@ class SessionStore {
   virtual bool compare_and_swap(const std::string& session_id, const std::string& name,
                                 const std::optional<Entry>& seen,
                                 const std::optional<Entry>& next) = 0;
+  /// Atomically per (session_id, name): shows `decide` the entry as stored now (none: absent or
+  /// expired; tombstones and fences included) and applies what it returns, as compare_and_swap
+  /// would with that entry as `seen`. `found` is set to the entry `decide` was last shown.
+  /// Returns false when the entry kept changing between the read and the write (a store whose
+  /// read and write are separate steps retries a few times); `decide` may then have been called
+  /// several times. An exception from `decide` propagates and nothing is changed.
+  /// The default reads with read_entry and writes with compare_and_swap; a store that can do
+  /// both in one step (the memory store: under one shard lock) overrides it.
+  virtual bool update_entry(const std::string& session_id, const std::string& name,
+                            const std::function<EntryUpdate(const std::optional<Entry>&)>& decide,
+                            std::optional<Entry>& found);
   /// A commit: drops the fences `owner` holds in `session_ids` (removing its tombstones, which
   /// exist only when `tombstones`: the owner erased a value) and refreshes those sessions'
   /// expiry (unless they expired). Returns how many entries it changed (the memory store: the

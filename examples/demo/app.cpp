@@ -1,0 +1,430 @@
+#include "app.hpp"
+
+#include <xact/errors.hpp>
+#include <xact/io/env.hpp>
+#include <xact/objectstore/file_storage.hpp>
+#include <xact/retry.hpp>
+#include <xact/sessions/memory_session_store.hpp>
+#include <xact/sheets/sheet_owner.hpp>
+#include <xact/sqlite/sqlite_resource.hpp>
+#if defined(XACT_DEMO_WITH_POSTGRES)
+#include <xact/postgres/postgres_resource.hpp>
+#endif
+#if defined(XACT_DEMO_WITH_MYSQL)
+#include <xact/mysql/myisam_session_store.hpp>
+#endif
+
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+
+namespace demo {
+namespace {
+
+namespace os = xact::objectstore;
+
+class Account : public os::Persistent {
+ public:
+  Account() = default;
+  explicit Account(std::int64_t balance) : balance_(balance) {}
+  std::int64_t balance() const {
+    read_access();
+    return balance_;
+  }
+  void add(std::int64_t amount) {
+    write_access();
+    balance_ += amount;
+  }
+  void save(os::StateWriter& out) const override { out.write(balance_); }
+  void load(os::StateReader& in, std::uint32_t) override { in.read(balance_); }
+
+ private:
+  std::int64_t balance_ = 0;
+};
+XACT_PERSISTENT_TYPE(Account, "demo.Account");
+
+// A user's profile: its sheet "profile" (bio, edits) lives in SQLite; the object keeps the
+// sheet's key and its own count of committed edits.
+class Profile : public xact::sheets::SheetOwner {
+ public:
+  std::int64_t edits() const {
+    read_access();
+    return edits_;
+  }
+  void count_edit() {
+    write_access();
+    ++edits_;
+  }
+  void save(os::StateWriter& out) const override {
+    save_sheets(out);
+    out.write(edits_);
+  }
+  void load(os::StateReader& in, std::uint32_t) override {
+    load_sheets(in);
+    in.read(edits_);
+  }
+
+ private:
+  std::int64_t edits_ = 0;
+};
+XACT_PERSISTENT_TYPE(Profile, "demo.Profile");
+
+// A counter in the object store: committed session updates of one session, and the bank's
+// figures (number of accounts, money in it).
+class Counter : public os::Persistent {
+ public:
+  Counter() = default;
+  explicit Counter(std::int64_t n) : n_(n) {}
+  std::int64_t value() const {
+    read_access();
+    return n_;
+  }
+  void add(std::int64_t d) {
+    write_access();
+    n_ += d;
+  }
+  void save(os::StateWriter& out) const override { out.write(n_); }
+  void load(os::StateReader& in, std::uint32_t) override { in.read(n_); }
+
+ private:
+  std::int64_t n_ = 0;
+};
+XACT_PERSISTENT_TYPE(Counter, "demo.Counter");
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr ? v : "";
+}
+
+// The sheet's name: "profile" in the directory's own SQLite file; on a shared server one per
+// data directory ("demo_profile_<hex>"), chosen at the first start and kept in the directory.
+std::string choose_sheet_name(const std::filesystem::path& dir, bool on_server) {
+  if (!on_server) return "profile";
+  const auto file = dir / "sheet-name";
+  std::string name;
+  if (std::ifstream in(file); in && std::getline(in, name) && !name.empty()) return name;
+  std::mt19937_64 rng(std::random_device{}());
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(rng()));
+  name = std::string("demo_profile_") + hex;
+  std::ofstream(file) << name << "\n";
+  return name;
+}
+
+std::string account_key(int i) { return "account:" + std::to_string(i); }
+std::string profile_key(int i) { return "profile:" + std::to_string(i); }
+std::string session_key(const std::string& sid) { return "session:" + sid; }
+
+}  // namespace
+
+Worker::Worker(App& app) : tm_(xact::ManagerOptions{app.log(), std::nullopt}) {
+  os::ConnectionOptions o;
+  o.manager = &tm_;
+  conn_ = app.db().open(o);
+}
+
+std::int64_t transfer(xact::Transaction&, Worker& w, App&, const TransferRequest& r) {
+  auto root = w.objects().root();
+  auto from = root->get<Account>(account_key(r.from));
+  auto to = root->get<Account>(account_key(r.to));
+  const std::int64_t amount = std::min(r.amount, from->balance());
+  if (amount <= 0 || r.from == r.to) return 0;
+  from->add(-amount);
+  to->add(amount);
+  return amount;
+}
+
+std::int64_t edit_profile(xact::Transaction& txn, Worker& w, App& app,
+                          const ProfileEditRequest& r) {
+  auto p = w.objects().root()->get<Profile>(profile_key(r.profile));
+  auto& sheet = p->sheet(app.sheet_name(), txn);
+  sheet.set("bio", r.bio);
+  sheet.set("edits", sheet.get<std::int64_t>("edits") + 1);
+  p->count_edit();
+  return p->edits();
+}
+
+std::int64_t update_session(xact::Transaction& txn, Worker& w, App& app,
+                            const SessionUpdateRequest& r) {
+  const std::string& sid = app.session_ids().at(static_cast<std::size_t>(r.session));
+  auto v = app.sessions().get(txn, sid, "updates");
+  const std::int64_t n = v ? std::stoll(*v) + 1 : 1;
+  app.sessions().set(txn, sid, "updates", std::to_string(n));
+  w.objects().root()->get<Counter>(session_key(sid))->add(1);
+  return n;
+}
+
+namespace {
+
+const std::string& param(const Request& r, std::string_view name) {
+  const auto it = r.params.find(name);
+  if (it == r.params.end()) {
+    throw xact::UsageError(r.route + ": parameter " + std::string(name) + " is missing");
+  }
+  return it->second;
+}
+
+std::int64_t int_param(const Request& r, std::string_view name, std::int64_t lo, std::int64_t hi) {
+  const std::string& text = param(r, name);
+  std::int64_t v = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || v < lo || v > hi) {
+    throw xact::UsageError(r.route + ": parameter " + std::string(name) + " must be a number in [" +
+                           std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  }
+  return v;
+}
+
+}  // namespace
+
+std::string handle(xact::Transaction& txn, Worker& w, App& app, const Request& r) {
+  if (r.route == "/transfer") {
+    TransferRequest t;
+    t.from = static_cast<int>(int_param(r, "from", 0, app.accounts() - 1));
+    t.to = static_cast<int>(int_param(r, "to", 0, app.accounts() - 1));
+    t.amount = int_param(r, "amount", 1, std::int64_t{1} << 40);
+    return std::to_string(transfer(txn, w, app, t));
+  }
+  if (r.route == "/profile") {
+    ProfileEditRequest e;
+    e.profile = static_cast<int>(int_param(r, "profile", 0, app.profiles() - 1));
+    e.bio = param(r, "bio");
+    return std::to_string(edit_profile(txn, w, app, e));
+  }
+  if (r.route == "/session") {
+    SessionUpdateRequest u;
+    u.session = static_cast<int>(
+        int_param(r, "session", 0, static_cast<std::int64_t>(app.session_ids().size()) - 1));
+    return std::to_string(update_session(txn, w, app, u));
+  }
+  throw xact::UsageError("no route " + r.route + " (routes: /transfer, /profile, /session)");
+}
+
+App::App(AppOptions options) : options_(std::move(options)) {
+  namespace fs = std::filesystem;
+  fs::create_directories(options_.dir);
+  log_ = xact::DecisionLog::open(xact::io::Env::posix(), (options_.dir / "log").string());
+  db_ = os::DB::open(os::FileStorage::open((options_.dir / "main.xfs").string()), {.name = "main"});
+  const std::string pg_uri = env("XACT_PG_URI");
+#if defined(XACT_DEMO_WITH_POSTGRES)
+  if (!pg_uri.empty()) {
+    xact::postgres::PostgresOptions po;
+    po.conninfo = pg_uri;
+    po.name = "postgres:profiles";
+    auto pg = xact::postgres::PostgresResource::create(po);
+    plain_ = [pg]() -> std::unique_ptr<xact::sql::Connection> { return pg->open_connection(); };
+    sql_ = pg;
+    sql_on_server_ = true;
+    stores_ = "sheets in PostgreSQL";
+  }
+#else
+  if (!pg_uri.empty()) stores_ = "XACT_PG_URI ignored (built without the PostgreSQL adapter); ";
+#endif
+  if (!sql_) {
+    xact::sqlite::SqliteOptions so;
+    so.path = (options_.dir / "profiles.db").string();
+    so.name = "sqlite:profiles";
+    auto lite = xact::sqlite::SqliteResource::create(so);
+    plain_ = [lite]() -> std::unique_ptr<xact::sql::Connection> { return lite->open_connection(); };
+    sql_ = lite;
+    stores_ += "sheets in SQLite (profiles.db)";
+  }
+  sheet_ = choose_sheet_name(options_.dir, sql_on_server_);
+  stores_ += " table " + sheet_;
+
+  std::shared_ptr<xact::sessions::SessionStore> session_store;
+  bool sessions_persist = false;  // a store that outlives the process: keep the session ids
+#if defined(XACT_DEMO_WITH_MYSQL)
+  if (!env("XACT_MYSQL_HOST").empty() && !env("XACT_MYSQL_PORT").empty()) {
+    xact::mysql::MyIsamSessionStoreOptions mo;
+    mo.connect.host = env("XACT_MYSQL_HOST");
+    mo.connect.port = static_cast<unsigned>(std::stoul(env("XACT_MYSQL_PORT")));
+    mo.connect.user = env("XACT_MYSQL_USER");
+    mo.connect.password = env("XACT_MYSQL_PASSWORD");
+    mo.connect.database = env("XACT_MYSQL_DB");
+    mo.table = "xact_demo_sessions";
+    session_store = xact::mysql::MyIsamSessionStore::open(mo);
+    stores_ += ", sessions in MariaDB/MySQL (MyISAM table xact_demo_sessions)";
+    sessions_persist = true;
+  }
+#else
+  if (!env("XACT_MYSQL_HOST").empty()) {
+    stores_ += ", XACT_MYSQL_* ignored (built without the MySQL adapter)";
+  }
+#endif
+  if (!session_store) {
+    session_store = std::make_shared<xact::sessions::MemorySessionStore>();
+    stores_ += ", sessions in memory";
+  }
+  sessions_ = xact::sessions::SessionResource::create(session_store,
+                                                      {.name = "sessions", .decision_log = log_});
+
+  // Whatever a crash left prepared is decided before anything else runs.
+  xact::Recovery recovery(log_);
+  recovery.register_resource(db_->recovery_target());
+  recovery.register_resource(sql_);
+  recovery.register_resource(sessions_);
+  const xact::RecoveryReport report = recovery.run();
+  // One line: how many branches each kind of action decided ("2 commit (objects:main), ...").
+  std::map<std::string, std::pair<int, std::set<std::string>>> kinds;
+  for (const auto& a : report.actions) {
+    auto& k = kinds[std::string(xact::to_string(a.kind))];
+    ++k.first;
+    if (!a.resource.empty()) k.second.insert(a.resource);
+  }
+  for (const auto& [kind, k] : kinds) {
+    recovery_summary_ +=
+        (recovery_summary_.empty() ? "" : ", ") + std::to_string(k.first) + " " + kind;
+    std::string rs;
+    for (const auto& r : k.second) rs += (rs.empty() ? "" : " ") + r;
+    if (!rs.empty()) recovery_summary_ += " (" + rs + ")";
+  }
+  if (recovery_summary_.empty()) recovery_summary_ = "nothing to do";
+  if (!report.complete()) recovery_summary_ += "; INCOMPLETE:\n" + report.describe();
+  recovery_complete_ = report.complete();
+
+  sheets_ = xact::sheets::SheetStore::create(sql_);
+  sheets_->define({sheet_,
+                   {
+                       {.name = "bio",
+                        .type = xact::sheets::PropertyType::text,
+                        .nullable = false,
+                        .default_value = ""},
+                       {.name = "edits",
+                        .type = xact::sheets::PropertyType::int64,
+                        .nullable = false,
+                        .default_value = 0},
+                   }});
+  sheets_->ensure(sheet_);
+
+  // In-memory sessions die with the process: each start has sessions of its own. A MyISAM
+  // store keeps them, so the directory keeps their ids and every start checks them all.
+  const auto ids_file = options_.dir / "session-ids";
+  if (sessions_persist) {
+    std::ifstream in(ids_file);
+    for (std::string id; std::getline(in, id);) {
+      if (!id.empty()) session_ids_.push_back(id);
+    }
+  }
+  while (session_ids_.size() < static_cast<std::size_t>(options_.sessions)) {
+    session_ids_.push_back(xact::sessions::new_session_id());
+  }
+  if (sessions_persist) {
+    std::ofstream out(ids_file, std::ios::trunc);
+    for (const auto& id : session_ids_) out << id << "\n";
+  }
+  Worker w(*this);
+  xact::run(w.manager(), [&](xact::Transaction& txn) {
+    auto root = w.objects().root();
+    if (!root->contains("bank.accounts")) {
+      root->set("bank.accounts", std::make_shared<Counter>(options_.accounts));
+      root->set("bank.total",
+                std::make_shared<Counter>(options_.accounts * options_.opening_balance));
+      for (int i = 0; i < options_.accounts; ++i) {
+        root->set(account_key(i), std::make_shared<Account>(options_.opening_balance));
+      }
+      root->set("profiles", std::make_shared<Counter>(options_.profiles));
+      for (int i = 0; i < options_.profiles; ++i) {
+        auto p = std::make_shared<Profile>();
+        p->add_sheet(sheet_, txn, &w.objects());
+        root->set(profile_key(i), p);
+      }
+    }
+    for (const auto& sid : session_ids_) {
+      if (!root->contains(session_key(sid))) {
+        root->set(session_key(sid), std::make_shared<Counter>());
+      }
+    }
+  });
+  xact::run(w.manager(), [&](xact::Transaction&) {
+    auto root = w.objects().root();
+    accounts_ = static_cast<int>(root->get<Counter>("bank.accounts")->value());
+    total_ = root->get<Counter>("bank.total")->value();
+    profiles_ = static_cast<int>(root->get<Counter>("profiles")->value());
+  });
+}
+
+App::~App() = default;
+
+void App::drop_server_data() {
+  if (sql_on_server_) {
+    auto c = plain_();
+    c->execute("DROP TABLE IF EXISTS " + sheet_);
+    c->execute("DELETE FROM xact_sheet_catalog WHERE sheet = $1", {sheet_});
+  }
+  for (const auto& sid : session_ids_) sessions_->store().invalidate(sid);
+}
+
+CheckResult App::check() {
+  CheckResult r;
+  auto line = [&](bool ok, const std::string& what) {
+    r.lines.push_back((ok ? "ok      " : "FAILED  ") + what);
+    if (!ok) r.pass = false;
+  };
+  Worker w(*this);
+  std::int64_t sum = 0;
+  std::map<std::int64_t, std::int64_t> object_edits;          // profile oid -> edits counted
+  std::vector<std::pair<std::string, std::int64_t>> counted;  // session id -> updates
+  xact::run(w.manager(), [&](xact::Transaction&) {
+    sum = 0;
+    object_edits.clear();
+    counted.clear();
+    auto root = w.objects().root();
+    for (int i = 0; i < accounts_; ++i) sum += root->get<Account>(account_key(i))->balance();
+    for (int i = 0; i < profiles_; ++i) {
+      auto p = root->get<Profile>(profile_key(i));
+      object_edits[static_cast<std::int64_t>(p->oid())] = p->edits();
+    }
+    for (const auto& sid : session_ids_) {
+      counted.emplace_back(sid, root->get<Counter>(session_key(sid))->value());
+    }
+  });
+  line(sum == total_, "money conserved: " + std::to_string(accounts_) + " accounts hold " +
+                          std::to_string(sum) + " of " + std::to_string(total_));
+
+  // Sheets: version 1 at creation, +1 per committed UPDATE; the row's edits property and the
+  // object's counter both count the committed edits.
+  const auto rows = plain_()->execute("SELECT owner_oid, version, edits FROM " + sheet_);
+  bool sheets_ok = rows.size() == object_edits.size();
+  std::int64_t edits = 0;
+  std::string detail;
+  for (const auto& row : rows) {
+    const auto oid = row.get<std::int64_t>("owner_oid");
+    const auto version = row.get<std::int64_t>("version");
+    const auto sheet_edits = row.get<std::int64_t>("edits");
+    const auto it = object_edits.find(oid);
+    const std::int64_t obj = it == object_edits.end() ? -1 : it->second;
+    if (obj != sheet_edits || version != sheet_edits + 1) {
+      sheets_ok = false;
+      detail += "; oid " + std::to_string(oid) + ": version " + std::to_string(version) +
+                ", sheet edits " + std::to_string(sheet_edits) + ", object edits " +
+                std::to_string(obj);
+    }
+    edits += sheet_edits;
+  }
+  line(sheets_ok, "sheet versions = committed edits: " + std::to_string(rows.size()) +
+                      " profiles, " + std::to_string(edits) + " edits" + detail);
+
+  bool sessions_ok = true;
+  std::int64_t updates = 0;
+  detail.clear();
+  for (const auto& [sid, n] : counted) {
+    const auto v = sessions_->store().get(sid, "updates");
+    const std::int64_t stored = v ? std::stoll(*v) : 0;
+    if (stored != n) {
+      sessions_ok = false;
+      detail += "; session " + sid.substr(0, 8) + ": value " + std::to_string(stored) +
+                ", committed " + std::to_string(n);
+    }
+    updates += n;
+  }
+  line(sessions_ok, "session values = committed updates: " + std::to_string(counted.size()) +
+                        " sessions, " + std::to_string(updates) + " updates" + detail);
+  return r;
+}
+
+}  // namespace demo
