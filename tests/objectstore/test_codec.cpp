@@ -117,7 +117,28 @@ TEST(CodecFormat, RecordBytesAreExactlyTheDocumentedOnes) {
     w.write("x");
     w.write_ref(3);
   });
-  EXPECT_EQ(hex(record), "01 0c 62 61 6e 6b 2e 41 63 63 6f 75 6e 74 02 03 0a 06 01 78 08 03");
+  EXPECT_EQ(hex(record), "02 0c 62 61 6e 6b 2e 41 63 63 6f 75 6e 74 02 03 0a 06 01 78 08 03");
+}
+
+// Rule: format 2's typed cross-database reference (tag 0x0c) carries database, oid and the
+// target's type name; format 1 records (the same bytes with format byte 01) are still read.
+TEST(CodecFormat, TypedCrossReferenceBytesAndFormatOneRecordsStillRead) {
+  const std::string record = record_of([](StateWriter& w) {
+    w.write_typed_xref(CrossReference{"db", 5, "t.T"});
+  });
+  EXPECT_EQ(hex(record),
+            "02 0c 62 61 6e 6b 2e 41 63 63 6f 75 6e 74 02 0c 02 64 62 05 03 74 2e 54");
+  const RecordHeader h = decode_header(record);
+  StateReader r(std::string_view(record).substr(h.state_offset));
+  EXPECT_EQ(r.read_typed_xref(), (CrossReference{"db", 5, "t.T"}));
+  std::vector<std::pair<std::string, Oid>> refs;
+  for_each_reference(record, [&](std::string_view d, Oid o) { refs.emplace_back(d, o); });
+  EXPECT_EQ(refs, (std::vector<std::pair<std::string, Oid>>{{"db", 5}}));
+  EXPECT_NE(describe_record(record).find("xref db:0x5 t.T"), std::string::npos)
+      << describe_record(record);
+  std::string old = record_of([](StateWriter& w) { w.write_ref(3); });
+  old[0] = 1;
+  EXPECT_EQ(decode_header(old).type_name, "bank.Account");
 }
 
 TEST(CodecFormat, SignedIntegersAreZigzagVarints) {
@@ -355,8 +376,8 @@ TEST(CodecErrors, ReadingPastTheEndIsStateError) {
 }
 
 TEST(CodecErrors, UnknownTagIsStateError) {
-  const std::string m = message_of([] { StateReader("\x0c"s).skip(); });
-  EXPECT_NE(m.find("unknown value tag 0x0c"), std::string::npos) << m;
+  const std::string m = message_of([] { StateReader("\x0d"s).skip(); });
+  EXPECT_NE(m.find("unknown value tag 0x0d"), std::string::npos) << m;
   EXPECT_THROW(StateReader("\xff"s).peek(), StateError);
 }
 
@@ -486,9 +507,9 @@ TEST(CodecHeader, HeaderReadsBackAsWritten) {
 TEST(CodecHeader, UnknownFormatByteIsStateError) {
   std::string record;
   encode_header(record, "t", 1);
-  record[0] = 2;
+  record[0] = 3;
   const std::string m = message_of([&] { decode_header(record); });
-  EXPECT_NE(m.find("unknown record format 0x02"), std::string::npos) << m;
+  EXPECT_NE(m.find("unknown record format 0x03"), std::string::npos) << m;
   EXPECT_EQ(record_type_name(record), "");
   EXPECT_THROW(decode_header(""), StateError);
 }

@@ -165,6 +165,14 @@ void describe_value(StateReader& r, std::string* out, std::size_t depth) {
       text += ":" + oid_repr(oid);
       break;
     }
+    case Tag::typed_xref: {
+      const CrossReference x = r.read_typed_xref();
+      text = "xref ";
+      append_escaped(text, x.database);
+      text += ":" + oid_repr(x.oid) + " ";
+      append_escaped(text, x.type_name);
+      break;
+    }
     case Tag::list: {
       const std::size_t n = r.read_list();
       if (out) *out += "list(" + std::to_string(n) + ")[";
@@ -203,6 +211,7 @@ std::string_view to_string(Tag tag) {
     case Tag::bytes: return "bytes";
     case Tag::ref: return "reference";
     case Tag::xref: return "cross-database reference";
+    case Tag::typed_xref: return "typed cross-database reference";
     case Tag::list: return "list";
     case Tag::map: return "map";
   }
@@ -277,6 +286,19 @@ void StateWriter::write_xref(std::string_view database, Oid oid) {
   put_varint(out_, oid);
 }
 
+void StateWriter::write_typed_xref(const CrossReference& ref) {
+  if (ref.database.empty() || ref.type_name.empty()) {
+    throw UsageError(
+        "a cross-database reference needs the database's name and the target's type name");
+  }
+  put(Tag::typed_xref);
+  put_varint(out_, ref.database.size());
+  out_.append(ref.database);
+  put_varint(out_, ref.oid);
+  put_varint(out_, ref.type_name.size());
+  out_.append(ref.type_name);
+}
+
 void StateWriter::begin_list(std::size_t count) {
   open(Tag::list, count);
   put_varint(out_, count);
@@ -307,7 +329,7 @@ void StateReader::fail(std::string_view message) const {
 Tag StateReader::peek() const {
   if (at_end()) fail("expected a value, found the end of the data");
   const auto b = static_cast<unsigned char>(in_[pos_]);
-  if (b > static_cast<unsigned char>(Tag::map)) fail("unknown value tag " + hex_byte(b));
+  if (b > static_cast<unsigned char>(Tag::typed_xref)) fail("unknown value tag " + hex_byte(b));
   return static_cast<Tag>(b);
 }
 
@@ -422,6 +444,17 @@ std::pair<std::string, Oid> StateReader::read_xref() {
   return {std::string(database), oid};
 }
 
+CrossReference StateReader::read_typed_xref() {
+  expect(Tag::typed_xref);
+  CrossReference x;
+  x.database = std::string(take(varint()));
+  if (x.database.empty()) fail("cross-database reference with an empty database name");
+  x.oid = varint();
+  x.type_name = std::string(take(varint()));
+  if (x.type_name.empty()) fail("cross-database reference with an empty type name");
+  return x;
+}
+
 std::size_t StateReader::read_list() {
   expect(Tag::list);
   const std::uint64_t n = varint();
@@ -475,6 +508,7 @@ void StateReader::skip() {
         take(varint());
         break;
       case Tag::xref: read_xref(); break;
+      case Tag::typed_xref: read_typed_xref(); break;
       case Tag::list:
       case Tag::map:
         if (left.size() > kMaxNesting) {
@@ -508,7 +542,7 @@ void encode_header(std::string& out, std::string_view type_name, std::uint32_t v
 RecordHeader decode_header(std::string_view record) {
   if (record.empty()) header_error(0, "empty record (no format byte)");
   const auto format = static_cast<unsigned char>(record[0]);
-  if (format != kRecordFormat) {
+  if (format < kOldestRecordFormat || format > kRecordFormat) {
     header_error(0, "unknown record format " + hex_byte(format) + " (this build reads format " +
                         std::to_string(kRecordFormat) + ")");
   }
@@ -566,6 +600,11 @@ void for_each_reference(std::string_view record,
       case Tag::xref: {
         const auto [database, oid] = r.read_xref();
         fn(database, oid);
+        break;
+      }
+      case Tag::typed_xref: {
+        const CrossReference x = r.read_typed_xref();
+        fn(x.database, x.oid);
         break;
       }
       case Tag::list:

@@ -63,7 +63,14 @@ class ConnectionSavepoint final : public ResourceSavepoint {
       const TypeInfo* t = c.registry_.find(typeid(*o));
       encode_header(data, t->name, t->version);
       StateWriter w(data, &c);
-      o->save(w);
+      c.encoding_ = o.get();
+      try {
+        o->save(w);
+      } catch (...) {
+        c.encoding_ = nullptr;
+        throw;
+      }
+      c.encoding_ = nullptr;
       saved_.push_back({o, o->oid(), std::move(data), c.added_.count(o->oid()) > 0});
     }
     read_checks_ = c.read_checks_;
@@ -502,7 +509,82 @@ Oid Connection::add(const std::shared_ptr<Persistent>& object) {
   return oid;
 }
 
-Oid Connection::oid_for_reference(const std::shared_ptr<Persistent>& object) { return add(object); }
+Oid Connection::oid_for_reference(const std::shared_ptr<Persistent>& object) {
+  const bool placing = object && !object->jar_;
+  const Oid oid = add(object);
+  if (placing && set_) set_->placed_by_[object.get()] = describe_writing();
+  return oid;
+}
+
+const std::string* Connection::placed_by(const Persistent& object) const {
+  if (!set_) return nullptr;
+  auto it = set_->placed_by_.find(&object);
+  return it == set_->placed_by_.end() ? nullptr : &it->second;
+}
+
+std::string Connection::describe_writing() const {
+  std::string s = "database '" + db_->name() + "', ";
+  return s + (encoding_ ? describe_object(*encoding_) : std::string("an object"));
+}
+
+Connection* Connection::set_member(const std::string& name) const noexcept {
+  if (name == db_->name()) return const_cast<Connection*>(this);
+  if (!set_) return nullptr;
+  if (set_->primary_ && set_->primary_->db_->name() == name) return set_->primary_;
+  for (auto& h : set_->secondary_) {
+    if (h->db().name() == name) return h.get().get();
+  }
+  return nullptr;
+}
+
+std::string Connection::stored_type_name(Oid oid) {
+  if (auto it = objects_.find(oid); it != objects_.end()) {
+    try {
+      return it->second->type_name();
+    } catch (const std::exception&) {
+    }
+  }
+  auto rev = storage_->load(oid, snapshot_);
+  return rev ? record_type_name(rev->data) : std::string();
+}
+
+void Connection::check_xref(const CrossReference& target) const {
+  const XrefPolicy policy = db_->options().xrefs;
+  if (policy == XrefPolicy::allow) return;
+  XrefCheck check;
+  check.referrer_database = db_->name();
+  check.referrer_oid = encoding_ ? encoding_->oid_ : 0;
+  if (encoding_) {
+    try {
+      check.referrer_type = encoding_->type_name();
+    } catch (const std::exception&) {
+    }
+  }
+  check.target_database = target.database;
+  check.target_oid = target.oid;
+  check.target_type = target.type_name;
+  std::string rule;
+  if (policy == XrefPolicy::forbid) {
+    rule = "database '" + db_->name() + "' has xrefs = forbid";
+  } else {
+    std::optional<bool> decision;
+    if (set_) decision = set_->databases().decide_xref(encoding_, check);
+    if (decision && *decision) return;
+    rule = decision ? "database '" + db_->name() +
+                          "' has xrefs = check, and the policy (the referring type's check_xref, "
+                          "its registered predicate or the registry's) refused it"
+                    : "database '" + db_->name() +
+                          "' has xrefs = check, and no policy (the referring type's check_xref, "
+                          "a predicate registered for it, or the registry's) decides";
+  }
+  throw InvalidObjectReference(
+      "cross-database reference refused: the referrer " + describe_writing() +
+      " refers to the target database '" + target.database + "', object " +
+      oid_repr(target.oid) + " (" + (target.type_name.empty() ? "?" : target.type_name) +
+      "); rule: " + rule +
+      ". Nothing of the transaction is written: store the object in the referrer's database, "
+      "keep a key instead of a reference, or allow the reference by policy");
+}
 
 void Connection::register_changed(Persistent& object) {
   if (object.state_ != ObjectState::up_to_date) return;
@@ -650,7 +732,14 @@ CommitRequest Connection::build_request(Transaction& txn) {
     w.base = o->serial_;
     encode_header(w.data, o->type_->name, o->type_->version);
     StateWriter out(w.data, this);
-    o->save(out);
+    encoding_ = o.get();
+    try {
+      o->save(out);
+    } catch (...) {
+      encoding_ = nullptr;
+      throw;
+    }
+    encoding_ = nullptr;
     req.writes.push_back(std::move(w));
   }
   for (const auto& [oid, serial] : read_checks_) {
@@ -696,7 +785,14 @@ bool Connection::try_resolve(ObjectWrite& write, const ConflictError& conflict) 
   write.data.clear();
   encode_header(write.data, t->name, t->version);
   StateWriter out(write.data, this);
-  mine->save(out);
+  encoding_ = mine.get();
+  try {
+    mine->save(out);
+  } catch (...) {
+    encoding_ = nullptr;
+    throw;
+  }
+  encoding_ = nullptr;
   write.base = conflict.committed_serial();
   resolved_.push_back(write.oid);
   ++stats_.conflicts_resolved;

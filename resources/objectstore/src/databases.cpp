@@ -64,6 +64,34 @@ std::unordered_map<const DB*, Tid> Databases::snapshot_points() const {
   return out;
 }
 
+void Databases::set_xref_policy(XrefPredicate predicate) {
+  std::lock_guard lock(mutex_);
+  policy_ = std::move(predicate);
+}
+
+void Databases::set_type_xref_policy(const std::string& type_name, XrefPredicate predicate) {
+  std::lock_guard lock(mutex_);
+  type_policies_[type_name] = std::move(predicate);
+}
+
+std::optional<bool> Databases::decide_xref(const Persistent* referrer,
+                                           const XrefCheck& check) const {
+  if (referrer) {
+    if (auto d = referrer->check_xref(check)) return d;
+  }
+  XrefPredicate type_policy, registry_policy;
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = type_policies_.find(check.referrer_type); it != type_policies_.end()) {
+      type_policy = it->second;
+    }
+    registry_policy = policy_;
+  }
+  if (type_policy) return type_policy(check);
+  if (registry_policy) return registry_policy(check);
+  return std::nullopt;
+}
+
 // --- ConnectionSet ----------------------------------------------------------------------------
 
 Tid ConnectionSet::snapshot_for(const Connection& conn) {
@@ -90,6 +118,7 @@ void ConnectionSet::after_finish() noexcept {
 
 void ConnectionSet::transaction_ended() noexcept {
   prepared_ = 0;
+  placed_by_.clear();
   if (finishing_.owns_lock()) finishing_.unlock();
 }
 

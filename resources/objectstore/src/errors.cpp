@@ -65,4 +65,13 @@ ObjectNotFoundError::ObjectNotFoundError(Oid oid, const std::string& detail)
                   (detail.empty() ? std::string{} : ": " + detail)),
       oid_(oid) {}
 
+DanglingReferenceError::DanglingReferenceError(std::string database, Oid oid,
+                                               const std::string& detail)
+    : ObjectNotFoundError(oid, "the cross-database reference to object " + oid_repr(oid) +
+                                   " of database '" + database +
+                                   "' dangles (the object expired, was packed away, or that "
+                                   "database was restored from an older copy): " +
+                                   detail),
+      database_(std::move(database)) {}
+
 }  // namespace xact::objectstore

@@ -71,10 +71,17 @@ namespace {
 [[noreturn]] void throw_cross_database(Oid oid, const Connection& writer) {
   throw InvalidObjectReference(
       "a reference to object " + oid_repr(oid) + " of another database is written into " +
-      writer.db().resource_name() +
-      ": an oid names an object of one database only, so it would read back as a different "
-      "object there. References across databases are not supported yet: store the object in "
-      "this database (or keep its key, not a reference), and abort this transaction");
+      writer.db().resource_name() + " (by " + writer.describe_writing() +
+      "), but the target's connection is not of the writer's connection set: an oid names an "
+      "object of one database only. Reach the other database through "
+      "conn->get_connection(\"name\") (both databases in one Databases registry), or store "
+      "the object in this database, and abort this transaction");
+}
+
+// The connection of `writer`'s set that holds `target`'s database, or null.
+Connection* set_connection_for(const Connection& writer, const Connection& target) {
+  Connection* m = writer.set_member(target.db().name());
+  return m == &target ? m : nullptr;
 }
 
 }  // namespace
@@ -112,9 +119,19 @@ Persistent* RefBase::raw() const {
     throw UsageError("reference to object " + oid_repr(oid_) +
                      " was read outside a connection: load it through a connection");
   }
-  if (cached_ && cached_generation_ == jar_->eviction_generation()) return cached_;
-  cached_ = jar_->resolve(oid_);
-  cached_generation_ = jar_->eviction_generation();
+  Connection* home = jar_;
+  if (!xdb_.empty()) {
+    if (!xjar_) xjar_ = &jar_->get_connection(xdb_);
+    home = xjar_;
+  }
+  if (cached_ && cached_generation_ == home->eviction_generation()) return cached_;
+  try {
+    cached_ = home->resolve(oid_);
+  } catch (const ObjectNotFoundError& e) {
+    if (xdb_.empty() || dynamic_cast<const DanglingReferenceError*>(&e)) throw;
+    throw DanglingReferenceError(xdb_, oid_, e.what());
+  }
+  cached_generation_ = home->eviction_generation();
   return cached_;
 }
 
@@ -122,25 +139,64 @@ std::shared_ptr<Persistent> RefBase::get_object() const {
   if (strong_) return strong_;
   if (!bound_) return nullptr;
   if (!jar_) raw();  // throws the explanation
+  if (!xdb_.empty()) {
+    raw();  // resolves xjar_, and the typed error for a dangling target
+    return xjar_->get(oid_);
+  }
   return jar_->get(oid_);
 }
 
+namespace {
+
+// Writes a reference to object `oid` of `target_db` (another database than the writer's).
+void write_cross(StateWriter& out, Connection* writer, const std::string& target_db, Oid oid,
+                 std::string type_name) {
+  CrossReference x{target_db, oid, std::move(type_name)};
+  if (writer) writer->check_xref(x);
+  if (x.type_name.empty()) {
+    throw InvalidObjectReference("a cross-database reference to database '" + target_db +
+                                 "', object " + oid_repr(oid) +
+                                 " whose type is unknown (no such object there)");
+  }
+  out.write_typed_xref(x);
+}
+
+}  // namespace
+
 void RefBase::save(StateWriter& out) const {
+  Connection* c = out.connection();
   if (strong_) {
-    Connection* c = out.connection();
-    if (!c && !strong_->connection()) {
+    Connection* target = strong_->connection();
+    if (!c && !target) {
       throw UsageError(
           "a reference to a new object can only be written by a connection "
           "(the object gets its oid there)");
     }
-    if (c && strong_->connection() && &strong_->connection()->db() != &c->db()) {
-      throw_cross_database(strong_->oid(), *c);
+    if (c && target && target != c) {
+      Connection* member = set_connection_for(*c, *target);
+      if (!member) {
+        if (&target->db() != &c->db()) throw_cross_database(strong_->oid(), *c);
+        throw UsageError("object " + oid_repr(strong_->oid()) +
+                         " belongs to another connection: a reference cannot cross connections");
+      }
+      if (const std::string* first = target->placed_by(*strong_)) {
+        throw InvalidObjectReference(
+            "a new object (" + strong_->type_name() +
+            ") is reachable from two databases without being placed: " + *first + " and " +
+            c->describe_writing() +
+            " both refer to it. Place it explicitly with add() on the connection of the "
+            "database it belongs in, then commit again; nothing of this transaction is written");
+      }
+      write_cross(out, c, target->db().name(), strong_->oid(), strong_->type_name());
+      jar_ = target;
+      database_ = &target->db();
+      oid_ = strong_->oid();
+      bound_ = true;
+      strong_.reset();
+      cached_ = nullptr;
+      return;
     }
-    if (c && strong_->connection() && strong_->connection() != c) {
-      throw UsageError("object " + oid_repr(strong_->oid()) +
-                       " belongs to another connection: a reference cannot cross connections");
-    }
-    const Oid oid = strong_->connection() ? strong_->oid() : c->oid_for_reference(strong_);
+    const Oid oid = target ? strong_->oid() : c->oid_for_reference(strong_);
     out.write_ref(oid);
     // From now on the object is named by its oid (the connection holds it until the commit
     // ends), so this reference no longer keeps it in memory.
@@ -156,8 +212,20 @@ void RefBase::save(StateWriter& out) const {
     out.write_none();
     return;
   }
-  if (const Connection* c = out.connection(); c && database_ && database_ != &c->db()) {
-    throw_cross_database(oid_, *c);
+  if (!xdb_.empty()) {
+    // Read as a cross-database reference.
+    if (c && c->db().name() == xdb_) {
+      out.write_ref(oid_);
+      return;
+    }
+    write_cross(out, c, xdb_, oid_, xtype_);
+    return;
+  }
+  if (c && database_ && database_ != &c->db()) {
+    Connection* member = jar_ ? set_connection_for(*c, *jar_) : nullptr;
+    if (!member) throw_cross_database(oid_, *c);
+    write_cross(out, c, member->db().name(), oid_, member->stored_type_name(oid_));
+    return;
   }
   out.write_ref(oid_);
 }
@@ -165,6 +233,9 @@ void RefBase::save(StateWriter& out) const {
 void RefBase::load(StateReader& in) {
   strong_.reset();
   cached_ = nullptr;
+  xjar_ = nullptr;
+  xdb_.clear();
+  xtype_.clear();
   if (in.read_none()) {
     bound_ = false;
     jar_ = nullptr;
@@ -172,10 +243,27 @@ void RefBase::load(StateReader& in) {
     return;
   }
   // Decoded outside a connection (tools), the reference names its oid but cannot load it.
-  oid_ = in.read_ref();
   jar_ = in.connection();
   database_ = jar_ ? &jar_->db() : nullptr;
   bound_ = true;
+  const Tag tag = in.peek();
+  if (tag == Tag::typed_xref || tag == Tag::xref) {
+    CrossReference x;
+    if (tag == Tag::typed_xref) {
+      x = in.read_typed_xref();
+    } else {
+      auto [d, o] = in.read_xref();
+      x.database = std::move(d);
+      x.oid = o;
+    }
+    oid_ = x.oid;
+    if (jar_ && x.database == jar_->db().name()) return;  // names this very database
+    xdb_ = std::move(x.database);
+    xtype_ = std::move(x.type_name);
+    database_ = nullptr;
+    return;
+  }
+  oid_ = in.read_ref();
 }
 
 bool operator==(const RefBase& a, const RefBase& b) noexcept {

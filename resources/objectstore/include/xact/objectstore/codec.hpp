@@ -22,8 +22,16 @@
 //   0x07  bytes                      varint length, bytes
 //   0x08  reference                  varint oid
 //   0x09  cross-database reference   varint length, database name, varint oid
+//         (format 1's reserved layout: still read, no longer written by the object store)
 //   0x0a  list                       varint count, then count values
 //   0x0b  map                        varint count, then count (key, value) pairs
+//   0x0c  cross-database reference   varint length, database name, varint oid,
+//         (format 2)                 varint length, the target's type name
+//
+// Format versions: format 1 records (no 0x0c) are still read; this build writes format 2,
+// whose typed cross-database reference carries the target's type name, so that a policy can
+// judge a reference without loading its target (older builds refuse format 2 records with
+// "unknown record format").
 //
 // Readers check every tag and length: a wrong kind or a truncated value throws StateError
 // naming what was expected, what was found and at which offset. A length or count larger
@@ -63,7 +71,9 @@ concept SelfCoded = !std::is_base_of_v<Persistent, T> && requires(const T& c, T&
   m.load(r);
 };
 
-inline constexpr std::uint8_t kRecordFormat = 1;
+inline constexpr std::uint8_t kRecordFormat = 2;
+/// The oldest record format this build reads.
+inline constexpr std::uint8_t kOldestRecordFormat = 1;
 /// Lists and maps nest at most this deep. Readers that walk a state without its type (skip,
 /// for_each_reference, describe_record) reject deeper data with StateError, so a malicious
 /// or damaged record cannot exhaust the stack or the reader's memory.
@@ -87,6 +97,15 @@ enum class Tag : std::uint8_t {
   xref = 0x09,
   list = 0x0a,
   map = 0x0b,
+  typed_xref = 0x0c,
+};
+
+/// A cross-database reference as the object store writes it (Tag::typed_xref).
+struct CrossReference {
+  std::string database;
+  Oid oid = 0;
+  std::string type_name;
+  friend bool operator==(const CrossReference&, const CrossReference&) = default;
 };
 std::string_view to_string(Tag tag);
 
@@ -107,6 +126,8 @@ class StateWriter {
   void write_ref(Oid oid);
   /// Throws UsageError for an empty database name (it would read back as a plain reference).
   void write_xref(std::string_view database, Oid oid);
+  /// A typed cross-database reference (format 2): database, oid, the target's type name.
+  void write_typed_xref(const CrossReference& ref);
   template <class T>
   requires std::is_integral_v<T> &&(!std::is_same_v<T, bool>)void write(T v) {
     if constexpr (std::is_signed_v<T>) {
@@ -194,6 +215,7 @@ class StateReader {
   Oid read_ref();
   /// A cross-database reference: (database, oid).
   std::pair<std::string, Oid> read_xref();
+  CrossReference read_typed_xref();
   /// Starts a list; returns its element count.
   std::size_t read_list();
   /// Starts a map; returns its pair count.

@@ -152,6 +152,20 @@ class Connection final : public ResourceManager,
   void register_changed(Persistent& object);
   /// The oid a reference to `object` is written with: its oid, after adding it if it is new.
   Oid oid_for_reference(const std::shared_ptr<Persistent>& object);
+  /// The set's connection to database `name` if it is open (never opens one); this one for
+  /// its own name; null otherwise.
+  Connection* set_member(const std::string& name) const noexcept;
+  /// The seat belt: throws InvalidObjectReference unless the object being written may hold
+  /// this cross-database reference under this database's `xrefs` policy.
+  void check_xref(const CrossReference& target) const;
+  /// The type name of `oid` in this connection's database without loading its state (the
+  /// cached object's, else the stored record's header); empty when there is none.
+  std::string stored_type_name(Oid oid);
+  /// Who placed a new object in this transaction by a reference (not by add()); null if
+  /// nobody did.
+  const std::string* placed_by(const Persistent& object) const;
+  /// "database 'main', object 0x3 (app.Folder)": the object being written.
+  std::string describe_writing() const;
   /// Bumped when the cache frees objects (Ref's cached raw pointers check it).
   std::uint64_t eviction_generation() const noexcept { return eviction_generation_; }
   /// The object for `oid` (loaded if needed), as a raw pointer valid until the next eviction.
@@ -205,6 +219,7 @@ class Connection final : public ResourceManager,
   TransactionManager* manager_ = nullptr;
   std::shared_ptr<Sync> sync_;
   std::shared_ptr<ConnectionSet> set_;  // null outside a registry, and when historical
+  const Persistent* encoding_ = nullptr;  // the object whose state is being written
   bool read_only_ = false;
   bool historical_ = false;
   Tid snapshot_ = kNoTid;

@@ -19,7 +19,9 @@
 // Thread-safety: Databases is thread-safe. Add every database before opening connections.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -48,6 +50,16 @@ class Databases : public std::enable_shared_from_this<Databases> {
   /// A connection to the default database (DB::open).
   ConnectionHandle open(ConnectionOptions options = {});
 
+  using XrefPredicate = std::function<bool(const XrefCheck&)>;
+  /// The registry's cross-database reference policy (for databases with `xrefs = check`),
+  /// asked when the referring type has none.
+  void set_xref_policy(XrefPredicate predicate);
+  /// A predicate for referring objects of the type registered as `type_name` (asked when the
+  /// object's check_xref() returns nullopt).
+  void set_type_xref_policy(const std::string& type_name, XrefPredicate predicate);
+  /// The seat belt's decision for a reference; nullopt when no policy decides.
+  std::optional<bool> decide_xref(const Persistent* referrer, const XrefCheck& check) const;
+
   /// Held while a transaction finishes in two or more databases, and while a connection set
   /// takes its snapshots. Lock order: this before any storage or DB lock.
   std::mutex& commit_mutex() const noexcept { return commit_mutex_; }
@@ -59,6 +71,8 @@ class Databases : public std::enable_shared_from_this<Databases> {
   mutable std::mutex commit_mutex_;
   mutable std::mutex mutex_;  // the list (after commit_mutex_)
   std::vector<std::shared_ptr<DB>> dbs_;
+  XrefPredicate policy_;
+  std::unordered_map<std::string, XrefPredicate> type_policies_;
 };
 
 /// The connections of one user to the databases of a registry (internal: kept by
@@ -91,6 +105,8 @@ class ConnectionSet {
   std::unordered_map<const DB*, Tid> points_;
   std::unordered_set<const Connection*> consumed_;
   int prepared_ = 0;
+  // New objects placed by a reference (not by add()) in this transaction, and who placed them.
+  std::unordered_map<const Persistent*, std::string> placed_by_;
   std::unique_lock<std::mutex> finishing_;
 };
 

@@ -36,6 +36,13 @@
 
 namespace xact::objectstore {
 
+/// The seat belt: may objects of this database hold references into other databases?
+enum class XrefPolicy : std::uint8_t {
+  allow,   ///< every cross-database reference
+  check,   ///< those a policy allows (the referring type's, else the registry's); else refused
+  forbid,  ///< none (the default)
+};
+
 struct DBOptions {
   /// The database's name: the connections' resource name is "objects:<name>".
   std::string name = "main";
@@ -49,6 +56,8 @@ struct DBOptions {
   /// Committed transactions remembered for invalidation. A connection idle for longer than
   /// this many commits empties its cache instead of applying them one by one.
   std::size_t invalidation_history = 10000;
+  /// Cross-database references from this database's objects.
+  XrefPolicy xrefs = XrefPolicy::forbid;
   /// Where type names are looked up; null: TypeRegistry::global().
   TypeRegistry* registry = nullptr;
 };

@@ -66,6 +66,17 @@ class ObjectNotFoundError : public xact::Error {
   Oid oid_;
 };
 
+/// A cross-database reference whose target does not exist in its database (expired, packed
+/// away, or that database's file restored from an older backup).
+class DanglingReferenceError : public ObjectNotFoundError {
+ public:
+  DanglingReferenceError(std::string database, Oid oid, const std::string& detail);
+  const std::string& database() const noexcept { return database_; }
+
+ private:
+  std::string database_;
+};
+
 class StateError : public xact::Error {
  public:
   using xact::Error::Error;

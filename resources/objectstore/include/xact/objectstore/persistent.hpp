@@ -42,6 +42,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 
@@ -54,6 +55,17 @@ namespace xact::objectstore {
 class Connection;
 class DB;
 struct TypeInfo;
+
+/// What a cross-database reference policy is shown (never the target object: loading it
+/// would wake ghosts).
+struct XrefCheck {
+  std::string referrer_database;
+  Oid referrer_oid = 0;
+  std::string referrer_type;
+  std::string target_database;
+  Oid target_oid = 0;
+  std::string target_type;
+};
 
 enum class ObjectState : std::uint8_t {
   unsaved,     ///< not (yet) in a connection: no oid
@@ -78,6 +90,10 @@ class Persistent {
   /// Called when the object becomes a ghost: release memory the ghost need not hold
   /// (references to other objects, large buffers). The default keeps everything.
   virtual void clear() {}
+  /// The seat belt's per-type policy, asked in a database with `xrefs = check` when this
+  /// object holds a cross-database reference: true allows it, false refuses it, nullopt (the
+  /// default) leaves the decision to a registered predicate or the registry's.
+  virtual std::optional<bool> check_xref(const XrefCheck&) const { return std::nullopt; }
 
   Oid oid() const noexcept { return oid_; }
   /// The tid of the revision this state comes from (kNoTid for a new object).
@@ -137,10 +153,10 @@ class RefBase {
   /// Loads (when needed) and returns the target; null for a null reference.
   std::shared_ptr<Persistent> get_object() const;
   Persistent* raw() const;
-  /// Writes the reference (a new target is added to the writer's connection). Throws
-  /// InvalidObjectReference when the target is an object of another database: an oid names
-  /// an object of one database only, so it would read back as another object (cross-database
-  /// references are not supported yet).
+  /// Writes the reference (a new target is added to the writer's connection). A target in
+  /// another database of the writer's connection set is written as a typed cross-database
+  /// reference when the writer's database's `xrefs` policy allows it; otherwise (and for a
+  /// target of a connection outside the set) InvalidObjectReference.
   void save(StateWriter& out) const;
   /// Reads a reference (or none) written by save().
   void load(StateReader& in);
@@ -155,6 +171,11 @@ class RefBase {
   mutable Oid oid_ = 0;
   mutable bool bound_ = false;                   // jar_ and oid_ name the target
   mutable std::shared_ptr<Persistent> strong_;   // kept while the target may be unsaved
+  // A cross-database reference read from a state: the target's database and type name (jar_
+  // is the reading connection; the target is loaded through its set's connection to xdb_).
+  mutable std::string xdb_;
+  mutable std::string xtype_;
+  mutable Connection* xjar_ = nullptr;  // the target's connection, once resolved
   mutable Persistent* cached_ = nullptr;         // fast path, valid while...
   mutable std::uint64_t cached_generation_ = 0;  // ...the jar evicted nothing since
 };
