@@ -92,8 +92,7 @@ class XrefTest : public ::testing::Test {
 
 // Rule: sessions -> main is allowed (the referring type's check_xref); the reference is
 // written as database + oid + type name and loads lazily through the set's connection to main.
-// KNOWN FAILING (issue 17, unfinished): see the branch's last commit message.
-TEST_F(XrefTest, DISABLED_SessionsToMainIsAllowedAndLoadsLazilyThroughTheSet) {
+TEST_F(XrefTest, SessionsToMainIsAllowedAndLoadsLazilyThroughTheSet) {
   const Oid ann = person_in_main("ann");
   {
     ExplicitTransactionManager tm(logged());
@@ -211,8 +210,7 @@ TEST_F(XrefTest, CheckWithoutAPolicyRefusesAndTheRegistryPredicateDecides) {
 
 // Rule: a catalog index kept in another database (catalog: xrefs = allow) refers back into
 // main; the reference survives reopening the files.
-// KNOWN FAILING (issue 17, unfinished): see the branch's last commit message.
-TEST_F(XrefTest, DISABLED_ACatalogIndexInAnotherDatabaseRefersIntoMain) {
+TEST_F(XrefTest, ACatalogIndexInAnotherDatabaseRefersIntoMain) {
   const Oid ann = person_in_main("ann");
   {
     ExplicitTransactionManager tm(logged());
@@ -236,8 +234,7 @@ TEST_F(XrefTest, DISABLED_ACatalogIndexInAnotherDatabaseRefersIntoMain) {
 
 // Rule: a reference whose target does not exist raises DanglingReferenceError naming the
 // database and the oid (here: main's file restored to a copy without the target).
-// KNOWN FAILING (issue 17, unfinished): see the branch's last commit message.
-TEST_F(XrefTest, DISABLED_ADanglingCrossReferenceIsATypedError) {
+TEST_F(XrefTest, ADanglingCrossReferenceIsATypedError) {
   ExplicitTransactionManager tm(logged());
   auto c = open(tm);
   tm.begin();

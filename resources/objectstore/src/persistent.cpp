@@ -121,7 +121,13 @@ Persistent* RefBase::raw() const {
   }
   Connection* home = jar_;
   if (!xdb_.empty()) {
-    if (!xjar_) xjar_ = &jar_->get_connection(xdb_);
+    // Asked of the holder's connection each time: its set (and so the target's connection)
+    // changes when the holder's connection is pooled and opened again.
+    Connection* now = &jar_->get_connection(xdb_);
+    if (now != xjar_) {
+      xjar_ = now;
+      cached_ = nullptr;
+    }
     home = xjar_;
   }
   if (cached_ && cached_generation_ == home->eviction_generation()) return cached_;
@@ -188,8 +194,15 @@ void RefBase::save(StateWriter& out) const {
             "database it belongs in, then commit again; nothing of this transaction is written");
       }
       write_cross(out, c, target->db().name(), strong_->oid(), strong_->type_name());
-      jar_ = target;
-      database_ = &target->db();
+      // From now on the reference is what a load of the record makes of it: the holder's
+      // connection and the target's database name, resolved through the holder's connection
+      // set when used. Never the target's connection itself: that one goes back to its pool
+      // with the set, while the holder (cached in its own connection) may outlive the set.
+      jar_ = c;
+      database_ = nullptr;
+      xdb_ = target->db().name();
+      xtype_ = strong_->type_name();
+      xjar_ = nullptr;
       oid_ = strong_->oid();
       bound_ = true;
       strong_.reset();
@@ -224,7 +237,16 @@ void RefBase::save(StateWriter& out) const {
   if (c && database_ && database_ != &c->db()) {
     Connection* member = jar_ ? set_connection_for(*c, *jar_) : nullptr;
     if (!member) throw_cross_database(oid_, *c);
-    write_cross(out, c, member->db().name(), oid_, member->stored_type_name(oid_));
+    std::string type_name = member->stored_type_name(oid_);
+    write_cross(out, c, member->db().name(), oid_, type_name);
+    // As a load of the record would make it (see the unsaved case above): held by the writing
+    // connection, resolved through its set, never through the target's pooled connection.
+    xdb_ = member->db().name();
+    xtype_ = std::move(type_name);
+    jar_ = c;
+    database_ = nullptr;
+    xjar_ = nullptr;
+    cached_ = nullptr;
     return;
   }
   out.write_ref(oid_);

@@ -117,14 +117,14 @@ void Value::load(StateReader& in) {
     case Tag::real: v_ = in.read_double(); break;
     case Tag::string: v_ = in.read_string(); break;
     case Tag::bytes: v_ = Bytes{in.read_bytes()}; break;
-    case Tag::ref: {
+    case Tag::ref:
+    case Tag::xref:
+    case Tag::typed_xref: {  // Ref::load reads all three (a cross-database one resolves lazily)
       Ref<Persistent> r;
       r.load(in);
       v_ = std::move(r);
       break;
     }
-    case Tag::xref:
-      in.fail("cross-database references are not supported by this version of xact");
     case Tag::list: {
       const std::size_t n = in.read_list();
       List l;
