@@ -207,9 +207,13 @@ std::string handle(xact::Transaction& txn, Worker& w, App& app, const Request& r
 App::App(AppOptions options) : options_(std::move(options)) {
   namespace fs = std::filesystem;
   fs::create_directories(options_.dir);
+  // The servers' settings, unless the options keep the demo on the embedded stores.
+  const auto server_env = [this](const char* name) {
+    return options_.use_servers ? env(name) : std::string();
+  };
   log_ = xact::DecisionLog::open(xact::io::Env::posix(), (options_.dir / "log").string());
   db_ = os::DB::open(os::FileStorage::open((options_.dir / "main.xfs").string()), {.name = "main"});
-  const std::string pg_uri = env("XACT_PG_URI");
+  const std::string pg_uri = server_env("XACT_PG_URI");
 #if defined(XACT_DEMO_WITH_POSTGRES)
   if (!pg_uri.empty()) {
     xact::postgres::PostgresOptions po;
@@ -239,20 +243,20 @@ App::App(AppOptions options) : options_(std::move(options)) {
   std::shared_ptr<xact::sessions::SessionStore> session_store;
   bool sessions_persist = false;  // a store that outlives the process: keep the session ids
 #if defined(XACT_DEMO_WITH_MYSQL)
-  if (!env("XACT_MYSQL_HOST").empty() && !env("XACT_MYSQL_PORT").empty()) {
+  if (!server_env("XACT_MYSQL_HOST").empty() && !server_env("XACT_MYSQL_PORT").empty()) {
     xact::mysql::MyIsamSessionStoreOptions mo;
-    mo.connect.host = env("XACT_MYSQL_HOST");
-    mo.connect.port = static_cast<unsigned>(std::stoul(env("XACT_MYSQL_PORT")));
-    mo.connect.user = env("XACT_MYSQL_USER");
-    mo.connect.password = env("XACT_MYSQL_PASSWORD");
-    mo.connect.database = env("XACT_MYSQL_DB");
+    mo.connect.host = server_env("XACT_MYSQL_HOST");
+    mo.connect.port = static_cast<unsigned>(std::stoul(server_env("XACT_MYSQL_PORT")));
+    mo.connect.user = server_env("XACT_MYSQL_USER");
+    mo.connect.password = server_env("XACT_MYSQL_PASSWORD");
+    mo.connect.database = server_env("XACT_MYSQL_DB");
     mo.table = "xact_demo_sessions";
     session_store = xact::mysql::MyIsamSessionStore::open(mo);
     stores_ += ", sessions in MariaDB/MySQL (MyISAM table xact_demo_sessions)";
     sessions_persist = true;
   }
 #else
-  if (!env("XACT_MYSQL_HOST").empty()) {
+  if (!server_env("XACT_MYSQL_HOST").empty()) {
     stores_ += ", XACT_MYSQL_* ignored (built without the MySQL adapter)";
   }
 #endif

@@ -45,6 +45,9 @@ struct AppOptions {
   int profiles = 4;                     ///< the hot set of profiles (created on first start)
   int sessions = 4;                     ///< sessions of this process (new ids each start)
   std::int64_t opening_balance = 1000;  ///< of each account
+  /// Put the sheets on PostgreSQL (XACT_PG_URI) and the sessions in a MyISAM table
+  /// (XACT_MYSQL_*) when those are set; false: the embedded stores whatever the environment says.
+  bool use_servers = true;
 };
 
 /// One request of each kind.

@@ -212,6 +212,9 @@ int main(int argc, char** argv) {
       "require-servers", po::bool_switch(&require_servers),
       "refuse to run on the embedded stores: exit 77 (a skip) without XACT_PG_URI and "
       "XACT_MYSQL_HOST/PORT, or fail with CI=true")(
+      "embedded", po::bool_switch(),
+      "stay on the embedded stores (SQLite, in-memory sessions) even when XACT_PG_URI / "
+      "XACT_MYSQL_* are set")(
       "dir", po::value(&dir), "data directory (default: a fresh one, removed at exit)")(
       "accounts", po::value(&ao.accounts)->default_value(8), "hot accounts (first start)")(
       "profiles", po::value(&ao.profiles)->default_value(4), "hot profiles (first start)")(
@@ -231,6 +234,11 @@ int main(int argc, char** argv) {
   if (lo.clients < 1 || ao.accounts < 2 || ao.profiles < 1 || ao.sessions < 1) {
     std::cerr << "xact-demo: need --clients >= 1, --accounts >= 2, --profiles >= 1, "
                  "--sessions >= 1\n";
+    return 2;
+  }
+  ao.use_servers = !vm["embedded"].as<bool>();
+  if (require_servers && !ao.use_servers) {
+    std::cerr << "xact-demo: --require-servers and --embedded contradict each other\n";
     return 2;
   }
   if (require_servers) {

@@ -27,6 +27,7 @@ class DemoAppTest : public ::testing::Test {
   demo::AppOptions options() const {
     demo::AppOptions o;
     o.dir = dir_;
+    o.use_servers = false;  // these tests read and tamper with the embedded files
     o.accounts = 3;
     o.profiles = 2;
     o.sessions = 2;
