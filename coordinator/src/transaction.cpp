@@ -253,6 +253,11 @@ bool Transaction::has_joined(const ResourceManager& rm) const noexcept {
                      [&](const auto& p) { return p->rm.get() == &rm; });
 }
 
+bool Transaction::has_participant_named(std::string_view name) const noexcept {
+  return std::any_of(participants_.begin(), participants_.end(),
+                     [&](const auto& p) { return p->name == name; });
+}
+
 std::size_t Transaction::participant_count() const noexcept { return participants_.size(); }
 
 void Transaction::doom() {

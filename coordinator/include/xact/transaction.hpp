@@ -167,6 +167,9 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   /// timeout passed.
   void join(std::shared_ptr<ResourceManager> rm);
   bool has_joined(const ResourceManager& rm) const noexcept;
+  /// Whether a participant with this resource name joined (another instance of one resource
+  /// would be refused by join()).
+  bool has_participant_named(std::string_view name) const noexcept;
   std::size_t participant_count() const noexcept;
 
   // --- completion ----------------------------------------------------------------------------

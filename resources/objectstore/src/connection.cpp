@@ -362,23 +362,16 @@ void Connection::ensure_joined() {
     throw UsageError("connection to " + db_->resource_name() +
                      " has changes in another, unfinished transaction: commit or abort it");
   }
-  try {
-    txn.join(shared_from_this());
-  } catch (const UsageError& e) {
-    const std::string what = e.what();
-    if (what.find("same sort key") != std::string::npos ||
-        what.find("two resources named") != std::string::npos) {
-      throw UsageError(
-          "a second connection to database '" + db_->name() +
-          "' tried to join a transaction that another connection to it already joined: one "
-          "transaction holds at most one connection per database. Use one connection per "
-          "database and transaction (for another database of the registry: "
-          "conn->get_connection(\"name\"), which gives the set's connection), or commit the "
-          "other connection's transaction first (" +
-          what + ")");
-    }
-    throw;
+  if (!txn.has_joined(*this) && txn.has_participant_named(resource_name())) {
+    throw UsageError(
+        "a second connection to database '" + db_->name() + "' (resource " + resource_name() +
+        ") tried to join a transaction that another connection to it already joined: one "
+        "transaction holds at most one connection per database. Use one connection per "
+        "database and transaction (for another database of the registry: "
+        "conn->get_connection(\"name\"), which gives the set's connection), or commit the "
+        "other connection's transaction first");
   }
+  txn.join(shared_from_this());
   joined_ = &txn;
 }
 
