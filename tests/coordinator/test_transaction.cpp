@@ -1179,6 +1179,9 @@ TEST_F(TransactionTest, ASingleVoterWhoseFinishFailsReportsTheDecisionLogged) {
   RecordingOptions flaky;
   flaky.fail_at = Step::tpc_finish;
   auto a = rm("a", flaky);
+  // Unreachable until checked: the re-driver's thread would otherwise finish the branch (the
+  // second tpc_finish succeeds) and mark the record done before it is looked at.
+  a->set_unreachable(true);
   auto& txn = tm.begin();
   a->set(txn, "1");
   const Gtrid g = txn.gtrid();
@@ -1188,6 +1191,9 @@ TEST_F(TransactionTest, ASingleVoterWhoseFinishFailsReportsTheDecisionLogged) {
   ASSERT_EQ(unfinished.size(), 1u) << "the commit record was written for recovery";
   EXPECT_EQ(unfinished[0].gtrid, g);
   EXPECT_TRUE(outcome.decision_logged);
+  a->set_unreachable(false);
+  ASSERT_TRUE(decisions->redriver().wait_idle(std::chrono::seconds(60)));
+  EXPECT_EQ(a->committed(), "1") << "the re-driver finished the branch";
 }
 
 // ---- clean-up order --------------------------------------------------------------------------
