@@ -82,7 +82,8 @@ struct Bank {
     tm.commit();
     if (sql) {
       auto c = sql->open_connection();
-      c->execute("CREATE TABLE account (id INTEGER PRIMARY KEY, balance INTEGER, transfers INTEGER)");
+      c->execute(
+          "CREATE TABLE account (id INTEGER PRIMARY KEY, balance INTEGER, transfers INTEGER)");
       c->execute("INSERT INTO account VALUES (1, 0, 0)");
     }
   }

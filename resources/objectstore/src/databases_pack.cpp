@@ -82,8 +82,7 @@ void Databases::release_xrefs(const void* who) noexcept {
   w.in_flight.erase(who);
 }
 
-PackReport Databases::pack(const std::string& name, Tid pack_tid,
-                           DatabasesPackOptions options) {
+PackReport Databases::pack(const std::string& name, Tid pack_tid, DatabasesPackOptions options) {
   const std::shared_ptr<DB> target = get(name);
   auto* storage = dynamic_cast<FileStorage*>(&target->storage());
   if (!storage) {
