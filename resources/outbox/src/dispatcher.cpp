@@ -98,6 +98,11 @@ std::size_t Dispatcher::dispatch_once() {
                                  describe(std::current_exception()));
     }
   }
+  try {
+    pending_.store(static_cast<std::int64_t>(outbox_->pending_count()));
+  } catch (...) {
+    pending_.store(-1);  // the gauge is left out rather than wrong
+  }
   return delivered;
 }
 
@@ -105,7 +110,7 @@ bool Dispatcher::drain(std::chrono::milliseconds timeout) {
   const auto end = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     dispatch_once();
-    if (outbox_->pending_count() == 0) return true;
+    if (pending_.load() == 0) return true;
     if (std::chrono::steady_clock::now() >= end) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
@@ -144,7 +149,7 @@ void Dispatcher::run_worker() {
 }
 
 Dispatcher::Stats Dispatcher::stats() const {
-  return {delivered_.load(), failed_.load(), unmarked_.load()};
+  return {delivered_.load(), failed_.load(), unmarked_.load(), pending_.load()};
 }
 
 std::string Dispatcher::metrics_text() const {
@@ -160,13 +165,10 @@ std::string Dispatcher::metrics_text() const {
       << "# HELP xact_outbox_unmarked_total Deliveries whose mark failed (delivered again).\n"
       << "# TYPE xact_outbox_unmarked_total counter\n"
       << "xact_outbox_unmarked_total" << label << ' ' << s.unmarked << '\n';
-  try {
-    const std::size_t pending = outbox_->pending_count();
-    out << "# HELP xact_outbox_pending Messages not marked done.\n"
+  if (s.pending >= 0) {
+    out << "# HELP xact_outbox_pending Messages not marked done (at the end of the last round).\n"
         << "# TYPE xact_outbox_pending gauge\n"
-        << "xact_outbox_pending" << label << ' ' << pending << '\n';
-  } catch (...) {
-    // The store cannot be read: the gauge is left out rather than reported as 0.
+        << "xact_outbox_pending" << label << ' ' << s.pending << '\n';
   }
   return out.str();
 }

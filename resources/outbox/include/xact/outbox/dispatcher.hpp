@@ -66,6 +66,7 @@ class Dispatcher {
     std::uint64_t delivered = 0;  ///< handler returned and the message was marked done
     std::uint64_t failed = 0;     ///< handler threw (the message backs off)
     std::uint64_t unmarked = 0;   ///< handler returned but the mark failed (delivered again)
+    std::int64_t pending = -1;    ///< not done at the end of the last round (-1: not known)
   };
 
   /// Throws UsageError for a null outbox or an empty handler.
@@ -76,8 +77,9 @@ class Dispatcher {
   Dispatcher& operator=(const Dispatcher&) = delete;
 
   /// One round: delivers the messages due now (up to batch) and returns how many were delivered
-  /// and marked done. Throws the store's error when the messages cannot be read; a failed mark
-  /// is logged and counted (Stats::unmarked), not thrown.
+  /// and marked done; then counts the messages left (Stats::pending). Throws the store's error when
+  /// the messages cannot be read; a failed mark is logged and counted (Stats::unmarked), not
+  /// thrown.
   std::size_t dispatch_once();
   /// Rounds until pending_count() is zero or `timeout` passes; returns whether it is zero. For
   /// tests and shutdown: messages backing off are waited for.
@@ -91,7 +93,9 @@ class Dispatcher {
 
   Stats stats() const;
   /// The counters in the Prometheus text exposition format (xact_outbox_delivered_total,
-  /// _failed_total, _unmarked_total, the gauge xact_outbox_pending), labelled table="...".
+  /// _failed_total, _unmarked_total, and the gauge xact_outbox_pending: the messages not done at
+  /// the end of the last round), labelled table="...". Reads no database: an HTTP io thread may
+  /// call it (xact::http::Service::add_metrics).
   std::string metrics_text() const;
 
  private:
@@ -104,6 +108,7 @@ class Dispatcher {
   ExplicitTransactionManager manager_;
   std::mutex round_mutex_;  // one round at a time
   std::atomic<std::uint64_t> delivered_{0}, failed_{0}, unmarked_{0};
+  std::atomic<std::int64_t> pending_{-1};
   std::atomic<bool> stopping_{false};
   std::thread worker_;
 };
