@@ -729,6 +729,46 @@ TEST_F(ConnectionTest, AFailingParticipantRollsTheObjectsBack) {
   EXPECT_NO_THROW(tm2.commit());
 }
 
+// A retried attempt commits the object store's changes, whatever step of another participant
+// failed the attempt before (the object store prepared already when the failure is at a later
+// participant's vote).
+class RetriedAttemptTest : public ConnectionTest,
+                           public ::testing::WithParamInterface<testing::Step> {};
+
+TEST_P(RetriedAttemptTest, CommitsTheObjectsOfTheAttemptThatSucceeds) {
+  auto log = std::make_shared<testing::CallLog>();
+  testing::RecordingOptions flaky;
+  flaky.fail_at = GetParam();
+  flaky.fail_times = 2;
+  flaky.thrower = [](testing::Step) { throw xact::ConflictError("injected"); };
+  auto other = std::make_shared<testing::RecordingResource>("rec", log, flaky);
+  ExplicitTransactionManager tm(ManagerOptions{.allow_unlogged_decisions = true});
+  auto c = open(tm);
+  int attempts = 0;
+  run(tm, [&](Transaction& txn) {
+    ++attempts;
+    c->root()->set("k", attempts);
+    other->set(txn, std::to_string(attempts));
+  });
+  EXPECT_EQ(attempts, 3);
+  EXPECT_EQ(other->committed(), "3");
+  ExplicitTransactionManager tm2;
+  auto c2 = open(tm2);
+  ASSERT_TRUE(c2->root()->contains("k")) << "the object store's part was committed";
+  EXPECT_EQ(c2->root()->at("k").as_int(), 3);
+}
+
+INSTANTIATE_TEST_SUITE_P(Steps, RetriedAttemptTest,
+                         ::testing::Values(testing::Step::tpc_begin, testing::Step::commit,
+                                           testing::Step::tpc_vote),
+                         [](const auto& info) {
+                           switch (info.param) {
+                             case testing::Step::tpc_begin: return std::string("tpc_begin");
+                             case testing::Step::commit: return std::string("commit");
+                             default: return std::string("tpc_vote");
+                           }
+                         });
+
 TEST_F(ConnectionTest, PreparedObjectsAreLockedAgainstOtherWriters) {
   const Oid oid = make_counter("c", 0);
   // Drive our connection's phase 1 by hand and hold it prepared.
