@@ -62,6 +62,7 @@
 #include <xact/objectstore/db.hpp>
 #include <xact/recovery.hpp>
 #include <xact/sessions/session_resource.hpp>
+#include <xact/sheets/sheet_store.hpp>
 #include <xact/sql/sql_resource.hpp>
 #include <xact/xid.hpp>
 
@@ -134,12 +135,23 @@ struct SessionStoreSpec {
   std::string resource_name() const { return name; }
 };
 
+/// Property sheets kept in the database of one [[sql]] resource (doc/config.md,
+/// [[sheet_store]]; doc/sheets.md). The sheet definitions are the application's code
+/// (SheetStore::define); the file says where their tables live.
+struct SheetStoreSpec {
+  std::string sql;  ///< the [[sql]] resource (by name) whose database holds the sheet tables
+  Origin origin;
+};
+
 struct Config {
   std::string file;
   DecisionLogSpec decision_log;
   std::vector<DatabaseSpec> databases;
   std::vector<SqlSpec> sql;
   std::vector<SessionStoreSpec> session_stores;
+  std::vector<SheetStoreSpec> sheet_stores;
+  /// The [[sql]] spec named `name`, or null.
+  const SqlSpec* find_sql(std::string_view name) const;
 };
 
 /// Looks up an environment variable; nullopt when unset.
@@ -185,6 +197,13 @@ std::shared_ptr<sessions::SessionResource> open_session_store(
     const SessionStoreSpec& spec, const OpenOptions& options = {},
     std::shared_ptr<DecisionLog> log = nullptr);
 
+/// A SheetStore on `resource` (the resource of spec.sql). It asks the resource for a connection
+/// at once (to learn its dialect) and creates nothing: tables are made when the application
+/// defines its sheets and uses them. Throws what the adapter throws, prefixed with the file's
+/// line.
+std::shared_ptr<sheets::SheetStore> open_sheet_store(const SheetStoreSpec& spec,
+                                                     std::shared_ptr<sql::SqlResource> resource);
+
 /// What load() opened. Destroyed in the right order (recovery first, the log last).
 struct Application {
   Config config;
@@ -196,6 +215,8 @@ struct Application {
   std::shared_ptr<objectstore::Databases> registry;
   std::map<std::string, std::shared_ptr<sql::SqlResource>> sql;       ///< by config name
   std::map<std::string, std::shared_ptr<sessions::SessionResource>> session_stores;  ///< by name
+  /// By the name of the [[sql]] resource that hosts them.
+  std::map<std::string, std::shared_ptr<sheets::SheetStore>> sheet_stores;
   std::unique_ptr<Recovery> recovery;  ///< every resource registered
   RecoveryReport recovery_report;      ///< of the run load() made (empty when it made none)
 
@@ -203,6 +224,8 @@ struct Application {
   objectstore::DB& database(const std::string& name) const;
   sql::SqlResource& sql_resource(const std::string& name) const;
   sessions::SessionResource& session_store(const std::string& name) const;
+  /// The sheet store on the [[sql]] resource named `sql`.
+  sheets::SheetStore& sheet_store(const std::string& sql) const;
 };
 
 struct LoadOptions {
@@ -214,8 +237,9 @@ struct LoadOptions {
 };
 
 /// Parses `path`, opens the decision log (its directory is created when missing), the
-/// databases and the SQL resources, makes a ThreadTransactionManager logging to the decision
-/// log, registers every resource with a Recovery and (by default) runs it. Throws ConfigError
+/// databases, the SQL resources, the session stores and the sheet stores, makes a
+/// ThreadTransactionManager logging to the decision log, registers every resource with a
+/// Recovery and (by default) runs it. Throws ConfigError
 /// for a bad file, StorageError/sql errors when a resource cannot be opened (the message names
 /// the resource and the file's line).
 Application load(const std::string& path, LoadOptions options = {});
