@@ -31,6 +31,8 @@ const Command kCommands[] = {
     {&kStorageDumpInfo, &run_storage_dump},
     {&kStoragePackInfo, &run_storage_pack},
     {&kStorageBackupInfo, &run_storage_backup},
+    {&kDatabasesCheckInfo, &run_databases_check},
+    {&kDatabasesBackupInfo, &run_databases_backup},
 };
 
 bool is_help(std::string_view arg) { return arg == "--help" || arg == "-h"; }
