@@ -140,8 +140,10 @@ int run_sheets_orphans(const std::vector<std::string>& args) {
     } catch (const config::ConfigError& e) {
       throw Failure(e.what());
     } catch (const std::exception& e) {
+      const std::string what = e.what();
+      if (what.rfind(spec->origin.where() + ":", 0) == 0) throw Failure(what);  // says it all
       throw Failure(spec->origin.where() + ": [[sheet_store]] on '" + printable(spec->sql) +
-                    "': cannot read its sheets: " + e.what());
+                    "': cannot read its sheets: " + what);
     }
   }
 
