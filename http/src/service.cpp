@@ -87,6 +87,10 @@ void Service::route(std::string path, CoroHandler handler) {
   routes_[std::move(path)] = std::move(r);
 }
 
+void Service::add_metrics(std::function<std::string()> source) {
+  if (source) metrics_sources_.push_back(std::move(source));
+}
+
 const RouteMetrics* Service::metrics(const std::string& path) const {
   auto it = routes_.find(path);
   return it == routes_.end() ? nullptr : &it->second->metrics;
@@ -315,6 +319,7 @@ std::string Service::metrics_text() const {
         << static_cast<double>(m.latency_sum_ns.load(std::memory_order_relaxed)) / 1e9 << '\n';
     out << h << "_count{route=\"" << path << "\"} " << cumulative << '\n';
   }
+  for (const auto& source : metrics_sources_) out << source();
   return out.str();
 }
 

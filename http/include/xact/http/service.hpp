@@ -46,6 +46,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -135,6 +136,10 @@ class Service {
   /// Serves one connection (keep-alive) until the peer closes it or a read times out.
   asio::awaitable<void> session(asio::ip::tcp::socket socket);
 
+  /// Appends `source`'s text to what GET /metrics answers (Prometheus text format; e.g. an
+  /// outbox dispatcher's counters: xact::outbox::Dispatcher::metrics_text). Called on an io
+  /// thread, so it must not block (no database). Add sources before serving.
+  void add_metrics(std::function<std::string()> source);
   /// The metrics in the Prometheus text exposition format (what GET /metrics answers).
   std::string metrics_text() const;
   const RouteMetrics* metrics(const std::string& path) const;
@@ -151,6 +156,7 @@ class Service {
   asio::thread_pool::executor_type workers_;
   Options options_;
   std::map<std::string, std::unique_ptr<Route>> routes_;
+  std::vector<std::function<std::string()>> metrics_sources_;
 };
 
 }  // namespace xact::http

@@ -1,0 +1,182 @@
+// The outbox across a crash: a child process (fork) commits a message and is killed (SIGKILL)
+// at the dispatcher's named crash points; the parent, reopening the same SQLite file, delivers
+// the message (again, when the child had delivered it) with the same key and marks it done.
+// And the message is part of the atomic commit: killed at each coordinator step next to a
+// prepared participant, recovery leaves the message exactly where the other write is.
+#include <xact/decision_log.hpp>
+#include <xact/io/env.hpp>
+#include <xact/manager.hpp>
+#include <xact/outbox/dispatcher.hpp>
+#include <xact/outbox/outbox.hpp>
+#include <xact/recovery.hpp>
+#include <xact/sqlite/sqlite_resource.hpp>
+#include <xact/testing/crash_cases.hpp>
+#include <xact/testing/crash_harness.hpp>
+#include <xact/testing/kv_resource.hpp>
+#include <xact/testing/temp_dir.hpp>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace xact::outbox {
+namespace {
+
+std::shared_ptr<sqlite::SqliteResource> open_store(const std::string& path) {
+  sqlite::SqliteOptions o;
+  o.path = path;
+  o.name = "sqlite:app";
+  return sqlite::SqliteResource::create(std::move(o));
+}
+
+// The receiving side, in a file that outlives the killed child: one line per delivery, the key
+// (what a real receiver stores to deduplicate). Written with write(2) before the handler
+// returns: a SIGKILL after it keeps the line (the page cache survives the process).
+void append_line(const std::string& path, const std::string& line) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  ASSERT_GE(fd, 0);
+  const std::string data = line + "\n";
+  ASSERT_EQ(::write(fd, data.data(), data.size()), static_cast<ssize_t>(data.size()));
+  ::close(fd);
+}
+std::vector<std::string> read_lines(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+class OutboxCrashTest : public ::testing::Test {
+ protected:
+  // The child: commits one message (its key to keys.txt), then dispatches it to a receiver
+  // that appends the key to received.txt; the armed point kills it on the way.
+  testing::ChildRun commit_then_dispatch(const std::string& point) {
+    return testing::run_in_child(
+        [&] {
+          auto store = open_store(db());
+          auto outbox = Outbox::create(store);
+          ExplicitTransactionManager tm;
+          const std::string key =
+              xact::run(tm, [&](Transaction& txn) { return outbox->post(txn, "mail", "hi"); });
+          append_line(dir_ / "keys.txt", key);
+          Dispatcher d(outbox,
+                       [&](const Message& m) { append_line(dir_ / "received.txt", m.key); });
+          d.dispatch_once();
+          return 42;
+        },
+        point);
+  }
+  std::string db() const { return dir_ / "app.db"; }
+  testing::TempDir dir_;
+};
+
+TEST_F(OutboxCrashTest, KilledAfterCommitBeforeDeliveryTheMessageIsDeliveredAfterRestart) {
+  const auto run = commit_then_dispatch("outbox.before_delivery");
+  if (!run.killed && run.exit_code == 42) GTEST_SKIP() << "crash points are compiled out";
+  ASSERT_TRUE(run.killed) << run.describe();
+  const auto keys = read_lines(dir_ / "keys.txt");
+  ASSERT_EQ(keys.size(), 1u);
+  EXPECT_TRUE(read_lines(dir_ / "received.txt").empty());
+
+  auto outbox = Outbox::create(open_store(db()));  // the restarted process
+  EXPECT_EQ(outbox->pending_count(), 1u);
+  std::vector<Message> got;
+  Dispatcher d(outbox, [&](const Message& m) { got.push_back(m); });
+  EXPECT_EQ(d.dispatch_once(), 1u);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].key, keys[0]);
+  EXPECT_EQ(got[0].payload, "hi");
+  EXPECT_TRUE(outbox->is_done(keys[0]));
+  EXPECT_EQ(d.dispatch_once(), 0u);
+  EXPECT_EQ(got.size(), 1u);
+}
+
+TEST_F(OutboxCrashTest, KilledAfterDeliveryBeforeTheMarkTheMessageIsDeliveredAgainWithTheSameKey) {
+  const auto run = commit_then_dispatch("outbox.after_delivery");
+  if (!run.killed && run.exit_code == 42) GTEST_SKIP() << "crash points are compiled out";
+  ASSERT_TRUE(run.killed) << run.describe();
+  const auto keys = read_lines(dir_ / "keys.txt");
+  ASSERT_EQ(keys.size(), 1u);
+  ASSERT_EQ(read_lines(dir_ / "received.txt"), keys);  // delivered once before the kill
+
+  auto outbox = Outbox::create(open_store(db()));
+  EXPECT_FALSE(outbox->is_done(keys[0]));
+  Dispatcher d(outbox, [&](const Message& m) { append_line(dir_ / "received.txt", m.key); });
+  EXPECT_EQ(d.dispatch_once(), 1u);
+  // At least once: the receiver saw the same key twice and can drop the second.
+  EXPECT_EQ(read_lines(dir_ / "received.txt"), (std::vector<std::string>{keys[0], keys[0]}));
+  EXPECT_TRUE(outbox->is_done(keys[0]));
+  EXPECT_EQ(d.dispatch_once(), 0u);
+  EXPECT_EQ(read_lines(dir_ / "received.txt").size(), 2u);
+}
+
+TEST_F(OutboxCrashTest, WithoutACrashTheChildDeliversOnceAndMarksDone) {
+  const auto run = commit_then_dispatch("");
+  ASSERT_FALSE(run.killed) << run.describe();
+  EXPECT_EQ(run.exit_code, 42);
+  const auto keys = read_lines(dir_ / "keys.txt");
+  EXPECT_EQ(read_lines(dir_ / "received.txt"), keys);
+  auto outbox = Outbox::create(open_store(db()));
+  EXPECT_TRUE(outbox->is_done(keys.at(0)));
+  EXPECT_EQ(outbox->pending_count(), 0u);
+}
+
+// The message and another participant's write commit or roll back together: the post is one
+// more statement in SQLite's branch, and SQLite is the last resource carrying the decision.
+class OutboxAtomicCrashTest : public ::testing::TestWithParam<testing::CrashCase> {
+ protected:
+  std::shared_ptr<testing::KvResource> kv() {
+    return std::make_shared<testing::KvResource>(
+        "kv", testing::KvStore::open_file(io::Env::posix(), dir_ / "kv.store"));
+  }
+  testing::TempDir dir_;
+};
+
+TEST_P(OutboxAtomicCrashTest, RecoveryLeavesTheMessageExactlyWhenTheOtherWriteCommitted) {
+  const testing::CrashCase c = GetParam();
+  Outbox::create(open_store(dir_ / "app.db"));  // the table, before the child
+  const auto run = testing::run_in_child(
+      [&] {
+        auto log = std::shared_ptr<DecisionLog>(DecisionLog::open(io::Env::posix(), dir_ / "log"));
+        ExplicitTransactionManager tm(ManagerOptions{log, std::nullopt});
+        auto outbox = Outbox::create(open_store(dir_ / "app.db"));
+        auto k = kv();
+        auto& txn = tm.begin();
+        outbox->post(txn, "mail", "order 1");
+        k->put(txn, "order", "1");
+        tm.commit();
+        return 42;
+      },
+      c.point, c.hit);
+  if (!run.killed && run.exit_code == 42) GTEST_SKIP() << "crash points are compiled out";
+  ASSERT_TRUE(run.killed) << run.describe();
+
+  auto log = std::shared_ptr<DecisionLog>(DecisionLog::open(io::Env::posix(), dir_ / "log"));
+  auto store = open_store(dir_ / "app.db");
+  auto k = kv();
+  Recovery recovery(log);
+  recovery.register_resource(k);
+  recovery.register_resource(store);
+  const RecoveryReport report = recovery.run();
+  EXPECT_TRUE(report.complete()) << report.describe();
+  auto outbox = Outbox::create(store);
+  EXPECT_EQ(outbox->pending_count(), c.commits() ? 1u : 0u) << report.describe();
+  EXPECT_EQ(k->store()->get("order").has_value(), c.commits()) << report.describe();
+  std::vector<Message> got;
+  Dispatcher d(outbox, [&](const Message& m) { got.push_back(m); });
+  EXPECT_EQ(d.dispatch_once(), c.commits() ? 1u : 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Points, OutboxAtomicCrashTest,
+    ::testing::ValuesIn(testing::decision_in_last_resource_crash_cases("sqlite:app")),
+    testing::crash_case_name);
+
+}  // namespace
+}  // namespace xact::outbox
