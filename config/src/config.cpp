@@ -27,6 +27,13 @@ std::string_view to_string(SqlKind kind) {
   return "?";
 }
 
+const SqlSpec* Config::find_sql(std::string_view name) const {
+  for (const auto& spec : sql) {
+    if (spec.name == name) return &spec;
+  }
+  return nullptr;
+}
+
 namespace {
 
 std::string type_name(const toml::node& node) {
@@ -480,8 +487,34 @@ SessionStoreSpec read_session_store(const Reader& r, const toml::table& table,
   return spec;
 }
 
+SheetStoreSpec read_sheet_store(const Reader& r, const toml::table& table, const std::string& path,
+                                const Config& config) {
+  r.check_keys(table, path, {"sql"});
+  SheetStoreSpec spec;
+  spec.origin = r.origin(table);
+  spec.sql = r.required_string(table, Reader::line_of(table), path, "sql", "\"catalog\"");
+  const std::size_t sql_line = Reader::line_of(*table.get("sql"));
+  if (config.find_sql(spec.sql) == nullptr) {
+    std::string names;
+    for (const auto& s : config.sql) names += (names.empty() ? "" : ", ") + s.name;
+    r.fail(sql_line, path + ".sql",
+           "no [[sql]] resource is named '" + spec.sql + "'; " +
+               (names.empty() ? std::string("the file declares none: add one") + " ([[sql]] "
+                                    "with name, kind and uri or path)"
+                              : "the file's are: " + names));
+  }
+  for (const auto& other : config.sheet_stores) {
+    if (other.sql == spec.sql) {
+      r.fail(sql_line, path + ".sql",
+             "the sheets of '" + spec.sql + "' are already declared at line " +
+                 std::to_string(other.origin.line) + ": one [[sheet_store]] per database");
+    }
+  }
+  return spec;
+}
+
 Config read(const Reader& r, const toml::table& root) {
-  r.check_keys(root, "", {"decision_log", "database", "sql", "session_store"});
+  r.check_keys(root, "", {"decision_log", "database", "sql", "session_store", "sheet_store"});
   Config config;
   config.file = r.file();
   config.decision_log = read_decision_log(r, root);
@@ -508,6 +541,9 @@ Config read(const Reader& r, const toml::table& root) {
     config.session_stores.push_back(read_session_store(r, t, path));
     claim(config.session_stores.back().resource_name(), config.session_stores.back().origin,
           path + ".name");
+  });
+  each_table(r, root, "sheet_store", [&](const toml::table& t, const std::string& path) {
+    config.sheet_stores.push_back(read_sheet_store(r, t, path, config));
   });
   return config;
 }

@@ -272,6 +272,27 @@ sessions::SessionResource& Application::session_store(const std::string& name) c
   return *it->second;
 }
 
+std::shared_ptr<sheets::SheetStore> open_sheet_store(const SheetStoreSpec& spec,
+                                                     std::shared_ptr<sql::SqlResource> resource) {
+  try {
+    return sheets::SheetStore::create(std::move(resource));
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw ResourceError(spec.origin.where() + ": [[sheet_store]] on '" + spec.sql +
+                        "': cannot reach its database: " + e.what());
+  }
+}
+
+sheets::SheetStore& Application::sheet_store(const std::string& sql_name) const {
+  const auto it = sheet_stores.find(sql_name);
+  if (it == sheet_stores.end()) {
+    throw ConfigError(config.file + ": no [[sheet_store]] on the [[sql]] resource '" + sql_name +
+                      "'");
+  }
+  return *it->second;
+}
+
 objectstore::DB& Application::database(const std::string& name) const {
   const auto it = databases.find(name);
   if (it == databases.end()) {
@@ -321,6 +342,9 @@ Application load(const std::string& path, LoadOptions options) {
     auto resource = open_session_store(spec, open, app.decision_log);
     app.recovery->register_resource(resource);
     app.session_stores.emplace(spec.name, std::move(resource));
+  }
+  for (const auto& spec : app.config.sheet_stores) {
+    app.sheet_stores.emplace(spec.sql, open_sheet_store(spec, app.sql.at(spec.sql)));
   }
   if (options.run_recovery) app.recovery_report = app.recovery->run();
   return app;

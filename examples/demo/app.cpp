@@ -2,7 +2,10 @@
 
 #include <xact/errors.hpp>
 #include <xact/io/env.hpp>
+#include <xact/objectstore/codec.hpp>
+#include <xact/objectstore/errors.hpp>
 #include <xact/objectstore/file_storage.hpp>
+#include <xact/objectstore/memory_storage.hpp>
 #include <xact/retry.hpp>
 #include <xact/sessions/memory_session_store.hpp>
 #include <xact/sheets/sheet_owner.hpp>
@@ -95,6 +98,64 @@ class Counter : public os::Persistent {
 };
 XACT_PERSISTENT_TYPE(Counter, "demo.Counter");
 
+// A session's state in the volatile "sessions" database: the main database's count of the
+// session's committed updates when this process started (`base`), the updates committed since,
+// and the account its last request touched, in "main": a cross-database reference that the
+// type's policy allows (sessions -> main).
+class SessionState : public os::Persistent {
+ public:
+  SessionState() = default;
+  explicit SessionState(std::int64_t base) : base_(base) {}
+  std::int64_t base() const {
+    read_access();
+    return base_;
+  }
+  std::int64_t updates() const {
+    read_access();
+    return updates_;
+  }
+  void count(std::shared_ptr<Account> touched) {
+    write_access();
+    ++updates_;
+    last_account_ = std::move(touched);
+  }
+  void save(os::StateWriter& out) const override {
+    out.write(base_);
+    out.write(updates_);
+    out.write(last_account_);
+  }
+  void load(os::StateReader& in, std::uint32_t) override {
+    in.read(base_);
+    in.read(updates_);
+    in.read(last_account_);
+  }
+  std::optional<bool> check_xref(const os::XrefCheck& x) const override {
+    return x.target_database == "main";
+  }
+
+ private:
+  std::int64_t base_ = 0;
+  std::int64_t updates_ = 0;
+  os::Ref<Account> last_account_;
+};
+XACT_PERSISTENT_TYPE(SessionState, "demo.SessionState");
+
+// What a main object may not hold: a reference to a session's state (main -> sessions). Used
+// by the check to show that the seat belt refuses it.
+class Pin : public os::Persistent {
+ public:
+  void pin(std::shared_ptr<SessionState> s) {
+    write_access();
+    session_ = std::move(s);
+  }
+  void save(os::StateWriter& out) const override { out.write(session_); }
+  void load(os::StateReader& in, std::uint32_t) override { in.read(session_); }
+
+ private:
+  os::Ref<SessionState> session_;
+};
+XACT_PERSISTENT_TYPE(Pin, "demo.Pin");
+
 std::string env(const char* name) {
   const char* v = std::getenv(name);
   return v != nullptr ? v : "";
@@ -121,10 +182,19 @@ std::string session_key(const std::string& sid) { return "session:" + sid; }
 
 }  // namespace
 
-Worker::Worker(App& app) : tm_(xact::ManagerOptions{app.log(), std::nullopt}) {
+Worker::Worker(App& app)
+    : own_(std::make_unique<xact::ExplicitTransactionManager>(
+          xact::ManagerOptions{app.log(), std::nullopt})),
+      tm_(own_.get()) {
   os::ConnectionOptions o;
-  o.manager = &tm_;
-  conn_ = app.db().open(o);
+  o.manager = tm_;
+  conn_ = app.databases().open(o);
+}
+
+Worker::Worker(App& app, xact::TransactionManager& manager) : tm_(&manager) {
+  os::ConnectionOptions o;
+  o.manager = tm_;
+  conn_ = app.databases().open(o);
 }
 
 std::int64_t transfer(xact::Transaction&, Worker& w, App&, const TransferRequest& r) {
@@ -154,7 +224,12 @@ std::int64_t update_session(xact::Transaction& txn, Worker& w, App& app,
   auto v = app.sessions().get(txn, sid, "updates");
   const std::int64_t n = v ? std::stoll(*v) + 1 : 1;
   app.sessions().set(txn, sid, "updates", std::to_string(n));
-  w.objects().root()->get<Counter>(session_key(sid))->add(1);
+  auto root = w.objects().root();
+  root->get<Counter>(session_key(sid))->add(1);
+  // The session's state in the volatile database refers to an account in main.
+  const int account = static_cast<int>(n % app.accounts());
+  w.sessions_db().root()->get<SessionState>(session_key(sid))->count(
+      root->get<Account>(account_key(account)));
   return n;
 }
 
@@ -212,7 +287,15 @@ App::App(AppOptions options) : options_(std::move(options)) {
     return options_.use_servers ? env(name) : std::string();
   };
   log_ = xact::DecisionLog::open(xact::io::Env::posix(), (options_.dir / "log").string());
-  db_ = os::DB::open(os::FileStorage::open((options_.dir / "main.xfs").string()), {.name = "main"});
+  // Two object databases in one registry: "main" holds no cross-database reference at all,
+  // "sessions" (volatile: a memory storage) may refer into main, as SessionState allows.
+  dbs_ = os::Databases::create();
+  db_ = os::DB::open(os::FileStorage::open((options_.dir / "main.xfs").string()),
+                     {.name = "main", .xrefs = os::XrefPolicy::forbid});
+  sessions_db_ = os::DB::open(std::make_shared<os::MemoryStorage>(),
+                              {.name = "sessions", .xrefs = os::XrefPolicy::check});
+  dbs_->add(db_);
+  dbs_->add(sessions_db_);
   const std::string pg_uri = server_env("XACT_PG_URI");
 #if defined(XACT_DEMO_WITH_POSTGRES)
   if (!pg_uri.empty()) {
@@ -270,6 +353,7 @@ App::App(AppOptions options) : options_(std::move(options)) {
   // Whatever a crash left prepared is decided before anything else runs.
   xact::Recovery recovery(log_);
   recovery.register_resource(db_->recovery_target());
+  recovery.register_resource(sessions_db_->recovery_target());
   recovery.register_resource(sql_);
   recovery.register_resource(sessions_);
   const xact::RecoveryReport report = recovery.run();
@@ -344,6 +428,15 @@ App::App(AppOptions options) : options_(std::move(options)) {
       }
     }
   });
+  // Each session's state in the (new, empty) volatile database, from the committed count.
+  xact::run(w.manager(), [&](xact::Transaction&) {
+    auto root = w.objects().root();
+    auto sessions_root = w.sessions_db().root();
+    for (const auto& sid : session_ids_) {
+      sessions_root->set(session_key(sid), std::make_shared<SessionState>(
+                                               root->get<Counter>(session_key(sid))->value()));
+    }
+  });
   xact::run(w.manager(), [&](xact::Transaction&) {
     auto root = w.objects().root();
     accounts_ = static_cast<int>(root->get<Counter>("bank.accounts")->value());
@@ -373,10 +466,13 @@ CheckResult App::check() {
   std::int64_t sum = 0;
   std::map<std::int64_t, std::int64_t> object_edits;          // profile oid -> edits counted
   std::vector<std::pair<std::string, std::int64_t>> counted;  // session id -> updates
+  std::vector<std::int64_t> in_sessions_db;  // base + updates of each session's state
   xact::run(w.manager(), [&](xact::Transaction&) {
     sum = 0;
     object_edits.clear();
     counted.clear();
+    in_sessions_db.clear();
+    auto sessions_root = w.sessions_db().root();
     auto root = w.objects().root();
     for (int i = 0; i < accounts_; ++i) sum += root->get<Account>(account_key(i))->balance();
     for (int i = 0; i < profiles_; ++i) {
@@ -385,6 +481,8 @@ CheckResult App::check() {
     }
     for (const auto& sid : session_ids_) {
       counted.emplace_back(sid, root->get<Counter>(session_key(sid))->value());
+      auto state = sessions_root->get<SessionState>(session_key(sid));
+      in_sessions_db.push_back(state->base() + state->updates());
     }
   });
   line(sum == total_, "money conserved: " + std::to_string(accounts_) + " accounts hold " +
@@ -416,18 +514,58 @@ CheckResult App::check() {
   bool sessions_ok = true;
   std::int64_t updates = 0;
   detail.clear();
-  for (const auto& [sid, n] : counted) {
+  for (std::size_t i = 0; i < counted.size(); ++i) {
+    const auto& [sid, n] = counted[i];
     const auto v = sessions_->store().get(sid, "updates");
     const std::int64_t stored = v ? std::stoll(*v) : 0;
-    if (stored != n) {
+    if (stored != n || in_sessions_db[i] != n) {
       sessions_ok = false;
       detail += "; session " + sid.substr(0, 8) + ": value " + std::to_string(stored) +
-                ", committed " + std::to_string(n);
+                ", sessions database " + std::to_string(in_sessions_db[i]) + ", committed " +
+                std::to_string(n);
     }
     updates += n;
   }
-  line(sessions_ok, "session values = committed updates: " + std::to_string(counted.size()) +
-                        " sessions, " + std::to_string(updates) + " updates" + detail);
+  line(sessions_ok, "session values = sessions database = committed updates: " +
+                        std::to_string(counted.size()) + " sessions, " + std::to_string(updates) +
+                        " updates" + detail);
+
+  // No object of main refers into sessions: every current record of main, decoded.
+  std::int64_t objects = 0;
+  std::int64_t into_sessions = 0;
+  db_->storage().for_each_object([&](os::Oid, os::Tid, std::string_view data) {
+    ++objects;
+    os::for_each_reference(data, [&](std::string_view database, os::Oid) {
+      if (database == "sessions") ++into_sessions;
+    });
+    return true;
+  });
+  line(into_sessions == 0, "no reference from main into sessions: " + std::to_string(objects) +
+                               " objects of main read, " + std::to_string(into_sessions) +
+                               " such references");
+
+  // The seat belt: a reference main -> sessions is refused at commit, and nothing is written.
+  std::string refusal;
+  try {
+    auto& tm = w.manager();
+    tm.begin();
+    auto pin = std::make_shared<Pin>();
+    pin->pin(w.sessions_db().root()->get<SessionState>(session_key(session_ids_.front())));
+    w.objects().root()->set("seat-belt-test", pin);
+    tm.commit();
+  } catch (const xact::InvalidObjectReference& e) {
+    refusal = e.what();
+  }
+  w.manager().abort();
+  bool written = false;
+  xact::run(w.manager(), [&](xact::Transaction&) {
+    written = w.objects().root()->contains("seat-belt-test");
+  });
+  line(!refusal.empty() && !written,
+       "seat belt: a reference main -> sessions is refused at commit (" +
+           (refusal.empty() ? std::string("it was NOT refused")
+                            : refusal.substr(0, refusal.find(';'))) +
+           ")" + (written ? ", but it was written" : ""));
   return r;
 }
 

@@ -6,9 +6,13 @@
 // generator calls them through xact::run (retry on conflict); an HTTP route on the request
 // wrapper (issue 20) would call the same functions with the data it parsed from the request.
 //
-// Stores, all under one directory:
+// Stores, all under one directory (except the volatile ones):
 //   main.xfs      accounts, profiles (their sheet keys and edit counters), session counters:
-//                 persistent objects in a file storage (database "main")
+//                 persistent objects in a file storage (database "main", xrefs = forbid)
+//   "sessions"    a second, volatile object database of the same registry on a memory
+//                 storage (xrefs = check): each session's state object, which refers to the
+//                 account its last request touched in "main". The seat belt allows
+//                 sessions -> main (the type's policy) and refuses main -> sessions.
 //   profiles.db   the profiles' property sheets (xact::sheets) in SQLite, the last resource
 //   log/          the durable decision log; recovery runs on it before anything else
 //   sessions      in memory (xact::sessions::MemorySessionStore): writes compensated on abort,
@@ -22,6 +26,7 @@
 #include <xact/decision_log.hpp>
 #include <xact/manager.hpp>
 #include <xact/objectstore/connection.hpp>
+#include <xact/objectstore/databases.hpp>
 #include <xact/objectstore/db.hpp>
 #include <xact/recovery.hpp>
 #include <xact/sessions/session_resource.hpp>
@@ -66,15 +71,20 @@ struct SessionUpdateRequest {
 
 class App;
 
-/// What a handler runs on: one per client thread (or per request, for a server).
+/// What a handler runs on: a transaction manager and a connection to "main" (with, through
+/// get_connection, the one to "sessions" of the same set). One per client thread with a
+/// manager of its own, or one per attempt on the request's manager (the HTTP server).
 class Worker {
  public:
   explicit Worker(App& app);
-  xact::TransactionManager& manager() { return tm_; }
+  Worker(App& app, xact::TransactionManager& manager);
+  xact::TransactionManager& manager() { return *tm_; }
   xact::objectstore::Connection& objects() { return *conn_; }
+  xact::objectstore::Connection& sessions_db() { return conn_->get_connection("sessions"); }
 
  private:
-  xact::ExplicitTransactionManager tm_;
+  std::unique_ptr<xact::ExplicitTransactionManager> own_;
+  xact::TransactionManager* tm_;
   xact::objectstore::ConnectionHandle conn_;
 };
 
@@ -115,6 +125,8 @@ class App {
   const AppOptions& options() const { return options_; }
   const std::shared_ptr<xact::DecisionLog>& log() const { return log_; }
   xact::objectstore::DB& db() { return *db_; }
+  xact::objectstore::DB& sessions_db() { return *sessions_db_; }
+  xact::objectstore::Databases& databases() { return *dbs_; }
   xact::sheets::SheetStore& sheets() { return *sheets_; }
   xact::sessions::SessionResource& sessions() { return *sessions_; }
   const std::vector<std::string>& session_ids() const { return session_ids_; }
@@ -137,7 +149,9 @@ class App {
  private:
   AppOptions options_;
   std::shared_ptr<xact::DecisionLog> log_;
+  std::shared_ptr<xact::objectstore::Databases> dbs_;
   std::shared_ptr<xact::objectstore::DB> db_;
+  std::shared_ptr<xact::objectstore::DB> sessions_db_;
   std::shared_ptr<xact::sql::SqlResource> sql_;
   std::function<std::unique_ptr<xact::sql::Connection>()> plain_;  ///< outside transactions
   bool sql_on_server_ = false;

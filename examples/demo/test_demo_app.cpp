@@ -3,6 +3,8 @@
 #include "app.hpp"
 
 #include <xact/errors.hpp>
+#include <xact/objectstore/codec.hpp>
+#include <xact/objectstore/storage.hpp>
 #include <xact/retry.hpp>
 #include <xact/sqlite/sqlite_resource.hpp>
 
@@ -55,9 +57,13 @@ TEST_F(DemoAppTest, RoutesAnswerAndTheCheckPasses) {
   EXPECT_EQ(call(app, w, {"/session", {{"session", "0"}}}), "2");
   const auto c = app.check();
   EXPECT_TRUE(c.pass) << ::testing::PrintToString(c.lines);
-  ASSERT_EQ(c.lines.size(), 3U);
+  ASSERT_EQ(c.lines.size(), 5U);
   EXPECT_NE(c.lines[1].find("2 edits"), std::string::npos) << c.lines[1];
   EXPECT_NE(c.lines[2].find("2 updates"), std::string::npos) << c.lines[2];
+  EXPECT_NE(c.lines[3].find(", 0 such references"), std::string::npos) << c.lines[3];
+  EXPECT_NE(c.lines[4].find("refused at commit (cross-database reference refused"),
+            std::string::npos)
+      << c.lines[4];
 }
 
 TEST_F(DemoAppTest, BadRequestsAreUsageErrorsAndChangeNothing) {
@@ -93,7 +99,8 @@ TEST_F(DemoAppTest, TheCheckFailsOnChangesBehindXactsBack) {
   auto c = app.check();
   EXPECT_FALSE(c.pass);
   EXPECT_EQ(c.lines[2].rfind("FAILED", 0), 0U) << c.lines[2];
-  EXPECT_NE(c.lines[2].find("value 7, committed 1"), std::string::npos) << c.lines[2];
+  EXPECT_NE(c.lines[2].find("value 7, sessions database 1, committed 1"), std::string::npos)
+      << c.lines[2];
   app.sessions().store().set(app.session_ids()[1], "updates", "1");
   ASSERT_TRUE(app.check().pass);
 
@@ -107,6 +114,25 @@ TEST_F(DemoAppTest, TheCheckFailsOnChangesBehindXactsBack) {
   c = app.check();
   EXPECT_FALSE(c.pass);
   EXPECT_EQ(c.lines[1].rfind("FAILED", 0), 0U) << c.lines[1];
+}
+
+// A reference from main into sessions that got past the seat belt (written into main's storage
+// directly, as an older program without the seat belt could have) fails the check.
+TEST_F(DemoAppTest, TheCheckFindsAReferenceFromMainIntoSessions) {
+  demo::App app(options());
+  ASSERT_TRUE(app.check().pass);
+  namespace os = xact::objectstore;
+  std::string data;
+  os::encode_header(data, "demo.Pin", 1);
+  os::StateWriter out(data);
+  out.write_typed_xref({"sessions", 2, "demo.SessionState"});
+  os::CommitRequest req;
+  req.writes.push_back({app.db().storage().new_oid(), os::kNoTid, std::move(data)});
+  app.db().storage().commit_one_phase(std::move(req));
+  const auto c = app.check();
+  EXPECT_FALSE(c.pass);
+  EXPECT_EQ(c.lines[3].rfind("FAILED", 0), 0U) << c.lines[3];
+  EXPECT_NE(c.lines[3].find(", 1 such references"), std::string::npos) << c.lines[3];
 }
 
 // Everything but the in-memory sessions survives a restart; recovery at start finds nothing.

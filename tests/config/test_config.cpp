@@ -12,7 +12,9 @@
 
 #include <xact/config/config.hpp>
 #include <xact/objectstore/containers.hpp>
+#include <xact/objectstore/registry.hpp>
 #include <xact/retry.hpp>
+#include <xact/sheets/sheet_owner.hpp>
 #include <xact/testing/crash_harness.hpp>
 
 namespace xact::config {
@@ -328,6 +330,99 @@ TEST(Config, LoadRefusesAnotherNodesLog) {
     EXPECT_TRUE(has(e.what(), "key 'decision_log.node'")) << e.what();
     EXPECT_TRUE(has(e.what(), "another node's log")) << e.what();
   }
+}
+
+// [[sheet_store]]: which [[sql]] resource hosts the property sheets (doc/config.md).
+TEST(Config, ASheetStoreNamesTheSqlResourceThatHostsTheSheets) {
+  const Config c = parse_string(kLog +
+                                    "[[sheet_store]]\nsql = \"app\"\n"  // before its [[sql]]
+                                    "[[sql]]\nname = \"app\"\nkind = \"sqlite\"\npath = \"a.db\"\n",
+                                "app.toml");
+  ASSERT_EQ(c.sheet_stores.size(), 1u);
+  EXPECT_EQ(c.sheet_stores[0].sql, "app");
+  EXPECT_EQ(c.sheet_stores[0].origin.line, 3u);
+  ASSERT_NE(c.find_sql("app"), nullptr);
+  EXPECT_EQ(c.find_sql("nope"), nullptr);
+
+  const std::string sqlite = "[[sql]]\nname = \"app\"\nkind = \"sqlite\"\npath = \"a.db\"\n";
+  const std::vector<BadFile> cases = {
+      {sqlite + "[[sheet_store]]\nsql = \"apps\"\n", "app.toml:8: key 'sheet_store[0].sql'",
+       "no [[sql]] resource is named 'apps'; the file's are: app"},
+      {"[[sheet_store]]\nsql = \"app\"\n", "app.toml:4: key 'sheet_store[0].sql'",
+       "the file declares none"},
+      {sqlite + "[[sheet_store]]\n", "app.toml:7: key 'sheet_store[0].sql'", "missing"},
+      {sqlite + "[[sheet_store]]\nsql = \"\"\n", "app.toml:8: key 'sheet_store[0].sql'",
+       "is empty"},
+      {sqlite + "[[sheet_store]]\nsql = \"app\"\ntable_prefix = \"x_\"\n",
+       "app.toml:9: key 'sheet_store[0].table_prefix'", "unknown key; sheet_store[0] knows: sql"},
+      {sqlite + "[[sheet_store]]\nsql = \"app\"\n[[sheet_store]]\nsql = \"app\"\n",
+       "app.toml:10: key 'sheet_store[1].sql'", "already declared at line 7"},
+      {sqlite + "[sheet_store]\nsql = \"app\"\n", "app.toml:7: key 'sheet_store'",
+       "write each one as [[sheet_store]]"},
+  };
+  for (const auto& bad : cases) {
+    const std::string message = error_of(kLog + bad.text);
+    EXPECT_TRUE(has(message, bad.where)) << message << "\n-- for --\n" << bad.text;
+    EXPECT_TRUE(has(message, bad.what)) << message << "\n-- for --\n" << bad.text;
+  }
+}
+
+class Article : public sheets::SheetOwner {
+ public:
+  void save(objectstore::StateWriter& out) const override { save_sheets(out); }
+  void load(objectstore::StateReader& in, std::uint32_t) override { load_sheets(in); }
+};
+XACT_PERSISTENT_TYPE(Article, "test.config.Article");
+
+// load() gives a ready sheet store bound to the file's SQLite resource: an object and its sheet
+// commit together, and a second load of the file reads them back.
+TEST(Config, LoadGivesASheetStoreOnTheNamedResource) {
+  TempDir dir;
+  const std::string file = dir / "app.toml";
+  write(file, "[decision_log]\ndirectory = \"${DIR}/xact\"\n"
+              "[[database]]\nname = \"main\"\nstorage = \"file:${DIR}/main.fs\"\n"
+              "[[sql]]\nname = \"other\"\nkind = \"sqlite\"\npath = \"${DIR}/other.db\"\n"
+              "[[sql]]\nname = \"catalog\"\nkind = \"sqlite\"\npath = \"${DIR}/catalog.db\"\n"
+              "[[sheet_store]]\nsql = \"catalog\"\n");
+  LoadOptions options;
+  options.parse = with_env({{"DIR", dir.path()}});
+  sheets::Property title;  // text, nullable
+  title.name = "title";
+  const sheets::SheetDefinition dc{"dublin_core", {title}};
+  objectstore::Oid oid = 0;
+  {
+    Application app = load(file, options);
+    ASSERT_EQ(app.sheet_stores.size(), 1u);
+    auto& store = app.sheet_store("catalog");
+    EXPECT_EQ(store.resource().get(), &app.sql_resource("catalog"));
+    EXPECT_EQ(store.dialect(), "sqlite");
+    EXPECT_TRUE(store.stored_sheets().empty()) << "load creates no sheet table";
+    EXPECT_THROW(app.sheet_store("other"), ConfigError);
+    store.define(dc);
+    objectstore::ConnectionOptions o;
+    o.manager = app.manager.get();
+    auto conn = app.database("main").open(o);
+    run(*app.manager, [&](Transaction& txn) {
+      auto article = std::make_shared<Article>();
+      article->add_sheet("dublin_core", txn, &*conn).set("title", "Ulysses");
+      conn->root()->set("article", article);
+      oid = article->oid();
+    });
+  }
+  Application again = load(file, options);
+  auto& store = again.sheet_store("catalog");
+  EXPECT_EQ(store.stored_sheets(), std::vector<std::string>{"dublin_core"});
+  const auto rows = store.stored_rows("dublin_core");
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].owner, (sheets::Owner{"main", static_cast<std::int64_t>(oid)}));
+  store.define(dc);
+  objectstore::ConnectionOptions o;
+  o.manager = again.manager.get();
+  auto conn = again.database("main").open(o);
+  run(*again.manager, [&](Transaction& txn) {
+    auto article = conn->get<Article>(oid);
+    EXPECT_EQ(article->sheet("dublin_core", txn).get<std::string>("title"), "Ulysses");
+  });
 }
 
 }  // namespace

@@ -543,6 +543,7 @@ std::string Connection::stored_type_name(Oid oid) {
 
 void Connection::check_xref(const CrossReference& target) const {
   const XrefPolicy policy = db_->options().xrefs;
+  if (policy != XrefPolicy::forbid) xrefs_written_.emplace_back(target.database, target.oid);
   if (policy == XrefPolicy::allow) return;
   XrefCheck check;
   check.referrer_database = db_->name();
@@ -794,6 +795,14 @@ bool Connection::try_resolve(ObjectWrite& write, const ConflictError& conflict) 
 
 Tid Connection::commit_request(bool one_phase) {
   for (int round = 0;; ++round) {
+    if (set_ && xrefs_written_.size() > xrefs_announced_) {
+      // Before anything is written: a pack of a target's database keeps the targets.
+      std::vector<std::pair<std::string, Oid>> fresh(
+          xrefs_written_.begin() + static_cast<std::ptrdiff_t>(xrefs_announced_),
+          xrefs_written_.end());
+      xrefs_announced_ = xrefs_written_.size();  // released at the end even if this throws
+      set_->databases().note_xrefs(this, fresh);
+    }
     try {
       if (one_phase) return storage_->commit_one_phase(*request_);
       prepared_ = storage_->prepare(*request_);
@@ -887,6 +896,9 @@ void Connection::reset_transaction() noexcept {
 }
 
 void Connection::clear_transaction_state() noexcept {
+  if (xrefs_announced_ > 0 && set_) set_->databases().release_xrefs(this);
+  xrefs_written_.clear();
+  xrefs_announced_ = 0;
   changed_.clear();
   added_.clear();
   read_checks_.clear();

@@ -101,238 +101,284 @@ std::string PackReport::describe() const {
          " revisions in " + std::to_string(transactions_kept) + " transactions, dropped " +
          std::to_string(revisions_dropped) + " revisions and " + std::to_string(objects_dropped) +
          " unreachable objects; " + std::to_string(tail_transactions) +
-         " transactions committed during the pack";
+         " transactions committed during the pack; " +
+         std::to_string(objects_kept_for_extra_roots) +
+         " objects kept only for extra roots (references from other databases)" +
+         (restarts ? "; started over " + std::to_string(restarts) + " times" : "");
 }
 
 // ---------------------------------------------------------------------------------------------
 // pack
 
 PackReport FileStorage::pack(Tid pack_tid, const std::vector<Oid>& extra_roots) {
+  PackOptions options;
+  options.extra_roots = extra_roots;
+  return pack(pack_tid, options);
+}
+
+PackReport FileStorage::pack(Tid pack_tid, const PackOptions& options) {
   Impl& s = *impl_;
   s.check_writable();
   std::lock_guard maintenance(s.maintenance_mu);
-  const io::RandomAccessFile* old = nullptr;
-  std::uint64_t end = 0;
-  {
-    std::lock_guard l(s.mu);
-    s.check_usable_locked();
-    std::shared_lock il(s.index_mu);
-    old = s.reader;
-    end = s.published_end;
-    // Commits made during the pack get later tids, so they are all kept.
-    pack_tid = std::min(pack_tid, s.last_tid);
-  }
-  PackReport report;
-  report.pack_tid = pack_tid;
-  const std::string what = s.what();
-  const std::uint64_t start = io::read_record_at(*old, 0)->end();
+  std::vector<Oid> extra_roots = options.extra_roots;
+  for (std::uint64_t restarts = 0;; ++restarts) {
+    const io::RandomAccessFile* old = nullptr;
+    std::uint64_t end = 0;
+    {
+      std::lock_guard l(s.mu);
+      s.check_usable_locked();
+      std::shared_lock il(s.index_mu);
+      old = s.reader;
+      end = s.published_end;
+      // Commits made during the pack get later tids, so they are all kept.
+      pack_tid = std::min(pack_tid, s.last_tid);
+    }
+    PackReport report;
+    report.pack_tid = pack_tid;
+    report.restarts = restarts;
+    const std::string what = s.what();
+    const std::uint64_t start = io::read_record_at(*old, 0)->end();
 
-  // 1. The state as of the pack time: the revision of each oid current then.
-  struct AsOf {
-    Tid serial = kNoTid;
-    Impl::IndexEntry entry;
-  };
-  std::unordered_map<Oid, AsOf> as_of;
-  {
-    CommitWalker walker(*old, what);
-    walker.walk(start, end, [&](Tid tid, const io::Record& txn) {
-      if (tid > pack_tid) return;
-      fs::DecodedTransaction t;
-      if (auto error = fs::decode_transaction(txn.payload, t, false); !error.empty()) {
-        throw StorageError(what + ": the transaction at offset " + std::to_string(txn.offset) +
-                           " is damaged (" + error + ")");
-      }
-      for (const auto& e : t.entries) {
-        as_of[e.oid] = AsOf{tid, {txn.offset + io::kRecordHeaderSize + e.at, e.length, tid}};
-      }
-    });
-  }
-  // 2. What is reachable then from the root (and from the caller's extra roots).
-  std::unordered_set<Oid> reachable;
-  {
-    std::deque<Oid> todo;
-    auto reach = [&](Oid oid) {
-      if (as_of.contains(oid) && reachable.insert(oid).second) todo.push_back(oid);
+    // 1. The state as of the pack time: the revision of each oid current then.
+    struct AsOf {
+      Tid serial = kNoTid;
+      Impl::IndexEntry entry;
     };
-    reach(kRootOid);
-    for (Oid oid : extra_roots) reach(oid);
-    while (!todo.empty()) {
-      const Oid oid = todo.front();
-      todo.pop_front();
-      const std::string data = s.read_data(*old, oid, as_of[oid].entry);
-      for_each_reference(data, [&](std::string_view database, Oid target) {
-        if (database.empty()) reach(target);
+    std::unordered_map<Oid, AsOf> as_of;
+    {
+      CommitWalker walker(*old, what);
+      walker.walk(start, end, [&](Tid tid, const io::Record& txn) {
+        if (tid > pack_tid) return;
+        fs::DecodedTransaction t;
+        if (auto error = fs::decode_transaction(txn.payload, t, false); !error.empty()) {
+          throw StorageError(what + ": the transaction at offset " + std::to_string(txn.offset) +
+                             " is damaged (" + error + ")");
+        }
+        for (const auto& e : t.entries) {
+          as_of[e.oid] = AsOf{tid, {txn.offset + io::kRecordHeaderSize + e.at, e.length, tid}};
+        }
       });
     }
-  }
-  std::unordered_set<Oid> dropped_objects;
-  for (const auto& [oid, a] : as_of) {
-    if (!reachable.contains(oid)) dropped_objects.insert(oid);
-  }
-
-  // 3. Copy into FILE.pack: every kept revision, with back pointers into the new file.
-  const std::string packed = fs::pack_path(s.path);
-  fs::FileHeader header;
-  header.file_id = fs::random_file_id();
-  header.created_us = s.env.now_micros();
-  header.chunk = s.header.chunk;
-  // Open recognises its own result by this, never by the mere presence of files.
-  header.packed_from = s.header.file_id;
-  auto out = s.env.new_writable_file(packed);
-  io::RecordWriter writer(*out, 0);
-  writer.add(fs::kHeaderRecord, fs::encode_file_header(header));
-  Impl::Index new_index;
-  std::uint64_t out_bytes = 0;
-  auto copy_commit = [&](Tid tid, const io::Record& txn) {
-    const fs::DecodedTransaction t = decode_or_throw(txn, what);
-    CommitRequest req = to_request(t);
-    for (const auto& e : t.entries) {
-      const bool keep =
-          tid > pack_tid || (reachable.contains(e.oid) && as_of.at(e.oid).serial == tid);
-      if (keep) {
-        req.writes.push_back({e.oid, kNoTid, std::string(e.data)});
-      } else {
-        ++report.revisions_dropped;
-      }
+    // 2. What is reachable then from the root, and what only the extra roots reach.
+    std::unordered_set<Oid> reachable;
+    {
+      std::deque<Oid> todo;
+      auto reach = [&](Oid oid) {
+        if (as_of.contains(oid) && reachable.insert(oid).second) todo.push_back(oid);
+      };
+      auto drain = [&] {
+        while (!todo.empty()) {
+          const Oid oid = todo.front();
+          todo.pop_front();
+          const std::string data = s.read_data(*old, oid, as_of[oid].entry);
+          for_each_reference(data, [&](std::string_view database, Oid target) {
+            if (database.empty()) reach(target);
+          });
+        }
+      };
+      reach(kRootOid);
+      drain();
+      const std::size_t from_root = reachable.size();
+      for (Oid oid : extra_roots) reach(oid);
+      drain();
+      report.objects_kept_for_extra_roots = reachable.size() - from_root;
     }
-    if (req.writes.empty()) return;
-    auto enc = fs::encode_transaction(req, t.next_oid);
-    fs::patch_tid(enc.payload, tid);
-    const std::uint64_t at = writer.offset();
-    for (std::size_t i = 0; i < req.writes.size(); ++i) {
-      const Oid oid = req.writes[i].oid;
-      auto it = new_index.find(oid);
-      if (it != new_index.end()) {
-        fs::patch_entry(enc.payload, enc.entry_at[i], it->second.serial, it->second.offset);
-      }
-      new_index[oid] = Impl::IndexEntry{at + io::kRecordHeaderSize + enc.entry_at[i],
-                                        static_cast<std::uint32_t>(req.writes[i].data.size()), tid};
+    if (options.after_mark) options.after_mark();
+    std::unordered_set<Oid> dropped_objects;
+    for (const auto& [oid, a] : as_of) {
+      if (!reachable.contains(oid)) dropped_objects.insert(oid);
     }
-    writer.add(fs::kCommittedRecord, enc.payload);
-    ++report.transactions_kept;
-    report.revisions_kept += req.writes.size();
-    out_bytes = writer.offset();
-  };
 
-  bool renamed_old = false;
-  std::unique_lock l(s.mu, std::defer_lock);
-  try {
-    CommitWalker walker(*old, what);
-    walker.walk(start, end, copy_commit);
-
-    // 4. The tail: what committed while the copy ran, with commits paused (only for this).
-    l.lock();
-    s.check_usable_locked();
-    s.pause_locked(l);
-    const std::uint64_t tail_end = s.published_end;
-    const std::uint64_t kept_before = report.transactions_kept;
-    walker.walk(end, tail_end, copy_commit);
-    report.tail_transactions = report.transactions_kept - kept_before;
-    // Prepared transactions still undecided are copied as prepared, after everything.
-    std::map<std::uint64_t, std::pair<std::uint64_t, std::vector<Impl::PendingWrite>>> moved;
-    for (std::uint64_t offset : walker.undecided) {
-      auto txn = io::read_record_at(*old, offset);
-      if (!txn)
-        throw StorageError(what + ": prepared record at offset " + std::to_string(offset) +
-                           " cannot be read back");
-      const fs::DecodedTransaction t = decode_or_throw(*txn, what);
+    // 3. Copy into FILE.pack: every kept revision, with back pointers into the new file.
+    const std::string packed = fs::pack_path(s.path);
+    fs::FileHeader header;
+    header.file_id = fs::random_file_id();
+    header.created_us = s.env.now_micros();
+    header.chunk = s.header.chunk;
+    // Open recognises its own result by this, never by the mere presence of files.
+    header.packed_from = s.header.file_id;
+    auto out = s.env.new_writable_file(packed);
+    io::RecordWriter writer(*out, 0);
+    writer.add(fs::kHeaderRecord, fs::encode_file_header(header));
+    Impl::Index new_index;
+    std::uint64_t out_bytes = 0;
+    auto copy_commit = [&](Tid tid, const io::Record& txn) {
+      const fs::DecodedTransaction t = decode_or_throw(txn, what);
       CommitRequest req = to_request(t);
-      for (Oid oid : t.read_checks) req.read_checks.push_back({oid, kNoTid});
-      for (const auto& e : t.entries) req.writes.push_back({e.oid, kNoTid, std::string(e.data)});
+      for (const auto& e : t.entries) {
+        const bool keep =
+            tid > pack_tid || (reachable.contains(e.oid) && as_of.at(e.oid).serial == tid);
+        if (keep) {
+          req.writes.push_back({e.oid, kNoTid, std::string(e.data)});
+        } else {
+          ++report.revisions_dropped;
+        }
+      }
+      if (req.writes.empty()) return;
       auto enc = fs::encode_transaction(req, t.next_oid);
+      fs::patch_tid(enc.payload, tid);
       const std::uint64_t at = writer.offset();
-      std::vector<Impl::PendingWrite> writes;
       for (std::size_t i = 0; i < req.writes.size(); ++i) {
-        auto it = new_index.find(req.writes[i].oid);
+        const Oid oid = req.writes[i].oid;
+        auto it = new_index.find(oid);
         if (it != new_index.end()) {
           fs::patch_entry(enc.payload, enc.entry_at[i], it->second.serial, it->second.offset);
         }
-        writes.push_back({req.writes[i].oid, at + io::kRecordHeaderSize + enc.entry_at[i],
-                          static_cast<std::uint32_t>(req.writes[i].data.size())});
+        new_index[oid] =
+            Impl::IndexEntry{at + io::kRecordHeaderSize + enc.entry_at[i],
+                             static_cast<std::uint32_t>(req.writes[i].data.size()), tid};
       }
-      writer.add(fs::kPreparedRecord, enc.payload);
-      moved[offset] = {at, std::move(writes)};
-    }
-    out_bytes = writer.offset();
-    // The header, rewritten in place (fixed size) now that the copy is complete: everything
-    // up to out_bytes is durable once the sync below returns, and no oid below next_oid may
-    // be handed out again, even if the objects that used them were dropped.
-    header.durable_end = out_bytes;
-    header.next_oid = s.next_oid.load();
-    out->write_at(0, io::encode_record(fs::kHeaderRecord, fs::encode_file_header(header)));
-    // A whole chunk, as the writer leaves it: the file's size is evidence at open.
-    write_zeros(*out, out_bytes, round_up(out_bytes, header.chunk));
-    out->sync();
-    out->close();
-    const std::string dir = io::parent_dir(s.path);
-    s.env.sync_dir(dir);
-    XACT_CRASH_POINT("file_storage.pack_before_rename");
+      writer.add(fs::kCommittedRecord, enc.payload);
+      ++report.transactions_kept;
+      report.revisions_kept += req.writes.size();
+      out_bytes = writer.offset();
+    };
 
-    // 5. Switch: FILE -> FILE.old, FILE.pack -> FILE. open() finishes a switch cut in half.
-    const std::string old_file = fs::old_path(s.path);
-    if (s.env.exists(old_file)) s.env.remove_file(old_file);
-    s.env.rename_file(s.path, old_file);
-    renamed_old = true;
-    XACT_CRASH_POINT("file_storage.pack_between_renames");
-    s.env.rename_file(packed, s.path);
-    s.env.sync_dir(dir);
-    auto new_reader = s.env.new_random_access_file(s.path);
-    auto new_writer = s.env.new_appendable_file(s.path);
-
-    report.old_bytes = tail_end;
-    report.new_bytes = out_bytes;
-    report.objects_dropped = dropped_objects.size();
-    {
-      std::unique_lock il(s.index_mu);
-      s.index = std::move(new_index);
-      s.readers.push_back(std::move(new_reader));
-      s.reader = s.readers.back().get();
-      s.published_end = out_bytes;
-      s.header = header;
-    }
-    for (auto& [id, p] : s.prepared) {
-      auto it = moved.find(p.record_offset);
-      if (it == moved.end()) continue;
-      p.record_offset = it->second.first;
-      p.writes = it->second.second;
-    }
-    s.writer->close();
-    s.writer = std::move(new_writer);
-    s.capacity = s.writer->size();
-    s.durable_end = out_bytes;
-    s.next_offset = out_bytes;
-    auto snapshot = s.snapshot_index_locked();
-    s.resume_locked();
-    l.unlock();
+    bool renamed_old = false;
+    std::unique_lock l(s.mu, std::defer_lock);
     try {
-      s.write_index(snapshot);
-    } catch (const std::exception& e) {
-      log(LogLevel::warning, what + ": pack could not write the index (" + e.what() +
-                                 "); the next open scans the file");
-    }
-  } catch (...) {
-    if (!l.owns_lock()) l.lock();
-    if (renamed_old && s.failure.empty()) {
-      // The open handles now name FILE.old: writing on would go to the wrong file.
-      s.failure = what + " stopped: a pack failed while switching files (" +
-                  error_message(std::current_exception()) +
-                  "). Open the storage again: open completes or undoes the switch";
-      s.stats.failed = true;
-      s.queue.fail_stop(std::make_exception_ptr(StorageError(s.failure)));
-    }
-    if (s.paused) s.resume_locked();
-    l.unlock();
-    if (!renamed_old) {
-      try {
-        if (s.env.exists(packed)) s.env.remove_file(packed);
-      } catch (const std::exception&) {
-        // open() removes it.
+      CommitWalker walker(*old, what);
+      walker.walk(start, end, copy_commit);
+
+      // 4. The tail: what committed while the copy ran, with commits paused (only for this).
+      l.lock();
+      s.check_usable_locked();
+      s.pause_locked(l);
+      const std::uint64_t tail_end = s.published_end;
+      const std::uint64_t kept_before = report.transactions_kept;
+      walker.walk(end, tail_end, copy_commit);
+      report.tail_transactions = report.transactions_kept - kept_before;
+      // The last moment to keep more (references other databases committed meanwhile).
+      if (options.late_roots) {
+        std::vector<Oid> dropped_but_wanted;
+        for (Oid oid : options.late_roots()) {
+          if (as_of.contains(oid) && !reachable.contains(oid)) dropped_but_wanted.push_back(oid);
+        }
+        if (!dropped_but_wanted.empty()) {
+          if (static_cast<int>(restarts) >= options.max_restarts) {
+            throw StorageError(what + ": pack gave up after " + std::to_string(restarts) +
+                               " restarts: objects it had dropped kept being referenced from "
+                               "outside while it ran. Pack again later");
+          }
+          out->close();
+          s.env.remove_file(packed);
+          s.resume_locked();
+          l.unlock();
+          extra_roots.insert(extra_roots.end(), dropped_but_wanted.begin(),
+                             dropped_but_wanted.end());
+          log(LogLevel::info, what + ": pack starts over to keep " +
+                                  std::to_string(dropped_but_wanted.size()) +
+                                  " objects referenced from outside while it ran");
+          if (options.restarting) options.restarting();
+          continue;
+        }
       }
+      // Prepared transactions still undecided are copied as prepared, after everything.
+      std::map<std::uint64_t, std::pair<std::uint64_t, std::vector<Impl::PendingWrite>>> moved;
+      for (std::uint64_t offset : walker.undecided) {
+        auto txn = io::read_record_at(*old, offset);
+        if (!txn)
+          throw StorageError(what + ": prepared record at offset " + std::to_string(offset) +
+                             " cannot be read back");
+        const fs::DecodedTransaction t = decode_or_throw(*txn, what);
+        CommitRequest req = to_request(t);
+        for (Oid oid : t.read_checks) req.read_checks.push_back({oid, kNoTid});
+        for (const auto& e : t.entries) req.writes.push_back({e.oid, kNoTid, std::string(e.data)});
+        auto enc = fs::encode_transaction(req, t.next_oid);
+        const std::uint64_t at = writer.offset();
+        std::vector<Impl::PendingWrite> writes;
+        for (std::size_t i = 0; i < req.writes.size(); ++i) {
+          auto it = new_index.find(req.writes[i].oid);
+          if (it != new_index.end()) {
+            fs::patch_entry(enc.payload, enc.entry_at[i], it->second.serial, it->second.offset);
+          }
+          writes.push_back({req.writes[i].oid, at + io::kRecordHeaderSize + enc.entry_at[i],
+                            static_cast<std::uint32_t>(req.writes[i].data.size())});
+        }
+        writer.add(fs::kPreparedRecord, enc.payload);
+        moved[offset] = {at, std::move(writes)};
+      }
+      out_bytes = writer.offset();
+      // The header, rewritten in place (fixed size) now that the copy is complete: everything
+      // up to out_bytes is durable once the sync below returns, and no oid below next_oid may
+      // be handed out again, even if the objects that used them were dropped.
+      header.durable_end = out_bytes;
+      header.next_oid = s.next_oid.load();
+      out->write_at(0, io::encode_record(fs::kHeaderRecord, fs::encode_file_header(header)));
+      // A whole chunk, as the writer leaves it: the file's size is evidence at open.
+      write_zeros(*out, out_bytes, round_up(out_bytes, header.chunk));
+      out->sync();
+      out->close();
+      const std::string dir = io::parent_dir(s.path);
+      s.env.sync_dir(dir);
+      XACT_CRASH_POINT("file_storage.pack_before_rename");
+
+      // 5. Switch: FILE -> FILE.old, FILE.pack -> FILE. open() finishes a switch cut in half.
+      const std::string old_file = fs::old_path(s.path);
+      if (s.env.exists(old_file)) s.env.remove_file(old_file);
+      s.env.rename_file(s.path, old_file);
+      renamed_old = true;
+      XACT_CRASH_POINT("file_storage.pack_between_renames");
+      s.env.rename_file(packed, s.path);
+      s.env.sync_dir(dir);
+      auto new_reader = s.env.new_random_access_file(s.path);
+      auto new_writer = s.env.new_appendable_file(s.path);
+
+      report.old_bytes = tail_end;
+      report.new_bytes = out_bytes;
+      report.objects_dropped = dropped_objects.size();
+      {
+        std::unique_lock il(s.index_mu);
+        s.index = std::move(new_index);
+        s.readers.push_back(std::move(new_reader));
+        s.reader = s.readers.back().get();
+        s.published_end = out_bytes;
+        s.header = header;
+      }
+      for (auto& [id, p] : s.prepared) {
+        auto it = moved.find(p.record_offset);
+        if (it == moved.end()) continue;
+        p.record_offset = it->second.first;
+        p.writes = it->second.second;
+      }
+      s.writer->close();
+      s.writer = std::move(new_writer);
+      s.capacity = s.writer->size();
+      s.durable_end = out_bytes;
+      s.next_offset = out_bytes;
+      auto snapshot = s.snapshot_index_locked();
+      s.resume_locked();
+      l.unlock();
+      try {
+        s.write_index(snapshot);
+      } catch (const std::exception& e) {
+        log(LogLevel::warning, what + ": pack could not write the index (" + e.what() +
+                                   "); the next open scans the file");
+      }
+    } catch (...) {
+      if (!l.owns_lock()) l.lock();
+      if (renamed_old && s.failure.empty()) {
+        // The open handles now name FILE.old: writing on would go to the wrong file.
+        s.failure = what + " stopped: a pack failed while switching files (" +
+                    error_message(std::current_exception()) +
+                    "). Open the storage again: open completes or undoes the switch";
+        s.stats.failed = true;
+        s.queue.fail_stop(std::make_exception_ptr(StorageError(s.failure)));
+      }
+      if (s.paused) s.resume_locked();
+      l.unlock();
+      if (!renamed_old) {
+        try {
+          if (s.env.exists(packed)) s.env.remove_file(packed);
+        } catch (const std::exception&) {
+          // open() removes it.
+        }
+      }
+      throw;
     }
-    throw;
+    log(LogLevel::info, what + ": " + report.describe());
+    return report;
   }
-  log(LogLevel::info, what + ": " + report.describe());
-  return report;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -291,6 +291,33 @@ std::vector<Owner> SheetStore::orphans(std::string_view sheet, objectstore::Conn
   return out;
 }
 
+std::vector<std::string> SheetStore::stored_sheets() {
+  const Dialect& d = dialect_for(dialect_);
+  sql::PooledConnection c = resource_->pool()->acquire();
+  // Whether the catalog exists, from the database's own catalog: a SELECT on a missing table
+  // would fail (and CREATE TABLE IF NOT EXISTS would write).
+  if (c->execute(d.columns_query, {std::string("xact_sheet_catalog")}).empty()) return {};
+  std::vector<std::string> out;
+  for (const auto& row :
+       c->execute("SELECT DISTINCT sheet FROM xact_sheet_catalog ORDER BY sheet")) {
+    out.push_back(row.get<std::string>(0));
+  }
+  return out;
+}
+
+std::vector<SheetStore::StoredRow> SheetStore::stored_rows(std::string_view sheet) {
+  check_identifier(sheet, dialect_, "sheet");
+  const Dialect& d = dialect_for(dialect_);
+  sql::PooledConnection c = resource_->pool()->acquire();
+  std::vector<StoredRow> out;
+  for (const auto& row : c->execute("SELECT sheet_id, owner_db, owner_oid FROM " + d.q(sheet) +
+                                    " ORDER BY owner_db, owner_oid, sheet_id")) {
+    out.push_back(
+        {row.get<std::int64_t>(0), Owner{row.get<std::string>(1), row.get<std::int64_t>(2)}});
+  }
+  return out;
+}
+
 SheetManager& SheetStore::manager(Transaction& txn) {
   std::any& slot = txn.data(this);
   if (!slot.has_value()) {

@@ -55,6 +55,7 @@
 #include <xact/objectstore/db.hpp>
 #include <xact/recovery.hpp>
 #include <xact/sessions/session_resource.hpp>
+#include <xact/sheets/sheet_store.hpp>
 #include <xact/sql/sql_resource.hpp>
 #include <xact/xid.hpp>
 
@@ -122,12 +123,23 @@ struct SessionStoreSpec {
   std::string resource_name() const { return name; }
 };
 
+/// Property sheets kept in the database of one [[sql]] resource (doc/config.md,
+/// [[sheet_store]]; doc/sheets.md). The sheet definitions are the application's code
+/// (SheetStore::define); the file says where their tables live.
+struct SheetStoreSpec {
+  std::string sql;  ///< the [[sql]] resource (by name) whose database holds the sheet tables
+  Origin origin;
+};
+
 struct Config {
   std::string file;
   DecisionLogSpec decision_log;
   std::vector<DatabaseSpec> databases;
   std::vector<SqlSpec> sql;
   std::vector<SessionStoreSpec> session_stores;
+  std::vector<SheetStoreSpec> sheet_stores;
+  /// The [[sql]] spec named `name`, or null.
+  const SqlSpec* find_sql(std::string_view name) const;
 };
 
 /// Looks up an environment variable; nullopt when unset.
@@ -169,6 +181,13 @@ std::shared_ptr<sessions::SessionResource> open_session_store(
     const SessionStoreSpec& spec, const OpenOptions& options = {},
     std::shared_ptr<DecisionLog> log = nullptr);
 
+/// A SheetStore on `resource` (the resource of spec.sql). It asks the resource for a connection
+/// at once (to learn its dialect) and creates nothing: tables are made when the application
+/// defines its sheets and uses them. Throws what the adapter throws, prefixed with the file's
+/// line.
+std::shared_ptr<sheets::SheetStore> open_sheet_store(const SheetStoreSpec& spec,
+                                                     std::shared_ptr<sql::SqlResource> resource);
+
 /// What load() opened. Destroyed in the right order (recovery first, the log last).
 struct Application {
   Config config;
@@ -177,6 +196,8 @@ struct Application {
   std::map<std::string, std::shared_ptr<objectstore::DB>> databases;  ///< by config name
   std::map<std::string, std::shared_ptr<sql::SqlResource>> sql;       ///< by config name
   std::map<std::string, std::shared_ptr<sessions::SessionResource>> session_stores;  ///< by name
+  /// By the name of the [[sql]] resource that hosts them.
+  std::map<std::string, std::shared_ptr<sheets::SheetStore>> sheet_stores;
   std::unique_ptr<Recovery> recovery;  ///< every resource registered
   RecoveryReport recovery_report;      ///< of the run load() made (empty when it made none)
 
@@ -184,6 +205,8 @@ struct Application {
   objectstore::DB& database(const std::string& name) const;
   sql::SqlResource& sql_resource(const std::string& name) const;
   sessions::SessionResource& session_store(const std::string& name) const;
+  /// The sheet store on the [[sql]] resource named `sql`.
+  sheets::SheetStore& sheet_store(const std::string& sql) const;
 };
 
 struct LoadOptions {
@@ -195,8 +218,9 @@ struct LoadOptions {
 };
 
 /// Parses `path`, opens the decision log (its directory is created when missing), the
-/// databases and the SQL resources, makes a ThreadTransactionManager logging to the decision
-/// log, registers every resource with a Recovery and (by default) runs it. Throws ConfigError
+/// databases, the SQL resources, the session stores and the sheet stores, makes a
+/// ThreadTransactionManager logging to the decision log, registers every resource with a
+/// Recovery and (by default) runs it. Throws ConfigError
 /// for a bad file, StorageError/sql errors when a resource cannot be opened (the message names
 /// the resource and the file's line).
 Application load(const std::string& path, LoadOptions options = {});

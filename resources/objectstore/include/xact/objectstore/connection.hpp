@@ -238,6 +238,10 @@ class Connection final : public ResourceManager,
   Transaction* bound_ = nullptr;   // set by join_transaction() until that transaction ends
   std::vector<std::shared_ptr<Persistent>> changed_;  // changed and added objects
   std::unordered_set<Oid> added_;                     // new objects among them
+  // Cross-database references written in this transaction (check_xref saw them), and how many
+  // of them were announced to the registry (Databases::note_xrefs: a pack keeps their targets).
+  mutable std::vector<std::pair<std::string, Oid>> xrefs_written_;
+  std::size_t xrefs_announced_ = 0;
   std::unordered_map<Oid, Tid> read_checks_;
   std::vector<std::uint64_t> resolved_;  // oids whose committed state was merged
   std::optional<CommitRequest> request_;

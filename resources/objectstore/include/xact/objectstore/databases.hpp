@@ -29,8 +29,16 @@
 #include <vector>
 
 #include <xact/objectstore/db.hpp>
+#include <xact/objectstore/file_storage.hpp>
 
 namespace xact::objectstore {
+
+/// Databases::pack's options.
+struct DatabasesPackOptions {
+  /// After the pack's mark, before its copy (tests pause here; PackOptions::after_mark).
+  std::function<void()> after_mark;
+  int max_restarts = 3;
+};
 
 class Databases : public std::enable_shared_from_this<Databases> {
  public:
@@ -66,13 +74,33 @@ class Databases : public std::enable_shared_from_this<Databases> {
   /// Every database's newest committed tid, taken under the commit lock.
   std::unordered_map<const DB*, Tid> snapshot_points() const;
 
+  // --- multi-database pack (databases_pack.cpp) ---------------------------------------------
+  /// Packs the file storage of database `name` as of `pack_tid` (FileStorage::pack), keeping
+  /// every object another database of the registry references: a mark over all databases'
+  /// current states from their roots finds the cross-database references into `name`, and
+  /// references committed while the pack runs are kept too (connections announce them with
+  /// note_xrefs before they prepare). The report's objects_kept_for_extra_roots says how many
+  /// objects were kept only for those references. UsageError when `name` is not on a file
+  /// storage.
+  PackReport pack(const std::string& name, Tid pack_tid = kMaxTid,
+                  DatabasesPackOptions options = {});
+  /// Called by a connection before it prepares objects holding cross-database references
+  /// (their targets), and released (release_xrefs) when its transaction ends. While a pack of
+  /// a target's database is taking its last decision this waits, then throws
+  /// DanglingReferenceError if the target was packed away.
+  void note_xrefs(const void* who, const std::vector<std::pair<std::string, Oid>>& targets);
+  void release_xrefs(const void* who) noexcept;
+
+  struct PackWatches;  // databases_pack.cpp
+
  private:
-  Databases() = default;
+  Databases();
   mutable std::mutex commit_mutex_;
   mutable std::mutex mutex_;  // the list (after commit_mutex_)
   std::vector<std::shared_ptr<DB>> dbs_;
   XrefPredicate policy_;
   std::unordered_map<std::string, XrefPredicate> type_policies_;
+  std::shared_ptr<PackWatches> watches_;
 };
 
 /// The connections of one user to the databases of a registry (internal: kept by

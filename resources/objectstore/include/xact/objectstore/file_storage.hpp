@@ -123,7 +123,28 @@ struct PackReport {
   std::uint64_t revisions_dropped = 0;  ///< old revisions and revisions of dropped objects
   std::uint64_t objects_dropped = 0;    ///< unreachable from the root as of the pack time
   std::uint64_t tail_transactions = 0;  ///< committed during the pack, copied at its end
+  /// Objects kept only because an extra root (PackOptions::extra_roots or late_roots: for a
+  /// database of a registry, a reference from another database) reaches them.
+  std::uint64_t objects_kept_for_extra_roots = 0;
+  /// Times the copy started over because late_roots named an object it had dropped.
+  std::uint64_t restarts = 0;
   std::string describe() const;
+};
+
+/// How pack() finds what to keep beyond the root (Databases::pack fills these in).
+struct PackOptions {
+  /// Objects kept, with what they reach, as if the root referred to them.
+  std::vector<Oid> extra_roots;
+  /// Asked with commits paused, once the transactions committed during the copy are copied
+  /// (the pack's last moment to keep more): objects that must be kept as well. When one of
+  /// them was dropped by the copy, the pack starts over with them as extra roots (calling
+  /// `restarting` first), at most `max_restarts` times, then fails with StorageError.
+  std::function<std::vector<Oid>()> late_roots;
+  std::function<void()> restarting;
+  int max_restarts = 3;
+  /// Called after the mark (what is reachable is known), before the copy, with no lock held.
+  /// For tests: a pause here interleaves commits with the pack deterministically.
+  std::function<void()> after_mark;
 };
 
 /// What verify() found. ok() when there is nothing to fix.
@@ -233,6 +254,8 @@ class FileStorage final : public Storage {
   /// I/O failure (before the renames the storage goes on with the old file; after the first
   /// rename it is fail-stop until reopened), UsageError when read-only.
   PackReport pack(Tid pack_tid, const std::vector<Oid>& extra_roots = {});
+  /// The same, with late roots and hooks (PackOptions).
+  PackReport pack(Tid pack_tid, const PackOptions& options);
   /// Writes a consistent copy of the storage (every transaction committed when it starts) to
   /// `dest_path` (via dest_path + ".tmp", synced, renamed). Commits go on meanwhile. Returns
   /// the bytes copied. The copy opens like the original.

@@ -172,6 +172,20 @@ class SheetStore : public std::enable_shared_from_this<SheetStore> {
   /// snapshot (deleted objects, or packed away): what `xact sheets orphans` lists.
   std::vector<Owner> orphans(std::string_view sheet, objectstore::Connection& conn);
 
+  // --- read-only inspection (tools: `xact sheets orphans`) -------------------------------------
+  // These need no definition in this process and create nothing: no catalog, no table.
+  /// The sheets the catalog (xact_sheet_catalog) records, by name; empty when the database has
+  /// no catalog (no sheet was ever ensured there).
+  std::vector<std::string> stored_sheets();
+  /// One row of a sheet table: its key and its owner.
+  struct StoredRow {
+    std::int64_t key = 0;
+    Owner owner;
+  };
+  /// Every row of `sheet` (a name stored_sheets() lists), ordered by owner database, oid and
+  /// key. Throws SheetDefinitionError for a name that is not a valid identifier.
+  std::vector<StoredRow> stored_rows(std::string_view sheet);
+
   /// txn's SheetManager (created on first use, joined to txn's branch of the resource).
   SheetManager& manager(Transaction& txn);
   SheetManager& manager();  ///< of the current transaction of current_manager()

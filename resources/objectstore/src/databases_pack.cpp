@@ -1,0 +1,172 @@
+// Databases: the multi-database pack. A pack of one database keeps what the other databases
+// of the registry reference: a mark over every database's current state (from the roots,
+// across databases) finds the references into the packed one, and references committed while
+// the pack runs are announced by their connections (note_xrefs, before they prepare) to the
+// pack's watch. The watch is opened before the mark's snapshots are taken, and starts with
+// the references of the transactions still in flight then, so a reference either is in a
+// marked snapshot or reaches the watch. The pack asks the watch for its last word with
+// commits of the packed database paused (PackOptions::late_roots) and closes it: an
+// announcement after that waits for the pack to end, then checks that its target exists.
+#include <xact/objectstore/databases.hpp>
+
+#include <condition_variable>
+#include <deque>
+
+#include <xact/errors.hpp>
+#include <xact/objectstore/codec.hpp>
+#include <xact/objectstore/errors.hpp>
+
+namespace xact::objectstore {
+
+struct Databases::PackWatches {
+  std::mutex mu;
+  std::condition_variable cv;
+  // Cross-database references of transactions that announced them and have not ended.
+  std::unordered_map<const void*, std::vector<std::pair<std::string, Oid>>> in_flight;
+  struct Watch {
+    std::unordered_set<Oid> oids;
+    bool closed = false;  // the pack took its last word: announcements wait
+  };
+  std::unordered_map<std::string, Watch> packing;  // by database name
+};
+
+Databases::Databases() : watches_(std::make_shared<PackWatches>()) {}
+
+void Databases::note_xrefs(const void* who,
+                           const std::vector<std::pair<std::string, Oid>>& targets) {
+  PackWatches& w = *watches_;
+  bool waited = false;
+  {
+    std::unique_lock l(w.mu);
+    auto must_wait = [&] {
+      for (const auto& [db, oid] : targets) {
+        auto it = w.packing.find(db);
+        if (it != w.packing.end() && it->second.closed) return true;
+      }
+      return false;
+    };
+    while (must_wait()) {
+      waited = true;
+      w.cv.wait(l);
+    }
+    auto& mine = w.in_flight[who];
+    for (const auto& t : targets) {
+      mine.push_back(t);
+      if (auto it = w.packing.find(t.first); it != w.packing.end()) {
+        it->second.oids.insert(t.second);
+      }
+    }
+  }
+  if (!waited) return;
+  // A pack of a target's database decided without these references: are the targets still
+  // there?
+  for (const auto& [db, oid] : targets) {
+    std::shared_ptr<DB> d;
+    try {
+      d = get(db);
+    } catch (const UsageError&) {
+      continue;  // not a database of this registry: the load reports it
+    }
+    if (!d->storage().load(oid)) {
+      throw DanglingReferenceError(db, oid,
+                                   "a pack of that database removed it while this transaction "
+                                   "ran (the pack had taken its decision before the reference "
+                                   "was committed). Nothing of the transaction is written");
+    }
+  }
+}
+
+void Databases::release_xrefs(const void* who) noexcept {
+  PackWatches& w = *watches_;
+  std::lock_guard l(w.mu);
+  w.in_flight.erase(who);
+}
+
+PackReport Databases::pack(const std::string& name, Tid pack_tid, DatabasesPackOptions options) {
+  const std::shared_ptr<DB> target = get(name);
+  auto* storage = dynamic_cast<FileStorage*>(&target->storage());
+  if (!storage) {
+    throw UsageError("database '" + name + "' is on " + target->storage().describe() +
+                     ": only a file storage is packed");
+  }
+  PackWatches& w = *watches_;
+  std::vector<Oid> extra;
+  {
+    std::unique_lock l(w.mu);
+    w.cv.wait(l, [&] { return !w.packing.contains(name); });
+    auto& watch = w.packing[name];
+    for (const auto& [who, refs] : w.in_flight) {
+      for (const auto& [db, oid] : refs) {
+        if (db == name) watch.oids.insert(oid);
+      }
+    }
+    extra.assign(watch.oids.begin(), watch.oids.end());
+  }
+  struct Done {
+    PackWatches& w;
+    const std::string& name;
+    ~Done() {
+      std::lock_guard l(w.mu);
+      w.packing.erase(name);
+      w.cv.notify_all();
+    }
+  } done{w, name};
+
+  // The mark: every database's state as of one point each, taken after the watch opened.
+  std::vector<std::shared_ptr<DB>> all;
+  {
+    std::lock_guard l(mutex_);
+    all = dbs_;
+  }
+  std::unordered_map<std::string_view, std::size_t> index;
+  std::vector<Tid> at(all.size());
+  std::size_t packed = 0;
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    index.emplace(all[i]->name(), i);
+    at[i] = all[i]->storage().last_transaction();
+    if (all[i] == target) packed = i;
+  }
+  std::vector<std::unordered_set<Oid>> seen(all.size());
+  std::deque<std::pair<std::size_t, Oid>> todo;
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    seen[i].insert(kRootOid);
+    todo.emplace_back(i, kRootOid);
+  }
+  std::unordered_set<Oid> referenced;
+  while (!todo.empty()) {
+    const auto [i, oid] = todo.front();
+    todo.pop_front();
+    const auto rev = all[i]->storage().load(oid, at[i]);
+    if (!rev) continue;  // a dangling reference: `xact databases check` reports those
+    for_each_reference(rev->data, [&](std::string_view database, Oid t) {
+      std::size_t j = i;
+      if (!database.empty()) {
+        auto it = index.find(database);
+        if (it == index.end()) return;
+        j = it->second;
+        if (j == packed) referenced.insert(t);
+      }
+      if (seen[j].insert(t).second) todo.emplace_back(j, t);
+    });
+  }
+  extra.insert(extra.end(), referenced.begin(), referenced.end());
+
+  PackOptions po;
+  po.extra_roots = std::move(extra);
+  po.after_mark = std::move(options.after_mark);
+  po.max_restarts = options.max_restarts;
+  po.late_roots = [&] {
+    std::lock_guard l(w.mu);
+    auto& watch = w.packing[name];
+    watch.closed = true;
+    return std::vector<Oid>(watch.oids.begin(), watch.oids.end());
+  };
+  po.restarting = [&] {
+    std::lock_guard l(w.mu);
+    w.packing[name].closed = false;
+    w.cv.notify_all();
+  };
+  return storage->pack(pack_tid, po);
+}
+
+}  // namespace xact::objectstore
