@@ -228,8 +228,10 @@ std::int64_t update_session(xact::Transaction& txn, Worker& w, App& app,
   root->get<Counter>(session_key(sid))->add(1);
   // The session's state in the volatile database refers to an account in main.
   const int account = static_cast<int>(n % app.accounts());
-  w.sessions_db().root()->get<SessionState>(session_key(sid))->count(
-      root->get<Account>(account_key(account)));
+  w.sessions_db()
+      .root()
+      ->get<SessionState>(session_key(sid))
+      ->count(root->get<Account>(account_key(account)));
   return n;
 }
 
@@ -526,9 +528,9 @@ CheckResult App::check() {
     }
     updates += n;
   }
-  line(sessions_ok, "session values = sessions database = committed updates: " +
-                        std::to_string(counted.size()) + " sessions, " + std::to_string(updates) +
-                        " updates" + detail);
+  line(sessions_ok,
+       "session values = sessions database = committed updates: " + std::to_string(counted.size()) +
+           " sessions, " + std::to_string(updates) + " updates" + detail);
 
   // No object of main refers into sessions: every current record of main, decoded.
   std::int64_t objects = 0;
@@ -558,9 +560,8 @@ CheckResult App::check() {
   }
   w.manager().abort();
   bool written = false;
-  xact::run(w.manager(), [&](xact::Transaction&) {
-    written = w.objects().root()->contains("seat-belt-test");
-  });
+  xact::run(w.manager(),
+            [&](xact::Transaction&) { written = w.objects().root()->contains("seat-belt-test"); });
   line(!refusal.empty() && !written,
        "seat belt: a reference main -> sessions is refused at commit (" +
            (refusal.empty() ? std::string("it was NOT refused")

@@ -1,9 +1,12 @@
 // xact-demo: the demo of issue 21 on the embedded default (no server). Accounts are objects in
-// a file storage, profiles are property sheets in SQLite, sessions live in the in-memory session
-// store with compensation, and a durable decision log ties them together; recovery runs at
-// start. N client threads send transfers, profile edits and session updates on a small hot set
-// so that conflicts happen and are retried (xact::run); a progress line each second, a summary,
-// and an invariant check that prints PASS or FAIL (exit status 1 on FAIL).
+// a file storage ("main"), each session's state is an object in a volatile second database
+// ("sessions", the seat belt on), profiles are property sheets in SQLite, sessions live in the
+// in-memory session store with compensation, and a durable decision log ties them together;
+// recovery runs at start. The routes are served over HTTP by xact::http on a loopback port
+// (one transaction per request, retried on a conflict, on a worker pool); N client threads
+// send transfers, profile edits and session updates on a small hot set over kept-alive
+// connections, so that conflicts happen and are retried; a progress line each second, a
+// summary, and an invariant check that prints PASS or FAIL (exit status 1 on FAIL).
 //
 // --crash: the demo runs once in a child process armed with a random named crash point
 // (xact::arm_crash_point, as XACT_CRASH_AT would), which SIGKILLs it mid-commit; then it opens
@@ -11,6 +14,7 @@
 //
 // Usage: xact-demo [--clients N] [--seconds S | --requests N] [--crash] [--dir DIR] ...
 #include "app.hpp"
+#include "server.hpp"
 
 #include <xact/crash_point.hpp>
 #include <xact/diagnostics.hpp>
@@ -58,7 +62,8 @@ double percentile(std::vector<double>& v, double p) {
   return v[k];
 }
 
-LoadResult run_load(demo::App& app, const LoadOptions& lo, const std::string& tag) {
+LoadResult run_load(demo::App& app, unsigned short port, const LoadOptions& lo,
+                    const std::string& tag) {
   std::atomic<std::int64_t> issued{0};
   std::atomic<std::int64_t> done{0};
   std::atomic<std::int64_t> failed{0};
@@ -69,7 +74,7 @@ LoadResult run_load(demo::App& app, const LoadOptions& lo, const std::string& ta
   const auto deadline = start + std::chrono::duration_cast<Clock::duration>(
                                     std::chrono::duration<double>(lo.seconds));
   auto client = [&](int id) {
-    demo::Worker w(app);
+    demo::Client http(port);
     std::mt19937_64 rng(std::random_device{}() + static_cast<unsigned>(id));
     std::vector<double> lat;
     while (!stop.load(std::memory_order_relaxed)) {
@@ -77,7 +82,7 @@ LoadResult run_load(demo::App& app, const LoadOptions& lo, const std::string& ta
       const int kind = static_cast<int>(rng() % 3);
       const auto t0 = Clock::now();
       try {
-        // Through the routes' dispatcher, as an HTTP front end would send them.
+        // Over HTTP to the demo's server.
         demo::Request req;
         if (kind == 0) {
           req.route = "/transfer";
@@ -92,7 +97,11 @@ LoadResult run_load(demo::App& app, const LoadOptions& lo, const std::string& ta
           req.route = "/session";
           req.params["session"] = std::to_string(rng() % app.session_ids().size());
         }
-        xact::run(w.manager(), [&](xact::Transaction& txn) { demo::handle(txn, w, app, req); });
+        const auto res = http.send(req);
+        if (res.status != 200) {
+          throw std::runtime_error(req.route + " answered " + std::to_string(res.status) + ": " +
+                                   res.body);
+        }
       } catch (const std::exception& e) {
         failed.fetch_add(1);
         std::cerr << "[" << tag << "] request failed: " << e.what() << "\n";
@@ -167,9 +176,15 @@ int run_phase(const demo::AppOptions& ao, const LoadOptions& lo, const Phase& ph
     (void)!::write(started_fd, &byte, 1);
     ::close(started_fd);
   }
+  // The server: a worker per client (each request's transaction blocks on fsync and SQL).
+  demo::Server server(app, lo.clients);
+  std::cout << "[" << ph.tag << "] serving on http://127.0.0.1:" << server.port()
+            << " (xact::http: /transfer /profile /session /metrics)" << std::endl;
   const auto t0 = Clock::now();
-  LoadResult r = run_load(app, lo, ph.tag);
+  LoadResult r = run_load(app, server.port(), lo, ph.tag);
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  const demo::Server::Totals http = server.totals();
+  server.stop();
   const auto c = xact::counters();
   const double p50 = percentile(r.latencies_ms, 0.50);
   const double p99 = percentile(r.latencies_ms, 0.99);
@@ -182,6 +197,9 @@ int run_phase(const demo::AppOptions& ao, const LoadOptions& lo, const Phase& ph
               c.commits - before.commits, c.conflicts - before.conflicts,
               c.retries - before.retries, p50, p99,
               heuristics == 0 ? "none" : std::to_string(heuristics).c_str(), in_doubt);
+  std::printf("[%s] http: %" PRIu64 " requests, %" PRIu64 " attempts, %" PRIu64
+              " conflicts retried, %" PRIu64 " retries exhausted (503)\n",
+              ph.tag.c_str(), http.requests, http.attempts, http.conflicts, http.retries_exhausted);
   std::fflush(stdout);
   if (!ph.check) return 0;
   const demo::CheckResult check = app.check();
@@ -214,8 +232,8 @@ int main(int argc, char** argv) {
       "XACT_MYSQL_HOST/PORT, or fail with CI=true")(
       "embedded", po::bool_switch(),
       "stay on the embedded stores (SQLite, in-memory sessions) even when XACT_PG_URI / "
-      "XACT_MYSQL_* are set")(
-      "dir", po::value(&dir), "data directory (default: a fresh one, removed at exit)")(
+      "XACT_MYSQL_* are set")("dir", po::value(&dir),
+                              "data directory (default: a fresh one, removed at exit)")(
       "accounts", po::value(&ao.accounts)->default_value(8), "hot accounts (first start)")(
       "profiles", po::value(&ao.profiles)->default_value(4), "hot profiles (first start)")(
       "sessions", po::value(&ao.sessions)->default_value(4), "hot sessions of each run");

@@ -1,6 +1,7 @@
 // The demo's application layer: the routes' dispatcher and the invariant check, on real files
 // (a file storage, SQLite, a decision log) in a temporary directory.
 #include "app.hpp"
+#include "server.hpp"
 
 #include <xact/errors.hpp>
 #include <xact/objectstore/codec.hpp>
@@ -64,6 +65,36 @@ TEST_F(DemoAppTest, RoutesAnswerAndTheCheckPasses) {
   EXPECT_NE(c.lines[4].find("refused at commit (cross-database reference refused"),
             std::string::npos)
       << c.lines[4];
+}
+
+// The same routes over HTTP (xact::http on loopback): answers, 400 for a bad request and 404
+// for an unknown route (nothing changed), the route metrics on /metrics.
+TEST_F(DemoAppTest, TheRoutesAreServedOverHttp) {
+  demo::App app(options());
+  demo::Server server(app, 2);
+  demo::Client http(server.port());
+  auto ok = [&](demo::Request r) {
+    const auto res = http.send(r);
+    EXPECT_EQ(res.status, 200U) << r.route << ": " << res.body;
+    return res.body;
+  };
+  EXPECT_EQ(ok({"/transfer", {{"from", "0"}, {"to", "1"}, {"amount", "30"}}}), "30");
+  EXPECT_EQ(ok({"/profile", {{"profile", "1"}, {"bio", "over http"}}}), "1");
+  EXPECT_EQ(ok({"/session", {{"session", "0"}}}), "1");
+  EXPECT_EQ(http.send({"/transfer", {{"from", "0"}, {"to", "1"}, {"amount", "0"}}}).status, 400U);
+  EXPECT_EQ(http.send({"/profile", {{"profile", "9"}, {"bio", "x"}}}).status, 400U);
+  EXPECT_EQ(http.send({"/nope", {}}).status, 404U);
+  const auto metrics = http.send({"/metrics", {}}, true);
+  EXPECT_EQ(metrics.status, 200U);
+  EXPECT_NE(metrics.body.find("/transfer"), std::string::npos) << metrics.body;
+  const auto totals = server.totals();
+  EXPECT_EQ(totals.requests, 5U);  // the three answered and the two refused (400)
+  server.stop();
+  const auto c = app.check();
+  EXPECT_TRUE(c.pass) << ::testing::PrintToString(c.lines);
+  EXPECT_NE(c.lines[0].find("hold 300 of 300"), std::string::npos) << c.lines[0];
+  EXPECT_NE(c.lines[1].find("1 edits"), std::string::npos) << c.lines[1];
+  EXPECT_NE(c.lines[2].find("1 updates"), std::string::npos) << c.lines[2];
 }
 
 TEST_F(DemoAppTest, BadRequestsAreUsageErrorsAndChangeNothing) {

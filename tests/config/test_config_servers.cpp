@@ -12,7 +12,9 @@
 #include <xact/config/config.hpp>
 #include <xact/postgres/postgres_resource.hpp>
 #include <xact/mysql/mysql_resource.hpp>
+#include <xact/objectstore/registry.hpp>
 #include <xact/retry.hpp>
+#include <xact/sheets/sheet_owner.hpp>
 #include <xact/testing/crash_harness.hpp>
 
 namespace xact::config {
@@ -122,6 +124,76 @@ TEST_F(ConfigServers, AWrongPasswordIsRefusedAndNeverShown) {
     EXPECT_FALSE(has(e.what(), wrong)) << e.what();
   }
   EXPECT_TRUE(refused);
+}
+
+class Card : public sheets::SheetOwner {
+ public:
+  void save(objectstore::StateWriter& out) const override { save_sheets(out); }
+  void load(objectstore::StateReader& in, std::uint32_t) override { load_sheets(in); }
+};
+XACT_PERSISTENT_TYPE(Card, "test.config_servers.Card");
+
+// [[sheet_store]] on the PostgreSQL and the MariaDB resource: an object with a sheet on each
+// commits across the file storage and both servers (two-phase), and a second load reads them.
+TEST_F(ConfigServers, SheetStoresOnPostgresAndMariaDb) {
+  const std::string file = write_config(std::getenv("XACT_MYSQL_PASSWORD"));
+  std::ofstream(file, std::ios::app) << "\n[[sheet_store]]\nsql = \"orders\"\n"
+                                     << "\n[[sheet_store]]\nsql = \"stock\"\n";
+  const std::string pg_sheet = table_ + "_pg", my_sheet = table_ + "_my";
+  const auto define = [&](Application& app) {
+    sheets::Property title;
+    title.name = "title";
+    app.sheet_store("orders").define({pg_sheet, {title}});
+    app.sheet_store("stock").define({my_sheet, {title}});
+  };
+  objectstore::Oid oid = 0;
+  {
+    Application app = load(file);
+    ASSERT_EQ(app.sheet_stores.size(), 2u);
+    EXPECT_EQ(app.sheet_store("orders").dialect(), "postgresql");
+    EXPECT_EQ(app.sheet_store("stock").dialect(), "mysql");
+    EXPECT_EQ(app.sheet_store("stock").resource().get(), &app.sql_resource("stock"));
+    define(app);
+    objectstore::ConnectionOptions o;
+    o.manager = app.manager.get();
+    auto conn = app.database("main").open(o);
+    run(*app.manager, [&](Transaction& txn) {
+      auto card = std::make_shared<Card>();
+      card->add_sheet(pg_sheet, txn, &*conn).set("title", "on postgres");
+      card->add_sheet(my_sheet, txn, &*conn).set("title", "on mariadb");
+      conn->root()->set("card", card);
+      oid = card->oid();
+    });
+  }
+  Application app = load(file);
+  define(app);
+  objectstore::ConnectionOptions o;
+  o.manager = app.manager.get();
+  auto conn = app.database("main").open(o);
+  run(*app.manager, [&](Transaction& txn) {
+    auto card = conn->get<Card>(oid);
+    EXPECT_EQ(card->sheet(pg_sheet, txn).get<std::string>("title"), "on postgres");
+    EXPECT_EQ(card->sheet(my_sheet, txn).get<std::string>("title"), "on mariadb");
+  });
+  for (const auto& [sql, sheet] : {std::pair{"orders", pg_sheet}, std::pair{"stock", my_sheet}}) {
+    auto c = app.sql_resource(sql).pool()->acquire();
+    c->execute("DROP TABLE " + sheet);
+    c->execute("DELETE FROM xact_sheet_catalog WHERE sheet = $1", {sheet});
+  }
+}
+
+TEST_F(ConfigServers, ASheetStoreWhoseServerRefusesNamesItsLineAndNoPassword) {
+  const std::string wrong = "n0t-th3-Passw0rd-" + std::to_string(::getpid());
+  const std::string file = write_config(wrong);
+  std::ofstream(file, std::ios::app) << "\n[[sheet_store]]\nsql = \"stock\"\n";
+  try {
+    load(file);
+    FAIL() << "loaded with a sheet store on a server that refuses the password";
+  } catch (const std::exception& e) {
+    EXPECT_TRUE(has(e.what(), "[[sheet_store]] on 'stock': cannot reach its database")) << e.what();
+    EXPECT_TRUE(has(e.what(), file + ":")) << e.what();
+    EXPECT_FALSE(has(e.what(), wrong)) << e.what();
+  }
 }
 
 }  // namespace

@@ -87,6 +87,7 @@ const std::vector<Row> kTable = {
     {1205, "HY000", Phase::statement, Kind::lock_timeout},
     {3572, "HY000", Phase::statement, Kind::lock_timeout},
     {1020, "HY000", Phase::statement, Kind::serialization},
+    {1412, "HY000", Phase::statement, Kind::serialization},
     {9999, "40001", Phase::statement, Kind::serialization},
     {1402, "XA100", Phase::prepare, Kind::transient},
     {1613, "XA106", Phase::commit_one_phase, Kind::transient},

@@ -237,6 +237,44 @@ TEST_F(DatabasesPackTest, WithoutTheRegistryTheReferenceCommittedDuringThePackDa
   EXPECT_THROW(cat->root()->get<Person>("eve"), DanglingReferenceError);
 }
 
+// Rule: after the pack, a transaction that held an object the pack dropped cannot commit a
+// reference to it: DanglingReferenceError before anything is written (the file storage's own
+// pack, above, lets the reference be committed dangling).
+TEST_F(DatabasesPackTest, AReferenceToAnObjectThePackDroppedIsRefusedAtCommit) {
+  {
+    ExplicitTransactionManager tm(logged());
+    auto c = open(tm);
+    tm.begin();
+    c->root()->set("fay", std::make_shared<Person>("fay"));
+    tm.commit();
+  }
+  ExplicitTransactionManager reader(logged());
+  auto r = open(reader);
+  reader.begin();
+  auto fay = r->root()->get<Person>("fay");
+  const Oid oid = fay->oid();
+  {
+    ExplicitTransactionManager tm(logged());
+    auto c = open(tm);
+    tm.begin();
+    c->root()->erase("fay");
+    tm.commit();
+  }
+  const PackReport report = dbs_->pack("main");
+  EXPECT_EQ(report.objects_dropped, 1u) << report.describe();
+  ASSERT_FALSE(main_->load(oid));
+  const Tid catalog_before = catalog_->last_transaction();
+  r->get_connection("catalog").root()->set("fay", fay);
+  try {
+    reader.commit();
+    FAIL() << "the dangling reference was committed";
+  } catch (const DanglingReferenceError& e) {
+    EXPECT_EQ(e.database(), "main");
+    EXPECT_EQ(e.oid(), oid);
+  }
+  EXPECT_EQ(catalog_->last_transaction(), catalog_before);
+}
+
 // Rule: a database on another storage than a file storage, or an unknown name, is refused
 // with a UsageError.
 TEST_F(DatabasesPackTest, OnlyAFileStorageIsPacked) {

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <random>
 #include <thread>
@@ -661,6 +662,112 @@ TEST_P(SheetsTest, OrphansAreTheRowsWhoseOwnerObjectIsGone) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, SheetsTest, ::testing::Values("sqlite", "postgresql", "mysql"),
+                         [](const auto& info) { return info.param; });
+
+// --- MySQL/MariaDB: "Table definition has changed" (1412) -----------------------------------------
+
+// A REPEATABLE READ branch whose snapshot began before another connection rebuilt a table cannot
+// read that table: error 1412. (MariaDB's instant ADD/DROP COLUMN keep the snapshot usable; a
+// rebuild, ALTER TABLE ... FORCE or OPTIMIZE TABLE, does not.) xact treats it as retryable: the
+// transaction runs again, sees the new definition and commits; what the failed attempt wrote is
+// rolled back with it, so nothing is lost or doubled.
+class SheetsMySqlTest : public SheetsTest {
+ protected:
+  // One transaction, run by xact::run: the snapshot begins (a read of `log`), the first attempt
+  // has the sheet table rebuilt by another connection, then `touch` reads the sheet table.
+  // Returns the attempts; `errors` gets what each failed attempt threw.
+  int run_across_a_rebuild(const mytest::TempTable& log, sql::SqlResource& relaxed,
+                           const std::function<void(Transaction&)>& touch,
+                           std::vector<std::string>& errors) {
+    int attempts = 0;
+    run(current_manager(), [&](Transaction& txn) {
+      ++attempts;
+      // The snapshot (REPEATABLE READ) begins at the branch's first consistent read.
+      EXPECT_EQ(relaxed.execute(txn, "SELECT COUNT(*) FROM " + log.name()).one().get<std::int64_t>(0),
+                0);
+      relaxed.execute(txn, "INSERT INTO " + log.name() + " (k, v) VALUES ('order-1', $1)",
+                      {"attempt " + std::to_string(attempts)});
+      if (attempts == 1) {
+        // An operator rebuilds the sheet table meanwhile (the branch has not touched it yet, so
+        // it holds no metadata lock that would make the ALTER wait).
+        plain()->execute("ALTER TABLE " + sheet_ + " FORCE");
+      }
+      try {
+        touch(txn);
+      } catch (const TransientError& e) {
+        errors.emplace_back(e.what());
+        throw;
+      }
+    });
+    return attempts;
+  }
+};
+
+TEST_P(SheetsMySqlTest, TableDefinitionChangedInASheetReadIsRetriedAndLosesNothing) {
+  const std::int64_t key = committed_sheet(1);
+  const std::int64_t version = version_in_db(key);
+  mytest::TempTable log;
+  auto relaxed = make_resource(/*relaxed=*/true);
+  auto store = SheetStore::create(relaxed);
+  store->define(dublin_core(sheet_));
+  std::vector<std::string> errors;
+  const int attempts = run_across_a_rebuild(
+      log, *relaxed,
+      [&](Transaction& txn) {
+        auto& s = store->manager(txn).get(sheet_, key);  // 1412 on the first attempt
+        s.set("pages", s.get<std::int64_t>("pages") + 7);
+      },
+      errors);
+  EXPECT_EQ(attempts, 2);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("1412"), std::string::npos) << errors[0];
+  EXPECT_NE(errors[0].find("retry"), std::string::npos) << errors[0];
+  // The second attempt's update and row, once each; the first attempt's rolled back.
+  EXPECT_EQ(plain()->execute("SELECT pages FROM " + sheet_ + " WHERE sheet_id = $1", {key})
+                .one()
+                .get<std::int64_t>(0),
+            7);
+  EXPECT_EQ(version_in_db(key), version + 1) << "one write-back";
+  mytest::Plain my;
+  EXPECT_EQ(my.run("SELECT COUNT(*) FROM " + log.name()).one().get<std::int64_t>(0), 1);
+  EXPECT_EQ(my.value(log.name(), "order-1"), "attempt 2");
+  EXPECT_TRUE(my.branches_of(log_->node_id()).empty()) << "no XA branch left behind";
+}
+
+TEST_P(SheetsMySqlTest, TableDefinitionChangedInTheApplicationsOwnSqlIsASerializationFailure) {
+  const std::int64_t key = committed_sheet(1);
+  mytest::TempTable log;
+  auto relaxed = make_resource(/*relaxed=*/true);
+  std::vector<std::string> errors;
+  std::string title;
+  const int attempts = run_across_a_rebuild(
+      log, *relaxed,
+      [&](Transaction& txn) {
+        try {
+          title = relaxed
+                      ->execute(txn, "SELECT title FROM " + sheet_ + " WHERE sheet_id = $1",
+                                {key})
+                      .one()
+                      .get<std::string>(0);
+        } catch (const SerializationFailure&) {
+          errors.emplace_back("SerializationFailure");
+          throw;
+        }
+        relaxed->execute(txn, "UPDATE " + sheet_ + " SET title = 'seen' WHERE sheet_id = $1",
+                         {key});
+      },
+      errors);
+  EXPECT_EQ(attempts, 2);
+  ASSERT_EQ(errors.size(), 2u) << "mapped to SerializationFailure, a TransientError";
+  EXPECT_EQ(errors[0], "SerializationFailure");
+  EXPECT_NE(errors[1].find("1412"), std::string::npos) << errors[1];
+  EXPECT_EQ(title, "t0");
+  EXPECT_EQ(title_in_db(key), "seen");
+  mytest::Plain my;
+  EXPECT_EQ(my.value(log.name(), "order-1"), "attempt 2");
+}
+
+INSTANTIATE_TEST_SUITE_P(MySql, SheetsMySqlTest, ::testing::Values("mysql"),
                          [](const auto& info) { return info.param; });
 
 // --- crashes -------------------------------------------------------------------------------------

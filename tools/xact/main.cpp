@@ -27,6 +27,7 @@ const Command kCommands[] = {
     {&kHeuristicsListInfo, &run_heuristics_list},
     {&kHeuristicsForgetInfo, &run_heuristics_forget},
     {&kRecoverInfo, &run_recover},
+    {&kSheetsOrphansInfo, &run_sheets_orphans},
     {&kStorageVerifyInfo, &run_storage_verify},
     {&kStorageDumpInfo, &run_storage_dump},
     {&kStoragePackInfo, &run_storage_pack},
@@ -60,7 +61,8 @@ void print_usage(std::ostream& out, std::string_view group = {}) {
       << " --help' for a command's arguments and options.\n";
   if (group.empty()) {
     out << "\nExit status: 0 success; 1 the command failed (the message says why); 2 wrong\n"
-           "command line; 3 `recover` ran but work is still owed.\n";
+           "command line; 3 `recover` ran but work is still owed, `sheets orphans` found\n"
+           "orphan rows.\n";
   }
 }
 
@@ -93,7 +95,7 @@ int dispatch(const std::vector<std::string>& args) {
   if (group.empty()) {
     return usage_error("",
                        "unknown command '" + printable(word) +
-                           "'; the commands are log, heuristics, recover and storage",
+                           "'; the commands are log, heuristics, recover, storage, sheets and databases",
                        "");
   }
   if (args.size() < 2) {

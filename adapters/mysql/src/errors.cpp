@@ -85,6 +85,13 @@ std::exception_ptr map_error(const std::exception_ptr& error, sql::Phase phase,
             "roll back to a savepoint taken before the statement. A branch left prepared by a "
             "crash holds its locks until recovery decides it");
       }
+      if (n == code::kTableDefChanged) {
+        // The branch's snapshot predates a rebuild of the table (ALTER TABLE that copies or
+        // rebuilds it, OPTIMIZE TABLE) by another connection: the table cannot be read as of
+        // the snapshot. A new transaction sees the new definition.
+        return make<SerializationFailure>(ctx + ": table definition changed: " + what +
+                                          "; retry the transaction");
+      }
       if (n == code::kCheckRead || state == "40001") {
         return make<SerializationFailure>(ctx + ": serialization failure: " + what +
                                           "; retry the transaction");

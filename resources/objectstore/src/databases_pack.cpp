@@ -6,7 +6,10 @@
 // the references of the transactions still in flight then, so a reference either is in a
 // marked snapshot or reaches the watch. The pack asks the watch for its last word with
 // commits of the packed database paused (PackOptions::late_roots) and closes it: an
-// announcement after that waits for the pack to end, then checks that its target exists.
+// announcement after that waits for the pack to end. The objects the pack dropped are kept
+// (their oids) until the next pack of that database: an announcement of a reference to one of
+// them, from a transaction that held the object from before the pack, fails with
+// DanglingReferenceError before anything is written.
 #include <xact/objectstore/databases.hpp>
 
 #include <condition_variable>
@@ -28,6 +31,9 @@ struct Databases::PackWatches {
     bool closed = false;  // the pack took its last word: announcements wait
   };
   std::unordered_map<std::string, Watch> packing;  // by database name
+  // The objects the last pack of each database dropped (oids are never handed out again): a
+  // reference to one of them, announced after that pack decided, is refused.
+  std::unordered_map<std::string, std::unordered_set<Oid>> dropped;
 };
 
 Databases::Databases() : watches_(std::make_shared<PackWatches>()) {}
@@ -35,43 +41,31 @@ Databases::Databases() : watches_(std::make_shared<PackWatches>()) {}
 void Databases::note_xrefs(const void* who,
                            const std::vector<std::pair<std::string, Oid>>& targets) {
   PackWatches& w = *watches_;
-  bool waited = false;
-  {
-    std::unique_lock l(w.mu);
-    auto must_wait = [&] {
-      for (const auto& [db, oid] : targets) {
-        auto it = w.packing.find(db);
-        if (it != w.packing.end() && it->second.closed) return true;
-      }
-      return false;
-    };
-    while (must_wait()) {
-      waited = true;
-      w.cv.wait(l);
+  std::unique_lock l(w.mu);
+  auto must_wait = [&] {
+    for (const auto& [db, oid] : targets) {
+      auto it = w.packing.find(db);
+      if (it != w.packing.end() && it->second.closed) return true;
     }
-    auto& mine = w.in_flight[who];
-    for (const auto& t : targets) {
-      mine.push_back(t);
-      if (auto it = w.packing.find(t.first); it != w.packing.end()) {
-        it->second.oids.insert(t.second);
-      }
+    return false;
+  };
+  // A pack of a target's database is taking its decision: wait for it.
+  w.cv.wait(l, [&] { return !must_wait(); });
+  // A reference to an object a pack dropped (the transaction held it from before the pack).
+  for (const auto& [db, oid] : targets) {
+    auto it = w.dropped.find(db);
+    if (it != w.dropped.end() && it->second.contains(oid)) {
+      throw DanglingReferenceError(
+          db, oid,
+          "a pack of that database removed it (nothing referred to it when the pack decided); "
+          "this transaction held it from before. Nothing of the transaction is written");
     }
   }
-  if (!waited) return;
-  // A pack of a target's database decided without these references: are the targets still
-  // there?
-  for (const auto& [db, oid] : targets) {
-    std::shared_ptr<DB> d;
-    try {
-      d = get(db);
-    } catch (const UsageError&) {
-      continue;  // not a database of this registry: the load reports it
-    }
-    if (!d->storage().load(oid)) {
-      throw DanglingReferenceError(db, oid,
-                                   "a pack of that database removed it while this transaction "
-                                   "ran (the pack had taken its decision before the reference "
-                                   "was committed). Nothing of the transaction is written");
+  auto& mine = w.in_flight[who];
+  for (const auto& t : targets) {
+    mine.push_back(t);
+    if (auto it = w.packing.find(t.first); it != w.packing.end()) {
+      it->second.oids.insert(t.second);
     }
   }
 }
@@ -166,7 +160,14 @@ PackReport Databases::pack(const std::string& name, Tid pack_tid, DatabasesPackO
     w.packing[name].closed = false;
     w.cv.notify_all();
   };
-  return storage->pack(pack_tid, po);
+  std::unordered_set<Oid> dropped;
+  po.dropped = [&](const std::unordered_set<Oid>& oids) { dropped = oids; };
+  PackReport report = storage->pack(pack_tid, po);
+  {
+    std::lock_guard l(w.mu);  // before the watch ends (done's destructor)
+    w.dropped[name] = std::move(dropped);
+  }
+  return report;
 }
 
 }  // namespace xact::objectstore

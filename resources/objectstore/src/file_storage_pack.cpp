@@ -273,6 +273,7 @@ PackReport FileStorage::pack(Tid pack_tid, const PackOptions& options) {
           continue;
         }
       }
+      if (options.dropped) options.dropped(dropped_objects);
       // Prepared transactions still undecided are copied as prepared, after everything.
       std::map<std::uint64_t, std::pair<std::uint64_t, std::vector<Impl::PendingWrite>>> moved;
       for (std::uint64_t offset : walker.undecided) {

@@ -125,13 +125,15 @@ void Dispatcher::start() {
 void Dispatcher::stop() {
   if (!worker_.joinable()) return;
   stopping_.store(true);
-  outbox_->wake_waiters();
+  outbox_->notify();  // after stopping_: the worker either sees the flag or is woken
   worker_.join();
   stopping_.store(false);
 }
 
 void Dispatcher::run_worker() {
-  std::uint64_t seen = outbox_->committed_posts();
+  // `seen` is read before each check of stopping_, and stop() sets stopping_ before it
+  // notifies: the worker either sees the flag or its wait returns at once (no lost wake-up).
+  std::uint64_t seen = outbox_->notifications();
   while (!stopping_.load()) {
     try {
       // A full batch means more may be due: go again at once.
@@ -144,7 +146,7 @@ void Dispatcher::run_worker() {
                                  " ms): " + describe(std::current_exception()));
     }
     if (stopping_.load()) break;
-    seen = outbox_->wait_for_post(seen, options_.poll_interval);
+    seen = outbox_->wait_for_notification(seen, options_.poll_interval);
   }
 }
 

@@ -61,11 +61,6 @@ std::string new_key() {
 
 sql::Bytes to_bytes(std::string_view s) { return sql::Bytes(s.begin(), s.end()); }
 
-// Per transaction: how many posts it made to this outbox (the after-commit hook counts them).
-struct TxnPosts {
-  std::uint64_t count = 0;
-};
-
 }  // namespace
 
 std::shared_ptr<Outbox> Outbox::create(std::shared_ptr<sql::SqlResource> store,
@@ -109,18 +104,15 @@ std::string Outbox::post(Transaction& txn, std::string_view topic, std::string_v
   std::string key = new_key();
   store_->execute(txn, insert_, {key, std::string(topic), to_bytes(payload), micros(Clock::now())});
   // The first post of txn registers the hook that wakes this process's dispatchers once txn
-  // committed. A savepoint rollback may undo a counted post: the wake-up is then spurious.
+  // committed (a savepoint rollback may have undone the posts: the wake-up is then spurious).
   std::any& slot = txn.data(this);
   if (!slot.has_value()) {
-    slot = std::make_shared<TxnPosts>();
-    std::weak_ptr<Outbox> self = weak_from_this();
-    auto posts = std::any_cast<std::shared_ptr<TxnPosts>&>(slot);
-    txn.add_after_commit_hook([self, posts](bool committed) {
+    slot = true;
+    txn.add_after_commit_hook([self = weak_from_this()](bool committed) {
       if (!committed) return;
-      if (auto outbox = self.lock()) outbox->committed(posts->count);
+      if (auto outbox = self.lock()) outbox->notify();
     });
   }
-  ++std::any_cast<std::shared_ptr<TxnPosts>&>(slot)->count;
   return key;
 }
 
@@ -173,30 +165,22 @@ void Outbox::mark_failed(Transaction& txn, std::string_view key, Clock::time_poi
                   {micros(retry_at), std::string(error.substr(0, 1000)), std::string(key)});
 }
 
-void Outbox::committed(std::uint64_t posts) {
-  {
-    std::lock_guard lock(mutex_);
-    committed_posts_ += posts;
-  }
-  cv_.notify_all();
-}
-
-std::uint64_t Outbox::committed_posts() const {
+std::uint64_t Outbox::notifications() const {
   std::lock_guard lock(mutex_);
-  return committed_posts_;
+  return notifications_;
 }
 
-std::uint64_t Outbox::wait_for_post(std::uint64_t seen, std::chrono::milliseconds timeout) const {
+std::uint64_t Outbox::wait_for_notification(std::uint64_t seen,
+                                            std::chrono::milliseconds timeout) const {
   std::unique_lock lock(mutex_);
-  const std::uint64_t wakes = wakes_;
-  cv_.wait_for(lock, timeout, [&] { return committed_posts_ > seen || wakes_ != wakes; });
-  return committed_posts_;
+  cv_.wait_for(lock, timeout, [&] { return notifications_ > seen; });
+  return notifications_;
 }
 
-void Outbox::wake_waiters() {
+void Outbox::notify() {
   {
     std::lock_guard lock(mutex_);
-    ++wakes_;
+    ++notifications_;
   }
   cv_.notify_all();
 }

@@ -9,6 +9,7 @@
 //   1213 ER_LOCK_DEADLOCK, 1614 XA_RBDEADLOCK        any                    DeadlockError
 //   1205 ER_LOCK_WAIT_TIMEOUT, 3572 ER_LOCK_NOWAIT   any                    sql::LockTimeoutError
 //   1020 ER_CHECKREAD, other SQLSTATE 40001           any                    SerializationFailure
+//   1412 ER_TABLE_DEF_CHANGED                        any                    SerializationFailure
 //   1402 XA_RBROLLBACK, 1613 XA_RBTIMEOUT, 40000     any                    TransientError
 //   2006 gone away, 2013/2055 lost, 1053 shutdown,   commit_one_phase       InDoubtError
 //   1927 killed, 2002/2003 cannot connect, 2026 SSL, any other              sql::ConnectionLost
@@ -44,6 +45,7 @@ inline constexpr int kXaRbrollback = 1402;  // XA_RBROLLBACK: the branch was rol
 inline constexpr int kXaRbtimeout = 1613;
 inline constexpr int kXaRbdeadlock = 1614;
 inline constexpr int kCheckRead = 1020;
+inline constexpr int kTableDefChanged = 1412;  // a snapshot older than the table's definition
 inline constexpr int kLockNowait = 3572;
 inline constexpr int kServerShutdown = 1053;
 inline constexpr int kConnectionKilled = 1927;

@@ -153,8 +153,9 @@ class Databases : public std::enable_shared_from_this<Databases> {
                   DatabasesPackOptions options = {});
   /// Called by a connection before it prepares objects holding cross-database references
   /// (their targets), and released (release_xrefs) when its transaction ends. While a pack of
-  /// a target's database is taking its last decision this waits, then throws
-  /// DanglingReferenceError if the target was packed away.
+  /// a target's database is taking its last decision this waits; it throws
+  /// DanglingReferenceError for a target the last pack of its database dropped (a
+  /// transaction that held the object from before that pack).
   void note_xrefs(const void* who, const std::vector<std::pair<std::string, Oid>>& targets);
   void release_xrefs(const void* who) noexcept;
 

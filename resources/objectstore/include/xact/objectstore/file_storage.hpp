@@ -30,6 +30,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include <xact/errors.hpp>
@@ -142,6 +143,9 @@ struct PackOptions {
   std::function<std::vector<Oid>()> late_roots;
   std::function<void()> restarting;
   int max_restarts = 3;
+  /// Told the objects the pack drops (unreachable as of the pack time), with commits paused,
+  /// once no restart follows; the pack may still fail after this.
+  std::function<void(const std::unordered_set<Oid>&)> dropped;
   /// Called after the mark (what is reachable is known), before the copy, with no lock held.
   /// For tests: a pause here interleaves commits with the pack deterministically.
   std::function<void()> after_mark;

@@ -102,18 +102,18 @@ class Outbox : public std::enable_shared_from_this<Outbox> {
   void mark_failed(Transaction& txn, std::string_view key, Clock::time_point retry_at,
                    std::string_view error);
 
-  /// The posts committed in this process so far; wait_for_post() waits until it exceeds `seen`
-  /// or `timeout` passes (or wake_waiters() is called), and returns it.
-  std::uint64_t committed_posts() const;
-  std::uint64_t wait_for_post(std::uint64_t seen, std::chrono::milliseconds timeout) const;
-  void wake_waiters();
+  /// Wake-ups for dispatchers in this process: a counter bumped once by every transaction that
+  /// committed posts here, and by notify(). wait_for_notification() waits until it exceeds
+  /// `seen` or `timeout` passes, and returns it.
+  std::uint64_t notifications() const;
+  std::uint64_t wait_for_notification(std::uint64_t seen, std::chrono::milliseconds timeout) const;
+  void notify();
 
   const std::shared_ptr<sql::SqlResource>& store() const noexcept { return store_; }
   const std::string& table() const noexcept { return options_.table; }
 
  private:
   Outbox(std::shared_ptr<sql::SqlResource> store, OutboxOptions options, std::string dialect);
-  void committed(std::uint64_t posts);
 
   std::shared_ptr<sql::SqlResource> store_;
   OutboxOptions options_;
@@ -121,8 +121,7 @@ class Outbox : public std::enable_shared_from_this<Outbox> {
   std::string insert_, select_due_, count_pending_, select_done_, purge_, mark_done_, mark_failed_;
   mutable std::mutex mutex_;
   mutable std::condition_variable cv_;
-  std::uint64_t committed_posts_ = 0;
-  std::uint64_t wakes_ = 0;
+  std::uint64_t notifications_ = 0;
 };
 
 }  // namespace xact::outbox

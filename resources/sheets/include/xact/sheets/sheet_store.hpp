@@ -40,7 +40,8 @@
 // Zero rows is a ConflictError (retried by xact::run): someone else changed or removed the row
 // since it was read, so an update is never lost. New sheets are inserted at create() (the key is
 // generated in the branch at once). Nothing is written on abort or on a savepoint rollback (the
-// cache goes back with it). MySQL's "table definition has changed" (1412) is a ConflictError.
+// cache goes back with it). MySQL's "table definition has changed" (1412) is retryable (the
+// adapter's SerializationFailure).
 //
 // Thread-safety: a SheetStore is thread-safe (one per database per process). A SheetManager
 // and its Sheets belong to their transaction.
