@@ -117,7 +117,12 @@ TEST(MemoryStorage, TheSweepRemovesWhatWasNotWrittenForTheExpiry) {
   const auto between = system_clock::now();
   std::this_thread::sleep_for(milliseconds(3));
   const Oid fresh = s.new_oid();
-  s.commit_one_phase(write_of(fresh, kNoTid, "fresh"));
+  const Tid t_fresh = s.commit_one_phase(write_of(fresh, kNoTid, "fresh"));
+  const Tid t_fresh2 = s.commit_one_phase(write_of(fresh, t_fresh, "fresh, again"));
+  std::this_thread::sleep_for(milliseconds(3));
+  const auto between2 = system_clock::now();
+  std::this_thread::sleep_for(milliseconds(3));
+  s.commit_one_phase(write_of(fresh, t_fresh2, "fresh, third"));
   CommitRequest lock = write_of(held, t_held, "held, prepared");
   lock.xid.gtrid = Gtrid(NodeId::random(), 1, 7);
   lock.xid.bqual = "objects:sessions";
@@ -133,7 +138,15 @@ TEST(MemoryStorage, TheSweepRemovesWhatWasNotWrittenForTheExpiry) {
   EXPECT_EQ(s.load_serial(old_one, t_old), std::nullopt);
   EXPECT_EQ(heard, std::vector<Oid>{old_one});
   EXPECT_TRUE(s.load(fresh)) << "written after the cut-off";
+  EXPECT_EQ(s.load_serial(fresh, t_fresh), "fresh") << "after the cut-off: kept";
+  EXPECT_EQ(s.load_serial(kRootOid, s.load(kRootOid)->serial), "root");
   EXPECT_TRUE(s.load(held)) << "held by a prepared transaction";
+  // A live object keeps its newest revision before the cut-off and the later ones.
+  fake_now = between2 + minutes(30);
+  EXPECT_EQ(s.sweep(), 0u);
+  EXPECT_EQ(s.load_serial(fresh, t_fresh), std::nullopt) << "no snapshot after the cut-off reads it";
+  EXPECT_EQ(s.load_serial(fresh, t_fresh2), "fresh, again");
+  EXPECT_EQ(s.load(fresh)->data, "fresh, third");
   s.abort(id);
   EXPECT_EQ(s.expire(system_clock::now() + hours(1)), 2u);
   EXPECT_TRUE(s.load(kRootOid)) << "the root never expires";
@@ -145,7 +158,7 @@ TEST(MemoryStorage, TheSweepRemovesWhatWasNotWrittenForTheExpiry) {
     transactions_with_objects += !t.objects.empty();
     return true;
   });
-  EXPECT_EQ(transactions_with_objects, 1u) << "iteration forgets expired objects too";
+  EXPECT_EQ(transactions_with_objects, 0u) << "iteration forgets what the cut-off dropped";
 }
 
 TEST(MemoryStorage, TheBackgroundSweepRunsEveryInterval) {

@@ -59,16 +59,25 @@ std::size_t MemoryStorage::expire(std::chrono::system_clock::time_point now) {
   std::unique_lock lock(mutex_);
   check_open();
   std::vector<Oid> removed;
-  for (const auto& [oid, revs] : objects_) {
-    if (oid == kRootOid || locks_.contains(oid)) continue;
-    if (revs.back().serial < cutoff) removed.push_back(oid);
+  for (auto& [oid, revs] : objects_) {
+    if (oid != kRootOid && !locks_.contains(oid) && revs.back().serial < cutoff) {
+      removed.push_back(oid);
+      continue;
+    }
+    // A live object keeps what a snapshot at or after the cut-off reads: its newest revision
+    // before the cut-off and the later ones (a volatile database written often would otherwise
+    // keep every revision for ever).
+    auto keep = std::upper_bound(revs.begin(), revs.end(), cutoff,
+                                 [](Tid t, const Revision& r) { return t < r.serial; });
+    if (keep != revs.begin()) revs.erase(revs.begin(), std::prev(keep));
   }
-  if (removed.empty()) return 0;
   for (Oid oid : removed) objects_.erase(oid);
-  // Iteration forgets them too (nothing of an expired object is kept).
+  // Iteration forgets them too, and the transactions before the cut-off.
+  std::erase_if(history_, [&](const TransactionRecord& t) { return t.tid < cutoff; });
   for (auto& rec : history_) {
     std::erase_if(rec.objects, [&](const auto& o) { return !objects_.contains(o.first); });
   }
+  if (removed.empty()) return 0;
   // A tid of its own, so connections moving their snapshot past it drop their copies.
   last_tid_ = next_tid(last_tid_, io::Env::posix().now_micros());
   if (listener_) listener_(last_tid_, removed);

@@ -8,6 +8,8 @@
 // again), except the root and objects held by a prepared transaction. The removal is told to
 // the invalidation listener under a tid of its own, so connections turn their copies into
 // ghosts; a reference to a removed object then raises DanglingReferenceError (database, oid).
+// The sweep also drops what no snapshot at or after its cut-off reads: older revisions of live
+// objects, and the transactions before the cut-off from iteration.
 // An object that is only read expires too: keep the containers of a volatile database written
 // (adding an entry writes the map), or hold them in the root, which never expires.
 //
