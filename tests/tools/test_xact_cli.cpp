@@ -27,7 +27,7 @@ using xact::testing::KvStore;
 using xact::testing::TempDir;
 using xact::tools_test::count_lines;
 using xact::tools_test::has;
-using xact::tools_test::run_xact;
+using xact::tools_test::run_test_tool;
 using xact::tools_test::ToolRun;
 
 std::string gid(const Gtrid& gtrid, const std::string& bqual) {
@@ -71,7 +71,7 @@ class XactCli : public ::testing::Test {
     return KvStore::open_file(env_, path)->prepared_gids();
   }
 
-  ToolRun xact(const std::vector<std::string>& args) { return run_xact(scratch_, args); }
+  ToolRun xact(const std::vector<std::string>& args) { return run_test_tool(scratch_, args); }
 
   xact::io::Env& env_ = xact::io::Env::posix();
   TempDir tmp_;
@@ -534,7 +534,7 @@ class XactHelp : public ::testing::TestWithParam<std::vector<std::string>> {};
 
 TEST_P(XactHelp, PrintsUsageAndExitsZero) {
   TempDir scratch;
-  const ToolRun run = run_xact(scratch, GetParam());
+  const ToolRun run = run_test_tool(scratch, GetParam());
   EXPECT_EQ(run.code, 0) << run.err;
   EXPECT_TRUE(has(run.out, "Usage: xact "));
   EXPECT_TRUE(run.err.empty()) << run.err;
@@ -558,29 +558,29 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(XactUsage, CommandHelpShowsItsOptions) {
   TempDir scratch;
-  const ToolRun recover = run_xact(scratch, {"recover", "--help"});
+  const ToolRun recover = run_test_tool(scratch, {"recover", "--help"});
   EXPECT_TRUE(has(recover.out, "--dry-run"));
   EXPECT_TRUE(has(recover.out, "--last-resource"));
   EXPECT_TRUE(has(recover.out, "Exit status: 0"));
-  const ToolRun forget = run_xact(scratch, {"help", "heuristics", "forget"});
+  const ToolRun forget = run_test_tool(scratch, {"help", "heuristics", "forget"});
   EXPECT_TRUE(has(forget.out, "Usage: xact heuristics forget <dir> --gtrid HEX --resource NAME"));
 }
 
 TEST(XactUsage, NoCommandOrAnUnknownOneExitsTwo) {
   TempDir scratch;
-  const ToolRun none = run_xact(scratch, {});
+  const ToolRun none = run_test_tool(scratch, {});
   EXPECT_EQ(none.code, 2);
   EXPECT_TRUE(has(none.err, "missing a command"));
-  const ToolRun unknown = run_xact(scratch, {"frobnicate"});
+  const ToolRun unknown = run_test_tool(scratch, {"frobnicate"});
   EXPECT_EQ(unknown.code, 2);
   EXPECT_TRUE(has(unknown.err, "unknown command 'frobnicate'"));
-  const ToolRun unknown_sub = run_xact(scratch, {"log", "tail"});
+  const ToolRun unknown_sub = run_test_tool(scratch, {"log", "tail"});
   EXPECT_EQ(unknown_sub.code, 2);
   EXPECT_TRUE(has(unknown_sub.err, "unknown command 'tail'; the commands are dump, pending"));
-  const ToolRun group_only = run_xact(scratch, {"heuristics"});
+  const ToolRun group_only = run_test_tool(scratch, {"heuristics"});
   EXPECT_EQ(group_only.code, 2);
   EXPECT_TRUE(has(group_only.err, "heuristics forget"));
-  const ToolRun bad_option = run_xact(scratch, {"log", "dump", "/tmp", "--bogus"});
+  const ToolRun bad_option = run_test_tool(scratch, {"log", "dump", "/tmp", "--bogus"});
   EXPECT_EQ(bad_option.code, 2);
   EXPECT_TRUE(has(bad_option.err, "--bogus"));
 }

@@ -1,5 +1,7 @@
-// Runs the built `xact` tool as a child process (its path, XACT_CLI_PATH, is compiled into the
-// test) and checks what it printed: shared by the tests of the tool's commands.
+// Runs the built `xact` tool as a child process and checks what it printed: shared by the tests
+// of the tool's commands. Two builds of the tool, their paths compiled into the tests:
+// XACT_CLI_PATH, the installed `xact` (run_xact), and XACT_TEST_TOOL_PATH, the tests' build with
+// the key-value test store (run_test_tool).
 #pragma once
 
 #include <fcntl.h>
@@ -36,8 +38,9 @@ inline std::string read_file(const std::string& path) {
   return s.str();
 }
 
-// Runs the built tool with `args`, stdout and stderr captured in files of `scratch`.
-inline ToolRun run_xact(const TempDir& scratch, const std::vector<std::string>& args) {
+// Runs the tool at `tool` with `args`, stdout and stderr captured in files of `scratch`.
+inline ToolRun run_tool(const char* tool, const TempDir& scratch,
+                        const std::vector<std::string>& args) {
   const std::string out_path = scratch / "stdout";
   const std::string err_path = scratch / "stderr";
   posix_spawn_file_actions_t actions;
@@ -46,13 +49,13 @@ inline ToolRun run_xact(const TempDir& scratch, const std::vector<std::string>& 
                                    0644);
   posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                    0644);
-  std::vector<std::string> storage{XACT_CLI_PATH};
+  std::vector<std::string> storage{tool};
   storage.insert(storage.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& a : storage) argv.push_back(a.data());
   argv.push_back(nullptr);
   pid_t pid = 0;
-  const int rc = posix_spawn(&pid, XACT_CLI_PATH, &actions, nullptr, argv.data(), environ);
+  const int rc = posix_spawn(&pid, tool, &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   ToolRun run;
   if (rc != 0) {
@@ -66,6 +69,16 @@ inline ToolRun run_xact(const TempDir& scratch, const std::vector<std::string>& 
   run.out = read_file(out_path);
   run.err = read_file(err_path);
   return run;
+}
+
+// Runs the installed tool's build, `xact`.
+inline ToolRun run_xact(const TempDir& scratch, const std::vector<std::string>& args) {
+  return run_tool(XACT_CLI_PATH, scratch, args);
+}
+
+// Runs the tests' build of the tool, which also knows --resource NAME=kv:PATH.
+inline ToolRun run_test_tool(const TempDir& scratch, const std::vector<std::string>& args) {
+  return run_tool(XACT_TEST_TOOL_PATH, scratch, args);
 }
 
 inline std::size_t count_lines(const std::string& text) {

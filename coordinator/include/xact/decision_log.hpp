@@ -24,6 +24,12 @@
 // Files, byte layout, the rotation protocol and why each step is crash-safe:
 // doc/decision_log.md and doc/record_format.md.
 //
+// One concept per header: the records it keeps (<xact/commit_record.hpp>,
+// <xact/heuristic_record.hpp>, <xact/log_damage.hpp>), its options
+// (<xact/decision_log_options.hpp>), counters (<xact/decision_log_stats.hpp>) and what a read of
+// its directory found (<xact/decision_log_inspection.hpp>); this header has the log and includes
+// them all.
+//
 // Thread-safety: every member function is thread-safe. Destroy the log only when no call is
 // running.
 #pragma once
@@ -34,95 +40,26 @@
 #include <vector>
 
 #include <xact/commit_record.hpp>
+#include <xact/decision_log_inspection.hpp>
+#include <xact/decision_log_options.hpp>
+#include <xact/decision_log_stats.hpp>
+#include <xact/heuristic_record.hpp>
 #include <xact/io/env.hpp>
 #include <xact/io/record.hpp>
+#include <xact/log_damage.hpp>
 #include <xact/xid.hpp>
 
 namespace xact {
 
 class Redriver;
 
-/// A participant that decided on its own: it rolled back what the log says committed, or the
-/// reverse, or a compensation found someone else's value. Kept durably until an operator
-/// forgets it (DecisionLog::forget_heuristic, `xact heuristics forget`).
-struct HeuristicRecord {
-  Gtrid gtrid;
-  std::string resource;
-  std::string bqual;
-  std::string outcome;       ///< "heuristic rollback", "heuristic commit", "heuristic mixed", ...
-  std::string detail;        ///< what the coordinator expected and what it found
-  std::int64_t time_us = 0;  ///< when it was found; 0: log_heuristic's time
-  bool operator==(const HeuristicRecord&) const = default;
-};
-
-/// Damage that an open with tolerate_corruption got past: commit records of transactions of
-/// epochs up to `up_to_epoch` may have been lost. Kept durably (copied into every new segment)
-/// for the life of the log, so recovery never presumes abort for such a transaction silently:
-/// each rollback of a prepared branch of those epochs without a commit record is recorded as a
-/// heuristic outcome ("presumed abort after log damage"), for an operator to check.
-struct LogDamage {
-  Gtrid id;                       ///< (node, up_to_epoch, number): names the record
-  std::uint32_t up_to_epoch = 0;  ///< the newest epoch whose commit records may be lost
-  std::string description;        ///< what was damaged: file, offset, bytes, reason
-  std::int64_t time_us = 0;       ///< when the damage was tolerated
-  bool operator==(const LogDamage&) const = default;
-};
-
-struct DecisionLogOptions {
-  /// Size of one log segment. When the next write does not fit, the log rotates: it copies
-  /// the unfinished records into a new segment and deletes the old one.
-  std::uint64_t segment_bytes = 8u << 20;
-  /// Fill each new segment with zeros (and sync it) when it is created, so a commit overwrites
-  /// allocated blocks and its fdatasync has no file size or allocation to record: measured
-  /// 30-45% faster per write on ext4 here (doc/decision_log.md, bench/README.md).
-  bool preallocate = true;
-  /// The most bytes of commit records one group-commit write carries.
-  std::uint64_t max_batch_bytes = 1u << 20;
-  /// Open even when the log is damaged: a segment with damage in the middle (valid records
-  /// after a bad one), a damaged segment header (when the node-id file knows the epoch), a
-  /// preallocated segment shorter than its size, or a missing segment. The damaged bytes are
-  /// dropped, open_report() lists what was found, and a LogDamage record is written, so that
-  /// recovery records every presumed abort that might have been a lost commit as a heuristic
-  /// outcome instead of deciding it silently. Off by default: a damaged log needs an
-  /// operator's decision. (A cut-off last write is never damage: see open().)
-  bool tolerate_corruption = false;
-  /// Open without writing anything: no new epoch or segment, no node id created, nothing
-  /// removed; the lock is still taken (so nothing of this node is in flight). For dry runs:
-  /// log_commit, log_heuristic, forget_heuristic, checkpoint and new_gtrid throw UsageError,
-  /// log_done does nothing. Refuses a directory that holds no log.
-  bool read_only = false;
-};
-
 class DecisionLog {
  public:
-  /// What open() found and did.
-  struct OpenReport {
-    bool created = false;  ///< a new, empty log directory
-    std::string segment;   ///< the segment replayed ("" when none)
-    std::uint64_t commits_replayed = 0;
-    std::uint64_t dones_replayed = 0;
-    io::ScanReport scan;  ///< damage and cut-off tail of the replayed segment
-    /// Damage beyond the scan that tolerate_corruption got past: a missing segment, a damaged
-    /// segment header, a preallocated segment cut short. Each names the file and the offset.
-    std::vector<std::string> problems;
-    std::vector<std::string> removed;  ///< stale files removed (old segments, temporaries)
-    std::string describe() const;
-  };
+  /// What open() found and did (<xact/decision_log_inspection.hpp>).
+  using OpenReport = DecisionLogOpenReport;
 
-  /// Counters since open. A snapshot; cheap to take.
-  struct Stats {
-    std::uint64_t commits = 0;        ///< log_commit calls that returned
-    std::uint64_t forced_writes = 0;  ///< group-commit writes, each followed by one sync
-    std::uint64_t max_batch = 0;      ///< most commit records one forced write carried
-    std::uint64_t dones = 0;          ///< done records accepted by log_done
-    std::uint64_t syncs = 0;          ///< file syncs of every kind (commits, new segments)
-    std::uint64_t dir_syncs = 0;
-    std::uint64_t records = 0;      ///< framed records written
-    std::uint64_t bytes = 0;        ///< bytes of records written (preallocation not counted)
-    std::uint64_t checkpoints = 0;  ///< segments started (open's included)
-    std::uint64_t unfinished = 0;   ///< committed and not done, now
-    bool failed = false;            ///< stopped after an I/O failure
-  };
+  /// Counters since open (<xact/decision_log_stats.hpp>).
+  using Stats = DecisionLogStats;
 
   /// Opens (creating if needed) the log in `dir` through `env`, which must outlive the log.
   ///  - takes the directory's lock; a second owner - another process, or a second open in
@@ -192,25 +129,7 @@ class DecisionLog {
   /// What a log directory holds, read without taking the lock and without writing anything:
   /// for `xact log dump` and operators. A damaged segment is read as far as possible and the
   /// damage reported in `scan`. Throws StorageError when there is no log in `dir`.
-  struct Inspection {
-    NodeId node;
-    std::uint32_t epoch = 0;  ///< of the newest segment
-    std::string segment;      ///< the newest segment's path
-    std::vector<CommitRecord> unfinished;
-    std::vector<HeuristicRecord> heuristics;
-    std::vector<LogDamage> damage;  ///< damage tolerated by earlier opens
-    std::uint64_t commits_replayed = 0;
-    std::uint64_t dones_replayed = 0;
-    io::ScanReport scan;
-    /// Damage found now besides the scan's (see OpenReport::problems).
-    std::vector<std::string> problems;
-    /// The segment's size and the size its header says it was preallocated to (0: not
-    /// preallocated). A preallocated segment is never shorter when intact, so a cut-off last
-    /// record of a full-size one is a write a crash interrupted (never acknowledged); of a
-    /// shorter one, the file was cut and acknowledged records may be lost.
-    std::uint64_t segment_size = 0;
-    std::uint64_t preallocated = 0;
-  };
+  using Inspection = DecisionLogInspection;
   static Inspection inspect(io::Env& env, const std::string& dir);
 
   /// True while the commit record of `gtrid` is remembered: it committed and is not done.
