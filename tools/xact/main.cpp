@@ -96,7 +96,8 @@ int dispatch(const std::vector<std::string>& args) {
   if (group.empty()) {
     return usage_error("",
                        "unknown command '" + printable(word) +
-                           "'; the commands are log, heuristics, recover, storage, sheets and databases",
+                           "'; the commands are log, heuristics, recover, storage, sheets and "
+                           "databases",
                        "");
   }
   if (args.size() < 2) {
