@@ -40,6 +40,7 @@ class MemoryStorage final : public Storage {
   void close() noexcept override;
 
   std::vector<Xid> recover(const NodeId& node) override;
+  std::vector<Xid> recover_all_nodes() override;
   Outcome commit_prepared(const Xid& xid) override;
   Outcome rollback_prepared(const Xid& xid) override;
 
