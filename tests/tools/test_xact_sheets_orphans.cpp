@@ -138,6 +138,11 @@ TEST(SheetsOrphans, ListsRowsWhoseOwnerWasPackedAwayOrNeverExistedAndChangesNoth
         << "the tool created the sheet catalog";
   }
 
+  // The same file recovers (a [[sheet_store]] is no resource of its own: its rows are in the
+  // [[sql]] resource's branches).
+  r = run_xact(scratch, {"recover", "--config", file, "--dry-run"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+
   // Packed away (by the operator's `xact storage pack`): its row is an orphan.
   r = run_xact(scratch, {"storage", "pack", dir / "main.fs"});
   ASSERT_EQ(r.code, 0) << r.out << r.err;

@@ -43,7 +43,8 @@ void print_usage(std::ostream& out, std::string_view group = {}) {
       << " [<args>] [--help]\n\n";
   if (group.empty()) {
     out << "Inspects a coordinator's decision log, runs recovery, deals with heuristic\n"
-           "outcomes, and verifies, dumps, packs and backs up object storage files.\n\n";
+           "outcomes, lists property sheet rows whose owner object is gone, and verifies,\n"
+           "dumps, packs and backs up object storage files.\n\n";
   }
   out << "Commands:\n";
   for (const auto& c : kCommands) {

@@ -19,12 +19,15 @@
 //   path = "/var/lib/app/app.db"
 //   last_resource = true
 //
+//   [[sheet_store]]                    # property sheets (xact::sheets) in the "app" database
+//   sql = "app"
+//
 //   auto app = xact::config::load("/etc/app/xact.toml");
 //   xact::run(*app.manager, [&](xact::Transaction& txn) { ... app.sql_resource("app") ... });
 //
-// load() parses the file, opens the decision log, the object databases and the SQL resources,
-// registers every resource with an xact::Recovery and runs it once (an application starts by
-// finishing what a crash left). parse() only reads the file, for tools (`xact recover --config`)
+// load() parses the file, opens the decision log, the object databases, the SQL resources, the
+// session stores and the sheet stores (app.sheet_store("app")), registers every resource with
+// an xact::Recovery and runs it once (an application starts by finishing what a crash left). parse() only reads the file, for tools (`xact recover --config`)
 // that open the resources their own way.
 //
 // Errors: ConfigError, whose message names the file, the line and the key, and says what to
