@@ -225,7 +225,8 @@ std::shared_ptr<sql::SqlResource> open_sql(const SqlSpec& spec,
       sqlite::SqliteOptions lite;
       lite.path = spec.path;
       lite.name = spec.name;
-      lite.create_if_missing = options.create;
+      lite.create_if_missing = options.create && !options.read_only;
+      lite.read_only = options.read_only;  // a dry run makes no file, table or journal mode
       lite.pool = pool;
       return sqlite::SqliteResource::create(std::move(lite));
 #else

@@ -4,6 +4,8 @@
 // its control: the same pack without the registry drops the object.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -273,6 +275,52 @@ TEST_F(DatabasesPackTest, AReferenceToAnObjectThePackDroppedIsRefusedAtCommit) {
     EXPECT_EQ(e.oid(), oid);
   }
   EXPECT_EQ(catalog_->last_transaction(), catalog_before);
+}
+
+// Rule: a reference announced after the pack took its last word waits for the pack to end,
+// and is then refused if the pack dropped its target.
+TEST_F(DatabasesPackTest, AReferenceAnnouncedAfterThePackDecidedWaitsAndIsRefused) {
+  {
+    ExplicitTransactionManager tm(logged());
+    auto c = open(tm);
+    tm.begin();
+    c->root()->set("gus", std::make_shared<Person>("gus"));
+    tm.commit();
+  }
+  ExplicitTransactionManager reader(logged());
+  auto r = open(reader);
+  reader.begin();
+  auto gus = r->root()->get<Person>("gus");
+  const Oid oid = gus->oid();
+  {
+    ExplicitTransactionManager tm(logged());
+    auto c = open(tm);
+    tm.begin();
+    c->root()->erase("gus");
+    tm.commit();
+  }
+  r->get_connection("catalog").root()->set("gus", gus);
+  Gate gate;
+  std::thread packer(
+      [&] { dbs_->pack("main", kMaxTid, {.after_decision = [&] { gate.arrive_and_wait(); }}); });
+  gate.wait_arrived();
+  std::atomic<bool> finished{false};
+  std::string error;
+  std::thread committer([&] {
+    try {
+      reader.commit();
+    } catch (const DanglingReferenceError& e) {
+      error = e.what();
+    }
+    finished = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_FALSE(finished) << "the commit did not wait for the pack's end";
+  gate.open();
+  packer.join();
+  committer.join();
+  EXPECT_NE(error.find(oid_repr(oid)), std::string::npos) << error;
+  EXPECT_FALSE(main_->load(oid));
 }
 
 // Rule: a database on another storage than a file storage, or an unknown name, is refused

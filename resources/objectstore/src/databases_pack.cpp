@@ -150,10 +150,15 @@ PackReport Databases::pack(const std::string& name, Tid pack_tid, DatabasesPackO
   po.after_mark = std::move(options.after_mark);
   po.max_restarts = options.max_restarts;
   po.late_roots = [&] {
-    std::lock_guard l(w.mu);
-    auto& watch = w.packing[name];
-    watch.closed = true;
-    return std::vector<Oid>(watch.oids.begin(), watch.oids.end());
+    std::vector<Oid> late;
+    {
+      std::lock_guard l(w.mu);
+      auto& watch = w.packing[name];
+      watch.closed = true;
+      late.assign(watch.oids.begin(), watch.oids.end());
+    }
+    if (options.after_decision) options.after_decision();
+    return late;
   };
   po.restarting = [&] {
     std::lock_guard l(w.mu);

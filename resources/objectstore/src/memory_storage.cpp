@@ -251,6 +251,16 @@ std::vector<Xid> MemoryStorage::recover(const NodeId& node) {
   return out;
 }
 
+std::vector<Xid> MemoryStorage::recover_all_nodes() {
+  std::shared_lock lock(mutex_);
+  check_open();
+  std::vector<Xid> out;
+  for (const auto& [id, p] : prepared_) {
+    if (!p.request.xid.gtrid.empty()) out.push_back(p.request.xid);
+  }
+  return out;
+}
+
 RecoverableResource::Outcome MemoryStorage::commit_prepared(const Xid& xid) {
   std::unique_lock lock(mutex_);
   check_open();

@@ -93,6 +93,9 @@ struct ReferenceCheckOptions {
 struct DatabasesPackOptions {
   /// After the pack's mark, before its copy (tests pause here; PackOptions::after_mark).
   std::function<void()> after_mark;
+  /// Once the pack has taken its last word on references into the database (its commits
+  /// paused; announcements wait from here to the end of the pack). For tests.
+  std::function<void()> after_decision;
   int max_restarts = 3;
 };
 

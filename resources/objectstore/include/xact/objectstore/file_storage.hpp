@@ -244,6 +244,8 @@ class FileStorage final : public Storage {
   /// The xids of prepared transactions (found on open, or prepared by this process and not
   /// yet decided) whose gtrid belongs to `node`.
   std::vector<Xid> recover(const NodeId& node) override;
+  /// Every node's durable prepared transactions (a storage is one resource: all are its own).
+  std::vector<Xid> recover_all_nodes() override;
   /// Appends a commit (rollback) mark and syncs it. unknown_id for an xid not held prepared.
   Outcome commit_prepared(const Xid& xid) override;
   Outcome rollback_prepared(const Xid& xid) override;

@@ -73,6 +73,7 @@ class MemoryStorage final : public Storage {
   const MemoryStorageOptions& options() const noexcept { return options_; }
 
   std::vector<Xid> recover(const NodeId& node) override;
+  std::vector<Xid> recover_all_nodes() override;
   Outcome commit_prepared(const Xid& xid) override;
   Outcome rollback_prepared(const Xid& xid) override;
 
