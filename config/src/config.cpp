@@ -329,8 +329,37 @@ void each_table(const Reader& r, const toml::table& root, std::string_view key, 
   }
 }
 
+// "30m", "90s", "1h30m", "2d": a positive duration (nullopt when malformed or zero).
+std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
+  std::chrono::seconds total{0};
+  std::size_t i = 0;
+  if (text.empty()) return std::nullopt;
+  while (i < text.size()) {
+    std::uint64_t n = 0;
+    const std::size_t start = i;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+      if (n > 1'000'000'000) return std::nullopt;
+      n = n * 10 + static_cast<std::uint64_t>(text[i] - '0');
+      ++i;
+    }
+    if (i == start || i == text.size()) return std::nullopt;
+    std::uint64_t unit = 0;
+    switch (text[i]) {
+      case 's': unit = 1; break;
+      case 'm': unit = 60; break;
+      case 'h': unit = 3600; break;
+      case 'd': unit = 86400; break;
+      default: return std::nullopt;
+    }
+    ++i;
+    total += std::chrono::seconds(static_cast<std::int64_t>(n * unit));
+  }
+  if (total.count() <= 0) return std::nullopt;
+  return total;
+}
+
 DatabaseSpec read_database(const Reader& r, const toml::table& table, const std::string& path) {
-  r.check_keys(table, path, {"name", "storage", "cache_size", "pool_size"});
+  r.check_keys(table, path, {"name", "storage", "cache_size", "pool_size", "xrefs", "expiry"});
   DatabaseSpec spec;
   spec.origin = r.origin(table);
   const std::size_t line = Reader::line_of(table);
@@ -355,6 +384,38 @@ DatabaseSpec read_database(const Reader& r, const toml::table& table, const std:
   }
   if (auto n = r.positive(table, path, "cache_size")) spec.cache_size = *n;
   if (auto n = r.positive(table, path, "pool_size")) spec.pool_size = *n;
+  if (auto xrefs = r.string(table, path, "xrefs")) {
+    const std::size_t xrefs_line = Reader::line_of(*table.get("xrefs"));
+    if (*xrefs == "allow") {
+      spec.xrefs = objectstore::XrefPolicy::allow;
+    } else if (*xrefs == "check") {
+      spec.xrefs = objectstore::XrefPolicy::check;
+    } else if (*xrefs == "forbid") {
+      spec.xrefs = objectstore::XrefPolicy::forbid;
+    } else {
+      r.fail(xrefs_line, path + ".xrefs",
+             "unknown policy '" + *xrefs +
+                 "'; the policies are allow (every cross-database reference), check (those a "
+                 "policy of the application allows) and forbid (none; the default)");
+    }
+  }
+  if (auto expiry = r.string(table, path, "expiry")) {
+    const std::size_t expiry_line = Reader::line_of(*table.get("expiry"));
+    if (spec.storage != DatabaseSpec::StorageKind::memory) {
+      r.fail(expiry_line, path + ".expiry",
+             "only a memory database expires its objects (a volatile database, storage = "
+             "\"memory:\"); a file storage keeps them until a pack drops the unreachable ones: "
+             "remove the key, or use storage = \"memory:\"");
+    }
+    const auto d = parse_duration(*expiry);
+    if (!d) {
+      r.fail(expiry_line, path + ".expiry",
+             "'" + *expiry +
+                 "' is not a duration: a positive number with a unit, s, m, h or d, e.g. "
+                 "expiry = \"30m\" (units may be combined: \"1h30m\")");
+    }
+    spec.expiry = *d;
+  }
   return spec;
 }
 

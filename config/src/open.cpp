@@ -1,5 +1,6 @@
 // Opening what a configuration file declares: the decision log, the object databases and the
 // SQL resources, and the Recovery that knows them all.
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -152,7 +153,14 @@ std::shared_ptr<objectstore::DB> open_database(const DatabaseSpec& spec,
                                                const OpenOptions& options) {
   std::shared_ptr<objectstore::Storage> storage;
   if (spec.storage == DatabaseSpec::StorageKind::memory) {
-    storage = std::make_shared<objectstore::MemoryStorage>();
+    objectstore::MemoryStorageOptions memory;
+    if (spec.expiry) {
+      memory.expiry = *spec.expiry;
+      memory.sweep_interval = std::clamp<std::chrono::milliseconds>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(*spec.expiry) / 4,
+          std::chrono::milliseconds(1), std::chrono::minutes(1));
+    }
+    storage = std::make_shared<objectstore::MemoryStorage>(std::move(memory));
   } else {
     objectstore::FileStorageOptions file_options;
     file_options.env = options.env;
@@ -169,7 +177,15 @@ std::shared_ptr<objectstore::DB> open_database(const DatabaseSpec& spec,
   db_options.name = spec.name;
   db_options.cache_size = spec.cache_size;
   db_options.pool_size = spec.pool_size;
+  db_options.xrefs = spec.xrefs;
   return objectstore::DB::open(std::move(storage), db_options);
+}
+
+std::shared_ptr<objectstore::Databases> open_databases(const Config& config,
+                                                       const OpenOptions& options) {
+  auto registry = objectstore::Databases::create();
+  for (const auto& spec : config.databases) registry->add(open_database(spec, options));
+  return registry;
 }
 
 std::shared_ptr<sql::SqlResource> open_sql(const SqlSpec& spec,
@@ -209,7 +225,8 @@ std::shared_ptr<sql::SqlResource> open_sql(const SqlSpec& spec,
       sqlite::SqliteOptions lite;
       lite.path = spec.path;
       lite.name = spec.name;
-      lite.create_if_missing = options.create;
+      lite.create_if_missing = options.create && !options.read_only;
+      lite.read_only = options.read_only;  // a dry run makes no file, table or journal mode
       lite.pool = pool;
       return sqlite::SqliteResource::create(std::move(lite));
 #else
@@ -328,9 +345,11 @@ Application load(const std::string& path, LoadOptions options) {
   app.manager = std::make_shared<ThreadTransactionManager>(manager_options);
   const OpenOptions& open = options.open;
   app.recovery = std::make_unique<Recovery>(app.decision_log);
+  if (!app.config.databases.empty()) app.registry = objectstore::Databases::create();
   for (const auto& spec : app.config.databases) {
     auto db = open_database(spec, open);
     app.recovery->register_resource(db->recovery_target());
+    app.registry->add(db);
     app.databases.emplace(spec.name, std::move(db));
   }
   for (const auto& spec : app.config.sql) {

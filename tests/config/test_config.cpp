@@ -12,6 +12,8 @@
 
 #include <xact/config/config.hpp>
 #include <xact/objectstore/containers.hpp>
+#include <xact/objectstore/errors.hpp>
+#include <xact/objectstore/memory_storage.hpp>
 #include <xact/objectstore/registry.hpp>
 #include <xact/retry.hpp>
 #include <xact/sheets/sheet_owner.hpp>
@@ -330,6 +332,105 @@ TEST(Config, LoadRefusesAnotherNodesLog) {
     EXPECT_TRUE(has(e.what(), "key 'decision_log.node'")) << e.what();
     EXPECT_TRUE(has(e.what(), "another node's log")) << e.what();
   }
+}
+
+// Issue 17: each [[database]] takes xrefs = allow | check | forbid and, on a memory storage
+// only, an expiry; every error names the file, the line and the key.
+TEST(Config, DatabasesTakeTheSeatBeltAndAnExpiry) {
+  const Config c = parse_string(kLog + R"(
+[[database]]
+name = "main"
+storage = "file:/var/lib/app/main.fs"
+xrefs = "forbid"
+
+[[database]]
+name = "sessions"
+storage = "memory:"
+expiry = "1h30m"
+xrefs = "allow"
+
+[[database]]
+name = "catalog"
+storage = "file:/var/lib/app/catalog.fs"
+xrefs = "check"
+)",
+                                "app.toml");
+  ASSERT_EQ(c.databases.size(), 3u);
+  EXPECT_EQ(c.databases[0].xrefs, objectstore::XrefPolicy::forbid);
+  EXPECT_FALSE(c.databases[0].expiry);
+  EXPECT_EQ(c.databases[1].xrefs, objectstore::XrefPolicy::allow);
+  ASSERT_TRUE(c.databases[1].expiry);
+  EXPECT_EQ(*c.databases[1].expiry, std::chrono::minutes(90));
+  EXPECT_EQ(c.databases[2].xrefs, objectstore::XrefPolicy::check);
+
+  const std::string on_file = error_of(kLog + "[[database]]\nname = \"main\"\n"
+                                              "storage = \"file:/x.fs\"\nexpiry = \"30m\"\n");
+  EXPECT_TRUE(has(on_file, "app.toml:6: key 'database[0].expiry'")) << on_file;
+  EXPECT_TRUE(has(on_file, "only a memory database expires")) << on_file;
+  const std::string bad_policy = error_of(
+      kLog + "[[database]]\nname = \"main\"\nstorage = \"memory:\"\nxrefs = \"sometimes\"\n");
+  EXPECT_TRUE(has(bad_policy, "app.toml:6: key 'database[0].xrefs': unknown policy 'sometimes'"))
+      << bad_policy;
+  for (const char* bad : {"30", "m", "30x", "0s", "-5m", "1h30"}) {
+    const std::string e = error_of(kLog + "[[database]]\nname = \"s\"\nstorage = \"memory:\"\n"
+                                          "expiry = \"" + bad + "\"\n");
+    EXPECT_TRUE(has(e, "app.toml:6: key 'database[0].expiry'")) << bad << ": " << e;
+    EXPECT_TRUE(has(e, "is not a duration")) << bad << ": " << e;
+  }
+  const std::string not_string = error_of(
+      kLog + "[[database]]\nname = \"s\"\nstorage = \"memory:\"\nexpiry = 30\n");
+  EXPECT_TRUE(has(not_string, "key 'database[0].expiry': must be a string")) << not_string;
+}
+
+// Issue 17: the databases of one file form one registry, the first the default; the seat belt
+// and the expiry come from the file (the seed's volatile sessions database).
+TEST(Config, LoadGivesOneRegistryWithTheSeatBeltAndTheExpiry) {
+  TempDir dir;
+  const std::string file = dir / "app.toml";
+  write(file, "[decision_log]\ndirectory = \"" + (dir / "xact") + "\"\n"
+              "[[database]]\nname = \"main\"\nstorage = \"file:" + (dir / "main.fs") + "\"\n"
+              "[[database]]\nname = \"sessions\"\nstorage = \"memory:\"\n"
+              "expiry = \"30m\"\nxrefs = \"allow\"\n");
+  Application app = load(file);
+  ASSERT_TRUE(app.registry);
+  EXPECT_EQ(app.registry->names(), (std::vector<std::string>{"main", "sessions"}));
+  EXPECT_EQ(app.registry->default_database().get(), &app.database("main"));
+  auto* memory = dynamic_cast<objectstore::MemoryStorage*>(&app.database("sessions").storage());
+  ASSERT_NE(memory, nullptr);
+  EXPECT_EQ(memory->options().expiry, std::chrono::minutes(30));
+  EXPECT_GT(memory->options().sweep_interval.count(), 0);
+
+  objectstore::ConnectionOptions o;
+  o.manager = app.manager.get();
+  auto conn = app.registry->open(o);
+  // sessions -> main: allowed (sessions has xrefs = allow).
+  run(*app.manager, [&](Transaction&) {
+    auto user = std::make_shared<objectstore::PersistentMap>();
+    conn->add(user);
+    conn->root()->set("user", user);
+    auto session = std::make_shared<objectstore::PersistentMap>();
+    session->set("user", user);
+    conn->get_connection("sessions").root()->set("s1", session);
+  });
+  // main -> sessions: refused (main has the default, xrefs = forbid).
+  EXPECT_THROW(run(*app.manager,
+                   [&](Transaction&) {
+                     auto session = conn->get_connection("sessions")
+                                        .root()
+                                        ->get<objectstore::PersistentMap>("s1");
+                     conn->root()->set("session", session);
+                   }),
+               InvalidObjectReference);
+  // Not written for the expiry: swept; the reference from the sessions root now dangles.
+  EXPECT_EQ(memory->expire(std::chrono::system_clock::now() + std::chrono::minutes(31)), 1u);
+  run(*app.manager, [&](Transaction&) {
+    try {
+      conn->get_connection("sessions").root()->get<objectstore::PersistentMap>("s1")->size();
+      ADD_FAILURE() << "no DanglingReferenceError";
+    } catch (const objectstore::DanglingReferenceError& e) {
+      EXPECT_EQ(e.database(), "sessions");
+    }
+  });
 }
 
 // [[sheet_store]]: which [[sql]] resource hosts the property sheets (doc/config.md).

@@ -2,7 +2,9 @@
 // prepared transactions listed for recovery while the storage object lives.
 #include <xact/objectstore/memory_storage.hpp>
 
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -90,6 +92,90 @@ TEST(MemoryStorage, ARolledBackPreparedTransactionLeavesNoTraceAndReleasesItsOid
   EXPECT_EQ(s.load(oid), std::nullopt);
   EXPECT_GT(s.commit_one_phase(write_of(oid, kNoTid, "after")), before);
   EXPECT_EQ(s.load(oid)->data, "after");
+}
+
+// Expiry (issue 17): an object not written for `expiry` is removed by the sweep, all its
+// revisions; the root and an object held by a prepared transaction stay; the listener hears
+// of the removal under a tid of its own.
+TEST(MemoryStorage, TheSweepRemovesWhatWasNotWrittenForTheExpiry) {
+  using namespace std::chrono;
+  auto fake_now = system_clock::now();
+  MemoryStorageOptions options;
+  options.expiry = minutes(30);
+  options.clock = [&] { return fake_now; };
+  MemoryStorage s(options);
+  std::vector<Oid> heard;
+  s.set_invalidation_listener([&](Tid, const std::vector<Oid>& oids) {
+    heard.insert(heard.end(), oids.begin(), oids.end());
+  });
+  s.commit_one_phase(write_of(kRootOid, kNoTid, "root"));
+  const Oid old_one = s.new_oid();
+  const Tid t_old = s.commit_one_phase(write_of(old_one, kNoTid, "old"));
+  const Oid held = s.new_oid();
+  const Tid t_held = s.commit_one_phase(write_of(held, kNoTid, "held"));
+  std::this_thread::sleep_for(milliseconds(3));
+  const auto between = system_clock::now();
+  std::this_thread::sleep_for(milliseconds(3));
+  const Oid fresh = s.new_oid();
+  const Tid t_fresh = s.commit_one_phase(write_of(fresh, kNoTid, "fresh"));
+  const Tid t_fresh2 = s.commit_one_phase(write_of(fresh, t_fresh, "fresh, again"));
+  std::this_thread::sleep_for(milliseconds(3));
+  const auto between2 = system_clock::now();
+  std::this_thread::sleep_for(milliseconds(3));
+  s.commit_one_phase(write_of(fresh, t_fresh2, "fresh, third"));
+  CommitRequest lock = write_of(held, t_held, "held, prepared");
+  lock.xid.gtrid = Gtrid(NodeId::random(), 1, 7);
+  lock.xid.bqual = "objects:sessions";
+  const auto id = s.prepare(std::move(lock));
+
+  fake_now = between + minutes(29);
+  EXPECT_EQ(s.sweep(), 0u) << "nothing is 30 minutes old yet";
+  heard.clear();
+  fake_now = between + minutes(30);
+  EXPECT_EQ(s.sweep(), 1u);
+  EXPECT_EQ(s.load(old_one), std::nullopt);
+  EXPECT_EQ(s.load(old_one, t_old), std::nullopt) << "no snapshot sees it again";
+  EXPECT_EQ(s.load_serial(old_one, t_old), std::nullopt);
+  EXPECT_EQ(heard, std::vector<Oid>{old_one});
+  EXPECT_TRUE(s.load(fresh)) << "written after the cut-off";
+  EXPECT_EQ(s.load_serial(fresh, t_fresh), "fresh") << "after the cut-off: kept";
+  EXPECT_EQ(s.load_serial(kRootOid, s.load(kRootOid)->serial), "root");
+  EXPECT_TRUE(s.load(held)) << "held by a prepared transaction";
+  // A live object keeps its newest revision before the cut-off and the later ones.
+  fake_now = between2 + minutes(30);
+  EXPECT_EQ(s.sweep(), 0u);
+  EXPECT_EQ(s.load_serial(fresh, t_fresh), std::nullopt) << "no snapshot after the cut-off reads it";
+  EXPECT_EQ(s.load_serial(fresh, t_fresh2), "fresh, again");
+  EXPECT_EQ(s.load(fresh)->data, "fresh, third");
+  s.abort(id);
+  EXPECT_EQ(s.expire(system_clock::now() + hours(1)), 2u);
+  EXPECT_TRUE(s.load(kRootOid)) << "the root never expires";
+  std::size_t left = 0;
+  s.for_each_object([&](Oid, Tid, std::string_view) { return ++left, true; });
+  EXPECT_EQ(left, 1u);
+  std::size_t transactions_with_objects = 0;
+  s.iterate(kNoTid, kMaxTid, [&](const TransactionRecord& t) {
+    transactions_with_objects += !t.objects.empty();
+    return true;
+  });
+  EXPECT_EQ(transactions_with_objects, 0u) << "iteration forgets what the cut-off dropped";
+}
+
+TEST(MemoryStorage, TheBackgroundSweepRunsEveryInterval) {
+  using namespace std::chrono;
+  MemoryStorageOptions options;
+  options.expiry = milliseconds(20);
+  options.sweep_interval = milliseconds(5);
+  MemoryStorage s(options);
+  const Oid oid = s.new_oid();
+  s.commit_one_phase(write_of(oid, kNoTid, "short-lived"));
+  const auto deadline = steady_clock::now() + seconds(10);
+  while (s.load(oid) && steady_clock::now() < deadline) std::this_thread::sleep_for(milliseconds(2));
+  EXPECT_EQ(s.load(oid), std::nullopt);
+  s.close();  // stops the sweeper
+  MemoryStorageOptions bad;
+  bad.sweep_interval = milliseconds(5);
+  EXPECT_THROW(MemoryStorage{bad}, UsageError) << "an interval without an expiry";
 }
 
 }  // namespace

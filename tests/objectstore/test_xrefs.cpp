@@ -54,7 +54,11 @@ class XrefTest : public ::testing::Test {
     DBOptions sessions;
     sessions.name = "sessions";
     sessions.xrefs = sessions_xrefs;
-    if (!sessions_storage_) sessions_storage_ = std::make_shared<MemoryStorage>();
+    // The seed's volatile session database: a memory storage whose objects expire.
+    if (!sessions_storage_) {
+      sessions_storage_ =
+          std::make_shared<MemoryStorage>(MemoryStorageOptions{.expiry = std::chrono::minutes(30)});
+    }
     dbs_->add(DB::open(sessions_storage_, sessions));
     DBOptions catalog;
     catalog.name = "catalog";
@@ -319,6 +323,81 @@ TEST_F(XrefTest, AFileWrittenInFormatOneStillOpens) {
   ExplicitTransactionManager tm;
   auto c = db->open(ConnectionOptions{.manager = &tm});
   EXPECT_EQ(c->get<Person>(oid)->name(), "old");
+}
+
+// Rule: objects of the session database not written for its expiry are swept; a reference to
+// a swept object raises DanglingReferenceError naming the database and the oid, within the
+// session database and from a connection that had it cached; main is untouched.
+TEST_F(XrefTest, ASweptSessionObjectIsADanglingReference) {
+  const Oid ann = person_in_main("ann");
+  Oid cart_oid = 0;
+  ExplicitTransactionManager tm(logged());
+  auto c = open(tm);
+  tm.begin();
+  Connection& s = c->get_connection("sessions");
+  auto cart = std::make_shared<Cart>();
+  cart->set_owner(c->get<Person>(ann));
+  s.root()->set("cart", cart);
+  tm.commit();
+  cart_oid = cart->oid();
+  tm.begin();
+  EXPECT_EQ(s.root()->get<Cart>("cart")->owner()->name(), "ann");  // cached, with its state
+  tm.commit();
+
+  EXPECT_EQ(sessions_storage_->expire(std::chrono::system_clock::now() + std::chrono::minutes(29)),
+            0u);
+  // The root was written with the cart: only the cart has not been written since.
+  tm.begin();
+  s.root()->set("touched", 1);
+  tm.commit();
+  EXPECT_EQ(sessions_storage_->expire(std::chrono::system_clock::now() + std::chrono::minutes(31)),
+            1u);
+  tm.begin();
+  try {
+    s.root()->get<Cart>("cart")->owner();
+    FAIL() << "no DanglingReferenceError";
+  } catch (const DanglingReferenceError& e) {
+    EXPECT_EQ(e.database(), "sessions");
+    EXPECT_EQ(e.oid(), cart_oid);
+    EXPECT_NE(std::string(e.what()).find("expired"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(c->get<Person>(ann)->name(), "ann") << "main is untouched";
+  tm.abort();
+  // A fresh set sees the same.
+  ExplicitTransactionManager tm2;
+  auto sess = dbs_->get("sessions")->open(ConnectionOptions{.manager = &tm2});
+  tm2.begin();
+  EXPECT_THROW(sess->root()->get<Cart>("cart")->owner(), DanglingReferenceError);
+  EXPECT_EQ(sess->root()->at("touched").as_int(), 1);
+}
+
+// Rule: with main on xrefs = check, a registry predicate allows main -> catalog but still
+// refuses main -> sessions (the seed: arbitrary references into the volatile database refused).
+TEST_F(XrefTest, ARegistryPolicyAllowsTheCatalogButNotTheSessions) {
+  dbs_.reset();
+  open_all(XrefPolicy::check, XrefPolicy::allow);
+  dbs_->set_xref_policy([](const XrefCheck& x) { return x.target_database != "sessions"; });
+  auto attempt = [&](const std::string& target) {
+    ExplicitTransactionManager tm(logged());
+    auto c = open(tm);
+    tm.begin();
+    auto p = std::make_shared<Person>("in " + target);
+    Connection& t = c->get_connection(target);
+    t.add(p);
+    t.root()->set("p", p);
+    auto acct = std::make_shared<Account>();
+    acct->set_owner(p);
+    c->root()->set("acct-" + target, acct);
+    try {
+      tm.commit();
+      return std::string("committed");
+    } catch (const InvalidObjectReference& e) {
+      tm.abort();
+      return std::string(e.what());
+    }
+  };
+  EXPECT_EQ(attempt("catalog"), "committed");
+  EXPECT_NE(attempt("sessions").find("refused it"), std::string::npos);
 }
 
 }  // namespace

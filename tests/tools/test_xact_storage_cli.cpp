@@ -11,6 +11,7 @@
 
 #include <xact/manager.hpp>
 #include <xact/objectstore/containers.hpp>
+#include <xact/objectstore/databases.hpp>
 #include <xact/objectstore/db.hpp>
 #include <xact/objectstore/file_storage.hpp>
 #include <xact/testing/crash_harness.hpp>
@@ -415,6 +416,118 @@ TEST(XactStorageUsage, EveryStorageCommandHasHelpAndIsListed) {
   }
   const ToolRun all = run_xact(scratch, {"--help"});
   EXPECT_TRUE(has(all.out, "storage pack <file>"));
+}
+
+// `xact databases check|backup --config FILE` (issue 17): two file databases of one
+// configuration file, written by this process through a registry, then closed.
+class XactDatabasesCli : public ::testing::Test {
+ protected:
+  // main -> catalog written while main allowed it; the file may then say otherwise.
+  void write_databases(bool with_dangling) {
+    auto dbs = Databases::create();
+    DBOptions main;
+    main.name = "main";
+    main.xrefs = XrefPolicy::allow;
+    dbs->add(DB::open(std::shared_ptr<Storage>(FileStorage::open(dir_ / "main.xfs")), main));
+    DBOptions catalog;
+    catalog.name = "catalog";
+    catalog.xrefs = XrefPolicy::allow;
+    dbs->add(DB::open(std::shared_ptr<Storage>(FileStorage::open(dir_ / "catalog.xfs")), catalog));
+    ManagerOptions unlogged;
+    unlogged.allow_unlogged_decisions = true;
+    ExplicitTransactionManager tm(unlogged);
+    auto c = dbs->open(ConnectionOptions{.manager = &tm});
+    tm.begin();
+    auto index = std::make_shared<PersistentMap>();
+    index->set("n", 42);
+    c->get_connection("catalog").add(index);
+    c->get_connection("catalog").root()->set("index", index);
+    c->root()->set("index", index);  // main -> catalog
+    c->root()->set("n", 42);
+    tm.commit();
+    if (with_dangling) {
+      std::string data;
+      encode_header(data, PersistentMap::kTypeName, 1);
+      StateWriter w(data);
+      w.begin_map(1);
+      w.write("gone");
+      w.write_typed_xref(CrossReference{"main", 0x7777, "xact.PersistentMap"});
+      Storage& s = dbs->get("catalog")->storage();
+      CommitRequest req;
+      req.writes.push_back(ObjectWrite{s.new_oid(), kNoTid, data});
+      s.commit_one_phase(std::move(req));
+    }
+  }
+  std::string config(const std::string& main_xrefs) {
+    const std::string path = dir_ / "app.toml";
+    std::ofstream(path) << "[decision_log]\ndirectory = \"" << (dir_ / "log") << "\"\n"
+                        << "[[database]]\nname = \"main\"\nstorage = \"file:" << (dir_ / "main.xfs")
+                        << "\"\nxrefs = \"" << main_xrefs << "\"\n"
+                        << "[[database]]\nname = \"catalog\"\nstorage = \"file:"
+                        << (dir_ / "catalog.xfs") << "\"\nxrefs = \"allow\"\n"
+                        << "[[database]]\nname = \"sessions\"\nstorage = \"memory:\"\n"
+                        << "expiry = \"30m\"\n";
+    return path;
+  }
+  TempDir dir_;
+  TempDir scratch_;
+};
+
+TEST_F(XactDatabasesCli, CheckListsDanglingAndForbiddenReferencesAndExitsOne) {
+  write_databases(false);
+  ToolRun clean = run_xact(scratch_, {"databases", "check", "--config", config("allow")});
+  EXPECT_EQ(clean.code, 0) << clean.out << clean.err;
+  EXPECT_TRUE(has(clean.out, "no dangling or forbidden reference"));
+  EXPECT_TRUE(has(clean.out, "1 across databases"));
+
+  ToolRun forbidden = run_xact(scratch_, {"databases", "check", "--config", config("forbid")});
+  EXPECT_EQ(forbidden.code, 1) << forbidden.out << forbidden.err;
+  EXPECT_TRUE(has(forbidden.out, "forbidden: main 0x0 (xact.PersistentMap) -> catalog"));
+  EXPECT_TRUE(has(forbidden.out, "database 'main' has xrefs = forbid"));
+
+  write_databases(true);
+  ToolRun dangling = run_xact(scratch_, {"databases", "check", "--config", config("allow")});
+  EXPECT_EQ(dangling.code, 1) << dangling.out << dangling.err;
+  EXPECT_TRUE(has(dangling.out, "dangling: catalog"));
+  EXPECT_TRUE(has(dangling.out, "-> main 0x7777 (missing)"));
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "log")) << "read-only: nothing created";
+}
+
+TEST_F(XactDatabasesCli, BackupCopiesEveryFileStorageAndRefusesWhileOneIsOpen) {
+  write_databases(false);
+  const std::string file = config("allow");
+  const std::string backup = dir_ / "backup";
+  ToolRun run = run_xact(scratch_, {"databases", "backup", "--config", file, backup});
+  ASSERT_EQ(run.code, 0) << run.out << run.err;
+  EXPECT_TRUE(has(run.out, "main: " + (dir_ / "main.xfs") + " -> main.xfs"));
+  EXPECT_TRUE(has(run.out, "skipped sessions"));
+  const std::string manifest = xact::tools_test::read_file(backup + "/MANIFEST");
+  EXPECT_TRUE(has(manifest, "name = \"catalog\""));
+  // The copies open and agree.
+  auto restored = Databases::create();
+  for (const char* name : {"main", "catalog"}) {
+    DBOptions o;
+    o.name = name;
+    o.xrefs = XrefPolicy::allow;
+    restored->add(DB::open(
+        std::shared_ptr<Storage>(FileStorage::open(backup + "/" + name + ".xfs")), o));
+  }
+  ExplicitTransactionManager tm;
+  auto c = restored->open(ConnectionOptions{.manager = &tm});
+  tm.begin();
+  EXPECT_EQ(c->root()->at("n").as_int(), 42);
+  EXPECT_EQ(c->root()->get<PersistentMap>("index")->at("n").as_int(), 42);
+  tm.abort();
+
+  ToolRun again = run_xact(scratch_, {"databases", "backup", "--config", file, backup});
+  EXPECT_EQ(again.code, 1);
+  EXPECT_TRUE(has(again.err, "not an empty directory"));
+  {
+    auto held = FileStorage::open(dir_ / "catalog.xfs");  // the application has it open
+    ToolRun busy = run_xact(scratch_, {"databases", "backup", "--config", file, dir_ / "b2"});
+    EXPECT_EQ(busy.code, 1) << busy.out;
+    EXPECT_TRUE(has(busy.err, "Databases::backup"));
+  }
 }
 
 }  // namespace

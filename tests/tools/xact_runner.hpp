@@ -10,7 +10,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -79,6 +82,28 @@ inline ToolRun run_xact(const TempDir& scratch, const std::vector<std::string>& 
 // Runs the tests' build of the tool, which also knows --resource NAME=kv:PATH.
 inline ToolRun run_test_tool(const TempDir& scratch, const std::vector<std::string>& args) {
   return run_tool(XACT_TEST_TOOL_PATH, scratch, args);
+}
+
+// Every regular file under `dir` (recursively), by path relative to `dir`, with its size and a
+// 64-bit FNV-1a hash of its bytes (short enough to print when a check fails): what a command that
+// must change nothing is checked against. A missing `dir` gives an empty map.
+inline std::map<std::string, std::string> snapshot_files(const std::string& dir) {
+  std::map<std::string, std::string> files;
+  std::error_code ec;
+  if (!std::filesystem::exists(dir, ec)) return files;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    if (entry.is_regular_file()) {
+      const std::string bytes = read_file(entry.path());
+      std::uint64_t hash = 14695981039346656037ull;
+      for (const char c : bytes) {
+        hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+      }
+      std::ostringstream digest;
+      digest << bytes.size() << " bytes, fnv1a " << std::hex << hash;
+      files[std::filesystem::relative(entry.path(), dir).string()] = digest.str();
+    }
+  }
+  return files;
 }
 
 inline std::size_t count_lines(const std::string& text) {

@@ -135,5 +135,10 @@ int run_storage_verify(const std::vector<std::string>& args);
 int run_storage_dump(const std::vector<std::string>& args);
 int run_storage_pack(const std::vector<std::string>& args);
 int run_storage_backup(const std::vector<std::string>& args);
+// `xact databases check|backup --config FILE` (databases_commands.cpp).
+extern const CommandInfo kDatabasesCheckInfo;
+extern const CommandInfo kDatabasesBackupInfo;
+int run_databases_check(const std::vector<std::string>& args);
+int run_databases_backup(const std::vector<std::string>& args);
 
 }  // namespace xact::cli

@@ -32,6 +32,8 @@ const Command kCommands[] = {
     {&kStorageDumpInfo, &run_storage_dump},
     {&kStoragePackInfo, &run_storage_pack},
     {&kStorageBackupInfo, &run_storage_backup},
+    {&kDatabasesCheckInfo, &run_databases_check},
+    {&kDatabasesBackupInfo, &run_databases_backup},
 };
 
 bool is_help(std::string_view arg) { return arg == "--help" || arg == "-h"; }
@@ -94,7 +96,7 @@ int dispatch(const std::vector<std::string>& args) {
   if (group.empty()) {
     return usage_error("",
                        "unknown command '" + printable(word) +
-                           "'; the commands are log, heuristics, recover and storage",
+                           "'; the commands are log, heuristics, recover, storage, sheets and databases",
                        "");
   }
   if (args.size() < 2) {

@@ -56,10 +56,7 @@ int run_recover(const std::vector<std::string>& args) {
          "open the log even if it is damaged (damage in the middle of a segment, a missing "
          "segment, ...), dropping the damaged records: a rollback of a branch whose commit "
          "record may have been among them is recorded as a heuristic outcome");
-  option("foreign", "list the prepared branches of other coordinators (other node ids)");
-  option("roll-back-node", po::value<std::string>()->value_name("NODE_ID"),
-         "with --foreign: roll back every prepared branch of this node (32 hex digits), a "
-         "coordinator whose decision log is lost; each is recorded as a heuristic outcome");
+  add_foreign_options(option);
   option("verbose,v", "also show xact's informational messages on stderr");
   if (!line.parse(args)) return kExitOk;
   const auto& values = line.values();
@@ -75,28 +72,14 @@ int run_recover(const std::vector<std::string>& args) {
   }
   const bool dry_run = values.count("dry-run") != 0;
   const bool tolerate = values.count("tolerate-corruption") != 0;
-  const bool foreign = values.count("foreign") != 0;
-  std::optional<NodeId> lost_node;
-  if (values.count("roll-back-node") != 0) {
-    const std::string hex = values["roll-back-node"].as<std::string>();
-    if (!foreign) {
-      throw UsageFailure(
-          "--roll-back-node needs --foreign: rolling back another node's "
-          "branches is a separate, explicit decision");
-    }
-    lost_node = NodeId::from_hex(hex);
-    if (!lost_node) {
-      throw UsageFailure("--roll-back-node '" + printable(hex) +
-                         "': a node id is 32 hex digits (as `xact recover --foreign` shows it)");
-    }
-  }
+  const ForeignRequest foreign = parse_foreign_options(values);
   route_library_log(values.count("verbose") != 0);
 
   io::Env& env = io::Env::posix();
   check_damage(inspect_log(env, line.dir()), line.dir(), tolerate);
   // A dry run, and a listing, write nothing: not even a new epoch, nor (tolerating damage) a
   // rewritten segment.
-  const bool read_only = dry_run || (foreign && !lost_node);
+  const bool read_only = dry_run || foreign.listing_only();
   std::shared_ptr<DecisionLog> log =
       open_log(env, line.dir(), tolerate, "let it run recovery (xact::Recovery::run)", read_only);
 
@@ -111,7 +94,37 @@ int run_recover(const std::vector<std::string>& args) {
 
   std::cout << "decision log '" << line.dir() << "' (node " << log->node_id().to_hex() << ", epoch "
             << log->epoch() << ")\n";
-  if (foreign && !lost_node) {
+  return finish_recover(recovery, foreign, dry_run);
+}
+
+void add_foreign_options(po::options_description_easy_init& option) {
+  option("foreign", "list the prepared branches of other coordinators (other node ids)");
+  option("roll-back-node", po::value<std::string>()->value_name("NODE_ID"),
+         "with --foreign: roll back every prepared branch of this node (32 hex digits), a "
+         "coordinator whose decision log is lost; each is recorded as a heuristic outcome");
+}
+
+ForeignRequest parse_foreign_options(const po::variables_map& values) {
+  ForeignRequest request;
+  request.foreign = values.count("foreign") != 0;
+  if (values.count("roll-back-node") != 0) {
+    const std::string hex = values["roll-back-node"].as<std::string>();
+    if (!request.foreign) {
+      throw UsageFailure(
+          "--roll-back-node needs --foreign: rolling back another node's "
+          "branches is a separate, explicit decision");
+    }
+    request.lost_node = NodeId::from_hex(hex);
+    if (!request.lost_node) {
+      throw UsageFailure("--roll-back-node '" + printable(hex) +
+                         "': a node id is 32 hex digits (as `xact recover --foreign` shows it)");
+    }
+  }
+  return request;
+}
+
+int finish_recover(Recovery& recovery, const ForeignRequest& request, bool dry_run) {
+  if (request.listing_only()) {
     std::vector<OwedWork> unreadable;
     const auto branches = recovery.list_foreign(&unreadable);
     std::cout << "prepared branches of other nodes: " << branches.size() << '\n';
@@ -124,8 +137,9 @@ int run_recover(const std::vector<std::string>& args) {
     }
     return unreadable.empty() ? kExitOk : kExitWorkOwed;
   }
-  const RecoveryReport report =
-      lost_node ? recovery.roll_back_lost_node(*lost_node, dry_run) : recovery.run(dry_run);
+  const RecoveryReport report = request.lost_node
+                                    ? recovery.roll_back_lost_node(*request.lost_node, dry_run)
+                                    : recovery.run(dry_run);
   std::cout << report.describe() << '\n';
   if (report.complete()) return kExitOk;
   std::cerr << "xact recover: " << report.owed.size()

@@ -14,7 +14,7 @@
 namespace xact::cli {
 
 const CommandInfo kRecoverConfigInfo{
-    "recover", "--config FILE [--dry-run] [--tolerate-corruption]",
+    "recover", "--config FILE [--dry-run] [--tolerate-corruption] [--foreign [--roll-back-node NODE_ID]]",
     "run recovery for every resource of an application's configuration file",
     "Reads the configuration file (doc/config.md), opens its decision log and every resource it "
     "declares (object databases with their file storages, PostgreSQL, MySQL/MariaDB, SQLite, "
@@ -28,6 +28,12 @@ const CommandInfo kRecoverConfigInfo{
     "come from the file's password_env/password_file, as for the application.\n\n"
     "--dry-run lists what a run would do and changes nothing (the log and the file storages are "
     "opened read-only).\n\n"
+    "--foreign lists the prepared branches the file's resources hold for other coordinators "
+    "(other node ids: object databases' file storages, PostgreSQL, MySQL/MariaDB; SQLite, a "
+    "last resource, holds none), which recovery never touches; the listing opens everything "
+    "read-only. --foreign --roll-back-node NODE_ID rolls back the branches of a coordinator "
+    "whose decision log is lost, on your explicit request, and records each as a heuristic "
+    "outcome in this log (xact heuristics list); with --dry-run it only lists them.\n\n"
     "Example: xact recover --config /etc/app/xact.toml --dry-run\n\n"
     "Exit status: 0 recovery is complete, 3 work is owed (listed; run it again when the "
     "resources are back), 1 it could not run (a bad file, the log missing, damaged or in use), "
@@ -48,11 +54,15 @@ int run_recover_config(const std::vector<std::string>& args) {
   option("dry-run", "list what recovery would do; change nothing");
   option("tolerate-corruption",
          "open the log even if it is damaged (see xact recover --help)");
+  add_foreign_options(option);
   option("verbose,v", "also show xact's informational messages on stderr");
   if (!line.parse(args)) return kExitOk;
   const auto& values = line.values();
   const bool dry_run = values.count("dry-run") != 0;
   const bool tolerate = values.count("tolerate-corruption") != 0;
+  const ForeignRequest foreign = parse_foreign_options(values);
+  // A dry run, and a listing of other nodes' branches, write nothing.
+  const bool read_only = dry_run || foreign.listing_only();
   route_library_log(values.count("verbose") != 0);
 
   config::Config config;
@@ -65,7 +75,7 @@ int run_recover_config(const std::vector<std::string>& args) {
   io::Env& env = io::Env::posix();
   check_damage(inspect_log(env, dir), dir, tolerate);
   std::shared_ptr<DecisionLog> log =
-      open_log(env, dir, tolerate, "let it run recovery (xact::Recovery::run)", dry_run);
+      open_log(env, dir, tolerate, "let it run recovery (xact::Recovery::run)", read_only);
   if (config.decision_log.node && *config.decision_log.node != log->node_id()) {
     throw Failure(config.decision_log.origin.where() + ": key 'decision_log.node': the log in '" +
                   dir + "' belongs to node " + log->node_id().to_hex() + ", not " +
@@ -75,7 +85,7 @@ int run_recover_config(const std::vector<std::string>& args) {
   config::OpenOptions open;
   open.env = &env;
   open.create = false;
-  open.read_only = dry_run;
+  open.read_only = read_only;
   Recovery recovery(log);
   // A resource that cannot be opened stands in as unreachable: never left out (a left-out last
   // resource would make recovery presume abort for what it decided).
@@ -107,7 +117,7 @@ int run_recover_config(const std::vector<std::string>& args) {
   std::vector<std::shared_ptr<sessions::SessionResource>> session_stores;
   for (const auto& spec : config.session_stores) {
     add(spec.resource_name(), false, [&]() -> std::shared_ptr<ResourceManager> {
-      session_stores.push_back(config::open_session_store(spec, open, dry_run ? nullptr : log));
+      session_stores.push_back(config::open_session_store(spec, open, read_only ? nullptr : log));
       return session_stores.back();
     });
   }
@@ -116,13 +126,7 @@ int run_recover_config(const std::vector<std::string>& args) {
             << log->node_id().to_hex() << ", epoch " << log->epoch() << "), "
             << config.databases.size() << " database(s), " << config.sql.size()
             << " SQL resource(s), " << config.session_stores.size() << " session store(s)\n";
-  const RecoveryReport report = recovery.run(dry_run);
-  std::cout << report.describe() << '\n';
-  if (report.complete()) return kExitOk;
-  std::cerr << "xact recover: " << report.owed.size()
-            << " item(s) of work owed (see the report); run it again once the resources "
-               "are reachable\n";
-  return kExitWorkOwed;
+  return finish_recover(recovery, foreign, dry_run);
 }
 
 }  // namespace xact::cli

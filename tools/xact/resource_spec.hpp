@@ -14,9 +14,12 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <boost/program_options.hpp>
 
 #include <xact/io/env.hpp>
 #include <xact/recovery.hpp>
@@ -69,5 +72,22 @@ std::vector<ResourceKind> extra_resource_kinds();
 /// Stands in for a resource that cannot be opened: every recovery call throws ResourceError
 /// with `reason`; as a last resource it answers "unreadable" (so nothing is presumed aborted).
 RecoveryTarget unavailable_resource(std::string name, bool last_resource, std::string reason);
+
+/// --foreign and --roll-back-node NODE_ID, shared by `xact recover <dir>` and `xact recover
+/// --config FILE`.
+struct ForeignRequest {
+  bool foreign = false;              ///< --foreign given
+  std::optional<NodeId> lost_node;  ///< --roll-back-node given (needs --foreign)
+  /// Only a listing: the log and the resources are opened read-only.
+  bool listing_only() const { return foreign && !lost_node; }
+};
+/// Adds the two options to `options` (both commands word them alike).
+void add_foreign_options(boost::program_options::options_description_easy_init& option);
+/// Reads them; UsageFailure for --roll-back-node without --foreign or with a malformed node id.
+ForeignRequest parse_foreign_options(const boost::program_options::variables_map& values);
+/// What both commands do once the resources are registered: lists the other nodes' branches
+/// (--foreign), rolls back a lost node's (--roll-back-node), or runs recovery (`dry_run`);
+/// prints the result and returns the exit code.
+int finish_recover(Recovery& recovery, const ForeignRequest& request, bool dry_run);
 
 }  // namespace xact::cli

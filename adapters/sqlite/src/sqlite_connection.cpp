@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <xact/errors.hpp>
 #include <xact/sql/placeholders.hpp>
@@ -217,8 +218,28 @@ std::unique_ptr<SqliteConnection> SqliteConnection::open(const std::string& path
   impl->context = std::move(context);
   impl->owned = true;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX;
-  if (options.create_if_missing) flags |= SQLITE_OPEN_CREATE;
-  const int rc = sqlite3_open_v2(path.c_str(), &impl->db, flags, nullptr);
+  if (options.create_if_missing && !options.read_only) flags |= SQLITE_OPEN_CREATE;
+  std::string target = path;
+  if (options.read_only) {
+    flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX;
+    // Without a WAL beside it, the file holds everything: immutable keeps SQLite from making
+    // the -wal and -shm files a read would otherwise create.
+    if (path.rfind("file:", 0) != 0 && ::access((path + "-wal").c_str(), F_OK) != 0) {
+      target = "file:";
+      for (const char ch : path) {
+        if (ch == '%' || ch == '?' || ch == '#') {
+          static const char* hex = "0123456789ABCDEF";
+          target += '%';
+          target += hex[static_cast<unsigned char>(ch) >> 4];
+          target += hex[static_cast<unsigned char>(ch) & 15];
+        } else {
+          target += ch;
+        }
+      }
+      target += "?immutable=1";
+    }
+  }
+  const int rc = sqlite3_open_v2(target.c_str(), &impl->db, flags, nullptr);
   if (rc != SQLITE_OK) {
     const std::string message = impl->db != nullptr ? sqlite3_errmsg(impl->db) : "out of memory";
     std::rethrow_exception(map_error(
@@ -229,7 +250,7 @@ std::unique_ptr<SqliteConnection> SqliteConnection::open(const std::string& path
   }
   sqlite3_extended_result_codes(impl->db, 1);
   sqlite3_busy_timeout(impl->db, static_cast<int>(options.busy_timeout.count()));
-  impl->make_durable("'" + path + "'");
+  if (!options.read_only) impl->make_durable("'" + path + "'");
   return std::unique_ptr<SqliteConnection>(new SqliteConnection(std::move(impl)));
 }
 

@@ -118,7 +118,15 @@ std::shared_ptr<SqliteResource> SqliteResource::create(SqliteOptions options) {
   }
   const std::string context = "resource '" + name + "'";
 
-  {
+  bool no_decision_table = false;
+  if (options.read_only) {
+    // Creates nothing: only asks whether the marker table exists.
+    OpenOptions first{options.busy_timeout, false, true};
+    auto c = SqliteConnection::open(options.path, first, context);
+    no_decision_table = c->execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                   {options.decision_table})
+                            .empty();
+  } else {
     // Creates the file if allowed, checks WAL + synchronous=FULL, creates the marker table.
     OpenOptions first{options.busy_timeout, options.create_if_missing};
     auto c = SqliteConnection::open(options.path, first, context);
@@ -132,14 +140,16 @@ std::shared_ptr<SqliteResource> SqliteResource::create(SqliteOptions options) {
   }
 
   const std::string path = options.path;
-  const OpenOptions later{options.busy_timeout, false};
+  const OpenOptions later{options.busy_timeout, false, options.read_only};
   auto pool = sql::ConnectionPool::create(
       [path, later, context]() -> std::unique_ptr<sql::Connection> {
         return SqliteConnection::open(path, later, context);
       },
       options.pool);
-  return std::shared_ptr<SqliteResource>(
+  std::shared_ptr<SqliteResource> resource(
       new SqliteResource(std::move(name), std::move(options), std::move(pool)));
+  resource->no_decision_table_ = no_decision_table;
+  return resource;
 }
 
 SqliteResource::SqliteResource(std::string name, SqliteOptions options,
@@ -179,7 +189,8 @@ void SqliteResource::enlist(Transaction& txn, std::shared_ptr<SqliteConnection> 
 }
 
 std::unique_ptr<SqliteConnection> SqliteResource::open_connection() const {
-  return SqliteConnection::open(options_.path, OpenOptions{options_.busy_timeout, false},
+  return SqliteConnection::open(options_.path,
+                                OpenOptions{options_.busy_timeout, false, options_.read_only},
                                 context());
 }
 
@@ -211,6 +222,7 @@ void SqliteResource::commit_one_phase(Transaction& txn, const CommitRecord* deci
 }
 
 DecisionStore::Lookup SqliteResource::lookup_decision(const Gtrid& gtrid) {
+  if (no_decision_table_) return Lookup::not_found;  // read-only: no marker was ever stored
   try {
     sql::PooledConnection c = pool()->acquire();
     const sql::Result r = c->execute(select_marker_, {gtrid.to_hex()});

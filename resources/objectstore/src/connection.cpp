@@ -420,8 +420,11 @@ void Connection::load_state(Persistent& object) {
   if (closed_) check_open();
   auto rev = storage_->load(object.oid_, snapshot_);
   if (!rev) {
-    throw ObjectNotFoundError(object.oid_, "no revision in the snapshot as of " +
-                                               tid_repr(snapshot_) + " of " + storage_->describe());
+    // The object was referred to (it is in the cache), and its state is gone: expired from
+    // a memory database, or packed away.
+    throw DanglingReferenceError(db_->name(), object.oid_,
+                                 "no revision in the snapshot as of " + tid_repr(snapshot_) +
+                                     " of " + storage_->describe());
   }
   decode_into(object, *rev, nullptr);
 }

@@ -67,7 +67,7 @@ ObjectNotFoundError::ObjectNotFoundError(Oid oid, const std::string& detail)
 
 DanglingReferenceError::DanglingReferenceError(std::string database, Oid oid,
                                                const std::string& detail)
-    : ObjectNotFoundError(oid, "the cross-database reference to object " + oid_repr(oid) +
+    : ObjectNotFoundError(oid, "the reference to object " + oid_repr(oid) +
                                    " of database '" + database +
                                    "' dangles (the object expired, was packed away, or that "
                                    "database was restored from an older copy): " +

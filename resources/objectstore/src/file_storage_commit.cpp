@@ -440,6 +440,16 @@ std::vector<Xid> FileStorage::recover(const NodeId& node) {
   return out;
 }
 
+std::vector<Xid> FileStorage::recover_all_nodes() {
+  std::lock_guard l(impl_->mu);
+  impl_->check_usable_locked();
+  std::vector<Xid> out;
+  for (const auto& [id, p] : impl_->prepared) {
+    if (p.durable && !p.deciding && !p.xid.gtrid.empty()) out.push_back(p.xid);
+  }
+  return out;
+}
+
 RecoverableResource::Outcome FileStorage::Impl::decide_by_xid(const Xid& xid, bool commit) {
   check_writable();
   std::optional<PreparedId> id;

@@ -12,7 +12,77 @@
 namespace xact::objectstore {
 
 MemoryStorage::MemoryStorage() = default;
-MemoryStorage::~MemoryStorage() = default;
+
+MemoryStorage::MemoryStorage(MemoryStorageOptions options) : options_(std::move(options)) {
+  if (options_.expiry.count() < 0) throw UsageError("memory storage: a negative expiry");
+  if (options_.sweep_interval.count() < 0) {
+    throw UsageError("memory storage: a negative sweep interval");
+  }
+  if (options_.sweep_interval.count() > 0 && options_.expiry.count() == 0) {
+    throw UsageError("memory storage: a sweep interval without an expiry sweeps nothing: set "
+                     "MemoryStorageOptions::expiry too");
+  }
+  if (options_.sweep_interval.count() > 0) {
+    sweeper_ = std::thread([this] {
+      std::unique_lock lock(sweeper_mutex_);
+      while (!sweeper_cv_.wait_for(lock, options_.sweep_interval, [&] { return sweeper_stop_; })) {
+        lock.unlock();
+        try {
+          sweep();
+        } catch (const std::exception&) {
+          // Closed meanwhile: the next wait sees the stop.
+        }
+        lock.lock();
+      }
+    });
+  }
+}
+
+MemoryStorage::~MemoryStorage() { stop_sweeper(); }
+
+void MemoryStorage::stop_sweeper() noexcept {
+  {
+    std::lock_guard lock(sweeper_mutex_);
+    sweeper_stop_ = true;
+  }
+  sweeper_cv_.notify_all();
+  if (sweeper_.joinable() && sweeper_.get_id() != std::this_thread::get_id()) sweeper_.join();
+}
+
+std::size_t MemoryStorage::sweep() {
+  return expire(options_.clock ? options_.clock() : std::chrono::system_clock::now());
+}
+
+std::size_t MemoryStorage::expire(std::chrono::system_clock::time_point now) {
+  if (options_.expiry.count() == 0) return 0;
+  const Tid cutoff = tid_for_time(now - options_.expiry);
+  std::unique_lock lock(mutex_);
+  check_open();
+  std::vector<Oid> removed;
+  for (auto& [oid, revs] : objects_) {
+    if (oid != kRootOid && !locks_.contains(oid) && revs.back().serial < cutoff) {
+      removed.push_back(oid);
+      continue;
+    }
+    // A live object keeps what a snapshot at or after the cut-off reads: its newest revision
+    // before the cut-off and the later ones (a volatile database written often would otherwise
+    // keep every revision for ever).
+    auto keep = std::upper_bound(revs.begin(), revs.end(), cutoff,
+                                 [](Tid t, const Revision& r) { return t < r.serial; });
+    if (keep != revs.begin()) revs.erase(revs.begin(), std::prev(keep));
+  }
+  for (Oid oid : removed) objects_.erase(oid);
+  // Iteration forgets them too, and the transactions before the cut-off.
+  std::erase_if(history_, [&](const TransactionRecord& t) { return t.tid < cutoff; });
+  for (auto& rec : history_) {
+    std::erase_if(rec.objects, [&](const auto& o) { return !objects_.contains(o.first); });
+  }
+  if (removed.empty()) return 0;
+  // A tid of its own, so connections moving their snapshot past it drop their copies.
+  last_tid_ = next_tid(last_tid_, io::Env::posix().now_micros());
+  if (listener_) listener_(last_tid_, removed);
+  return removed.size();
+}
 
 void MemoryStorage::check_open() const {
   if (closed_) throw UsageError("memory storage is closed: open a new storage");
@@ -156,6 +226,7 @@ void MemoryStorage::set_invalidation_listener(InvalidationListener listener) {
 }
 
 void MemoryStorage::close() noexcept {
+  stop_sweeper();
   std::unique_lock lock(mutex_);
   closed_ = true;
   listener_ = {};
@@ -176,6 +247,16 @@ std::vector<Xid> MemoryStorage::recover(const NodeId& node) {
     if (!p.request.xid.gtrid.empty() && p.request.xid.gtrid.node() == node) {
       out.push_back(p.request.xid);
     }
+  }
+  return out;
+}
+
+std::vector<Xid> MemoryStorage::recover_all_nodes() {
+  std::shared_lock lock(mutex_);
+  check_open();
+  std::vector<Xid> out;
+  for (const auto& [id, p] : prepared_) {
+    if (!p.request.xid.gtrid.empty()) out.push_back(p.request.xid);
   }
   return out;
 }

@@ -134,8 +134,8 @@ Persistent* RefBase::raw() const {
   try {
     cached_ = home->resolve(oid_);
   } catch (const ObjectNotFoundError& e) {
-    if (xdb_.empty() || dynamic_cast<const DanglingReferenceError*>(&e)) throw;
-    throw DanglingReferenceError(xdb_, oid_, e.what());
+    if (dynamic_cast<const DanglingReferenceError*>(&e)) throw;
+    throw DanglingReferenceError(xdb_.empty() ? home->db().name() : xdb_, oid_, e.what());
   }
   cached_generation_ = home->eviction_generation();
   return cached_;
@@ -149,7 +149,12 @@ std::shared_ptr<Persistent> RefBase::get_object() const {
     raw();  // resolves xjar_, and the typed error for a dangling target
     return xjar_->get(oid_);
   }
-  return jar_->get(oid_);
+  try {
+    return jar_->get(oid_);
+  } catch (const ObjectNotFoundError& e) {
+    if (dynamic_cast<const DanglingReferenceError*>(&e)) throw;
+    throw DanglingReferenceError(jar_->db().name(), oid_, e.what());
+  }
 }
 
 namespace {

@@ -503,6 +503,16 @@ std::vector<Xid> SqlResource::recover(const NodeId& node) {
   return mine;
 }
 
+std::vector<Xid> SqlResource::recover_all_nodes() {
+  std::vector<Xid> all;
+  on_any_connection([&](Connection& c) { all = prepared_branches(c); });
+  std::vector<Xid> ours;
+  for (auto& xid : all) {
+    if (xid.bqual == name_) ours.push_back(std::move(xid));
+  }
+  return ours;
+}
+
 RecoverableResource::Outcome SqlResource::commit_prepared(const Xid& xid) {
   try {
     on_any_connection([&](Connection& c) { commit_prepared_branch(c, xid); });

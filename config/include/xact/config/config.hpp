@@ -3,9 +3,15 @@
 //   [decision_log]
 //   directory = "/var/lib/app/xact"
 //
-//   [[database]]                       # an object database ("objects:main")
+//   [[database]]                       # an object database ("objects:main"), the default
 //   name = "main"
 //   storage = "file:/var/lib/app/main.fs"
+//
+//   [[database]]                       # a volatile one: objects not written for 30m go
+//   name = "sessions"
+//   storage = "memory:"
+//   expiry = "30m"
+//   xrefs = "allow"                    # allow | check | forbid (the default)
 //
 //   [[sql]]
 //   name = "orders"
@@ -55,6 +61,7 @@
 #include <xact/errors.hpp>
 #include <xact/io/env.hpp>
 #include <xact/manager.hpp>
+#include <xact/objectstore/databases.hpp>
 #include <xact/objectstore/db.hpp>
 #include <xact/recovery.hpp>
 #include <xact/sessions/session_resource.hpp>
@@ -92,6 +99,11 @@ struct DatabaseSpec {
   std::string path;  ///< file storage only
   std::size_t cache_size = 10000;
   std::size_t pool_size = 8;
+  /// The seat belt: cross-database references from this database's objects.
+  objectstore::XrefPolicy xrefs = objectstore::XrefPolicy::forbid;
+  /// Memory storage only: objects not written for this long are swept away (a background
+  /// sweep runs every expiry/4, at most every minute).
+  std::optional<std::chrono::seconds> expiry;
   Origin origin;
   std::string resource_name() const { return "objects:" + name; }
 };
@@ -172,6 +184,10 @@ struct OpenOptions {
 /// Opens one object database of the file. Throws what the storage throws.
 std::shared_ptr<objectstore::DB> open_database(const DatabaseSpec& spec,
                                                const OpenOptions& options = {});
+/// Opens every object database of the file into one registry (the first is the default), in
+/// the file's order. Throws what open_database throws.
+std::shared_ptr<objectstore::Databases> open_databases(const Config& config,
+                                                       const OpenOptions& options = {});
 /// Creates one SQL resource of the file (PostgreSQL and MySQL connect on first use; SQLite
 /// opens its file). Throws ConfigError for a kind this build lacks, else what the adapter does.
 std::shared_ptr<sql::SqlResource> open_sql(const SqlSpec& spec, const OpenOptions& options = {});
@@ -197,6 +213,9 @@ struct Application {
   std::shared_ptr<DecisionLog> decision_log;
   std::shared_ptr<ThreadTransactionManager> manager;
   std::map<std::string, std::shared_ptr<objectstore::DB>> databases;  ///< by config name
+  /// The same databases as one registry (get_connection, cross-database references, the seat
+  /// belt); the file's first [[database]] is its default. Null when the file has none.
+  std::shared_ptr<objectstore::Databases> registry;
   std::map<std::string, std::shared_ptr<sql::SqlResource>> sql;       ///< by config name
   std::map<std::string, std::shared_ptr<sessions::SessionResource>> session_stores;  ///< by name
   /// By the name of the [[sql]] resource that hosts them.

@@ -37,6 +37,11 @@ struct OpenOptions {
   /// Create the database file when it does not exist. Off by default: a decision store whose
   /// file vanished must read as "cannot be read", never as "holds no decision".
   bool create_if_missing = false;
+  /// Open read-only, for dry runs: nothing is created or written (no file, no journal mode, no
+  /// -wal or -shm file where there is none) and the WAL/synchronous check is skipped. A file
+  /// with no -wal file beside it (closed cleanly: everything is in the file) is opened
+  /// immutable; one with a -wal file (a writer still running, or crashed) through that WAL.
+  bool read_only = false;
 };
 
 class SqliteConnection final : public sql::Connection {

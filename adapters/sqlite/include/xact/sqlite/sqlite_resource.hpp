@@ -92,6 +92,10 @@ struct SqliteOptions {
   bool create_if_missing = true;
   /// The marker table (an identifier: letters, digits, _; created by create()).
   std::string decision_table = "xact_decisions";
+  /// Open read-only (OpenOptions::read_only), for dry runs of recovery: no file, journal mode
+  /// or marker table is made (create_if_missing is ignored). A missing marker table reads as
+  /// "no decision": none was ever stored. Commits through the resource fail.
+  bool read_only = false;
   sql::PoolOptions pool;  ///< pool.name defaults to the resource name
 };
 
@@ -169,6 +173,7 @@ class SqliteResource final : public sql::SqlResource, public DecisionStore {
   void flush_locked(bool wait) noexcept;  // holding forgetter_->mutex
 
   SqliteOptions options_;
+  bool no_decision_table_ = false;  ///< read_only and the marker table does not exist
   std::string insert_marker_;
   std::string select_marker_;
   std::string delete_marker_;

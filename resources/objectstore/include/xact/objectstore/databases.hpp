@@ -33,6 +33,62 @@
 
 namespace xact::objectstore {
 
+/// What Databases::backup copied (databases_maintenance.cpp).
+struct DatabasesBackupReport {
+  struct Copy {
+    std::string database;
+    std::string source;  ///< the file storage's path
+    std::string file;    ///< the copy's file name inside the backup directory
+    std::uint64_t bytes = 0;
+    Tid last_tid = kNoTid;  ///< the copy's newest transaction
+    /// Transactions prepared but not finished at the copy point: finished in the copy when
+    /// another database's copy holds their commit (a finish the re-driver still owed), rolled
+    /// back otherwise (the copy is the state as of its point). By transaction id (gid).
+    std::vector<std::string> committed_in_copy;
+    std::vector<std::string> rolled_back_in_copy;
+  };
+  std::string directory;
+  std::string manifest;  ///< the manifest's path
+  std::vector<Copy> copies;
+  std::vector<std::string> skipped;  ///< databases not copied, and why
+  std::string describe() const;
+};
+
+/// One reference Databases::check_references reports.
+struct ReferenceFinding {
+  enum class Kind {
+    dangling,        ///< the target does not exist (or its database is not in the registry)
+    forbidden,       ///< the referrer's database policy refuses it (forbid, or check refused)
+    undecided,       ///< xrefs = check and no registry rule decides: the type's check_xref does
+    into_volatile,   ///< into a memory database whose objects this process cannot see
+  };
+  Kind kind = Kind::dangling;
+  std::string database;  ///< the referrer's
+  Oid oid = 0;
+  std::string type;
+  std::string target_database;
+  Oid target_oid = 0;
+  std::string target_type;  ///< empty when the target is missing
+  std::string rule;         ///< why it is reported
+  std::string describe() const;
+};
+
+struct ReferenceCheckReport {
+  std::uint64_t objects = 0;
+  std::uint64_t references = 0;
+  std::uint64_t cross_references = 0;
+  std::vector<ReferenceFinding> problems;  ///< dangling and forbidden
+  std::vector<ReferenceFinding> notes;     ///< undecided, into volatile databases
+  bool ok() const { return problems.empty(); }
+  std::string describe() const;
+};
+
+struct ReferenceCheckOptions {
+  /// The memory databases are empty in this process (a tool's, not the application's): a
+  /// reference into one is a note (into_volatile), not a dangling reference.
+  bool memory_databases_unknown = false;
+};
+
 /// Databases::pack's options.
 struct DatabasesPackOptions {
   /// After the pack's mark, before its copy (tests pause here; PackOptions::after_mark).
@@ -74,6 +130,17 @@ class Databases : public std::enable_shared_from_this<Databases> {
   /// Held while a transaction finishes in two or more databases, and while a connection set
   /// takes its snapshots. Lock order: this before any storage or DB lock.
   std::mutex& commit_mutex() const noexcept { return commit_mutex_; }
+  /// Copies every file storage of the registry into `directory` (created; must be empty)
+  /// at one common point: the points are taken under the commit lock, so no transaction that
+  /// finishes in two or more databases is half in the copy; commits go on during the copy.
+  /// Writes `directory`/MANIFEST. Memory databases are not copied (listed as skipped).
+  /// Copies of the files taken one by one are not mutually consistent: use this.
+  DatabasesBackupReport backup(const std::string& directory) const;
+  /// Walks every object of every database, decodes its references and reports the dangling
+  /// ones and those the referrer's database forbids (xrefs = forbid; xrefs = check with the
+  /// registry's predicates). Read-only.
+  ReferenceCheckReport check_references(const ReferenceCheckOptions& options = {}) const;
+
   /// Every database's newest committed tid, taken under the commit lock.
   std::unordered_map<const DB*, Tid> snapshot_points() const;
 

@@ -66,8 +66,9 @@ class ObjectNotFoundError : public xact::Error {
   Oid oid_;
 };
 
-/// A cross-database reference whose target does not exist in its database (expired, packed
-/// away, or that database's file restored from an older backup).
+/// A reference whose target does not exist in its database (expired from a memory database,
+/// packed away, or that database's file restored from an older backup): a cross-database
+/// reference, a reference within one database, or a cached object whose state is gone.
 class DanglingReferenceError : public ObjectNotFoundError {
  public:
   DanglingReferenceError(std::string database, Oid oid, const std::string& detail);

@@ -244,6 +244,8 @@ class FileStorage final : public Storage {
   /// The xids of prepared transactions (found on open, or prepared by this process and not
   /// yet decided) whose gtrid belongs to `node`.
   std::vector<Xid> recover(const NodeId& node) override;
+  /// Every node's durable prepared transactions (a storage is one resource: all are its own).
+  std::vector<Xid> recover_all_nodes() override;
   /// Appends a commit (rollback) mark and syncs it. unknown_id for an xid not held prepared.
   Outcome commit_prepared(const Xid& xid) override;
   Outcome rollback_prepared(const Xid& xid) override;
@@ -264,6 +266,16 @@ class FileStorage final : public Storage {
   /// `dest_path` (via dest_path + ".tmp", synced, renamed). Commits go on meanwhile. Returns
   /// the bytes copied. The copy opens like the original.
   std::uint64_t backup(const std::string& dest_path) const;
+  /// Where the file's complete records end now: a point backup() can copy up to later (a
+  /// registry takes the points of all its file storages under one lock, Databases::backup).
+  struct BackupPoint {
+    std::uint64_t end = 0;
+    const void* file = nullptr;  ///< which file (a pack replaces it); compared, never used
+  };
+  BackupPoint backup_point() const;
+  /// backup(), up to `point` (a backup_point() of this storage) instead of the end now.
+  /// Throws UsageError when a pack replaced the file since the point was taken.
+  std::uint64_t backup(const std::string& dest_path, const BackupPoint& point) const;
   /// Writes FILE.index now (also done by close()), so a crash does not cost a full scan.
   void save_index();
 

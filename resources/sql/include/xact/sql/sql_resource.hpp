@@ -141,6 +141,8 @@ class SqlResource : public ResourceManager,
   /// Ids of this database's prepared branches that belong to `node` and to this resource
   /// (bqual == resource_name()). Throws the mapped error when the database cannot be reached.
   std::vector<Xid> recover(const NodeId& node) override;
+  /// Every node's prepared branches with this resource's name as branch qualifier.
+  std::vector<Xid> recover_all_nodes() override;
   Outcome commit_prepared(const Xid& xid) override;
   Outcome rollback_prepared(const Xid& xid) override;
 
