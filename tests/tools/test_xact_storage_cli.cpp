@@ -444,6 +444,11 @@ class XactDatabasesCli : public ::testing::Test {
     c->get_connection("catalog").root()->set("index", index);
     c->root()->set("index", index);  // main -> catalog
     c->root()->set("n", 42);
+    // In catalog, reachable only from main: what a pack of catalog alone would drop.
+    auto only_from_main = std::make_shared<PersistentMap>();
+    only_from_main->set("n", 7);
+    c->get_connection("catalog").add(only_from_main);
+    c->root()->set("catalog_only", only_from_main);
     tm.commit();
     if (with_dangling) {
       std::string data;
@@ -478,7 +483,7 @@ TEST_F(XactDatabasesCli, CheckListsDanglingAndForbiddenReferencesAndExitsOne) {
   ToolRun clean = run_xact(scratch_, {"databases", "check", "--config", config("allow")});
   EXPECT_EQ(clean.code, 0) << clean.out << clean.err;
   EXPECT_TRUE(has(clean.out, "no dangling or forbidden reference"));
-  EXPECT_TRUE(has(clean.out, "1 across databases"));
+  EXPECT_TRUE(has(clean.out, "2 across databases"));
 
   ToolRun forbidden = run_xact(scratch_, {"databases", "check", "--config", config("forbid")});
   EXPECT_EQ(forbidden.code, 1) << forbidden.out << forbidden.err;
@@ -528,6 +533,36 @@ TEST_F(XactDatabasesCli, BackupCopiesEveryFileStorageAndRefusesWhileOneIsOpen) {
     EXPECT_EQ(busy.code, 1) << busy.out;
     EXPECT_TRUE(has(busy.err, "Databases::backup"));
   }
+}
+
+// `xact databases pack` keeps an object of the packed database that only another database
+// refers to; `xact storage pack` of the same file alone drops it (the check then finds the
+// reference dangling), so the test can tell the two apart.
+TEST_F(XactDatabasesCli, PackKeepsWhatOtherDatabasesReferenceWhereAStoragePackDropsIt) {
+  write_databases(false);
+  const std::string file = config("allow");
+  ToolRun pack = run_xact(scratch_, {"databases", "pack", "--config", file, "catalog"});
+  ASSERT_EQ(pack.code, 0) << pack.out << pack.err;
+  EXPECT_TRUE(has(pack.out, "1 objects kept only for extra roots")) << pack.out;
+  ToolRun check = run_xact(scratch_, {"databases", "check", "--config", file});
+  EXPECT_EQ(check.code, 0) << check.out << check.err;
+
+  ToolRun unknown = run_xact(scratch_, {"databases", "pack", "--config", file, "sessions"});
+  EXPECT_EQ(unknown.code, 1);
+  EXPECT_TRUE(has(unknown.err, "no file database named 'sessions'")) << unknown.err;
+  EXPECT_TRUE(has(unknown.err, "file databases: main, catalog")) << unknown.err;
+  {
+    auto held = FileStorage::open(dir_ / "main.xfs");  // the application has it open
+    ToolRun busy = run_xact(scratch_, {"databases", "pack", "--config", file, "catalog"});
+    EXPECT_EQ(busy.code, 1) << busy.out;
+    EXPECT_TRUE(has(busy.err, "Databases::pack")) << busy.err;
+  }
+
+  ToolRun alone = run_xact(scratch_, {"storage", "pack", dir_ / "catalog.xfs"});
+  ASSERT_EQ(alone.code, 0) << alone.out << alone.err;
+  ToolRun dangling = run_xact(scratch_, {"databases", "check", "--config", file});
+  EXPECT_EQ(dangling.code, 1) << dangling.out << dangling.err;
+  EXPECT_TRUE(has(dangling.out, "dangling: main")) << dangling.out;
 }
 
 }  // namespace

@@ -135,10 +135,14 @@ int run_storage_verify(const std::vector<std::string>& args);
 int run_storage_dump(const std::vector<std::string>& args);
 int run_storage_pack(const std::vector<std::string>& args);
 int run_storage_backup(const std::vector<std::string>& args);
-// `xact databases check|backup --config FILE` (databases_commands.cpp).
+// `xact databases check|backup|pack --config FILE` (databases_commands.cpp).
 extern const CommandInfo kDatabasesCheckInfo;
 extern const CommandInfo kDatabasesBackupInfo;
+extern const CommandInfo kDatabasesPackInfo;
 int run_databases_check(const std::vector<std::string>& args);
 int run_databases_backup(const std::vector<std::string>& args);
+int run_databases_pack(const std::vector<std::string>& args);
+/// --days N of the pack commands: N, range-checked (UsageFailure naming the range).
+std::int64_t parse_days(const std::string& text);
 
 }  // namespace xact::cli

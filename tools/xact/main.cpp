@@ -34,6 +34,7 @@ const Command kCommands[] = {
     {&kStorageBackupInfo, &run_storage_backup},
     {&kDatabasesCheckInfo, &run_databases_check},
     {&kDatabasesBackupInfo, &run_databases_backup},
+    {&kDatabasesPackInfo, &run_databases_pack},
 };
 
 bool is_help(std::string_view arg) { return arg == "--help" || arg == "-h"; }
