@@ -30,32 +30,14 @@ std::uint64_t FileStorage::backup(const std::string& dest_path, const BackupPoin
     }
     if (at.file != s.reader) {
       // Its offsets mean nothing in the file a pack wrote since.
-      throw UsageError(s.what() + " was packed since the backup point was taken: take a new "
-                                  "point (and do not pack during a backup)");
+      throw UsageError(s.what() +
+                       " was packed since the backup point was taken: take a new "
+                       "point (and do not pack during a backup)");
     }
     file = s.reader;
     grow = s.header.chunk;
   }
-  // Bytes before the point never change (append-only), so they are copied without any lock.
-  const std::string temp = dest_path + ".tmp";
-  auto out = s.env.new_writable_file(temp);
-  std::string chunk;
-  for (std::uint64_t at = 0; at < point;) {
-    chunk.resize(static_cast<std::size_t>(std::min<std::uint64_t>(point - at, 1u << 20)));
-    chunk.resize(file->read(at, chunk));
-    if (chunk.empty()) {
-      throw StorageError(s.what() + ": backup read past the end of the file at offset " +
-                         std::to_string(at));
-    }
-    out->append(chunk);
-    at += chunk.size();
-  }
-  // Padded to a whole chunk, as the writer leaves a file: its size is evidence at open.
-  write_zeros(*out, point, round_up(point, grow));
-  out->sync();
-  out->close();
-  s.env.rename_file(temp, dest_path);
-  s.env.sync_dir(io::parent_dir(dest_path));
+  s.copy_prefix(*file, point, grow, dest_path);
   return point;
 }
 

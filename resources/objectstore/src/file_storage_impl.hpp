@@ -140,6 +140,10 @@ struct FileStorage::Impl {
     std::vector<std::pair<Oid, IndexEntry>> entries;
   };
   IndexSnapshot snapshot_index_locked();
+  /// The backups' copy: the first `end` bytes of `file` to dest_path (temporary, synced,
+  /// renamed), padded to a whole `grow` chunk. No lock needed (those bytes never change).
+  void copy_prefix(const io::RandomAccessFile& file, std::uint64_t end, std::uint64_t grow,
+                   const std::string& dest_path) const;
   void write_index(const IndexSnapshot& snapshot);
 
   // --- reading ---

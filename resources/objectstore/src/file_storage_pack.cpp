@@ -397,27 +397,33 @@ std::uint64_t FileStorage::backup(const std::string& dest_path) const {
     end = s.published_end;
     grow = s.header.chunk;
   }
-  // Bytes before `end` never change (append-only), so they are copied without any lock.
+  s.copy_prefix(*file, end, grow, dest_path);
+  return end;
+}
+
+// The first `end` bytes of `file` copied to dest_path (through a temporary, synced, renamed),
+// padded to a whole `grow` chunk as the writer leaves a file (its size is evidence at open).
+// Bytes before `end` never change (append-only), so the caller holds no lock.
+void FileStorage::Impl::copy_prefix(const io::RandomAccessFile& file, std::uint64_t end,
+                                    std::uint64_t grow, const std::string& dest_path) const {
   const std::string temp = dest_path + ".tmp";
-  auto out = s.env.new_writable_file(temp);
+  auto out = env.new_writable_file(temp);
   std::string chunk;
   for (std::uint64_t at = 0; at < end;) {
     chunk.resize(static_cast<std::size_t>(std::min<std::uint64_t>(end - at, 1u << 20)));
-    chunk.resize(file->read(at, chunk));
+    chunk.resize(file.read(at, chunk));
     if (chunk.empty()) {
-      throw StorageError(s.what() + ": backup read past the end of the file at offset " +
+      throw StorageError(what() + ": backup read past the end of the file at offset " +
                          std::to_string(at));
     }
     out->append(chunk);
     at += chunk.size();
   }
-  // Padded to a whole chunk, as the writer leaves a file: its size is evidence at open.
   write_zeros(*out, end, round_up(end, grow));
   out->sync();
   out->close();
-  s.env.rename_file(temp, dest_path);
-  s.env.sync_dir(io::parent_dir(dest_path));
-  return end;
+  env.rename_file(temp, dest_path);
+  env.sync_dir(io::parent_dir(dest_path));
 }
 
 // ---------------------------------------------------------------------------------------------
