@@ -89,7 +89,7 @@ std::shared_ptr<Outbox> Outbox::create(std::shared_ptr<sql::SqlResource> store,
     dialect = std::string(c->dialect());
     const auto ddl = create_statements(dialect, options.table);
     if (options.create_table) {
-      for (const auto& statement : ddl) c->execute(statement);
+      c->execute(ddl[0]);  // the table; then its missing columns; then the index
       bool current = true;
       try {
         c->execute("SELECT dead_us, lease_owner FROM " + options.table + " WHERE 1 = 0");
@@ -101,6 +101,7 @@ std::shared_ptr<Outbox> Outbox::create(std::shared_ptr<sql::SqlResource> store,
           c->execute(statement);
         }
       }
+      for (std::size_t i = 1; i < ddl.size(); ++i) c->execute(ddl[i]);
     }
   }
   return std::shared_ptr<Outbox>(new Outbox(std::move(store), std::move(options), dialect));
