@@ -67,7 +67,7 @@ struct DispatcherOptions {
   double jitter = 0.25;
   /// The failed deliveries after which a message goes dead (the last one's error kept); 0: never
   /// (retried forever, every backoff_max). An interrupted delivery (its lease expired) counts.
-  /// With the default back-off, 20 attempts span about 12 minutes.
+  /// With the default back-off, 20 attempts span 9 to 12 minutes.
   std::uint32_t max_attempts = 20;
   /// How long a claim keeps other dispatchers off a message: longer than any delivery takes.
   /// A dispatcher that dies mid-delivery delays the message by up to this.
