@@ -124,7 +124,8 @@ TEST_F(DispatcherTest, APoisonMessageDoesNotHoldBackTheMessagesBehindIt) {
   EXPECT_EQ(outbox_->pending_count(), 1u);
 }
 
-TEST_F(DispatcherTest, APoisonMessageGoesDeadAfterMaxAttemptsWithItsLastErrorAndIsNeverDeliveredAgain) {
+TEST_F(DispatcherTest,
+       APoisonMessageGoesDeadAfterMaxAttemptsWithItsLastErrorAndIsNeverDeliveredAgain) {
   const std::string poison = post("poison", "p");
   const std::string good = post("mail", "g");
   Dispatcher d(outbox_, poison_handler(), options(3));
@@ -241,7 +242,31 @@ TEST_F(DispatcherTest, OfTwoClaimsOnTheSameReadOnlyOneSucceeds) {
   EXPECT_EQ(outbox_->pending_count(), 1u);
 }
 
-TEST_F(DispatcherTest, AClaimedMessageIsSkippedUntilTheLeaseEndsThenDeliveredCountingTheInterruption) {
+// The claim compares the row with the read, not only its due time: a message that failed and is
+// due again at once (no back-off) is not claimed on a read from before that failure, whose
+// attempts are stale.
+TEST_F(DispatcherTest, AClaimOnAStaleReadIsRefusedEvenWhenTheMessageIsDueAgain) {
+  const std::string key = post("mail", "m");
+  const auto stale = outbox_->due(10, clock_.now());
+  ASSERT_EQ(stale.size(), 1u);
+  const auto claim = [&](const Message& seen, const std::string& token) {
+    return xact::run(tm_, [&](Transaction& txn) {
+      return outbox_->claim(txn, seen, token, clock_.now() + 30s, clock_.now(), 5);
+    });
+  };
+  ASSERT_EQ(claim(stale[0], "a:1"), ClaimResult::claimed);
+  ASSERT_TRUE(xact::run(tm_, [&](Transaction& txn) {
+    return outbox_->mark_failed(txn, key, "a:1", clock_.now(), "refused");  // due again now
+  }));
+  EXPECT_EQ(claim(stale[0], "b:1"), ClaimResult::taken);
+  const auto fresh = outbox_->due(10, clock_.now());
+  ASSERT_EQ(fresh.size(), 1u);
+  EXPECT_EQ(fresh[0].attempts, 1u);
+  EXPECT_EQ(claim(fresh[0], "b:2"), ClaimResult::claimed);
+}
+
+TEST_F(DispatcherTest,
+       AClaimedMessageIsSkippedUntilTheLeaseEndsThenDeliveredCountingTheInterruption) {
   const std::string key = post("mail", "m");
   {
     // Another dispatcher claims it and never finishes (it died).
@@ -391,9 +416,10 @@ TEST(TwoDispatchersTest, OnOneTableEachMessageIsDeliveredOnce) {
   EXPECT_EQ(calls.list().size(), keys.size());
   EXPECT_EQ(a.stats().delivered + b.stats().delivered, keys.size());
   EXPECT_EQ(a.stats().unmarked + b.stats().unmarked, 0u);
-  std::printf("[ info ] delivered by a: %d, by b: %d; skipped (claimed by the other): %llu + %llu\n",
-              by_a.load(), by_b.load(), static_cast<unsigned long long>(a.stats().skipped),
-              static_cast<unsigned long long>(b.stats().skipped));
+  std::printf(
+      "[ info ] delivered by a: %d, by b: %d; skipped (claimed by the other): %llu + %llu\n",
+      by_a.load(), by_b.load(), static_cast<unsigned long long>(a.stats().skipped),
+      static_cast<unsigned long long>(b.stats().skipped));
 }
 
 }  // namespace

@@ -59,8 +59,7 @@ class OutboxCrashTest : public ::testing::Test {
  protected:
   // The child: commits one message (its key to keys.txt), then dispatches it to a receiver
   // that appends the key to received.txt; the armed point kills it on the way.
-  testing::ChildRun commit_then_dispatch(const std::string& point,
-                                         DispatcherOptions options = {}) {
+  testing::ChildRun commit_then_dispatch(const std::string& point, DispatcherOptions options = {}) {
     return testing::run_in_child(
         [&] {
           auto store = open_store(db());
@@ -156,11 +155,12 @@ TEST_F(OutboxCrashTest, KilledHoldingALeaseTheMessageIsDeliveredByAnotherDispatc
     EXPECT_EQ(early.dispatch_once(), 0u);  // the lease holds
     EXPECT_TRUE(got.empty());
   }
-  Dispatcher d(outbox, [&](const Message& m) { got.push_back(m); }, after_the_lease());
+  Dispatcher d(
+      outbox, [&](const Message& m) { got.push_back(m); }, after_the_lease());
   EXPECT_EQ(d.dispatch_once(), 1u);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].key, keys[0]);
-  EXPECT_EQ(got[0].attempts, 1u);          // the interrupted delivery counts
+  EXPECT_EQ(got[0].attempts, 1u);            // the interrupted delivery counts
   EXPECT_FALSE(got[0].lease_owner.empty());  // whose claim expired
   EXPECT_TRUE(outbox->is_done(keys[0]));
   EXPECT_EQ(d.dispatch_once(), 0u);
@@ -180,7 +180,8 @@ TEST_F(OutboxCrashTest, KilledHoldingAShortLeaseTheWorkerOfAnotherDispatcherDeli
   auto outbox = Outbox::create(open_store(db()));
   DispatcherOptions o;
   o.poll_interval = std::chrono::milliseconds(20);
-  Dispatcher d(outbox, [&](const Message& m) { append_line(dir_ / "received.txt", m.key); }, o);
+  Dispatcher d(
+      outbox, [&](const Message& m) { append_line(dir_ / "received.txt", m.key); }, o);
   d.start();
   EXPECT_TRUE(d.drain(std::chrono::seconds(60)));
   d.stop();
@@ -220,7 +221,8 @@ TEST_F(OutboxCrashTest, AMessageThatKillsEveryDispatcherGoesDeadAfterMaxAttempts
     EXPECT_FALSE(outbox->is_dead(key)) << "after child " << i;
   }
   std::vector<Message> got;
-  Dispatcher d(outbox, [&](const Message& m) { got.push_back(m); }, child_options(3));
+  Dispatcher d(
+      outbox, [&](const Message& m) { got.push_back(m); }, child_options(3));
   EXPECT_EQ(d.dispatch_once(), 0u);
   EXPECT_TRUE(got.empty());
   EXPECT_TRUE(outbox->is_dead(key));

@@ -118,8 +118,8 @@ void racing_claims_give_each_message_to_one(const std::shared_ptr<Outbox>& outbo
       for (const Message& m : seen) {
         const auto now = Outbox::Clock::now();
         const ClaimResult r = xact::run(mine, [&](Transaction& txn) {
-          return outbox->claim(txn, m, "t" + std::to_string(t), now + std::chrono::minutes(1),
-                               now, 5);
+          return outbox->claim(txn, m, "t" + std::to_string(t), now + std::chrono::minutes(1), now,
+                               5);
         });
         ++(r == ClaimResult::claimed ? claimed : taken);
       }
@@ -148,8 +148,8 @@ void two_dispatchers_deliver_each_message_once(const std::shared_ptr<Outbox>& a_
   ExplicitTransactionManager tm;
   std::vector<std::string> keys;
   for (int i = 0; i < 60; ++i) {
-    keys.push_back(
-        xact::run(tm, [&](Transaction& txn) { return a_outbox->post(txn, "m", std::to_string(i)); }));
+    keys.push_back(xact::run(
+        tm, [&](Transaction& txn) { return a_outbox->post(txn, "m", std::to_string(i)); }));
   }
   EXPECT_TRUE(a.drain(std::chrono::seconds(60)));
   a.stop();
@@ -196,7 +196,9 @@ TEST(OutboxServers, OnPostgresClaimsDeadMessagesAndTwoDispatchers) {
   XACT_REQUIRE_PG();
   OutboxOptions o;
   o.table = table_name();
-  auto pg = [] { return postgres::PostgresResource::create(pgtest::options(pgtest::pg_env()->uri)); };
+  auto pg = [] {
+    return postgres::PostgresResource::create(pgtest::options(pgtest::pg_env()->uri));
+  };
   auto outbox = Outbox::create(pg(), o);
   racing_claims_give_each_message_to_one(outbox);
   pgtest::Plain(pgtest::pg_env()->uri).run("DELETE FROM " + o.table);

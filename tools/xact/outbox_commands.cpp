@@ -110,8 +110,8 @@ std::shared_ptr<outbox::Outbox> open_outbox(const po::variables_map& values, boo
     throw UsageFailure(e.what());
   } catch (const std::exception& e) {
     throw Failure(spec->origin.where() + ": [[sql]] '" + printable(name) +
-                  "': cannot read the outbox table '" + printable(options.table) + "': " +
-                  e.what());
+                  "': cannot read the outbox table '" + printable(options.table) +
+                  "': " + e.what());
   }
 }
 
@@ -125,7 +125,8 @@ std::vector<std::string> keys_of(const po::variables_map& values) {
 int run_outbox_dead(const std::vector<std::string>& args) {
   CommandLine line(kOutboxDeadInfo, {});
   add_common(line);
-  line.options().add_options()("limit", po::value<std::size_t>()->default_value(1000)->value_name("N"),
+  line.options().add_options()("limit",
+                               po::value<std::size_t>()->default_value(1000)->value_name("N"),
                                "list at most N messages");
   if (!line.parse(args)) return kExitOk;
   const auto& values = line.values();
@@ -140,8 +141,7 @@ int run_outbox_dead(const std::vector<std::string>& args) {
   std::cout.flush();
   const std::size_t total = outbox->dead_count();
   std::cerr << "xact outbox dead: " << total << " dead message(s) in " << outbox->table()
-            << (total > dead.size() ? " (" + std::to_string(dead.size()) + " listed)" : "")
-            << '\n';
+            << (total > dead.size() ? " (" + std::to_string(dead.size()) + " listed)" : "") << '\n';
   return total != 0 ? kExitFound : kExitOk;
 }
 

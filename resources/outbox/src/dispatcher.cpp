@@ -98,8 +98,8 @@ void Dispatcher::deliver(const Message& seen, std::size_t& delivered) {
         options_.retry);
   } catch (...) {
     log(LogLevel::warning, "xact::outbox: could not claim message " + seen.key + " in " +
-                               outbox_->table() + " (left for a later round): " +
-                               describe(std::current_exception()));
+                               outbox_->table() +
+                               " (left for a later round): " + describe(std::current_exception()));
     return;
   }
   if (claim == ClaimResult::taken) {
@@ -221,8 +221,8 @@ void Dispatcher::run_worker() {
 }
 
 Dispatcher::Stats Dispatcher::stats() const {
-  return {delivered_.load(), failed_.load(), unmarked_.load(), dead_.load(),
-          skipped_.load(),    pending_.load(), dead_now_.load()};
+  return {delivered_.load(), failed_.load(),  unmarked_.load(), dead_.load(),
+          skipped_.load(),   pending_.load(), dead_now_.load()};
 }
 
 std::string Dispatcher::metrics_text() const {

@@ -153,7 +153,8 @@ Outbox::Outbox(std::shared_ptr<sql::SqlResource> store, OutboxOptions options, s
              " WHERE done_us IS NULL AND dead_us IS NOT NULL";
   requeue_all_ = requeue_;
   requeue_ += " AND msg_key = $2";
-  drop_dead_ = "DELETE FROM " + t + " WHERE msg_key = $1 AND done_us IS NULL AND dead_us IS NOT NULL";
+  drop_dead_ =
+      "DELETE FROM " + t + " WHERE msg_key = $1 AND done_us IS NULL AND dead_us IS NOT NULL";
 }
 
 std::string Outbox::post(Transaction& txn, std::string_view topic, std::string_view payload) {
@@ -281,8 +282,7 @@ ClaimResult Outbox::claim(Transaction& txn, const Message& seen, std::string_vie
   const auto attempts = static_cast<std::int64_t>(seen.attempts);
   if (seen.lease_owner.empty()) {
     const auto r = store_->execute(
-        txn, claim_,
-        {micros(lease_end), std::string(token), seen.key, attempts, micros(now)});
+        txn, claim_, {micros(lease_end), std::string(token), seen.key, attempts, micros(now)});
     return r.affected_rows() == 1 ? ClaimResult::claimed : ClaimResult::taken;
   }
   // The delivery under that claim never finished (its dispatcher died, or overran the lease):
@@ -291,8 +291,8 @@ ClaimResult Outbox::claim(Transaction& txn, const Message& seen, std::string_vie
   const std::string why = "delivery interrupted: the lease of claim " + seen.lease_owner +
                           " expired before its outcome was recorded";
   if (max_attempts != 0 && seen.attempts + 1 >= max_attempts) {
-    const auto r = store_->execute(
-        txn, expire_dead_, {micros(now), why, seen.key, seen.lease_owner, attempts});
+    const auto r = store_->execute(txn, expire_dead_,
+                                   {micros(now), why, seen.key, seen.lease_owner, attempts});
     return r.affected_rows() == 1 ? ClaimResult::dead : ClaimResult::taken;
   }
   const auto r = store_->execute(txn, claim_expired_,

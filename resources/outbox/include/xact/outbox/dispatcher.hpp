@@ -88,8 +88,8 @@ class Dispatcher {
     std::uint64_t unmarked = 0;   ///< handler returned but the mark failed (delivered again)
     std::uint64_t dead = 0;       ///< messages this dispatcher moved to the dead state
     std::uint64_t skipped = 0;    ///< due messages another dispatcher claimed first
-    std::int64_t pending = -1;    ///< not done, not dead, at the end of the last round (-1: not known)
-    std::int64_t dead_now = -1;   ///< dead at the end of the last round (-1: not known)
+    std::int64_t pending = -1;    ///< not done nor dead after the last round (-1: not known)
+    std::int64_t dead_now = -1;   ///< dead after the last round (-1: not known)
   };
 
   /// Throws UsageError for a null outbox or an empty handler.

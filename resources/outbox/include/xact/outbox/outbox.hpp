@@ -71,9 +71,9 @@ struct Message {
 
 /// A message in the dead state, as Outbox::dead() lists it.
 struct DeadMessage {
-  Message message;         ///< attempts: the failed deliveries (the last one included)
+  Message message;           ///< attempts: the failed deliveries (the last one included)
   std::int64_t dead_us = 0;  ///< when it went dead, µs since the Unix epoch
-  std::string last_error;  ///< the last attempt's error
+  std::string last_error;    ///< the last attempt's error
 };
 
 /// What Outbox::claim() did.
@@ -149,8 +149,7 @@ class Outbox : public std::enable_shared_from_this<Outbox> {
   /// the interruption counts as a failed attempt; if that reaches `max_attempts` (0: no limit)
   /// the message goes dead instead of being claimed.
   ClaimResult claim(Transaction& txn, const Message& seen, std::string_view token,
-                    Clock::time_point lease_end, Clock::time_point now,
-                    std::uint32_t max_attempts);
+                    Clock::time_point lease_end, Clock::time_point now, std::uint32_t max_attempts);
   /// Marks `key` done (whoever holds its lease: it was delivered). Returns false when the message
   /// was already marked (or is gone).
   bool mark_done(Transaction& txn, std::string_view key, Clock::time_point now);
@@ -179,9 +178,9 @@ class Outbox : public std::enable_shared_from_this<Outbox> {
   std::shared_ptr<sql::SqlResource> store_;
   OutboxOptions options_;
   std::string dialect_;
-  std::string insert_, select_due_, count_, select_state_, purge_,
-      mark_done_, mark_failed_, mark_dead_, claim_, claim_expired_, expire_dead_, select_dead_,
-      requeue_, requeue_all_, drop_dead_;
+  std::string insert_, select_due_, count_, select_state_, purge_, mark_done_, mark_failed_,
+      mark_dead_, claim_, claim_expired_, expire_dead_, select_dead_, requeue_, requeue_all_,
+      drop_dead_;
   mutable std::mutex mutex_;
   mutable std::condition_variable cv_;
   std::uint64_t notifications_ = 0;
