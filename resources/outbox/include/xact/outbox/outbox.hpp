@@ -64,8 +64,8 @@ struct Message {
   std::string payload;
   std::uint32_t attempts = 0;  ///< failed (or interrupted) deliveries before this one
   std::int64_t created_us = 0;
-  /// For dispatchers: when due() read it, the claim of an earlier delivery that never finished
-  /// (its dispatcher died or overran its lease, which has expired); empty otherwise.
+  /// The claim of an earlier delivery that never finished (its dispatcher died or overran its
+  /// lease, which has expired; that delivery may have reached the receiver); empty otherwise.
   std::string lease_owner;
 };
 
