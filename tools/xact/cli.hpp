@@ -26,7 +26,7 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;   ///< the command ran and failed
 inline constexpr int kExitUsage = 2;     ///< the command line is wrong; nothing was done
 inline constexpr int kExitWorkOwed = 3;  ///< recover: ran, but work is still owed
-inline constexpr int kExitFound = 3;     ///< sheets orphans: ran, and found some
+inline constexpr int kExitFound = 3;     ///< sheets orphans, outbox dead: ran, and found some
 
 /// The command line cannot be run: main() adds a pointer to the command's --help.
 class UsageFailure : public std::runtime_error {
@@ -128,6 +128,13 @@ int run_recover(const std::vector<std::string>& args);
 extern const CommandInfo kRecoverConfigInfo;
 bool wants_config(const std::vector<std::string>& args);
 int run_recover_config(const std::vector<std::string>& args);
+/// `xact outbox dead|requeue|drop --config FILE --sql NAME` (outbox_commands.cpp).
+extern const CommandInfo kOutboxDeadInfo;
+extern const CommandInfo kOutboxRequeueInfo;
+extern const CommandInfo kOutboxDropInfo;
+int run_outbox_dead(const std::vector<std::string>& args);
+int run_outbox_requeue(const std::vector<std::string>& args);
+int run_outbox_drop(const std::vector<std::string>& args);
 /// `xact sheets orphans --config FILE` (sheets_commands.cpp).
 extern const CommandInfo kSheetsOrphansInfo;
 int run_sheets_orphans(const std::vector<std::string>& args);
