@@ -15,6 +15,7 @@
 
 #include <boost/program_options.hpp>
 
+#include <xact/config/config.hpp>
 #include <xact/decision_log.hpp>
 #include <xact/io/env.hpp>
 
@@ -104,6 +105,10 @@ void check_damage(const DecisionLog::Inspection& inspection, const std::string& 
 /// (dry runs): takes the lock but writes nothing, not even a new epoch.
 std::unique_ptr<DecisionLog> open_log(io::Env& env, const std::string& dir, bool tolerate,
                                       std::string_view do_it_there, bool read_only = false);
+
+/// The configuration file named by --config; a file that cannot be read or parsed is a Failure
+/// with the parser's message (which names the file, line and key).
+config::Config read_config(const po::variables_map& values);
 
 /// Routes xact's own diagnostics to stderr as "xact: <level>: <message>": errors always,
 /// everything from info up when `verbose`.

@@ -82,12 +82,7 @@ void add_common(CommandLine& line) {
 // The outbox of --sql/--table, its resource opened without creating anything.
 std::shared_ptr<outbox::Outbox> open_outbox(const po::variables_map& values, bool read_only) {
   route_library_log(values.count("verbose") != 0);
-  config::Config config;
-  try {
-    config = config::parse_file(values["config"].as<std::string>());
-  } catch (const config::ConfigError& e) {
-    throw Failure(e.what());
-  }
+  const config::Config config = read_config(values);
   const std::string name = values["sql"].as<std::string>();
   const config::SqlSpec* spec = config.find_sql(name);
   if (spec == nullptr) {

@@ -65,12 +65,7 @@ int run_recover_config(const std::vector<std::string>& args) {
   const bool read_only = dry_run || foreign.listing_only();
   route_library_log(values.count("verbose") != 0);
 
-  config::Config config;
-  try {
-    config = config::parse_file(values["config"].as<std::string>());
-  } catch (const config::ConfigError& e) {
-    throw Failure(e.what());
-  }
+  const config::Config config = read_config(values);
   const std::string& dir = config.decision_log.directory;
   io::Env& env = io::Env::posix();
   check_damage(inspect_log(env, dir), dir, tolerate);
