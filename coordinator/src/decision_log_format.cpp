@@ -75,7 +75,7 @@ void append_commit_entry(std::string& out, const CommitRecord& record) {
     throw UsageError("a commit record with " + std::to_string(record.participants.size()) +
                      " participants cannot be logged: the limit is 65535");
   }
-  std::string body = record.gtrid.bytes();
+  std::string body(record.gtrid.bytes());
   coding::put_u64(body, static_cast<std::uint64_t>(record.time_us));
   coding::put_u16(body, static_cast<std::uint16_t>(record.participants.size()));
   for (const auto& p : record.participants) {
@@ -124,7 +124,7 @@ std::optional<coding::Decoder> open_entry(std::string_view entry, EntryKind kind
 
 void append_heuristic_entry(std::string& out, const HeuristicRecord& record) {
   check_gtrid(record.gtrid, "a heuristic record");
-  std::string body = record.gtrid.bytes();
+  std::string body(record.gtrid.bytes());
   coding::put_u64(body, static_cast<std::uint64_t>(record.time_us));
   put_short_string(body, record.resource, "a resource name");
   put_short_string(body, record.bqual, "a branch qualifier");
@@ -136,7 +136,7 @@ void append_heuristic_entry(std::string& out, const HeuristicRecord& record) {
 void append_forget_heuristic_entry(std::string& out, const Gtrid& gtrid,
                                    std::string_view resource) {
   check_gtrid(gtrid, "forgetting a heuristic outcome");
-  std::string body = gtrid.bytes();
+  std::string body(gtrid.bytes());
   put_short_string(body, resource, "a resource name");
   append_entry(out, EntryKind::kForgetHeuristic, body);
 }
@@ -166,7 +166,7 @@ std::optional<std::string> decode_forget_heuristic_entry(std::string_view entry)
 
 void append_damage_entry(std::string& out, const LogDamage& damage) {
   check_gtrid(damage.id, "a damage record");
-  std::string body = damage.id.bytes();
+  std::string body(damage.id.bytes());
   coding::put_u64(body, static_cast<std::uint64_t>(damage.time_us));
   put_short_string(body, damage.description.substr(0, 0xffff), "a damage description");
   append_entry(out, EntryKind::kDamage, body);

@@ -52,10 +52,6 @@ std::uint64_t load_be(std::string_view bytes) {
   return v;
 }
 
-void append_be(std::string& out, std::uint64_t v, int bytes) {
-  for (int i = bytes - 1; i >= 0; --i) out += static_cast<char>((v >> (8 * i)) & 0xff);
-}
-
 // Our ids only: recovery must never decide a branch some other coordinator owns.
 bool is_our_shape(std::uint32_t format_id, std::size_t gtrid_size, std::size_t bqual_size) {
   return format_id == Xid::kFormatId && gtrid_size == Gtrid::kSize && bqual_size >= 1 &&
@@ -88,38 +84,41 @@ NodeId NodeId::random() {
   return id;
 }
 
-Gtrid::Gtrid(const NodeId& node, std::uint32_t epoch, std::uint64_t sequence) {
-  bytes_.reserve(kSize);
-  bytes_.append(reinterpret_cast<const char*>(node.bytes.data()), node.bytes.size());
+Gtrid::Gtrid(const NodeId& node, std::uint32_t epoch, std::uint64_t sequence) : set_(true) {
+  static_assert(sizeof(node.bytes) == 16);
+  std::memcpy(bytes_.data(), node.bytes.data(), node.bytes.size());
   // Big-endian, so byte order is creation order within a node.
-  append_be(bytes_, epoch, 4);
-  append_be(bytes_, sequence, 8);
+  for (int i = 0; i < 4; ++i) bytes_[16 + i] = static_cast<unsigned char>(epoch >> (8 * (3 - i)));
+  for (int i = 0; i < 8; ++i) {
+    bytes_[20 + i] = static_cast<unsigned char>(sequence >> (8 * (7 - i)));
+  }
 }
 
 std::optional<Gtrid> Gtrid::from_bytes(std::string_view raw) {
   if (raw.size() != kSize) return std::nullopt;
   Gtrid g;
-  g.bytes_.assign(raw);
+  std::memcpy(g.bytes_.data(), raw.data(), kSize);
+  g.set_ = true;
   return g;
 }
 
 NodeId Gtrid::node() const {
   NodeId id;
-  if (bytes_.size() == kSize) std::memcpy(id.bytes.data(), bytes_.data(), id.bytes.size());
+  if (set_) std::memcpy(id.bytes.data(), bytes_.data(), id.bytes.size());
   return id;
 }
 
 std::uint32_t Gtrid::epoch() const {
-  if (bytes_.size() != kSize) return 0;
-  return static_cast<std::uint32_t>(load_be(std::string_view(bytes_).substr(16, 4)));
+  if (!set_) return 0;
+  return static_cast<std::uint32_t>(load_be(bytes().substr(16, 4)));
 }
 
 std::uint64_t Gtrid::sequence() const {
-  if (bytes_.size() != kSize) return 0;
-  return load_be(std::string_view(bytes_).substr(20, 8));
+  if (!set_) return 0;
+  return load_be(bytes().substr(20, 8));
 }
 
-std::string Gtrid::to_hex() const { return xact::to_hex(bytes_); }
+std::string Gtrid::to_hex() const { return xact::to_hex(bytes()); }
 
 std::string Xid::to_gid() const {
   std::string format_hex;

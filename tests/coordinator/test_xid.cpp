@@ -59,13 +59,17 @@ TEST(Gtrid, ByteOrderIsCreationOrder) {
   const NodeId node = sample_node();
   EXPECT_LT(Gtrid(node, 1, 0xff), Gtrid(node, 1, 0x100));
   EXPECT_LT(Gtrid(node, 1, ~0ull), Gtrid(node, 2, 0));
+  // Bytes compare unsigned: 0x7f before 0x80, as the bytes of the id sort.
+  EXPECT_LT(Gtrid(node, 1, 0x7f), Gtrid(node, 1, 0x80));
+  EXPECT_LT(Gtrid(node, 0x7f000000, 0), Gtrid(node, 0x80000000, 0));
+  EXPECT_LT(Gtrid(), Gtrid(node, 0, 0));  // empty first
 }
 
 TEST(Gtrid, FromBytesRoundTripsAndRejectsOtherSizes) {
   const Gtrid g(sample_node(), 3, 4);
   EXPECT_EQ(Gtrid::from_bytes(g.bytes()), g);
   EXPECT_FALSE(Gtrid::from_bytes(g.bytes().substr(1)));
-  EXPECT_FALSE(Gtrid::from_bytes(g.bytes() + "x"));
+  EXPECT_FALSE(Gtrid::from_bytes(std::string(g.bytes()) + "x"));
 }
 
 TEST(Gtrid, EmptyGtridHasZeroFields) {
@@ -113,19 +117,20 @@ TEST(Xid, FromXaIsBinarySafe) {
   Xid with_nul = xid;
   with_nul.gtrid = Gtrid(NodeId{}, 0, 0);  // all NUL bytes
   for (const Xid& x : {xid, with_nul}) {
-    const std::string data = x.gtrid.bytes() + x.bqual;
+    const std::string data = std::string(x.gtrid.bytes()) + x.bqual;
     EXPECT_EQ(Xid::from_xa(Xid::kFormatId, data, Gtrid::kSize, x.bqual.size()), x);
   }
 }
 
 TEST(Xid, FromXaRejectsOtherShapes) {
   const Xid xid = sample_xid("bq");
-  const std::string data = xid.gtrid.bytes() + xid.bqual;
+  const std::string data = std::string(xid.gtrid.bytes()) + xid.bqual;
   EXPECT_FALSE(Xid::from_xa(Xid::kFormatId + 1, data, Gtrid::kSize, 2));
   EXPECT_FALSE(Xid::from_xa(Xid::kFormatId, data, Gtrid::kSize - 1, 3));
   EXPECT_FALSE(Xid::from_xa(Xid::kFormatId, data, Gtrid::kSize, 3));  // lengths vs data
   EXPECT_FALSE(Xid::from_xa(Xid::kFormatId, xid.gtrid.bytes(), Gtrid::kSize, 0));
-  const std::string long_bqual = xid.gtrid.bytes() + std::string(Xid::kMaxBqual + 1, 'b');
+  const std::string long_bqual =
+      std::string(xid.gtrid.bytes()) + std::string(Xid::kMaxBqual + 1, 'b');
   EXPECT_FALSE(Xid::from_xa(Xid::kFormatId, long_bqual, Gtrid::kSize, Xid::kMaxBqual + 1));
 }
 

@@ -193,7 +193,7 @@ struct MyIsamSessionStore::Impl {
     std::vector<std::string> owners, sids;
     bool tombstones = false;
     for (const Commit* c : batch) {
-      std::string g = c->owner->bytes();
+      std::string g(c->owner->bytes());
       if (std::find(owners.begin(), owners.end(), g) == owners.end()) owners.push_back(g);
       for (const std::string& sid : *c->session_ids) {
         if (std::find(sids.begin(), sids.end(), sid) == sids.end()) sids.push_back(sid);

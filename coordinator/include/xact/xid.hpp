@@ -48,15 +48,22 @@ class Gtrid {
   NodeId node() const;
   std::uint32_t epoch() const;
   std::uint64_t sequence() const;
-  /// The 28 raw bytes (binary).
-  const std::string& bytes() const { return bytes_; }
+  /// The 28 raw bytes (binary); empty for a default-constructed Gtrid.
+  std::string_view bytes() const {
+    return set_ ? std::string_view(reinterpret_cast<const char*>(bytes_.data()), kSize)
+                : std::string_view();
+  }
   std::string to_hex() const;
-  bool empty() const { return bytes_.empty(); }
+  bool empty() const { return !set_; }
 
+  /// Byte order (unsigned, as the bytes compare), then set before empty.
   auto operator<=>(const Gtrid&) const = default;
 
  private:
-  std::string bytes_;
+  // Inline, not a std::string: a transaction id is copied into every fence, undo record and
+  // branch id, and 28 bytes do not fit a std::string's small buffer (a heap block per copy).
+  std::array<unsigned char, kSize> bytes_{};
+  bool set_ = false;
 };
 
 struct Xid {
