@@ -4,15 +4,24 @@
 //   BM_NoOp         xact::http::Service, a handler that joins nothing (a no-op transaction)
 //   BM_ObjectWrite  xact::http::Service, one object-store write per request (file storage,
 //                   an fsync per commit)
-//
-// One client thread, one keep-alive connection, one request per iteration on 127.0.0.1;
-// real time. Counters: req/s, and vs_bare (this latency / the bare server's, measured in the
-// same run). Goal for BM_NoOp: vs_bare <= 1.15.
+//     One client thread, one keep-alive connection, one request per iteration on 127.0.0.1;
+//     real time. Counters: req/s, and vs_bare (this latency / the last BM_Bare's).
+//   BM_Paired/spin_us:S
+//     Both servers up at once (the service with Options::worker_spin = S us), one client
+//     connection to each; each iteration sends kBatch requests to one, then kBatch to the
+//     other (the order alternates), so a shared machine's drift hits both alike. Counters:
+//     bare_us, noop_us (per request), vs_bare = noop_us / bare_us. Goal: vs_bare <= 1.15.
+//   BM_Concurrent/conns:C/spin_us:S
+//     The same pairing with C client threads, each on its own kept-alive connection, all
+//     sending at once: throughput under load (bare_rps, noop_rps, vs_bare = bare_rps /
+//     noop_rps), to show what spinning costs when the cores are busy.
 #include <utility>  // before Boost.Asio 1.74's awaitable.hpp
 
+#include <atomic>
 #include <filesystem>
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -151,6 +160,134 @@ void BM_ObjectWrite(benchmark::State& state) {
   });
 }
 
+// A client on its own kept-alive connection.
+class Client {
+ public:
+  explicit Client(unsigned short port) : stream_(io_) {
+    stream_.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+    stream_.socket().set_option(tcp::no_delay(true));
+    req_ = {bhttp::verb::post, "/r", 11};
+    req_.set(bhttp::field::host, "127.0.0.1");
+    req_.keep_alive(true);
+    req_.body() = "x";
+    req_.prepare_payload();
+  }
+  ~Client() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+  }
+  bool call() {
+    bhttp::write(stream_, req_);
+    bhttp::response<bhttp::string_body> res;
+    bhttp::read(stream_, buffer_, res);
+    return res.result_int() == 200;
+  }
+
+ private:
+  asio::io_context io_;
+  beast::tcp_stream stream_;
+  bhttp::request<bhttp::string_body> req_;
+  beast::flat_buffer buffer_;
+};
+
+// A bare server and a service with a no-op handler, both running.
+struct Pair {
+  Fixture bare, noop;
+  explicit Pair(std::chrono::microseconds spin) {
+    asio::co_spawn(bare.io, bare_serve(bare.acceptor), asio::detached);
+    bare.start();
+    xact::http::Options options;
+    options.worker_spin = spin;
+    noop.service = std::make_unique<xact::http::Service>(noop.pool.get_executor(), options);
+    noop.service->route("/r", [](const xact::http::Request& req, xact::Transaction&) {
+      return xact::http::text(200, "ok\n", req.version());
+    });
+    asio::co_spawn(noop.io, noop.service->serve(noop.acceptor), asio::detached);
+    noop.start();
+  }
+  unsigned short bare_port() { return bare.acceptor.local_endpoint().port(); }
+  unsigned short noop_port() { return noop.acceptor.local_endpoint().port(); }
+};
+
+constexpr int kBatch = 200;
+
+void BM_Paired(benchmark::State& state) {
+  Pair pair{std::chrono::microseconds(state.range(0))};
+  Client bare(pair.bare_port()), noop(pair.noop_port());
+  double bare_s = 0, noop_s = 0;
+  bool bare_first = true;
+  auto batch = [&](Client& c, double& total) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < kBatch; ++i) {
+      if (!c.call()) state.SkipWithError("not 200");
+    }
+    total += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  for (auto _ : state) {
+    if (bare_first) {
+      batch(bare, bare_s);
+      batch(noop, noop_s);
+    } else {
+      batch(noop, noop_s);
+      batch(bare, bare_s);
+    }
+    bare_first = !bare_first;
+  }
+  const double n = static_cast<double>(state.iterations()) * kBatch;
+  state.counters["bare_us"] = bare_s / n * 1e6;
+  state.counters["noop_us"] = noop_s / n * 1e6;
+  state.counters["vs_bare"] = noop_s / bare_s;
+}
+
+void BM_Concurrent(benchmark::State& state) {
+  const int conns = static_cast<int>(state.range(0));
+  Pair pair{std::chrono::microseconds(state.range(1))};
+  std::vector<std::unique_ptr<Client>> bare, noop;
+  for (int i = 0; i < conns; ++i) {
+    bare.push_back(std::make_unique<Client>(pair.bare_port()));
+    noop.push_back(std::make_unique<Client>(pair.noop_port()));
+  }
+  // Every client thread sends kBatch requests on its connection; the wall time of the round.
+  auto round = [&](std::vector<std::unique_ptr<Client>>& clients, double& total) {
+    std::atomic<bool> failed{false};
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<std::thread> threads;
+    for (auto& c : clients) {
+      threads.emplace_back([&c, &failed] {
+        for (int i = 0; i < kBatch; ++i) {
+          if (!c->call()) failed = true;
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    total += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (failed) state.SkipWithError("not 200");
+  };
+  double bare_s = 0, noop_s = 0;
+  bool bare_first = true;
+  for (auto _ : state) {
+    if (bare_first) {
+      round(bare, bare_s);
+      round(noop, noop_s);
+    } else {
+      round(noop, noop_s);
+      round(bare, bare_s);
+    }
+    bare_first = !bare_first;
+  }
+  const double n = static_cast<double>(state.iterations()) * kBatch * conns;
+  state.counters["bare_rps"] = n / bare_s;
+  state.counters["noop_rps"] = n / noop_s;
+  state.counters["vs_bare"] = noop_s / bare_s;
+}
+
+BENCHMARK(BM_Paired)->ArgName("spin_us")->Arg(0)->Arg(100)->UseRealTime()->MinTime(3.0);
+BENCHMARK(BM_Concurrent)
+    ->ArgNames({"conns", "spin_us"})
+    ->Args({8, 0})
+    ->Args({8, 100})
+    ->UseRealTime()
+    ->MinTime(3.0);
 BENCHMARK(BM_Bare)->UseRealTime()->MinTime(2.0);
 BENCHMARK(BM_NoOp)->UseRealTime()->MinTime(2.0);
 BENCHMARK(BM_Bare)->UseRealTime()->MinTime(2.0);  // again: the shared machine drifts

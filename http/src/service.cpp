@@ -3,18 +3,26 @@
 #include <xact/http/service.hpp>
 
 #include <any>
+#include <cstdlib>
 #include <cmath>
+#include <optional>
 #include <sstream>
+#include <thread>
 
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
 
 #include <xact/errors.hpp>
@@ -31,11 +39,25 @@ namespace {
 // Transaction::data key under which an attempt's transaction keeps its request's manager.
 const char kManagerKey = 0;
 
-std::string path_of(const Request& request) {
+std::string_view path_of(const Request& request) {
   const auto target = request.target();
   const auto q = target.find('?');
-  return std::string(q == beast::string_view::npos ? target : target.substr(0, q));
+  const auto path = q == beast::string_view::npos ? target : target.substr(0, q);
+  return {path.data(), path.size()};
 }
+
+// In a spin loop: tells the core (and a hypervisor) that this thread only waits.
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+const char kWaitingTag = 0;
+// Handoff's slot while a worker spins for a job.
+void* const kWaiting = const_cast<char*>(&kWaitingTag);
 
 }  // namespace
 
@@ -67,8 +89,88 @@ struct Service::AttemptResult {
   std::string transaction;  // the gtrid, hex
 };
 
+// What a worker runs: one attempt of a request.
+struct Service::Job {
+  virtual void run() noexcept = 0;
+
+ protected:
+  ~Job() = default;
+};
+
+// Hands jobs to the worker pool. A worker that finished a job does not go back to the pool at
+// once: it spins for up to Options::worker_spin on `slot_`, and a job submitted meanwhile is
+// handed to it by one compare-and-swap instead of a post that wakes a thread sleeping on the
+// pool's condition variable (10-15 us on a VM, more than a no-op request costs). At most one
+// worker spins at a time, so an idle pool burns at most one core, for at most worker_spin after
+// its last job. While it spins, a worker is not available to other work posted to the pool.
+class Service::Handoff {
+ public:
+  Handoff(asio::thread_pool::executor_type pool, std::chrono::nanoseconds spin)
+      : pool_(std::move(pool)), spin_(spin) {}
+  ~Handoff() {
+    stopping_.store(true, std::memory_order_relaxed);
+    while (lingering_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+  }
+
+  void submit(Job& job) {
+    void* expected = kWaiting;
+    if (slot_.compare_exchange_strong(expected, &job, std::memory_order_acq_rel,
+                                      std::memory_order_relaxed)) {
+      return;  // a spinning worker takes it
+    }
+    asio::post(pool_, [this, &job] {
+      job.run();
+      linger();
+    });
+  }
+
+ private:
+  // On a worker, after a job: runs the jobs handed over while it spins, then returns.
+  void linger() noexcept {
+    if (spin_.count() <= 0) return;
+    lingering_.fetch_add(1, std::memory_order_relaxed);
+    while (Job* job = wait()) job->run();
+    lingering_.fetch_sub(1, std::memory_order_release);
+  }
+
+  Job* wait() noexcept {
+    void* expected = nullptr;
+    if (!slot_.compare_exchange_strong(expected, kWaiting, std::memory_order_acq_rel,
+                                       std::memory_order_relaxed)) {
+      return nullptr;  // another worker spins already
+    }
+    const auto until = std::chrono::steady_clock::now() + spin_;
+    for (unsigned i = 1;; ++i) {
+      void* s = slot_.load(std::memory_order_acquire);
+      if (s != kWaiting) {
+        slot_.store(nullptr, std::memory_order_relaxed);
+        return static_cast<Job*>(s);
+      }
+      if (i % 64 == 0 && (std::chrono::steady_clock::now() >= until ||
+                          stopping_.load(std::memory_order_relaxed))) {
+        expected = kWaiting;
+        if (slot_.compare_exchange_strong(expected, nullptr, std::memory_order_acq_rel,
+                                          std::memory_order_acquire)) {
+          return nullptr;
+        }
+        slot_.store(nullptr, std::memory_order_relaxed);  // a job came in at the last moment
+        return static_cast<Job*>(expected);
+      }
+      if (std::getenv("XACT_SPIN_YIELD")) { std::this_thread::yield(); } else { cpu_relax(); }
+    }
+  }
+
+  asio::thread_pool::executor_type pool_;
+  const std::chrono::nanoseconds spin_;
+  // nullptr: no worker spins; kWaiting: one spins; else the Job handed to it.
+  std::atomic<void*> slot_{nullptr};
+  std::atomic<int> lingering_{0};
+  std::atomic<bool> stopping_{false};
+};
+
 Service::Service(asio::thread_pool::executor_type workers, Options options)
-    : workers_(std::move(workers)), options_(std::move(options)) {
+    : workers_(std::move(workers)), options_(std::move(options)),
+      handoff_(std::make_unique<Handoff>(workers_, options_.worker_spin)) {
   RetryState check(options_.retry);  // UsageError for a policy that cannot end
   (void)check;
 }
@@ -96,34 +198,66 @@ const RouteMetrics* Service::metrics(const std::string& path) const {
   return it == routes_.end() ? nullptr : &it->second->metrics;
 }
 
-// One attempt, on a worker: a fresh transaction of the request's manager, the handler, the
-// commit. The transaction is reached through `manager` (the request's), never through the
-// thread, so a coroutine handler may resume on another worker.
-asio::awaitable<Service::AttemptResult> Service::attempt(const Route& route,
-                                                         const Request& request,
-                                                         ExplicitTransactionManager& manager,
-                                                         Clock::time_point deadline) {
+namespace {
+
+// Begins an attempt's transaction in the request's manager, bounded by what is left of the
+// request's deadline. `txn` is set as soon as the transaction exists.
+void begin_attempt(ExplicitTransactionManager& manager, Clock::time_point deadline,
+                   Transaction*& txn) {
+  txn = &manager.begin();
+  txn->data(&kManagerKey) = static_cast<TransactionManager*>(&manager);
+  const auto left = deadline - Clock::now();
+  if (left <= Clock::duration::zero()) {
+    throw TransactionTimeoutError("the request's deadline passed before the attempt began");
+  }
+  txn->set_timeout(left);
+}
+
+}  // namespace
+
+// One attempt of a synchronous handler, on a worker: a fresh transaction of the request's
+// manager, bound on this thread for the handler, then the commit.
+Service::AttemptResult Service::attempt(const Route& route, const Request& request,
+                                        ExplicitTransactionManager& manager,
+                                        Clock::time_point deadline) {
   AttemptResult out;
   Transaction* txn = nullptr;
   try {
-    txn = &manager.begin();
-    txn->data(&kManagerKey) = static_cast<TransactionManager*>(&manager);
-    const auto left = deadline - Clock::now();
-    if (left <= Clock::duration::zero()) {
-      throw TransactionTimeoutError("the request's deadline passed before the attempt began");
-    }
-    txn->set_timeout(left);
-    if (route.handler) {
-      ManagerBinding binding(manager);
-      out.response = route.handler(request, *txn);
-      txn->commit();
-    } else {
-      out.response = co_await route.coro(request, *txn);
-      txn->commit();
-    }
+    begin_attempt(manager, deadline, txn);
+    ManagerBinding binding(manager);
+    out.response = route.handler(request, *txn);
+    txn->commit();
   } catch (...) {
     out.error = std::current_exception();
     out.response.reset();  // a failed attempt's response is discarded
+  }
+  if (out.error && txn != nullptr) {
+    out.retryable = txn->is_retryable(out.error);
+    try {
+      out.transaction = txn->gtrid().to_hex();
+    } catch (...) {
+    }
+    txn->abort();
+  }
+  return out;
+}
+
+// One attempt of a coroutine handler, on the workers. The transaction is reached through
+// `manager` (the request's), never through the thread, so the handler may resume on another
+// worker.
+asio::awaitable<Service::AttemptResult> Service::coro_attempt(const Route& route,
+                                                              const Request& request,
+                                                              ExplicitTransactionManager& manager,
+                                                              Clock::time_point deadline) {
+  AttemptResult out;
+  Transaction* txn = nullptr;
+  try {
+    begin_attempt(manager, deadline, txn);
+    out.response = co_await route.coro(request, *txn);
+    txn->commit();
+  } catch (...) {
+    out.error = std::current_exception();
+    out.response.reset();
   }
   if (out.error && txn != nullptr) {
     out.retryable = txn->is_retryable(out.error);
@@ -144,130 +278,420 @@ Response Service::unavailable(const Request& request, const char* why) const {
   return res;
 }
 
-asio::awaitable<Response> Service::handle(Request request) {
-  const auto started = Clock::now();
-  const std::string path = path_of(request);
-  if (path == "/metrics" && routes_.find(path) == routes_.end()) {
-    Response res = text(200, metrics_text(), request.version());
-    res.set(bhttp::field::content_type, "text/plain; version=0.0.4");
-    co_return res;
-  }
-  auto it = routes_.find(path);
-  if (it == routes_.end()) co_return text(404, "not found\n", request.version());
-  Route& route = *it->second;
-  RouteMetrics& m = route.metrics;
-  m.requests.fetch_add(1, std::memory_order_relaxed);
+// One request from its parsed message to its answer: the retry loop as a state machine. The
+// first attempt is submitted from the io thread; attempts and the decisions between them run on
+// workers; a back-off waits on a timer of the io context. The answer goes to answer(), called on
+// whichever thread produced it; nothing touches the exchange after that call.
+struct Service::Exchange : Service::Job {
+  Exchange(Service& s, asio::any_io_executor io_executor)
+      : service(s), io(std::move(io_executor)) {}
+  virtual ~Exchange() = default;
 
-  RetryState state(options_.retry);
-  const auto deadline = options_.retry.deadline.count() > 0
-                            ? started + options_.retry.deadline
-                            : Clock::time_point::max();
-  ExplicitTransactionManager manager(options_.manager);  // the request's: it follows the request
-  asio::steady_timer timer(co_await asio::this_coro::executor);
-  Response res;
-  while (true) {
-    if (!state.begin_attempt()) {
-      res = unavailable(request, "no attempt left");
+  Service& service;
+  asio::any_io_executor io;  // for the back-off timer
+  Request request;           // kept whole: every attempt reads these bytes
+  Route* route = nullptr;
+  Clock::time_point started{}, deadline{};
+  std::optional<RetryState> retry;
+  std::optional<ExplicitTransactionManager> manager;  // the request's: it follows the request
+  std::optional<asio::steady_timer> backoff;
+
+  // The answer (on a worker or an io thread). Must not touch the exchange's request state
+  // afterwards only through a new start().
+  virtual void answer(Response res) noexcept = 0;
+
+  // On an io thread, with `request` set: answers what needs no transaction at once, else
+  // submits the first attempt.
+  void start() noexcept {
+    try {
+      started = Clock::now();
+      const std::string_view path = path_of(request);
+      auto it = service.routes_.find(path);
+      if (it == service.routes_.end()) {
+        if (path == "/metrics") {
+          Response res = text(200, service.metrics_text(), request.version());
+          res.set(bhttp::field::content_type, "text/plain; version=0.0.4");
+          answer(std::move(res));
+        } else {
+          answer(text(404, "not found\n", request.version()));
+        }
+        return;
+      }
+      route = it->second.get();
+      route->metrics.requests.fetch_add(1, std::memory_order_relaxed);
+      const RetryPolicy& policy = service.options_.retry;
+      retry.emplace(policy);
+      deadline = policy.deadline.count() > 0 ? started + policy.deadline
+                                             : Clock::time_point::max();
+      manager.emplace(service.options_.manager);
+    } catch (...) {
+      internal_error(std::current_exception());
+      return;
+    }
+    next_attempt();
+  }
+
+  void run() noexcept override {
+    if (route->coro) {
+      try {
+        asio::co_spawn(service.workers_,
+                       service.coro_attempt(*route, request, *manager, deadline),
+                       [this](std::exception_ptr e, AttemptResult r) {
+                         if (e) r.error = e;
+                         settle(std::move(r));
+                       });
+      } catch (...) {
+        internal_error(std::current_exception());
+      }
+      return;
+    }
+    settle(service.attempt(*route, request, *manager, deadline));
+  }
+
+  void next_attempt() noexcept {
+    RouteMetrics& m = route->metrics;
+    if (!retry->begin_attempt()) {
       m.retries_exhausted.fetch_add(1, std::memory_order_relaxed);
-      break;
+      respond(service.unavailable(request, "no attempt left"));
+      return;
     }
     m.attempts.fetch_add(1, std::memory_order_relaxed);
-    AttemptResult r = co_await asio::co_spawn(
-        workers_, attempt(route, request, manager, deadline), asio::use_awaitable);
+    service.handoff_->submit(*this);
+  }
+
+  // After an attempt, on a worker: the answer, or a retry.
+  void settle(AttemptResult r) noexcept {
+    RouteMetrics& m = route->metrics;
     if (!r.error) {
-      res = std::move(*r.response);
-      break;
+      respond(std::move(*r.response));
+      return;
     }
     try {
-      std::rethrow_exception(r.error);
-    } catch (const InDoubtError& e) {
-      m.in_doubt.fetch_add(1, std::memory_order_relaxed);
-      log(LogLevel::error, "xact::http: " + path + ": transaction " + r.transaction +
-                               " is in doubt (recovery decides): " + e.what());
-      res = text(500, "internal error: the outcome of transaction " + r.transaction +
-                          " is unknown; it will be decided by recovery\n",
-                 request.version());
-      res.set("X-Xact-Transaction", r.transaction);
-      break;
-    } catch (const HttpError& e) {
-      res = text(e.status(), std::string(e.what()) + "\n", request.version());
-      break;
-    } catch (const TransactionTimeoutError&) {
-      m.retries_exhausted.fetch_add(1, std::memory_order_relaxed);
-      log(LogLevel::warning, "xact::http: " + path + ": the request's deadline passed");
-      res = unavailable(request, "the request's deadline passed");
-      break;
-    } catch (const TransientError&) {
-      m.conflicts.fetch_add(1, std::memory_order_relaxed);
-    } catch (...) {
-      if (r.retryable) m.conflicts.fetch_add(1, std::memory_order_relaxed);
-    }
-    const RetryDecision d = state.failed(r.error, r.retryable);
-    if (d) {
-      timer.expires_after(d.wait);
-      co_await timer.async_wait(asio::use_awaitable);
-      continue;
-    }
-    if (r.retryable) {
-      m.retries_exhausted.fetch_add(1, std::memory_order_relaxed);
-      log(LogLevel::warning, "xact::http: " + path + ": gave up after " +
-                                 std::to_string(state.attempt()) +
-                                 " attempts: " + error_message(r.error));
-      res = unavailable(request, d.reason == RetryDecision::Reason::deadline_passed
-                                     ? "the request's deadline passed"
-                                     : "too many conflicts");
-    } else {
+      const std::string path(path_of(request));
+      try {
+        std::rethrow_exception(r.error);
+      } catch (const InDoubtError& e) {
+        m.in_doubt.fetch_add(1, std::memory_order_relaxed);
+        log(LogLevel::error, "xact::http: " + path + ": transaction " + r.transaction +
+                                 " is in doubt (recovery decides): " + e.what());
+        Response res = text(500, "internal error: the outcome of transaction " + r.transaction +
+                                     " is unknown; it will be decided by recovery\n",
+                            request.version());
+        res.set("X-Xact-Transaction", r.transaction);
+        respond(std::move(res));
+        return;
+      } catch (const HttpError& e) {
+        respond(text(e.status(), std::string(e.what()) + "\n", request.version()));
+        return;
+      } catch (const TransactionTimeoutError&) {
+        m.retries_exhausted.fetch_add(1, std::memory_order_relaxed);
+        log(LogLevel::warning, "xact::http: " + path + ": the request's deadline passed");
+        respond(service.unavailable(request, "the request's deadline passed"));
+        return;
+      } catch (const TransientError&) {
+        m.conflicts.fetch_add(1, std::memory_order_relaxed);
+      } catch (...) {
+        if (r.retryable) m.conflicts.fetch_add(1, std::memory_order_relaxed);
+      }
+      const RetryDecision d = retry->failed(r.error, r.retryable);
+      if (d) {
+        if (d.wait <= std::chrono::microseconds::zero()) {
+          next_attempt();
+          return;
+        }
+        if (!backoff) backoff.emplace(io);
+        backoff->expires_after(d.wait);
+        backoff->async_wait(hold([this](boost::system::error_code) { next_attempt(); }));
+        return;
+      }
+      if (r.retryable) {
+        m.retries_exhausted.fetch_add(1, std::memory_order_relaxed);
+        log(LogLevel::warning, "xact::http: " + path + ": gave up after " +
+                                   std::to_string(retry->attempt()) +
+                                   " attempts: " + error_message(r.error));
+        respond(service.unavailable(request, d.reason == RetryDecision::Reason::deadline_passed
+                                                 ? "the request's deadline passed"
+                                                 : "too many conflicts"));
+        return;
+      }
       m.errors.fetch_add(1, std::memory_order_relaxed);
       log(LogLevel::error, "xact::http: " + path + ": " + error_message(r.error));
-      res = text(500, "internal error\n", request.version());
+      respond(text(500, "internal error\n", request.version()));
+    } catch (...) {  // from RetryPolicy::on_retry, or out of memory
+      internal_error(std::current_exception());
     }
-    break;
   }
-  res.version(request.version());
-  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - started);
-  m.latency_sum_ns.fetch_add(static_cast<std::uint64_t>(ns.count()), std::memory_order_relaxed);
-  const double secs = std::chrono::duration<double>(ns).count();
-  std::size_t b = 0;
-  while (b < RouteMetrics::kLatencyBounds.size() && secs > RouteMetrics::kLatencyBounds[b]) ++b;
-  m.latency_buckets[b].fetch_add(1, std::memory_order_relaxed);
-  co_return res;
+
+  // The final answer of a routed request: counted, then sent.
+  void respond(Response res) noexcept {
+    res.version(request.version());
+    if (route != nullptr) {
+      RouteMetrics& m = route->metrics;
+      const auto ns =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - started);
+      m.latency_sum_ns.fetch_add(static_cast<std::uint64_t>(ns.count()),
+                                 std::memory_order_relaxed);
+      const double secs = std::chrono::duration<double>(ns).count();
+      std::size_t b = 0;
+      while (b < RouteMetrics::kLatencyBounds.size() && secs > RouteMetrics::kLatencyBounds[b]) {
+        ++b;
+      }
+      m.latency_buckets[b].fetch_add(1, std::memory_order_relaxed);
+    }
+    answer(std::move(res));
+  }
+
+  void internal_error(std::exception_ptr e) noexcept {
+    if (route != nullptr) route->metrics.errors.fetch_add(1, std::memory_order_relaxed);
+    log(LogLevel::error, "xact::http: " + error_message(e));
+    Response res;
+    try {
+      res = text(500, "internal error\n", request.version());
+    } catch (...) {
+      res.result(bhttp::status::internal_server_error);
+    }
+    respond(std::move(res));
+  }
+
+  // Wraps a completion handler of the io context so that it keeps the exchange alive.
+  virtual std::function<void(boost::system::error_code)> hold(
+      std::function<void(boost::system::error_code)> f) = 0;
+};
+
+// An exchange for Service::handle: answers to a coroutine's completion handler.
+struct Service::Standalone final : Service::Exchange {
+  Standalone(Service& s, asio::any_io_executor io, std::function<void(Response)> done)
+      : Exchange(s, std::move(io)), done_(std::move(done)) {}
+  void answer(Response res) noexcept override {
+    auto done = std::move(done_);
+    delete this;
+    done(std::move(res));
+  }
+  std::function<void(boost::system::error_code)> hold(
+      std::function<void(boost::system::error_code)> f) override {
+    return f;  // owned by nobody but its own answer
+  }
+
+ private:
+  std::function<void(Response)> done_;
+};
+
+asio::awaitable<Response> Service::handle(Request request) {
+  auto io = co_await asio::this_coro::executor;
+  co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(Response)>(
+      [this, io, &request](auto handler) {
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        auto* ex = new Standalone(*this, io, [h](Response res) {
+          auto e = asio::get_associated_executor(*h);
+          asio::post(e, [h, res = std::move(res)]() mutable { (*h)(std::move(res)); });
+        });
+        ex->request = std::move(request);
+        ex->start();
+      },
+      asio::use_awaitable);
+}
+
+// One connection: reads requests on the io context (a strand of it), answers each through the
+// exchange it is. A request's answer is written by the thread that produced it, usually the
+// worker that ran the committed attempt: a non-blocking write; only what the kernel does not
+// take at once goes on as an asynchronous write. Then the same thread starts the next read.
+// Between the read's completion and that point the connection belongs to the request's
+// attempts, so its socket is used by one thread at a time.
+//
+// Timeouts: one timer per connection, armed once and re-armed when it fires, checks
+// `deadline_` (set when a read or an asynchronous write starts, 0 while a request is handled),
+// so that a request costs no timer operation; a connection past its deadline is shut down, which
+// fails the pending read or write.
+struct Service::Connection final : Service::Exchange,
+                                   std::enable_shared_from_this<Service::Connection> {
+  // Beast 1.74's composed operations need the type-erased executor, holding a strand.
+  using Socket = asio::ip::tcp::socket;
+  using Timer = asio::steady_timer;
+
+  Connection(Service& s, asio::ip::tcp::socket socket)
+      : Exchange(s, socket.get_executor()),
+        socket_(asio::any_io_executor(asio::make_strand(socket.get_executor()))),
+        timer_(socket_.get_executor()) {
+    io = socket_.get_executor();
+    boost::system::error_code ec;
+    const auto protocol = socket.local_endpoint(ec).protocol();
+    if (!ec) socket_.assign(protocol, socket.release(ec), ec);
+    if (!ec) socket_.non_blocking(true, ec);  // answers are written without blocking a worker
+    failed_ = static_cast<bool>(ec);
+  }
+
+  // On the strand.
+  void open() {
+    if (failed_) {
+      close();
+      return;
+    }
+    read();
+    arm(Clock::now() + service.options_.read_timeout);
+  }
+
+  std::function<void()> on_closed;
+
+ private:
+  void read() {
+    parser_.emplace();
+    parser_->body_limit(service.options_.body_limit);
+    set_deadline();
+    bhttp::async_read(socket_, buffer_, *parser_,
+                      [self = take_hold()](boost::system::error_code ec, std::size_t) mutable {
+                        auto& c = *self;
+                        c.on_read(std::move(self), ec);
+                      });
+  }
+
+  void on_read(std::shared_ptr<Connection> self, boost::system::error_code ec) {
+    deadline_.store(0, std::memory_order_relaxed);
+    keep_alive_ = false;
+    route = nullptr;
+    if (timed_out_ || ec == bhttp::error::end_of_stream) {
+      close();
+      return;
+    }
+    hold_ = std::move(self);
+    if (ec == bhttp::error::body_limit) {
+      answer(text(413, "request body too large\n"));
+      return;
+    }
+    if (ec) {
+      if (ec.category() != bhttp::make_error_code(bhttp::error::bad_target).category()) {
+        hold_.reset();  // the connection failed
+        close();
+        return;
+      }
+      answer(text(400, "bad request\n"));
+      return;
+    }
+    request = parser_->release();
+    keep_alive_ = request.keep_alive();
+    start();  // the last touch: a worker may own the connection from here
+  }
+
+  void answer(Response res) noexcept override {
+    boost::system::error_code ec;
+    try {
+      response_ = std::move(res);
+      response_.keep_alive(keep_alive_);
+      response_.prepare_payload();
+      serializer_.emplace(response_);
+      bhttp::write(socket_, *serializer_, ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        set_deadline();
+        bhttp::async_write(socket_, *serializer_,
+                           [self = take_hold()](boost::system::error_code e, std::size_t) {
+                             self->written(e);
+                           });
+        return;
+      }
+    } catch (...) {
+      ec = asio::error::no_memory;
+    }
+    written(ec);
+  }
+
+  void written(boost::system::error_code ec) noexcept {
+    serializer_.reset();
+    if (ec || !keep_alive_) {
+      asio::post(socket_.get_executor(), [self = take_hold()] { self->close(); });
+      return;
+    }
+    read();
+  }
+
+  std::function<void(boost::system::error_code)> hold(
+      std::function<void(boost::system::error_code)> f) override {
+    return [self = take_hold(), f = std::move(f)](boost::system::error_code ec) mutable {
+      auto& c = *self;
+      c.hold_ = std::move(self);
+      f(ec);
+    };
+  }
+
+  // The reference that keeps the connection alive moves with its work: into the pending
+  // operation's handler, or (hold_) with a request's attempts.
+  std::shared_ptr<Connection> take_hold() {
+    return hold_ ? std::move(hold_) : shared_from_this();
+  }
+
+  void set_deadline() {
+    deadline_.store((Clock::now() + service.options_.read_timeout).time_since_epoch().count(),
+                    std::memory_order_relaxed);
+  }
+
+  void arm(Clock::time_point at) {
+    timer_.expires_at(at);
+    timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      self->on_timer(ec);
+    });
+  }
+
+  // On the strand, when the timer fires.
+  void on_timer(boost::system::error_code ec) {
+    if (ec || closed_) return;
+    const auto now = Clock::now();
+    const auto d = deadline_.load(std::memory_order_relaxed);
+    if (d == 0) {
+      arm(now + service.options_.read_timeout);  // a request is being handled
+      return;
+    }
+    const Clock::time_point at{Clock::duration(d)};
+    if (now < at) {
+      arm(at);
+      return;
+    }
+    timed_out_ = true;  // the pending read or write fails, and its handler closes
+    boost::system::error_code ignored;
+    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  }
+
+  // On the strand.
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    timer_.cancel();
+    boost::system::error_code ignored;
+    socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    socket_.close(ignored);
+    if (on_closed) std::exchange(on_closed, {})();
+  }
+
+  Socket socket_;
+  Timer timer_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  Response response_;
+  std::optional<bhttp::serializer<false, bhttp::string_body>> serializer_;
+  std::shared_ptr<Connection> hold_;
+  std::atomic<Clock::rep> deadline_{0};  // 0: no timeout (a request is being handled)
+  bool keep_alive_ = false;
+  bool timed_out_ = false;  // strand
+  bool closed_ = false;     // strand
+  bool failed_ = false;
+};
+
+void Service::start_connection(asio::ip::tcp::socket socket, std::function<void()> on_closed) {
+  auto c = std::make_shared<Connection>(*this, std::move(socket));
+  c->on_closed = std::move(on_closed);
+  asio::dispatch(c->io, [c] { c->open(); });
 }
 
 asio::awaitable<void> Service::session(asio::ip::tcp::socket socket) {
-  beast::tcp_stream stream(std::move(socket));
-  beast::flat_buffer buffer;
-  while (true) {
-    boost::system::error_code ec;
-    bhttp::request_parser<bhttp::string_body> parser;
-    parser.body_limit(options_.body_limit);
-    stream.expires_after(options_.read_timeout);
-    co_await bhttp::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
-    if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout) break;
-    Response res;
-    bool keep_alive = false;
-    if (ec == bhttp::error::body_limit) {
-      res = text(413, "request body too large\n");
-    } else if (ec) {
-      if (ec.category() != bhttp::make_error_code(bhttp::error::bad_target).category()) break;  // the connection failed
-      res = text(400, "bad request\n");
-    } else {
-      Request request = parser.release();  // kept whole: every attempt reads these bytes
-      keep_alive = request.keep_alive();
-      stream.expires_never();
-      res = co_await handle(std::move(request));
-    }
-    res.keep_alive(keep_alive);
-    res.prepare_payload();
-    stream.expires_after(options_.read_timeout);
-    co_await bhttp::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
-    if (ec || !keep_alive) break;
-  }
-  boost::system::error_code ignored;
-  stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
+      [this, &socket](auto handler) {
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        start_connection(std::move(socket), [h] {
+          auto e = asio::get_associated_executor(*h);
+          asio::post(e, [h] { (*h)(); });
+        });
+      },
+      asio::use_awaitable);
 }
 
 asio::awaitable<void> Service::serve(asio::ip::tcp::acceptor& acceptor) {
-  auto executor = co_await asio::this_coro::executor;
   while (true) {
     boost::system::error_code ec;
     asio::ip::tcp::socket socket =
@@ -276,7 +700,7 @@ asio::awaitable<void> Service::serve(asio::ip::tcp::acceptor& acceptor) {
       if (!acceptor.is_open() || ec == asio::error::operation_aborted) co_return;
       continue;
     }
-    asio::co_spawn(executor, session(std::move(socket)), asio::detached);
+    start_connection(std::move(socket), {});
   }
 }
 
