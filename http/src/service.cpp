@@ -3,11 +3,13 @@
 #include <xact/http/service.hpp>
 
 #include <any>
-#include <cstdlib>
 #include <cmath>
 #include <optional>
 #include <sstream>
 #include <thread>
+
+#include <poll.h>
+#include <time.h>
 
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -97,57 +99,79 @@ struct Service::Job {
   ~Job() = default;
 };
 
-// Hands jobs to the worker pool. A worker that finished a job does not go back to the pool at
-// once: it spins for up to Options::worker_spin on `slot_`, and a job submitted meanwhile is
-// handed to it by one compare-and-swap instead of a post that wakes a thread sleeping on the
-// pool's condition variable (10-15 us on a VM, more than a no-op request costs). At most one
-// worker spins at a time, so an idle pool burns at most one core, for at most worker_spin after
-// its last job. While it spins, a worker is not available to other work posted to the pool.
+// Hands jobs to the worker pool.
+//
+// A job submitted from a worker that is running a job of this pool (a request read by the
+// worker itself, see Connection::next_request) is run by that worker once its current job
+// returns: no queue, no wake-up.
+//
+// A worker that finished its jobs may spin for up to Options::worker_spin on `slot_`, yielding
+// the core between looks; a job submitted meanwhile is handed to it by one compare-and-swap
+// instead of a post that wakes a thread sleeping on the pool's condition variable. At most one
+// worker spins at a time.
 class Service::Handoff {
  public:
   Handoff(asio::thread_pool::executor_type pool, std::chrono::nanoseconds spin)
       : pool_(std::move(pool)), spin_(spin) {}
   ~Handoff() {
     stopping_.store(true, std::memory_order_relaxed);
-    while (lingering_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+    while (working_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
   }
 
   void submit(Job& job) {
+    if (tl_handoff == this && tl_next == nullptr) {
+      tl_next = &job;  // this worker runs it next
+      return;
+    }
     void* expected = kWaiting;
     if (slot_.compare_exchange_strong(expected, &job, std::memory_order_acq_rel,
                                       std::memory_order_relaxed)) {
       return;  // a spinning worker takes it
     }
+    queued_.fetch_add(1, std::memory_order_relaxed);
     asio::post(pool_, [this, &job] {
-      job.run();
-      linger();
+      queued_.fetch_sub(1, std::memory_order_relaxed);
+      work(job);
     });
   }
 
- private:
-  // On a worker, after a job: runs the jobs handed over while it spins, then returns.
-  void linger() noexcept {
-    if (spin_.count() <= 0) return;
-    lingering_.fetch_add(1, std::memory_order_relaxed);
-    while (Job* job = wait()) job->run();
-    lingering_.fetch_sub(1, std::memory_order_release);
+  // On a worker running a job of this pool, with no job waiting in the pool's queue: the
+  // worker may wait a little for more work of its own.
+  bool may_linger() const noexcept {
+    return tl_handoff == this && tl_next == nullptr &&
+           queued_.load(std::memory_order_relaxed) == 0;
   }
 
+ private:
+  void work(Job& first) noexcept {
+    working_.fetch_add(1, std::memory_order_relaxed);
+    tl_handoff = this;
+    Job* job = &first;
+    while (job != nullptr) {
+      job->run();
+      job = std::exchange(tl_next, nullptr);
+      if (job == nullptr) job = wait();
+    }
+    tl_handoff = nullptr;
+    working_.fetch_sub(1, std::memory_order_release);
+  }
+
+  // Spins for a job handed over through the slot; null when none came in time.
   Job* wait() noexcept {
+    if (spin_.count() <= 0) return nullptr;
     void* expected = nullptr;
     if (!slot_.compare_exchange_strong(expected, kWaiting, std::memory_order_acq_rel,
                                        std::memory_order_relaxed)) {
       return nullptr;  // another worker spins already
     }
     const auto until = std::chrono::steady_clock::now() + spin_;
-    for (unsigned i = 1;; ++i) {
+    while (true) {
       void* s = slot_.load(std::memory_order_acquire);
       if (s != kWaiting) {
         slot_.store(nullptr, std::memory_order_relaxed);
         return static_cast<Job*>(s);
       }
-      if (i % 64 == 0 && (std::chrono::steady_clock::now() >= until ||
-                          stopping_.load(std::memory_order_relaxed))) {
+      if (std::chrono::steady_clock::now() >= until || stopping_.load(std::memory_order_relaxed)) {
         expected = kWaiting;
         if (slot_.compare_exchange_strong(expected, nullptr, std::memory_order_acq_rel,
                                           std::memory_order_acquire)) {
@@ -156,17 +180,26 @@ class Service::Handoff {
         slot_.store(nullptr, std::memory_order_relaxed);  // a job came in at the last moment
         return static_cast<Job*>(expected);
       }
-      if (std::getenv("XACT_SPIN_YIELD")) { std::this_thread::yield(); } else { cpu_relax(); }
+      // Yield, not pause: on a machine with more runnable threads than cores, a spinner that
+      // keeps its core delays the very threads (io, client) whose work it waits for.
+      std::this_thread::yield();
     }
   }
+
+  static thread_local Handoff* tl_handoff;  // the pool whose job this thread runs
+  static thread_local Job* tl_next;         // submitted by this thread's running job
 
   asio::thread_pool::executor_type pool_;
   const std::chrono::nanoseconds spin_;
   // nullptr: no worker spins; kWaiting: one spins; else the Job handed to it.
   std::atomic<void*> slot_{nullptr};
-  std::atomic<int> lingering_{0};
+  std::atomic<int> queued_{0};   // posted to the pool, not yet started
+  std::atomic<int> working_{0};  // workers inside work()
   std::atomic<bool> stopping_{false};
 };
+
+thread_local Service::Handoff* Service::Handoff::tl_handoff = nullptr;
+thread_local Service::Job* Service::Handoff::tl_next = nullptr;
 
 Service::Service(asio::thread_pool::executor_type workers, Options options)
     : workers_(std::move(workers)), options_(std::move(options)),
@@ -535,6 +568,7 @@ struct Service::Connection final : Service::Exchange,
  private:
   void read() {
     parser_.emplace();
+    parser_->eager(true);  // the body with the header: no second pass and post per request
     parser_->body_limit(service.options_.body_limit);
     set_deadline();
     bhttp::async_read(socket_, buffer_, *parser_,
@@ -544,11 +578,13 @@ struct Service::Connection final : Service::Exchange,
                       });
   }
 
+  // On the strand, or on a worker that read the request itself (linger: then `ec` is success,
+  // body_limit or a parse error, and timed_out_ is not read).
   void on_read(std::shared_ptr<Connection> self, boost::system::error_code ec) {
     deadline_.store(0, std::memory_order_relaxed);
     keep_alive_ = false;
     route = nullptr;
-    if (timed_out_ || ec == bhttp::error::end_of_stream) {
+    if (ec == bhttp::error::end_of_stream || (ec && timed_out_.load(std::memory_order_relaxed))) {
       close();
       return;
     }
@@ -599,7 +635,45 @@ struct Service::Connection final : Service::Exchange,
       asio::post(socket_.get_executor(), [self = take_hold()] { self->close(); });
       return;
     }
+    if (linger()) return;
     read();
+  }
+
+  // On a worker that just answered, when no other job waits for a worker: waits up to
+  // Options::worker_linger for the client's next request on this socket (ppoll: asleep in the
+  // kernel, woken by the data like an io thread in epoll) and, when it comes, reads and
+  // handles it on this worker, skipping the io thread and the hand-over. True when it did.
+  bool linger() noexcept {
+    const auto linger = service.options_.worker_linger;
+    if (linger.count() <= 0 || !service.handoff_->may_linger()) return false;
+    ::pollfd p{};
+    p.fd = socket_.native_handle();
+    p.events = POLLIN;
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(linger).count();
+    ::timespec ts{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+    if (::ppoll(&p, 1, &ts, nullptr) != 1) return false;
+    boost::system::error_code ec;
+    parser_.emplace();
+    parser_->eager(true);
+    parser_->body_limit(service.options_.body_limit);
+    bhttp::read(socket_, buffer_, *parser_, ec);  // non-blocking: would_block if incomplete
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      set_deadline();  // the rest comes through the io context
+      bhttp::async_read(socket_, buffer_, *parser_,
+                        [self = take_hold()](boost::system::error_code e, std::size_t) mutable {
+                          auto& c = *self;
+                          c.on_read(std::move(self), e);
+                        });
+      return true;
+    }
+    if (ec && ec != bhttp::error::body_limit &&
+        (ec == bhttp::error::end_of_stream ||
+         ec.category() != bhttp::make_error_code(bhttp::error::bad_target).category())) {
+      asio::post(socket_.get_executor(), [self = take_hold()] { self->close(); });
+      return true;
+    }
+    on_read(take_hold(), ec);
+    return true;
   }
 
   std::function<void(boost::system::error_code)> hold(
@@ -643,7 +717,7 @@ struct Service::Connection final : Service::Exchange,
       arm(at);
       return;
     }
-    timed_out_ = true;  // the pending read or write fails, and its handler closes
+    timed_out_.store(true, std::memory_order_relaxed);  // the pending read or write fails: closed
     boost::system::error_code ignored;
     socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   }
@@ -668,7 +742,7 @@ struct Service::Connection final : Service::Exchange,
   std::shared_ptr<Connection> hold_;
   std::atomic<Clock::rep> deadline_{0};  // 0: no timeout (a request is being handled)
   bool keep_alive_ = false;
-  bool timed_out_ = false;  // strand
+  std::atomic<bool> timed_out_{false};
   bool closed_ = false;     // strand
   bool failed_ = false;
 };

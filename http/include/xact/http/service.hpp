@@ -102,10 +102,15 @@ struct Options {
   /// Reading one request (or waiting for the next on a kept-alive connection), and writing
   /// a response that the kernel did not take at once.
   std::chrono::milliseconds read_timeout{30'000};
-  /// How long a worker that finished a request keeps spinning for the next one before it goes
-  /// back to sleep in the pool (where handing it a request costs a wake-up, ~10-15 us on a VM).
-  /// At most one worker spins at a time; zero turns spinning off.
-  std::chrono::microseconds worker_spin{100};
+  /// How long a worker that answered a request on a kept-alive connection waits (asleep in
+  /// ppoll on that socket) for the client's next request, which it then reads and handles
+  /// itself, like an io thread would, but without handing it over. Only when no other request
+  /// waits for a worker; a worker is held for at most this long. Zero turns it off.
+  std::chrono::microseconds worker_linger{200};
+  /// How long a worker with nothing to do spins (yielding its core) for a new request before it
+  /// goes back to sleep in the pool, where handing it a request costs a wake-up. At most one
+  /// worker spins at a time. Zero turns it off.
+  std::chrono::microseconds worker_spin{0};
 
   static RetryPolicy default_retry() {
     RetryPolicy p;
