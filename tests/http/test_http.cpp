@@ -3,11 +3,14 @@
 #include <utility>  // before Boost.Asio 1.74's awaitable.hpp
 
 #include <atomic>
+#include <condition_variable>
 #include <filesystem>
 #include <mutex>
 #include <set>
 #include <sstream>
 #include <thread>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <boost/asio.hpp>
@@ -398,6 +401,194 @@ TEST_F(HttpObjectStore, CoroutineHandlersSuspendAcrossThreadsMidTransaction) {
   EXPECT_EQ(ok.load(), kClients * kRequests);
   EXPECT_EQ(committed("n"), kClients * kRequests);
   EXPECT_GT(moved.load(), 0) << "no handler resumed on another thread";
+}
+
+// --- threads, the socket and timeouts ---------------------------------------------------------
+
+// A client on one kept-alive connection; a receive timeout turns a server that never answers
+// into a failed read instead of a hung test.
+class KeptAlive {
+ public:
+  explicit KeptAlive(unsigned short port) : socket_(io_) {
+    socket_.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+    ::timeval tv{10, 0};
+    ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  static std::string request(const std::string& target, const std::string& body = {}) {
+    bhttp::request<bhttp::string_body> req{bhttp::verb::post, target, 11};
+    req.set(bhttp::field::host, "127.0.0.1");
+    req.keep_alive(true);
+    req.body() = body;
+    req.prepare_payload();
+    std::ostringstream out;
+    out << req;
+    return out.str();
+  }
+  void send_raw(const std::string& bytes) { asio::write(socket_, asio::buffer(bytes)); }
+  bhttp::response<bhttp::string_body> read() {
+    bhttp::response<bhttp::string_body> res;
+    bhttp::read(socket_, buffer_, res);
+    return res;
+  }
+  bhttp::response<bhttp::string_body> call(const std::string& target, const std::string& body = {}) {
+    send_raw(request(target, body));
+    return read();
+  }
+  // True when the server closed the connection (the next read ends).
+  bool closed_by_server() {
+    beast::error_code ec;
+    bhttp::response<bhttp::string_body> res;
+    bhttp::read(socket_, buffer_, res, ec);
+    return ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+           ec == asio::error::connection_reset;
+  }
+  tcp::socket& socket() { return socket_; }
+
+ private:
+  asio::io_context io_;
+  tcp::socket socket_;
+  beast::flat_buffer buffer_;
+};
+
+// Every combination of the worker options, so that each path (the io thread reads, the worker
+// reads the next request itself, a spinning worker takes it) is run.
+std::vector<xact::http::Options> worker_option_variants() {
+  std::vector<xact::http::Options> out;
+  for (int linger : {0, 200}) {
+    for (int spin : {0, 100}) {
+      auto o = fast_options(5);
+      o.worker_linger = std::chrono::microseconds(linger);
+      o.worker_spin = std::chrono::microseconds(spin);
+      out.push_back(o);
+    }
+  }
+  return out;
+}
+
+TEST(HttpService, AKeptAliveConnectionGetsEveryResponseInOrderWrittenByTheWorkers) {
+  for (const auto& options : worker_option_variants()) {
+    SCOPED_TRACE("linger " + std::to_string(options.worker_linger.count()) + " us, spin " +
+                 std::to_string(options.worker_spin.count()) + " us");
+    Server server(options);
+    std::mutex mutex;
+    std::set<std::thread::id> handler_threads;
+    server.service().route("/echo", [&](const Request& req, xact::Transaction&) {
+      {
+        std::lock_guard lock(mutex);
+        handler_threads.insert(std::this_thread::get_id());
+      }
+      return xact::http::text(200, "got " + req.body());
+    });
+    server.start();
+    KeptAlive client(server.port());
+    for (int i = 0; i < 200; ++i) {
+      auto res = client.call("/echo", std::to_string(i));
+      ASSERT_EQ(res.result_int(), 200u);
+      ASSERT_EQ(res.body(), "got " + std::to_string(i));
+      ASSERT_TRUE(res.keep_alive());
+    }
+    // Pipelined: three requests in one write, their answers in order. The second and third
+    // are already in the buffer when the first is answered.
+    client.send_raw(KeptAlive::request("/echo", "a") + KeptAlive::request("/echo", "b") +
+                    KeptAlive::request("/echo", "c"));
+    EXPECT_EQ(client.read().body(), "got a");
+    EXPECT_EQ(client.read().body(), "got b");
+    EXPECT_EQ(client.read().body(), "got c");
+    // A request that arrives in pieces.
+    const std::string whole = KeptAlive::request("/echo", std::string(5000, 'p'));
+    client.send_raw(whole.substr(0, 20));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    client.send_raw(whole.substr(20, 3000));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    client.send_raw(whole.substr(3020));
+    EXPECT_EQ(client.read().body(), "got " + std::string(5000, 'p'));
+    EXPECT_EQ(server.service().metrics("/echo")->requests.load(), 204u);
+    server.stop();
+    std::lock_guard lock(mutex);
+    EXPECT_FALSE(handler_threads.empty());
+  }
+}
+
+// The io thread never waits for a handler: while every worker is blocked in one, other
+// connections are still accepted, read and answered where no worker is needed.
+TEST(HttpService, AHandlerThatBlocksDoesNotStallOtherConnectionsIo) {
+  auto options = fast_options(5);
+  options.retry.deadline = std::chrono::milliseconds(30'000);
+  Server server(options, 1);  // one worker: the blocked handler holds it
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool entered = false, released = false;
+  server.service().route("/block", [&](const Request&, xact::Transaction&) {
+    std::unique_lock lock(mutex);
+    entered = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return released; });
+    return xact::http::text(200, "unblocked");
+  });
+  server.start();
+  std::thread blocked([&] {
+    auto res = call(server.port(), bhttp::verb::post, "/block");
+    EXPECT_EQ(res.result_int(), 200u);
+    EXPECT_EQ(res.body(), "unblocked");
+  });
+  {
+    std::unique_lock lock(mutex);
+    cv.wait(lock, [&] { return entered; });
+  }
+  // Answered on the io thread while the only worker is blocked: a new connection, a request
+  // read and answered (404, /metrics), and a body over the limit.
+  EXPECT_EQ(call(server.port(), bhttp::verb::get, "/nowhere").result_int(), 404u);
+  auto metrics = call(server.port(), bhttp::verb::get, "/metrics");
+  EXPECT_EQ(metrics.result_int(), 200u);
+  EXPECT_NE(metrics.body().find("xact_http_requests_total{route=\"/block\"} 1"),
+            std::string::npos);
+  {
+    std::lock_guard lock(mutex);
+    EXPECT_FALSE(released);  // all of it while the handler still blocked
+    released = true;
+  }
+  cv.notify_all();
+  blocked.join();
+}
+
+// A response larger than the socket's send buffer, to a client that does not read at once:
+// the worker's non-blocking write takes part of it and the io context writes the rest.
+TEST(HttpService, AResponseTheKernelDoesNotTakeAtOnceIsWrittenWhole) {
+  Server server(fast_options(5));
+  const std::string big(32 << 20, 'z');  // more than loopback's send and receive buffers
+  server.service().route("/big", [&](const Request&, xact::Transaction&) {
+    return xact::http::text(200, big);
+  });
+  server.service().route("/small", [&](const Request&, xact::Transaction&) {
+    return xact::http::text(200, "small");
+  });
+  server.start();
+  KeptAlive client(server.port());
+  client.send_raw(KeptAlive::request("/big"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let the send buffer fill
+  auto res = client.read();
+  EXPECT_EQ(res.result_int(), 200u);
+  EXPECT_EQ(res.body().size(), big.size());
+  EXPECT_TRUE(res.body() == big);
+  EXPECT_EQ(client.call("/small").body(), "small");  // the connection goes on
+}
+
+TEST(HttpService, AnIdleKeptAliveConnectionIsClosedAfterTheReadTimeout) {
+  auto options = fast_options(5);
+  options.read_timeout = std::chrono::milliseconds(200);
+  Server server(options);
+  server.service().route("/r", [](const Request&, xact::Transaction&) {
+    return xact::http::text(200, "r");
+  });
+  server.start();
+  KeptAlive idle(server.port());
+  EXPECT_EQ(idle.call("/r").body(), "r");
+  EXPECT_TRUE(idle.closed_by_server());  // idle after a response
+  KeptAlive stalled(server.port());
+  stalled.send_raw(KeptAlive::request("/r").substr(0, 10));  // a request that never ends
+  EXPECT_TRUE(stalled.closed_by_server());
+  KeptAlive silent(server.port());
+  EXPECT_TRUE(silent.closed_by_server());  // never sends anything
 }
 
 // --- metrics ----------------------------------------------------------------------------------
