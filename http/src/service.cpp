@@ -48,18 +48,6 @@ std::string_view path_of(const Request& request) {
   return {path.data(), path.size()};
 }
 
-// In a spin loop: tells the core (and a hypervisor) that this thread only waits.
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
-
-const char kWaitingTag = 0;
-// Handoff's slot while a worker spins for a job.
-void* const kWaiting = const_cast<char*>(&kWaitingTag);
 
 }  // namespace
 
@@ -99,34 +87,25 @@ struct Service::Job {
   ~Job() = default;
 };
 
-// Hands jobs to the worker pool.
+// Hands jobs (attempts) to the worker pool.
 //
-// A job submitted from a worker that is running a job of this pool (a request read by the
-// worker itself, see Connection::next_request) is run by that worker once its current job
-// returns: no queue, no wake-up.
+// A job submitted from a worker that is running a job of this pool (a request the worker read
+// itself, see Connection::linger) is run by that worker once its current job returns: no queue,
+// no wake-up. Other jobs are posted to the pool; `queued_` counts those not yet started, so
+// that a worker lingers on its connection only when no request waits for a worker.
 //
-// A worker that finished its jobs may spin for up to Options::worker_spin on `slot_`, yielding
-// the core between looks; a job submitted meanwhile is handed to it by one compare-and-swap
-// instead of a post that wakes a thread sleeping on the pool's condition variable. At most one
-// worker spins at a time.
+// Tried and dropped (bench/README.md): idle workers spinning for the next job before they sleep.
+// Spinning with `pause` made a request 4-8x slower on the shared 2-core machine (the spinner
+// held a core the io and client threads needed); yielding between looks saved little in the
+// ping-pong case and cost a quarter of the throughput with 8 connections.
 class Service::Handoff {
  public:
-  Handoff(asio::thread_pool::executor_type pool, std::chrono::nanoseconds spin)
-      : pool_(std::move(pool)), spin_(spin) {}
-  ~Handoff() {
-    stopping_.store(true, std::memory_order_relaxed);
-    while (working_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
-  }
+  explicit Handoff(asio::thread_pool::executor_type pool) : pool_(std::move(pool)) {}
 
   void submit(Job& job) {
     if (tl_handoff == this && tl_next == nullptr) {
       tl_next = &job;  // this worker runs it next
       return;
-    }
-    void* expected = kWaiting;
-    if (slot_.compare_exchange_strong(expected, &job, std::memory_order_acq_rel,
-                                      std::memory_order_relaxed)) {
-      return;  // a spinning worker takes it
     }
     queued_.fetch_add(1, std::memory_order_relaxed);
     asio::post(pool_, [this, &job] {
@@ -144,58 +123,20 @@ class Service::Handoff {
 
  private:
   void work(Job& first) noexcept {
-    working_.fetch_add(1, std::memory_order_relaxed);
-    tl_handoff = this;
+    Handoff* const outer = std::exchange(tl_handoff, this);
     Job* job = &first;
     while (job != nullptr) {
       job->run();
       job = std::exchange(tl_next, nullptr);
-      if (job == nullptr) job = wait();
     }
-    tl_handoff = nullptr;
-    working_.fetch_sub(1, std::memory_order_release);
-  }
-
-  // Spins for a job handed over through the slot; null when none came in time.
-  Job* wait() noexcept {
-    if (spin_.count() <= 0) return nullptr;
-    void* expected = nullptr;
-    if (!slot_.compare_exchange_strong(expected, kWaiting, std::memory_order_acq_rel,
-                                       std::memory_order_relaxed)) {
-      return nullptr;  // another worker spins already
-    }
-    const auto until = std::chrono::steady_clock::now() + spin_;
-    while (true) {
-      void* s = slot_.load(std::memory_order_acquire);
-      if (s != kWaiting) {
-        slot_.store(nullptr, std::memory_order_relaxed);
-        return static_cast<Job*>(s);
-      }
-      if (std::chrono::steady_clock::now() >= until || stopping_.load(std::memory_order_relaxed)) {
-        expected = kWaiting;
-        if (slot_.compare_exchange_strong(expected, nullptr, std::memory_order_acq_rel,
-                                          std::memory_order_acquire)) {
-          return nullptr;
-        }
-        slot_.store(nullptr, std::memory_order_relaxed);  // a job came in at the last moment
-        return static_cast<Job*>(expected);
-      }
-      // Yield, not pause: on a machine with more runnable threads than cores, a spinner that
-      // keeps its core delays the very threads (io, client) whose work it waits for.
-      std::this_thread::yield();
-    }
+    tl_handoff = outer;
   }
 
   static thread_local Handoff* tl_handoff;  // the pool whose job this thread runs
   static thread_local Job* tl_next;         // submitted by this thread's running job
 
   asio::thread_pool::executor_type pool_;
-  const std::chrono::nanoseconds spin_;
-  // nullptr: no worker spins; kWaiting: one spins; else the Job handed to it.
-  std::atomic<void*> slot_{nullptr};
-  std::atomic<int> queued_{0};   // posted to the pool, not yet started
-  std::atomic<int> working_{0};  // workers inside work()
-  std::atomic<bool> stopping_{false};
+  std::atomic<int> queued_{0};  // posted to the pool, not yet started
 };
 
 thread_local Service::Handoff* Service::Handoff::tl_handoff = nullptr;
@@ -203,7 +144,7 @@ thread_local Service::Job* Service::Handoff::tl_next = nullptr;
 
 Service::Service(asio::thread_pool::executor_type workers, Options options)
     : workers_(std::move(workers)), options_(std::move(options)),
-      handoff_(std::make_unique<Handoff>(workers_, options_.worker_spin)) {
+      handoff_(std::make_unique<Handoff>(workers_)) {
   RetryState check(options_.retry);  // UsageError for a policy that cannot end
   (void)check;
 }

@@ -36,9 +36,10 @@
 // the worker that ran the committed attempt writes the response itself (a non-blocking write;
 // only what the kernel does not take at once is left to the io thread) and starts the read of
 // the next request. A connection is touched by one thread at a time, so the response costs no
-// hop back to the io thread. A worker that finished a request spins for up to
-// Options::worker_spin before it goes back to sleep in the pool, so a request arriving in that
-// window is taken without a wake-up (at most one worker spins at a time).
+// hop back to the io thread. When no other request waits for a worker, the worker then waits
+// up to Options::worker_linger on that socket for the client's next request and handles it
+// itself: a client sending request after request on a kept-alive connection is served by one
+// thread, woken by the kernel like an io thread, with no hand-over.
 //
 // Thread-safety: add routes before serving; afterwards the Service is used from any thread.
 // Destroy it after the io context has stopped and the worker pool has been joined.
@@ -107,10 +108,6 @@ struct Options {
   /// itself, like an io thread would, but without handing it over. Only when no other request
   /// waits for a worker; a worker is held for at most this long. Zero turns it off.
   std::chrono::microseconds worker_linger{200};
-  /// How long a worker with nothing to do spins (yielding its core) for a new request before it
-  /// goes back to sleep in the pool, where handing it a request costs a wake-up. At most one
-  /// worker spins at a time. Zero turns it off.
-  std::chrono::microseconds worker_spin{0};
 
   static RetryPolicy default_retry() {
     RetryPolicy p;
