@@ -24,10 +24,10 @@
 #include <thread>
 #include <vector>
 
+#include <benchmark/benchmark.h>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <benchmark/benchmark.h>
 
 #include <xact/http/service.hpp>
 #include <xact/objectstore/containers.hpp>
@@ -52,7 +52,8 @@ asio::awaitable<void> bare_session(tcp::socket socket) {
   while (true) {
     boost::system::error_code ec;
     bhttp::request_parser<bhttp::string_body> parser;
-    co_await bhttp::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+    co_await bhttp::async_read(stream, buffer, parser,
+                               asio::redirect_error(asio::use_awaitable, ec));
     if (ec) break;
     auto req = parser.release();
     auto res = xact::http::text(200, "ok\n", req.version());
@@ -79,7 +80,9 @@ struct Fixture {
   tcp::acceptor acceptor{io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)};
   std::unique_ptr<xact::http::Service> service;
   std::thread thread;
-  void start() { thread = std::thread([this] { io.run(); }); }
+  void start() {
+    thread = std::thread([this] { io.run(); });
+  }
   ~Fixture() {
     asio::post(io, [this] { acceptor.close(); });
     io.stop();
@@ -110,8 +113,8 @@ void client_loop(benchmark::State& state, unsigned short port) {
 }
 
 void report(benchmark::State& state) {
-  state.counters["req/s"] = benchmark::Counter(static_cast<double>(state.iterations()),
-                                               benchmark::Counter::kIsRate);
+  state.counters["req/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
 void BM_Bare(benchmark::State& state) {
@@ -120,8 +123,9 @@ void BM_Bare(benchmark::State& state) {
   f.start();
   const auto t0 = std::chrono::steady_clock::now();
   client_loop(state, f.acceptor.local_endpoint().port());
-  const double per = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0)
-                         .count() / static_cast<double>(state.iterations());
+  const double per =
+      std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() /
+      static_cast<double>(state.iterations());
   g_bare_ns = per;
   report(state);
 }
@@ -136,8 +140,9 @@ void run_service(benchmark::State& state, xact::http::Handler handler) {
   f.start();
   const auto t0 = std::chrono::steady_clock::now();
   client_loop(state, f.acceptor.local_endpoint().port());
-  const double per = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0)
-                         .count() / static_cast<double>(state.iterations());
+  const double per =
+      std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() /
+      static_cast<double>(state.iterations());
   if (g_bare_ns > 0) state.counters["vs_bare"] = per / g_bare_ns;
   report(state);
 }
@@ -150,8 +155,7 @@ void BM_NoOp(benchmark::State& state) {
 
 void BM_ObjectWrite(benchmark::State& state) {
   xact::bench::BenchDir dir("http");
-  auto db = xact::objectstore::DB::open(
-      xact::objectstore::FileStorage::open(dir / "data.xfs"));
+  auto db = xact::objectstore::DB::open(xact::objectstore::FileStorage::open(dir / "data.xfs"));
   run_service(state, [&](const xact::http::Request& req, xact::Transaction&) {
     auto conn = db->open();
     auto root = conn->root();
@@ -282,8 +286,7 @@ void BM_Concurrent(benchmark::State& state) {
   state.counters["vs_bare"] = noop_s / bare_s;
 }
 
-BENCHMARK(BM_Paired)->ArgName("linger_us")->Arg(200)->Arg(0)->UseRealTime()
-    ->MinTime(3.0);
+BENCHMARK(BM_Paired)->ArgName("linger_us")->Arg(200)->Arg(0)->UseRealTime()->MinTime(3.0);
 BENCHMARK(BM_Concurrent)
     ->ArgNames({"conns", "linger_us"})
     ->Args({8, 200})

@@ -27,8 +27,8 @@
 #include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
 
-#include <xact/errors.hpp>
 #include <xact/diagnostics.hpp>
+#include <xact/errors.hpp>
 #include <xact/xid.hpp>
 
 namespace xact::http {
@@ -48,15 +48,15 @@ std::string_view path_of(const Request& request) {
   return {path.data(), path.size()};
 }
 
-
 }  // namespace
 
 TransactionManager& request_manager(Transaction& txn) {
   if (const std::any* a = txn.find_data(&kManagerKey)) {
     if (const auto* m = std::any_cast<TransactionManager*>(a)) return **m;
   }
-  throw UsageError("xact::http::request_manager: the transaction is not a request's (call it "
-                   "from a handler run by xact::http::Service)");
+  throw UsageError(
+      "xact::http::request_manager: the transaction is not a request's (call it "
+      "from a handler run by xact::http::Service)");
 }
 
 Response text(unsigned status, std::string body, unsigned version) {
@@ -117,8 +117,7 @@ class Service::Handoff {
   // On a worker running a job of this pool, with no job waiting in the pool's queue: the
   // worker may wait a little for more work of its own.
   bool may_linger() const noexcept {
-    return tl_handoff == this && tl_next == nullptr &&
-           queued_.load(std::memory_order_relaxed) == 0;
+    return tl_handoff == this && tl_next == nullptr && queued_.load(std::memory_order_relaxed) == 0;
   }
 
  private:
@@ -143,7 +142,8 @@ thread_local Service::Handoff* Service::Handoff::tl_handoff = nullptr;
 thread_local Service::Job* Service::Handoff::tl_next = nullptr;
 
 Service::Service(asio::thread_pool::executor_type workers, Options options)
-    : workers_(std::move(workers)), options_(std::move(options)),
+    : workers_(std::move(workers)),
+      options_(std::move(options)),
       handoff_(std::make_unique<Handoff>(workers_)) {
   RetryState check(options_.retry);  // UsageError for a policy that cannot end
   (void)check;
@@ -270,8 +270,8 @@ struct Service::Exchange : Service::Job {
   std::optional<ExplicitTransactionManager> manager;  // the request's: it follows the request
   std::optional<asio::steady_timer> backoff;
 
-  // The answer (on a worker or an io thread). Must not touch the exchange's request state
-  // afterwards only through a new start().
+  // The answer (on a worker or an io thread). The caller touches nothing of the exchange
+  // afterwards: a connection may already be reading its next request on another thread.
   virtual void answer(Response res) noexcept = 0;
 
   // On an io thread, with `request` set: answers what needs no transaction at once, else
@@ -295,8 +295,7 @@ struct Service::Exchange : Service::Job {
       route->metrics.requests.fetch_add(1, std::memory_order_relaxed);
       const RetryPolicy& policy = service.options_.retry;
       retry.emplace(policy);
-      deadline = policy.deadline.count() > 0 ? started + policy.deadline
-                                             : Clock::time_point::max();
+      deadline = policy.deadline.count() > 0 ? started + policy.deadline : Clock::time_point::max();
       manager.emplace(service.options_.manager);
     } catch (...) {
       internal_error(std::current_exception());
@@ -308,8 +307,7 @@ struct Service::Exchange : Service::Job {
   void run() noexcept override {
     if (route->coro) {
       try {
-        asio::co_spawn(service.workers_,
-                       service.coro_attempt(*route, request, *manager, deadline),
+        asio::co_spawn(service.workers_, service.coro_attempt(*route, request, *manager, deadline),
                        [this](std::exception_ptr e, AttemptResult r) {
                          if (e) r.error = e;
                          settle(std::move(r));
@@ -348,8 +346,9 @@ struct Service::Exchange : Service::Job {
         m.in_doubt.fetch_add(1, std::memory_order_relaxed);
         log(LogLevel::error, "xact::http: " + path + ": transaction " + r.transaction +
                                  " is in doubt (recovery decides): " + e.what());
-        Response res = text(500, "internal error: the outcome of transaction " + r.transaction +
-                                     " is unknown; it will be decided by recovery\n",
+        Response res = text(500,
+                            "internal error: the outcome of transaction " + r.transaction +
+                                " is unknown; it will be decided by recovery\n",
                             request.version());
         res.set("X-Xact-Transaction", r.transaction);
         respond(std::move(res));
@@ -401,10 +400,8 @@ struct Service::Exchange : Service::Job {
     res.version(request.version());
     if (route != nullptr) {
       RouteMetrics& m = route->metrics;
-      const auto ns =
-          std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - started);
-      m.latency_sum_ns.fetch_add(static_cast<std::uint64_t>(ns.count()),
-                                 std::memory_order_relaxed);
+      const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - started);
+      m.latency_sum_ns.fetch_add(static_cast<std::uint64_t>(ns.count()), std::memory_order_relaxed);
       const double secs = std::chrono::duration<double>(ns).count();
       std::size_t b = 0;
       while (b < RouteMetrics::kLatencyBounds.size() && secs > RouteMetrics::kLatencyBounds[b]) {
@@ -558,10 +555,9 @@ struct Service::Connection final : Service::Exchange,
       bhttp::write(socket_, *serializer_, ec);
       if (ec == asio::error::would_block || ec == asio::error::try_again) {
         set_deadline();
-        bhttp::async_write(socket_, *serializer_,
-                           [self = take_hold()](boost::system::error_code e, std::size_t) {
-                             self->written(e);
-                           });
+        bhttp::async_write(
+            socket_, *serializer_,
+            [self = take_hold()](boost::system::error_code e, std::size_t) { self->written(e); });
         return;
       }
     } catch (...) {
@@ -628,9 +624,7 @@ struct Service::Connection final : Service::Exchange,
 
   // The reference that keeps the connection alive moves with its work: into the pending
   // operation's handler, or (hold_) with a request's attempts.
-  std::shared_ptr<Connection> take_hold() {
-    return hold_ ? std::move(hold_) : shared_from_this();
-  }
+  std::shared_ptr<Connection> take_hold() { return hold_ ? std::move(hold_) : shared_from_this(); }
 
   void set_deadline() {
     deadline_.store((Clock::now() + service.options_.read_timeout).time_since_epoch().count(),
@@ -639,9 +633,8 @@ struct Service::Connection final : Service::Exchange,
 
   void arm(Clock::time_point at) {
     timer_.expires_at(at);
-    timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-      self->on_timer(ec);
-    });
+    timer_.async_wait(
+        [self = shared_from_this()](boost::system::error_code ec) { self->on_timer(ec); });
   }
 
   // On the strand, when the timer fires.
@@ -684,7 +677,7 @@ struct Service::Connection final : Service::Exchange,
   std::atomic<Clock::rep> deadline_{0};  // 0: no timeout (a request is being handled)
   bool keep_alive_ = false;
   std::atomic<bool> timed_out_{false};
-  bool closed_ = false;     // strand
+  bool closed_ = false;  // strand
   bool failed_ = false;
 };
 
@@ -733,8 +726,8 @@ std::string Service::metrics_text() const {
   counter("xact_http_attempts_total", "Transaction attempts run.", &RouteMetrics::attempts);
   counter("xact_http_conflicts_total", "Attempts that failed with a retryable error.",
           &RouteMetrics::conflicts);
-  counter("xact_http_retries_exhausted_total",
-          "Requests answered 503: no attempt or time left.", &RouteMetrics::retries_exhausted);
+  counter("xact_http_retries_exhausted_total", "Requests answered 503: no attempt or time left.",
+          &RouteMetrics::retries_exhausted);
   counter("xact_http_in_doubt_total", "Requests whose transaction was left in doubt.",
           &RouteMetrics::in_doubt);
   counter("xact_http_errors_total", "Requests answered 500 for an internal error.",

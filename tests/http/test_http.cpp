@@ -2,6 +2,9 @@
 // participants: the object store on a file storage, xact::testing's recording resource.
 #include <utility>  // before Boost.Asio 1.74's awaitable.hpp
 
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
@@ -9,18 +12,15 @@
 #include <set>
 #include <sstream>
 #include <thread>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <xact/diagnostics.hpp>
 #include <xact/errors.hpp>
 #include <xact/http/retrying.hpp>
 #include <xact/http/service.hpp>
-#include <xact/diagnostics.hpp>
 #include <xact/objectstore/containers.hpp>
 #include <xact/objectstore/db.hpp>
 #include <xact/objectstore/file_storage.hpp>
@@ -41,7 +41,8 @@ using xact::http::Response;
 class Server {
  public:
   explicit Server(xact::http::Options options = {}, int workers = 2)
-      : pool_(workers), service_(pool_.get_executor(), std::move(options)),
+      : pool_(workers),
+        service_(pool_.get_executor(), std::move(options)),
         acceptor_(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {}
   ~Server() { stop(); }
   xact::http::Service& service() { return service_; }
@@ -302,9 +303,8 @@ class HttpObjectStore : public ::testing::Test {
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
-    db_ = xact::objectstore::DB::open(
-        std::shared_ptr<xact::objectstore::Storage>(
-            xact::objectstore::FileStorage::open((dir_ / "data.xfs").string())));
+    db_ = xact::objectstore::DB::open(std::shared_ptr<xact::objectstore::Storage>(
+        xact::objectstore::FileStorage::open((dir_ / "data.xfs").string())));
   }
   void TearDown() override {
     db_.reset();
@@ -367,25 +367,25 @@ TEST_F(HttpObjectStore, CoroutineHandlersSuspendAcrossThreadsMidTransaction) {
   Server server(options, 4);
   std::atomic<int> moved{0};
   server.service().route(
-      "/coro",
-      xact::http::CoroHandler([&](const Request&, xact::Transaction& txn) -> asio::awaitable<Response> {
-        xact::objectstore::ConnectionOptions co;
-        co.manager = &xact::http::request_manager(txn);
-        auto conn = db_->open(co);
-        auto root = conn->root();
-        const auto* v = root->find("n");
-        const std::int64_t n = v ? v->as_int() : 0;
-        const auto before = std::this_thread::get_id();
-        asio::steady_timer timer(co_await asio::this_coro::executor);
-        for (int i = 0; i < 3; ++i) {
-          timer.expires_after(std::chrono::microseconds(300));
-          co_await timer.async_wait(asio::use_awaitable);
-        }
-        if (std::this_thread::get_id() != before) ++moved;
-        EXPECT_EQ(co.manager->current(), &txn);
-        root->set("n", n + 1);
-        co_return xact::http::text(200, "ok");
-      }));
+      "/coro", xact::http::CoroHandler(
+                   [&](const Request&, xact::Transaction& txn) -> asio::awaitable<Response> {
+                     xact::objectstore::ConnectionOptions co;
+                     co.manager = &xact::http::request_manager(txn);
+                     auto conn = db_->open(co);
+                     auto root = conn->root();
+                     const auto* v = root->find("n");
+                     const std::int64_t n = v ? v->as_int() : 0;
+                     const auto before = std::this_thread::get_id();
+                     asio::steady_timer timer(co_await asio::this_coro::executor);
+                     for (int i = 0; i < 3; ++i) {
+                       timer.expires_after(std::chrono::microseconds(300));
+                       co_await timer.async_wait(asio::use_awaitable);
+                     }
+                     if (std::this_thread::get_id() != before) ++moved;
+                     EXPECT_EQ(co.manager->current(), &txn);
+                     root->set("n", n + 1);
+                     co_return xact::http::text(200, "ok");
+                   }));
   server.start();
   constexpr int kClients = 6, kRequests = 10;
   std::vector<std::thread> clients;
@@ -430,7 +430,8 @@ class KeptAlive {
     bhttp::read(socket_, buffer_, res);
     return res;
   }
-  bhttp::response<bhttp::string_body> call(const std::string& target, const std::string& body = {}) {
+  bhttp::response<bhttp::string_body> call(const std::string& target,
+                                           const std::string& body = {}) {
     send_raw(request(target, body));
     return read();
   }
@@ -536,8 +537,7 @@ TEST(HttpService, AHandlerThatBlocksDoesNotStallOtherConnectionsIo) {
   EXPECT_EQ(call(server.port(), bhttp::verb::get, "/nowhere").result_int(), 404u);
   auto metrics = call(server.port(), bhttp::verb::get, "/metrics");
   EXPECT_EQ(metrics.result_int(), 200u);
-  EXPECT_NE(metrics.body().find("xact_http_requests_total{route=\"/block\"} 1"),
-            std::string::npos);
+  EXPECT_NE(metrics.body().find("xact_http_requests_total{route=\"/block\"} 1"), std::string::npos);
   {
     std::lock_guard lock(mutex);
     EXPECT_FALSE(released);  // all of it while the handler still blocked
@@ -552,12 +552,10 @@ TEST(HttpService, AHandlerThatBlocksDoesNotStallOtherConnectionsIo) {
 TEST(HttpService, AResponseTheKernelDoesNotTakeAtOnceIsWrittenWhole) {
   Server server(fast_options(5));
   const std::string big(32 << 20, 'z');  // more than loopback's send and receive buffers
-  server.service().route("/big", [&](const Request&, xact::Transaction&) {
-    return xact::http::text(200, big);
-  });
-  server.service().route("/small", [&](const Request&, xact::Transaction&) {
-    return xact::http::text(200, "small");
-  });
+  server.service().route(
+      "/big", [&](const Request&, xact::Transaction&) { return xact::http::text(200, big); });
+  server.service().route(
+      "/small", [&](const Request&, xact::Transaction&) { return xact::http::text(200, "small"); });
   server.start();
   KeptAlive client(server.port());
   client.send_raw(KeptAlive::request("/big"));
@@ -573,9 +571,8 @@ TEST(HttpService, AnIdleKeptAliveConnectionIsClosedAfterTheReadTimeout) {
   auto options = fast_options(5);
   options.read_timeout = std::chrono::milliseconds(200);
   Server server(options);
-  server.service().route("/r", [](const Request&, xact::Transaction&) {
-    return xact::http::text(200, "r");
-  });
+  server.service().route(
+      "/r", [](const Request&, xact::Transaction&) { return xact::http::text(200, "r"); });
   server.start();
   KeptAlive idle(server.port());
   EXPECT_EQ(idle.call("/r").body(), "r");
