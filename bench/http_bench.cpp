@@ -11,12 +11,16 @@
 //     being 200; 0 shows the cost of handing every request to a sleeping worker), one client
 //     connection to each; each iteration sends kBatch requests to one, then kBatch to the
 //     other (the order alternates), so a shared machine's drift hits both alike. Counters:
-//     bare_us, noop_us (per request), vs_bare = noop_us / bare_us. Goal: vs_bare <= 1.15.
+//     bare_us, noop_us (per request), vs_bare = noop_us / bare_us (goal: <= 1.15), and
+//     bare_cpu_us, noop_cpu_us: the server's CPU time per request (all of the process's
+//     threads but the client's).
 //   BM_Concurrent/conns:C/linger_us:L
 //     The same pairing with C client threads, each on its own kept-alive connection, all
 //     sending at once: throughput under load (bare_rps, noop_rps, vs_bare = bare_rps /
 //     noop_rps), to show what lingering workers cost when the cores are busy.
 #include <utility>  // before Boost.Asio 1.74's awaitable.hpp
+
+#include <time.h>
 
 #include <atomic>
 #include <filesystem>
@@ -216,25 +220,36 @@ struct Pair {
 
 constexpr int kBatch = 200;
 
+double cpu_seconds(clockid_t clock) {
+  ::timespec ts{};
+  ::clock_gettime(clock, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
 void BM_Paired(benchmark::State& state) {
   Pair pair{std::chrono::microseconds(state.range(0))};
   Client bare(pair.bare_port()), noop(pair.noop_port());
-  double bare_s = 0, noop_s = 0;
+  double bare_s = 0, noop_s = 0, bare_cpu = 0, noop_cpu = 0;
   bool bare_first = true;
-  auto batch = [&](Client& c, double& total) {
+  // Wall time, and the server's CPU time: the process's minus this (the client) thread's.
+  auto batch = [&](Client& c, double& total, double& server_cpu) {
+    const double p0 = cpu_seconds(CLOCK_PROCESS_CPUTIME_ID);
+    const double c0 = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
     const auto t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < kBatch; ++i) {
       if (!c.call()) state.SkipWithError("not 200");
     }
     total += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    server_cpu +=
+        (cpu_seconds(CLOCK_PROCESS_CPUTIME_ID) - p0) - (cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - c0);
   };
   for (auto _ : state) {
     if (bare_first) {
-      batch(bare, bare_s);
-      batch(noop, noop_s);
+      batch(bare, bare_s, bare_cpu);
+      batch(noop, noop_s, noop_cpu);
     } else {
-      batch(noop, noop_s);
-      batch(bare, bare_s);
+      batch(noop, noop_s, noop_cpu);
+      batch(bare, bare_s, bare_cpu);
     }
     bare_first = !bare_first;
   }
@@ -242,6 +257,8 @@ void BM_Paired(benchmark::State& state) {
   state.counters["bare_us"] = bare_s / n * 1e6;
   state.counters["noop_us"] = noop_s / n * 1e6;
   state.counters["vs_bare"] = noop_s / bare_s;
+  state.counters["bare_cpu_us"] = bare_cpu / n * 1e6;
+  state.counters["noop_cpu_us"] = noop_cpu / n * 1e6;
 }
 
 void BM_Concurrent(benchmark::State& state) {

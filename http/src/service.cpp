@@ -583,12 +583,24 @@ struct Service::Connection final : Service::Exchange,
   bool linger() noexcept {
     const auto linger = service.options_.worker_linger;
     if (linger.count() <= 0 || !service.handoff_->may_linger()) return false;
+    // A client that did not send its next request in time probably will not next time either
+    // (it is slow, or idle between requests), and a linger that times out costs a wake-up for
+    // nothing: after a miss, skip lingering for 1, 3, 7, ... up to 63 requests; a hit resets.
+    if (linger_skip_ > 0) {
+      --linger_skip_;
+      return false;
+    }
     ::pollfd p{};
     p.fd = socket_.native_handle();
     p.events = POLLIN;
     const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(linger).count();
     ::timespec ts{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
-    if (::ppoll(&p, 1, &ts, nullptr) != 1) return false;
+    if (::ppoll(&p, 1, &ts, nullptr) != 1) {
+      linger_misses_ = std::min(2 * linger_misses_ + 1, 63);
+      linger_skip_ = linger_misses_;
+      return false;
+    }
+    linger_misses_ = 0;
     boost::system::error_code ec;
     parser_.emplace();
     parser_->eager(true);
@@ -676,6 +688,8 @@ struct Service::Connection final : Service::Exchange,
   std::shared_ptr<Connection> hold_;
   std::atomic<Clock::rep> deadline_{0};  // 0: no timeout (a request is being handled)
   bool keep_alive_ = false;
+  int linger_misses_ = 0;  // linger() only (on the connection's current owner)
+  int linger_skip_ = 0;
   std::atomic<bool> timed_out_{false};
   bool closed_ = false;  // strand
   bool failed_ = false;
