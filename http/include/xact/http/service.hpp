@@ -106,7 +106,9 @@ struct Options {
   /// How long a worker that answered a request on a kept-alive connection waits (asleep in
   /// ppoll on that socket) for the client's next request, which it then reads and handles
   /// itself, like an io thread would, but without handing it over. Only when no other request
-  /// waits for a worker; a worker is held for at most this long. Zero turns it off.
+  /// waits for a worker at that moment; one queued meanwhile waits at most this long if no
+  /// other worker is free. A connection whose client missed it is not lingered on for the next
+  /// 1, 3, 7, ... 63 requests. Zero turns it off.
   std::chrono::microseconds worker_linger{200};
 
   static RetryPolicy default_retry() {
