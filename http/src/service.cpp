@@ -522,8 +522,10 @@ struct Service::Connection final : Service::Exchange,
     deadline_.store(0, std::memory_order_relaxed);
     keep_alive_ = false;
     route = nullptr;
-    if (ec == bhttp::error::end_of_stream || (ec && timed_out_.load(std::memory_order_relaxed))) {
-      close();
+    if (ec == bhttp::error::end_of_stream || (ec && timed_out_.load(std::memory_order_relaxed)) ||
+        (ec && ec != bhttp::error::body_limit &&
+         ec.category() != bhttp::make_error_code(bhttp::error::bad_target).category())) {
+      close();  // the peer closed, the read timed out, or the connection failed
       return;
     }
     hold_ = std::move(self);
@@ -532,11 +534,6 @@ struct Service::Connection final : Service::Exchange,
       return;
     }
     if (ec) {
-      if (ec.category() != bhttp::make_error_code(bhttp::error::bad_target).category()) {
-        hold_.reset();  // the connection failed
-        close();
-        return;
-      }
       answer(text(400, "bad request\n"));
       return;
     }
@@ -621,8 +618,22 @@ struct Service::Connection final : Service::Exchange,
       asio::post(socket_.get_executor(), [self = take_hold()] { self->close(); });
       return true;
     }
-    on_read(take_hold(), ec);
+    // Handled as this worker's next job, once the current one has returned: answering it here
+    // could linger and read again, and a client sending request after request (say, 404s
+    // answered at once) would deepen the stack without bound.
+    read_ec_ = ec;
+    read_pending_ = true;
+    service.handoff_->submit(*this);
     return true;
+  }
+
+  void run() noexcept override {
+    if (read_pending_) {
+      read_pending_ = false;
+      on_read(take_hold(), read_ec_);
+      return;
+    }
+    Exchange::run();
   }
 
   std::function<void(boost::system::error_code)> hold(
@@ -690,6 +701,8 @@ struct Service::Connection final : Service::Exchange,
   bool keep_alive_ = false;
   int linger_misses_ = 0;  // linger() only (on the connection's current owner)
   int linger_skip_ = 0;
+  bool read_pending_ = false;  // run() handles read_ec_'s request, read by linger()
+  boost::system::error_code read_ec_;
   std::atomic<bool> timed_out_{false};
   bool closed_ = false;  // strand
   bool failed_ = false;

@@ -506,6 +506,27 @@ TEST(HttpService, AKeptAliveConnectionGetsEveryResponseInOrderWrittenByTheWorker
   }
 }
 
+// Many pipelined requests, routed (a worker answers, then reads on) and unrouted (answered at
+// once by whichever thread read them), on one connection: every answer, in order.
+TEST(HttpService, ManyPipelinedRequestsReadByAWorkerAreAnsweredInOrder) {
+  Server server(fast_options(5));
+  server.service().route(
+      "/r", [](const Request&, xact::Transaction&) { return xact::http::text(200, "r"); });
+  server.start();
+  KeptAlive client(server.port());
+  constexpr int kRequests = 20'000;
+  std::string bytes = KeptAlive::request("/r");
+  for (int i = 0; i < kRequests; ++i) bytes += KeptAlive::request(i % 2 ? "/r" : "/nowhere");
+  std::thread writer([&] { client.send_raw(bytes); });  // while the answers are read
+  EXPECT_EQ(client.read().result_int(), 200u);
+  int in_order = 0;
+  for (int i = 0; i < kRequests; ++i) {
+    if (client.read().result_int() == (i % 2 ? 200u : 404u)) ++in_order;
+  }
+  writer.join();
+  EXPECT_EQ(in_order, kRequests);
+}
+
 // The io thread never waits for a handler: while every worker is blocked in one, other
 // connections are still accepted, read and answered where no worker is needed.
 TEST(HttpService, AHandlerThatBlocksDoesNotStallOtherConnectionsIo) {
