@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -603,6 +604,48 @@ TEST(HttpService, AnIdleKeptAliveConnectionIsClosedAfterTheReadTimeout) {
   EXPECT_TRUE(stalled.closed_by_server());
   KeptAlive silent(server.port());
   EXPECT_TRUE(silent.closed_by_server());  // never sends anything
+}
+
+// The building blocks for an application's own accept loop: session() serves one connection
+// and completes when the peer closes it; handle() answers one request to a coroutine.
+TEST(HttpService, SessionEndsWhenThePeerClosesAndHandleAnswersACoroutine) {
+  asio::io_context io;
+  asio::thread_pool pool(2);
+  xact::http::Service service(pool.get_executor(), fast_options(5));
+  service.route("/r", [](const Request& req, xact::Transaction&) {
+    return xact::http::text(200, "got " + req.body());
+  });
+  tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  std::atomic<bool> session_ended{false};
+  std::optional<Response> handled;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        Request req{bhttp::verb::post, "/r?x=1", 11};
+        req.body() = "direct";
+        handled = co_await service.handle(std::move(req));
+        tcp::socket socket = co_await acceptor.async_accept(asio::use_awaitable);
+        co_await service.session(std::move(socket));
+        session_ended = true;
+      },
+      asio::detached);
+  std::thread io_thread([&] { io.run(); });
+  {
+    KeptAlive client(acceptor.local_endpoint().port());
+    EXPECT_EQ(client.call("/r", "one").body(), "got one");
+    EXPECT_EQ(client.call("/r", "two").body(), "got two");
+    EXPECT_FALSE(session_ended.load());
+  }  // the client closes its connection
+  for (int i = 0; i < 10'000 && !session_ended.load(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_TRUE(session_ended.load());
+  io.stop();
+  io_thread.join();
+  pool.join();
+  ASSERT_TRUE(handled.has_value());
+  EXPECT_EQ(handled->result_int(), 200u);
+  EXPECT_EQ(handled->body(), "got direct");
 }
 
 // --- metrics ----------------------------------------------------------------------------------
