@@ -13,7 +13,8 @@
 //     other (the order alternates), so a shared machine's drift hits both alike. Counters:
 //     bare_us, noop_us (per request), vs_bare = noop_us / bare_us (goal: <= 1.15), and
 //     bare_cpu_us, noop_cpu_us: the server's CPU time per request (all of the process's
-//     threads but the client's).
+//     threads but the client's); linger_hit: the share of the service's lingers that found the
+//     next request.
 //   BM_Concurrent/conns:C/linger_us:L
 //     The same pairing with C client threads, each on its own kept-alive connection, all
 //     sending at once: throughput under load (bare_rps, noop_rps, vs_bare = bare_rps /
@@ -259,6 +260,10 @@ void BM_Paired(benchmark::State& state) {
   state.counters["vs_bare"] = noop_s / bare_s;
   state.counters["bare_cpu_us"] = bare_cpu / n * 1e6;
   state.counters["noop_cpu_us"] = noop_cpu / n * 1e6;
+  const auto linger = pair.noop.service->linger_counts();
+  state.counters["linger_hit"] =
+      static_cast<double>(linger.hits) /
+      std::max<double>(1, static_cast<double>(linger.hits + linger.misses));
 }
 
 void BM_Concurrent(benchmark::State& state) {
@@ -303,7 +308,13 @@ void BM_Concurrent(benchmark::State& state) {
   state.counters["vs_bare"] = noop_s / bare_s;
 }
 
-BENCHMARK(BM_Paired)->ArgName("linger_us")->Arg(200)->Arg(0)->UseRealTime()->MinTime(3.0);
+BENCHMARK(BM_Paired)
+    ->ArgName("linger_us")
+    ->Arg(200)
+    ->Arg(1000)
+    ->Arg(0)
+    ->UseRealTime()
+    ->MinTime(3.0);
 BENCHMARK(BM_Concurrent)
     ->ArgNames({"conns", "linger_us"})
     ->Args({8, 200})

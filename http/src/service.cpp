@@ -136,6 +136,9 @@ class Service::Handoff {
 
   asio::thread_pool::executor_type pool_;
   std::atomic<int> queued_{0};  // posted to the pool, not yet started
+
+ public:
+  std::atomic<std::uint64_t> linger_hits{0}, linger_misses{0};
 };
 
 thread_local Service::Handoff* Service::Handoff::tl_handoff = nullptr;
@@ -165,6 +168,11 @@ void Service::route(std::string path, CoroHandler handler) {
 
 void Service::add_metrics(std::function<std::string()> source) {
   if (source) metrics_sources_.push_back(std::move(source));
+}
+
+Service::LingerCounts Service::linger_counts() const noexcept {
+  return {handoff_->linger_hits.load(std::memory_order_relaxed),
+          handoff_->linger_misses.load(std::memory_order_relaxed)};
 }
 
 const RouteMetrics* Service::metrics(const std::string& path) const {
@@ -593,10 +601,12 @@ struct Service::Connection final : Service::Exchange,
     const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(linger).count();
     ::timespec ts{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
     if (::ppoll(&p, 1, &ts, nullptr) != 1) {
+      service.handoff_->linger_misses.fetch_add(1, std::memory_order_relaxed);
       linger_misses_ = std::min(2 * linger_misses_ + 1, 63);
       linger_skip_ = linger_misses_;
       return false;
     }
+    service.handoff_->linger_hits.fetch_add(1, std::memory_order_relaxed);
     linger_misses_ = 0;
     boost::system::error_code ec;
     parser_.emplace();
@@ -778,6 +788,11 @@ std::string Service::metrics_text() const {
         << static_cast<double>(m.latency_sum_ns.load(std::memory_order_relaxed)) / 1e9 << '\n';
     out << h << "_count{route=\"" << path << "\"} " << cumulative << '\n';
   }
+  const auto linger = linger_counts();
+  out << "# HELP xact_http_worker_linger_total Waits of a worker that answered for the "
+         "connection's next request, by outcome.\n# TYPE xact_http_worker_linger_total counter\n"
+      << "xact_http_worker_linger_total{outcome=\"hit\"} " << linger.hits << '\n'
+      << "xact_http_worker_linger_total{outcome=\"miss\"} " << linger.misses << '\n';
   for (const auto& source : metrics_sources_) out << source();
   return out.str();
 }

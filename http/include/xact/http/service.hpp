@@ -161,6 +161,13 @@ class Service {
   /// The metrics in the Prometheus text exposition format (what GET /metrics answers).
   std::string metrics_text() const;
   const RouteMetrics* metrics(const std::string& path) const;
+  /// How often a worker that answered found the connection's next request within
+  /// Options::worker_linger (hits) or waited in vain (misses); in /metrics as
+  /// xact_http_worker_linger_total{outcome="hit"|"miss"}. Many misses: shorten or turn off.
+  struct LingerCounts {
+    std::uint64_t hits = 0, misses = 0;
+  };
+  LingerCounts linger_counts() const noexcept;
   const Options& options() const noexcept { return options_; }
 
  private:
