@@ -258,7 +258,8 @@ int main(int argc, char** argv) {
     run_store("myisam",
               pairs_for(store, rm,
                         [store, update, bytes](const std::string& sid, const std::string& v) {
-                          store->execute(update, {bytes(v), bytes(sid), bytes("n")});
+                          // Keys as strings, the value as bytes: as the store sends them.
+                          store->execute(update, {bytes(v), sid, "n"});
                         }),
               threads, seconds, rounds, sessions);
     store->execute("DROP TABLE IF EXISTS " + o.table);

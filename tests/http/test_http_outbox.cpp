@@ -1,10 +1,12 @@
 // xact::http handlers posting side effects to an xact::outbox (SQLite), against a real Beast
 // server on 127.0.0.1: a conflicting attempt's post never exists, the committed request's message
-// is delivered once by the dispatcher, and /metrics carries the dispatcher's counters.
+// is delivered once by the dispatcher, and /metrics carries the dispatcher's counters and gauges,
+// a message whose delivery fails for good among the dead ones.
 #include <utility>  // before Boost.Asio 1.74's awaitable.hpp
 
 #include <atomic>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -56,10 +58,16 @@ TEST(HttpOutbox, AConflictingAttemptPostsNothingAndTheCommittedRequestIsDelivere
 
   std::mutex mutex;
   std::vector<xact::outbox::Message> sent;
-  xact::outbox::Dispatcher dispatcher(outbox, [&](const xact::outbox::Message& m) {
-    std::lock_guard lock(mutex);
-    sent.push_back(m);
-  });
+  xact::outbox::DispatcherOptions dispatcher_options;
+  dispatcher_options.max_attempts = 1;  // a refused message goes dead at once
+  xact::outbox::Dispatcher dispatcher(
+      outbox,
+      [&](const xact::outbox::Message& m) {
+        if (m.topic == "hook.refused") throw std::runtime_error("410 gone");
+        std::lock_guard lock(mutex);
+        sent.push_back(m);
+      },
+      dispatcher_options);
 
   asio::io_context io;
   asio::thread_pool workers(2);
@@ -75,6 +83,11 @@ TEST(HttpOutbox, AConflictingAttemptPostsNothingAndTheCommittedRequestIsDelivere
     if (++attempts == 1) throw xact::ConflictError("simulated conflict");
     return xact::http::text(201, "ordered\n");
   });
+  std::string refused_key;
+  service.route("/refused", [&](const xact::http::Request& req, xact::Transaction& txn) {
+    refused_key = outbox->post(txn, "hook.refused", req.body());
+    return xact::http::text(201, "posted\n");
+  });
   tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   asio::co_spawn(io, service.serve(acceptor), asio::detached);
   std::thread io_thread([&] { io.run(); });
@@ -83,7 +96,8 @@ TEST(HttpOutbox, AConflictingAttemptPostsNothingAndTheCommittedRequestIsDelivere
   dispatcher.start();
   const auto res = post(port, "/order", "book");
   EXPECT_EQ(res.result_int(), 201u);
-  EXPECT_TRUE(dispatcher.drain(std::chrono::seconds(10)));
+  EXPECT_EQ(post(port, "/refused", "x").result_int(), 201u);
+  EXPECT_TRUE(dispatcher.drain(std::chrono::seconds(10)));  // dead messages are not pending
   dispatcher.stop();
   {
     std::lock_guard lock(mutex);
@@ -101,6 +115,12 @@ TEST(HttpOutbox, AConflictingAttemptPostsNothingAndTheCommittedRequestIsDelivere
   EXPECT_NE(metrics.body().find("xact_outbox_pending{table=\"xact_outbox\"} 0\n"),
             std::string::npos)
       << metrics.body();
+  EXPECT_NE(metrics.body().find("xact_outbox_dead{table=\"xact_outbox\"} 1\n"), std::string::npos)
+      << metrics.body();
+  EXPECT_NE(metrics.body().find("xact_outbox_dead_total{table=\"xact_outbox\"} 1\n"),
+            std::string::npos)
+      << metrics.body();
+  EXPECT_TRUE(outbox->is_dead(refused_key));
 
   asio::post(io, [&] { acceptor.close(); });
   io.stop();

@@ -11,8 +11,10 @@
 #include <unistd.h>
 #include <csignal>
 
+#include <atomic>
 #include <cstdio>
 #include <fstream>
+#include <thread>
 
 #include <xact/crash_point.hpp>
 #include <xact/decision_log.hpp>
@@ -25,6 +27,7 @@
 #include <xact/recovery.hpp>
 #include <xact/retry.hpp>
 #include <xact/testing/crash_harness.hpp>
+#include <xact/testing/session_store_contract.hpp>
 #include <xact/transaction.hpp>
 
 #include "mysql_test_support.hpp"
@@ -122,6 +125,41 @@ TEST_F(MySqlSessions, CompareAndSwapIsOneConditionalStatement) {
   EXPECT_FALSE(store_->compare_and_swap(sid_, "k", e1, std::nullopt));  // owner differs now
   EXPECT_TRUE(store_->compare_and_swap(sid_, "k", e2, std::nullopt));
   EXPECT_EQ(store_->read_entry(sid_, "k"), std::nullopt);
+}
+
+// On MariaDB a blind write is one INSERT ... ON DUPLICATE KEY UPDATE ... RETURNING: the
+// before-image computed in the row, another owner's fence respected, an expired row replaced.
+TEST_F(MySqlSessions, BlindFencedWriteIsOneStatementKeepingTheContract) {
+  auto short_lived = open_store(table_, std::chrono::seconds(2));
+  xact::testing::check_write_fenced(
+      *short_lived, [] { std::this_thread::sleep_for(std::chrono::milliseconds(2100)); });
+}
+
+// What a write+commit costs the server, counted on the store's only connection: a blind write
+// is one statement (no SELECT first) and the commit one more.
+TEST_F(MySqlSessions, BlindWriteAndItsCommitAreOneStatementEach) {
+  MyIsamSessionStoreOptions o;
+  o.connect = connect_options();
+  o.table = table_;
+  o.connections = 1;  // execute() then runs on the connection the writes use
+  auto store = MyIsamSessionStore::open(o);
+  auto executed = [&] {
+    return store->execute("SHOW SESSION STATUS LIKE 'Com_stmt_execute'", {})[0][1].as_int64();
+  };
+  const std::int64_t a = executed(), b = executed();
+  const std::int64_t reading = b - a;  // what one SHOW adds
+  store->set(sid_, "k", "v");
+  auto rm = session_rm(store, nullptr);
+  ExplicitTransactionManager tm;
+  Transaction& txn = tm.begin();
+  const std::int64_t c = executed();
+  rm->set(txn, sid_, "k", "w");
+  EXPECT_EQ(executed() - c - reading, 1);
+  const std::int64_t d = executed();
+  txn.commit();
+  EXPECT_EQ(executed() - d - reading, 1);
+  EXPECT_EQ(store->get(sid_, "k"), "w");
+  EXPECT_TRUE(store->list_fenced(std::nullopt).empty());
 }
 
 TEST_F(MySqlSessions, FenceHoldsAcrossConnections) {
@@ -421,6 +459,50 @@ TEST_F(MySqlSessions, TwoProcessesSharingTheStoreLoseNoUpdate) {
   EXPECT_TRUE(store_->list_fenced(std::nullopt).empty());
 }
 
+// Commits that arrive together are written as one batch (one leader, one UPDATE): each
+// transaction's fences are dropped, its erased values removed, and nobody else's touched.
+TEST_F(MySqlSessions, ConcurrentCommitsBatchedDropEachOwnersFencesOnly) {
+  constexpr int kThreads = 8, kPerThread = 40;
+  auto rm = session_rm(store_, nullptr);
+  std::vector<std::string> sids;
+  for (int t = 0; t < kThreads; ++t) sids.push_back(sessions::new_session_id());
+  // A fence that must survive every batch: an unfinished transaction of its own.
+  ExplicitTransactionManager open_tm;
+  Transaction& open_txn = open_tm.begin();
+  rm->set(open_txn, sids[0], "held", "open");
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      try {
+        ExplicitTransactionManager tm;
+        for (int i = 0; i < kPerThread; ++i) {
+          Transaction& txn = tm.begin();
+          rm->set(txn, sids[static_cast<std::size_t>(t)], "n", std::to_string(i));
+          rm->set(txn, sids[static_cast<std::size_t>(t)], "tmp", "x");
+          if (i % 2 == 1) rm->erase(txn, sids[static_cast<std::size_t>(t)], "tmp");
+          txn.commit();
+        }
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "thread %d: %s\n", t, e.what());
+        ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  const std::vector<sessions::FencedEntry> fenced = store_->list_fenced(std::nullopt);
+  ASSERT_EQ(fenced.size(), 1u);  // only the open transaction's
+  EXPECT_EQ(fenced[0].name, "held");
+  for (int t = 0; t < kThreads; ++t) {
+    std::map<std::string, std::string> want{{"n", std::to_string(kPerThread - 1)}};
+    if (t == 0) want.emplace("held", "open");
+    EXPECT_EQ(store_->get_all(sids[static_cast<std::size_t>(t)]), want) << "thread " << t;
+  }
+  open_txn.abort();
+  EXPECT_EQ(store_->get(sids[0], "held"), std::nullopt);
+}
+
 // --- A crash at every coordinator crash point: all or nothing --------------------------------
 
 struct CrashCase {
@@ -485,6 +567,27 @@ INSTANTIATE_TEST_SUITE_P(EveryPoint, MySqlSessionsCrash,
                            return std::string(info.param.point).substr(12) + "_" +
                                   std::to_string(info.param.hit);
                          });
+
+// Keys go to the server as string parameters (no long-data packets): arbitrary bytes, NULs and
+// invalid UTF-8 included, are stored and matched unchanged in the binary key columns.
+TEST_F(MySqlSessions, BinaryKeysRoundTrip) {
+  const std::string sid("\xff\x00\xfe\xc3(\x80 x", 8);
+  const std::string name("\xc3\x28\x00n", 4);
+  store_->set(sid, name, "v");
+  EXPECT_EQ(store_->get(sid, name), "v");
+  EXPECT_EQ(store_->get(sid, name.substr(0, 3)), std::nullopt);
+  const Gtrid me(NodeId::random(), 1, 1);
+  Entry written;
+  std::optional<Entry> before;
+  ASSERT_EQ(store_->write_fenced(sid, name, "w", me, 1, written, before),
+            sessions::SessionStore::FencedWrite::written);
+  ASSERT_EQ(store_->list_fenced_by(me).size(), 1u);
+  EXPECT_EQ(store_->list_fenced_by(me)[0].session_id, sid);
+  EXPECT_EQ(store_->list_fenced_by(me)[0].name, name);
+  store_->clear_fences(me, {sid}, false);
+  EXPECT_TRUE(store_->list_fenced_by(me).empty());
+  EXPECT_EQ(store_->get_all(sid), (std::map<std::string, std::string>{{name, "w"}}));
+}
 
 }  // namespace
 }  // namespace xact::mytest

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include <xact/errors.hpp>
+#include <xact/testing/session_store_contract.hpp>
 
 namespace xact::sessions {
 namespace {
@@ -155,6 +156,61 @@ TEST(MemorySessionStore, ClearFencesDropsOwnersFencesAndTombstones) {
   EXPECT_EQ(store.read_entry(sid, "b"), std::nullopt);
   EXPECT_TRUE(store.read_entry(sid, "c")->fence.has_value());
   EXPECT_TRUE(store.list_fenced_by(me).empty());
+}
+
+TEST(MemorySessionStore, BlindFencedWriteUnderOneLockKeepsTheContract) {
+  ManualClock clock;
+  MemorySessionStore store(opts(clock));
+  testing::check_write_fenced(store, [&] { clock.advance(std::chrono::seconds(61)); });
+}
+
+// The default write_fenced (update_entry: read, then compare-and-swap) keeps the same contract.
+class DefaultPathStore final : public SessionStore {
+ public:
+  explicit DefaultPathStore(MemorySessionStore& s) : s_(s) {}
+  std::string describe() const override { return "default path"; }
+  std::chrono::microseconds idle_timeout() const noexcept override { return s_.idle_timeout(); }
+  std::optional<std::string> get(const std::string& a, const std::string& b) override {
+    return s_.get(a, b);
+  }
+  std::map<std::string, std::string> get_all(const std::string& a) override {
+    return s_.get_all(a);
+  }
+  void set(const std::string& a, const std::string& b, const std::string& c) override {
+    s_.set(a, b, c);
+  }
+  void erase(const std::string& a, const std::string& b) override { s_.erase(a, b); }
+  bool touch(const std::string& a) override { return s_.touch(a); }
+  void invalidate(const std::string& a) override { s_.invalidate(a); }
+  std::size_t sweep_expired() override { return s_.sweep_expired(); }
+  std::optional<Entry> read_entry(const std::string& a, const std::string& b) override {
+    return s_.read_entry(a, b);
+  }
+  std::map<std::string, Entry> read_session(const std::string& a) override {
+    return s_.read_session(a);
+  }
+  bool compare_and_swap(const std::string& a, const std::string& b,
+                        const std::optional<Entry>& seen,
+                        const std::optional<Entry>& next) override {
+    return s_.compare_and_swap(a, b, seen, next);
+  }
+  std::size_t clear_fences(const Gtrid& g, const std::vector<std::string>& s, bool t) override {
+    return s_.clear_fences(g, s, t);
+  }
+  std::vector<FencedEntry> list_fenced(const std::optional<NodeId>& n) override {
+    return s_.list_fenced(n);
+  }
+  std::vector<FencedEntry> list_fenced_by(const Gtrid& g) override { return s_.list_fenced_by(g); }
+
+ private:
+  MemorySessionStore& s_;
+};
+
+TEST(SessionStore, DefaultBlindFencedWriteKeepsTheContract) {
+  ManualClock clock;
+  MemorySessionStore store(opts(clock));
+  DefaultPathStore through_cas(store);
+  testing::check_write_fenced(through_cas, [&] { clock.advance(std::chrono::seconds(61)); });
 }
 
 TEST(MemorySessionStore, KeysAreChecked) {

@@ -237,6 +237,14 @@ std::unique_ptr<DecisionLog> open_log(io::Env& env, const std::string& dir, bool
   }
 }
 
+config::Config read_config(const po::variables_map& values) {
+  try {
+    return config::parse_file(values["config"].as<std::string>());
+  } catch (const config::ConfigError& e) {
+    throw Failure(e.what());
+  }
+}
+
 void route_library_log(bool verbose) {
   set_log_level(verbose ? LogLevel::info : LogLevel::error);
   set_log_sink([](LogLevel level, std::string_view message) {

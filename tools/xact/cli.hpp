@@ -15,6 +15,7 @@
 
 #include <boost/program_options.hpp>
 
+#include <xact/config/config.hpp>
 #include <xact/decision_log.hpp>
 #include <xact/io/env.hpp>
 
@@ -26,7 +27,7 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;   ///< the command ran and failed
 inline constexpr int kExitUsage = 2;     ///< the command line is wrong; nothing was done
 inline constexpr int kExitWorkOwed = 3;  ///< recover: ran, but work is still owed
-inline constexpr int kExitFound = 3;     ///< sheets orphans: ran, and found some
+inline constexpr int kExitFound = 3;     ///< sheets orphans, outbox dead: ran, and found some
 
 /// The command line cannot be run: main() adds a pointer to the command's --help.
 class UsageFailure : public std::runtime_error {
@@ -105,6 +106,10 @@ void check_damage(const DecisionLog::Inspection& inspection, const std::string& 
 std::unique_ptr<DecisionLog> open_log(io::Env& env, const std::string& dir, bool tolerate,
                                       std::string_view do_it_there, bool read_only = false);
 
+/// The configuration file named by --config; a file that cannot be read or parsed is a Failure
+/// with the parser's message (which names the file, line and key).
+config::Config read_config(const po::variables_map& values);
+
 /// Routes xact's own diagnostics to stderr as "xact: <level>: <message>": errors always,
 /// everything from info up when `verbose`.
 void route_library_log(bool verbose);
@@ -128,6 +133,13 @@ int run_recover(const std::vector<std::string>& args);
 extern const CommandInfo kRecoverConfigInfo;
 bool wants_config(const std::vector<std::string>& args);
 int run_recover_config(const std::vector<std::string>& args);
+/// `xact outbox dead|requeue|drop --config FILE --sql NAME` (outbox_commands.cpp).
+extern const CommandInfo kOutboxDeadInfo;
+extern const CommandInfo kOutboxRequeueInfo;
+extern const CommandInfo kOutboxDropInfo;
+int run_outbox_dead(const std::vector<std::string>& args);
+int run_outbox_requeue(const std::vector<std::string>& args);
+int run_outbox_drop(const std::vector<std::string>& args);
 /// `xact sheets orphans --config FILE` (sheets_commands.cpp).
 extern const CommandInfo kSheetsOrphansInfo;
 int run_sheets_orphans(const std::vector<std::string>& args);

@@ -74,14 +74,6 @@ const CommandInfo kDatabasesPackInfo{
 
 namespace {
 
-config::Config read_config(const po::variables_map& values) {
-  try {
-    return config::parse_file(values["config"].as<std::string>());
-  } catch (const config::ConfigError& e) {
-    throw Failure(e.what());
-  }
-}
-
 std::string_view policy(os::XrefPolicy p) {
   switch (p) {
     case os::XrefPolicy::allow: return "allow";

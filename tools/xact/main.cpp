@@ -28,6 +28,9 @@ const Command kCommands[] = {
     {&kHeuristicsForgetInfo, &run_heuristics_forget},
     {&kRecoverInfo, &run_recover},
     {&kSheetsOrphansInfo, &run_sheets_orphans},
+    {&kOutboxDeadInfo, &run_outbox_dead},
+    {&kOutboxRequeueInfo, &run_outbox_requeue},
+    {&kOutboxDropInfo, &run_outbox_drop},
     {&kStorageVerifyInfo, &run_storage_verify},
     {&kStorageDumpInfo, &run_storage_dump},
     {&kStoragePackInfo, &run_storage_pack},
@@ -46,8 +49,9 @@ void print_usage(std::ostream& out, std::string_view group = {}) {
       << " [<args>] [--help]\n\n";
   if (group.empty()) {
     out << "Inspects a coordinator's decision log, runs recovery, deals with heuristic\n"
-           "outcomes, lists property sheet rows whose owner object is gone, and verifies,\n"
-           "dumps, packs and backs up object storage files.\n\n";
+           "outcomes, lists property sheet rows whose owner object is gone, lists, requeues\n"
+           "and drops an outbox's dead messages, and verifies, dumps, packs and backs up\n"
+           "object storage files.\n\n";
   }
   out << "Commands:\n";
   for (const auto& c : kCommands) {
@@ -64,7 +68,7 @@ void print_usage(std::ostream& out, std::string_view group = {}) {
   if (group.empty()) {
     out << "\nExit status: 0 success; 1 the command failed (the message says why); 2 wrong\n"
            "command line; 3 `recover` ran but work is still owed, `sheets orphans` found\n"
-           "orphan rows.\n";
+           "orphan rows, `outbox dead` found dead messages.\n";
   }
 }
 
@@ -97,8 +101,8 @@ int dispatch(const std::vector<std::string>& args) {
   if (group.empty()) {
     return usage_error("",
                        "unknown command '" + printable(word) +
-                           "'; the commands are log, heuristics, recover, storage, sheets and "
-                           "databases",
+                           "'; the commands are log, heuristics, recover, storage, sheets, "
+                           "outbox and databases",
                        "");
   }
   if (args.size() < 2) {

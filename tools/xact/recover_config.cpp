@@ -1,8 +1,8 @@
 // `xact recover --config FILE`: recovery of every resource an application's configuration file
 // declares (xact::config): its decision log, object databases (file storages), PostgreSQL,
 // MySQL/MariaDB, SQLite and session stores (a MyISAM store's fences: compensated, or dropped
-// when the decision log says the transaction committed). The application must not be running: this command owns the log
-// and the file storages meanwhile.
+// when the decision log says the transaction committed). The application must not be running: this
+// command owns the log and the file storages meanwhile.
 #include <iostream>
 
 #include <xact/config/config.hpp>
@@ -14,7 +14,8 @@
 namespace xact::cli {
 
 const CommandInfo kRecoverConfigInfo{
-    "recover", "--config FILE [--dry-run] [--tolerate-corruption] [--foreign [--roll-back-node NODE_ID]]",
+    "recover",
+    "--config FILE [--dry-run] [--tolerate-corruption] [--foreign [--roll-back-node NODE_ID]]",
     "run recovery for every resource of an application's configuration file",
     "Reads the configuration file (doc/config.md), opens its decision log and every resource it "
     "declares (object databases with their file storages, PostgreSQL, MySQL/MariaDB, SQLite, "
@@ -52,8 +53,7 @@ int run_recover_config(const std::vector<std::string>& args) {
   option("config", po::value<std::string>()->required()->value_name("FILE"),
          "the application's configuration file");
   option("dry-run", "list what recovery would do; change nothing");
-  option("tolerate-corruption",
-         "open the log even if it is damaged (see xact recover --help)");
+  option("tolerate-corruption", "open the log even if it is damaged (see xact recover --help)");
   add_foreign_options(option);
   option("verbose,v", "also show xact's informational messages on stderr");
   if (!line.parse(args)) return kExitOk;
@@ -65,12 +65,7 @@ int run_recover_config(const std::vector<std::string>& args) {
   const bool read_only = dry_run || foreign.listing_only();
   route_library_log(values.count("verbose") != 0);
 
-  config::Config config;
-  try {
-    config = config::parse_file(values["config"].as<std::string>());
-  } catch (const config::ConfigError& e) {
-    throw Failure(e.what());
-  }
+  const config::Config config = read_config(values);
   const std::string& dir = config.decision_log.directory;
   io::Env& env = io::Env::posix();
   check_damage(inspect_log(env, dir), dir, tolerate);
@@ -107,11 +102,10 @@ int run_recover_config(const std::vector<std::string>& args) {
     });
   }
   for (const auto& spec : config.sql) {
-    add(spec.resource_name(), spec.last_resource,
-        [&]() -> std::shared_ptr<ResourceManager> {
-          sql.push_back(config::open_sql(spec, open));
-          return sql.back();
-        });
+    add(spec.resource_name(), spec.last_resource, [&]() -> std::shared_ptr<ResourceManager> {
+      sql.push_back(config::open_sql(spec, open));
+      return sql.back();
+    });
   }
 
   std::vector<std::shared_ptr<sessions::SessionResource>> session_stores;

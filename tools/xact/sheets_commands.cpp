@@ -90,12 +90,7 @@ int run_sheets_orphans(const std::vector<std::string>& args) {
   const auto& values = line.values();
   route_library_log(values.count("verbose") != 0);
 
-  config::Config config;
-  try {
-    config = config::parse_file(values["config"].as<std::string>());
-  } catch (const config::ConfigError& e) {
-    throw Failure(e.what());
-  }
+  const config::Config config = read_config(values);
   std::vector<const config::SheetStoreSpec*> stores;
   for (const auto& s : config.sheet_stores) {
     if (values.count("sql") == 0 || s.sql == values["sql"].as<std::string>()) stores.push_back(&s);

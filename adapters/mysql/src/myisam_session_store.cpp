@@ -1,6 +1,9 @@
 #include <xact/mysql/myisam_session_store.hpp>
 
 #include <algorithm>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
 
 #include <xact/errors.hpp>
 #include <xact/sql/pool.hpp>
@@ -14,6 +17,17 @@ using sessions::FencedEntry;
 using sessions::wall_clock_us;
 
 sql::Bytes bytes(const std::string& s) { return sql::Bytes(s.begin(), s.end()); }
+
+// Keys (session id, name, owner node and transaction id) are sent as string parameters, values
+// as Bytes. Connector/C++ sends every Bytes parameter as a separate long-data packet before
+// the statement (setBlob), 5-10 µs each on loopback: a blind write had ten of them. A
+// string parameter rides in the execute packet, and the server stores and compares its bytes
+// unchanged in these binary columns (MySqlSessions.BinaryKeysRoundTrip).
+sql::Value key(std::string_view s) { return sql::Value(s); }
+sql::Value key(const NodeId& n) {
+  return sql::Value(
+      std::string_view(reinterpret_cast<const char*>(n.bytes.data()), n.bytes.size()));
+}
 
 sql::Value opt_bytes(const std::optional<std::string>& s) {
   std::optional<sql::Bytes> b;
@@ -100,6 +114,7 @@ struct MyIsamSessionStore::Impl {
   MyIsamSessionStoreOptions options;
   std::string qualified;  // `db`.`table`, for messages
   std::shared_ptr<sql::ConnectionPool> pool;
+  bool returning = false;  // the server has INSERT ... RETURNING (MariaDB 10.5+)
 
   std::int64_t idle() const { return options.idle_timeout.count(); }
 
@@ -126,25 +141,22 @@ struct MyIsamSessionStore::Impl {
   // Parameters of the fence columns (owner_node, owner_gtrid, owner_version, before_value,
   // before_version, fenced_at_us) of an entry.
   static void fence_params(sql::Params& p, const std::optional<Fence>& f) {
-    std::optional<sql::Bytes> node, gtrid, before;
-    std::optional<std::int64_t> owner_version, before_version, fenced_at;
-    if (f) {
-      const NodeId n = f->owner.node();
-      node = sql::Bytes(n.bytes.begin(), n.bytes.end());
-      gtrid = bytes(f->owner.bytes());
-      owner_version = i64(f->owner_version);
-      if (f->before_value) {
-        before = bytes(*f->before_value);
-        before_version = i64(f->before_version);
-      }
-      fenced_at = f->fenced_at_us;
+    if (!f) {
+      for (int i = 0; i < 6; ++i) p.add(sql::Value());
+      return;
     }
-    p.add(node).add(gtrid).add(owner_version).add(before).add(before_version).add(fenced_at);
+    std::optional<sql::Bytes> before;
+    std::optional<std::int64_t> before_version;
+    if (f->before_value) {
+      before = bytes(*f->before_value);
+      before_version = i64(f->before_version);
+    }
+    p.add(key(f->owner.node())).add(key(f->owner.bytes())).add(i64(f->owner_version));
+    p.add(before).add(before_version).add(f->fenced_at_us);
   }
   static sql::Value owner_of(const std::optional<Entry>& e) {
-    std::optional<sql::Bytes> b;
-    if (e && e->fence) b = bytes(e->fence->owner.bytes());
-    return sql::Value(b);
+    if (e && e->fence) return key(e->fence->owner.bytes());
+    return sql::Value();
   }
 
   std::vector<FencedEntry> fenced(const std::string& where, sql::Params params) {
@@ -158,9 +170,79 @@ struct MyIsamSessionStore::Impl {
     return out;
   }
 
+  // Commits batched by clear_fences.
+  struct Commit {
+    const Gtrid* owner;
+    const std::vector<std::string>* session_ids;
+    bool tombstones;
+    bool done = false;  // commit_mu: written (or failed: error)
+    bool lead = false;  // commit_mu: this caller writes the next batch
+    std::size_t changed = 0;
+    std::exception_ptr error;
+    std::condition_variable cv;  // with commit_mu: done or lead
+  };
+  static constexpr std::size_t kMaxCommitBatch = 32;
+  std::mutex commit_mu;
+  std::vector<Commit*> commit_queue;  // commit_mu
+  bool committing = false;            // commit_mu: a leader is writing or was chosen
+
+  // The statements of a batch of commits: drop the owners' fences (and their tombstones) and
+  // refresh the sessions. The lists are padded to a power of two with their last element, so
+  // each connection prepares a handful of statement texts, not one per batch size.
+  std::size_t clear_batch(const std::vector<Commit*>& batch) {
+    std::vector<std::string> owners, sids;
+    bool tombstones = false;
+    for (const Commit* c : batch) {
+      std::string g = c->owner->bytes();
+      if (std::find(owners.begin(), owners.end(), g) == owners.end()) owners.push_back(g);
+      for (const std::string& sid : *c->session_ids) {
+        if (std::find(sids.begin(), sids.end(), sid) == sids.end()) sids.push_back(sid);
+      }
+      tombstones = tombstones || c->tombstones;
+    }
+    auto pad = [](std::vector<std::string>& v) {
+      std::size_t n = 1;
+      while (n < v.size()) n <<= 1;
+      v.resize(n, v.back());
+    };
+    pad(owners);
+    pad(sids);
+    const std::int64_t now = wall_clock_us();
+    std::size_t changed = 0;
+    // $1 the clock, $2 the new expiry, then the owners, then the sessions (the DELETE leaves
+    // $1 and $2 unused: only the highest placeholder has to match the parameter count).
+    const std::string owner_in = in_list(3, owners.size());
+    const std::string sid_in = in_list(3 + owners.size(), sids.size());
+    sql::Params p;
+    p.add(now);           // $1
+    p.add(now + idle());  // $2
+    for (const std::string& g : owners) p.add(key(g));
+    for (const std::string& sid : sids) p.add(key(sid));
+    if (tombstones) {
+      sql::Result r =
+          run("DELETE FROM " + options.table + " WHERE value IS NULL AND owner_gtrid IN (" +
+                  owner_in + ") AND sid IN (" + sid_in + ")",
+              p);
+      changed += static_cast<std::size_t>(r.affected_rows());
+    }
+    // Assignments run left to right: owner_gtrid, which the others test, is cleared last.
+    std::string set;
+    for (const char* c :
+         {"before_value", "before_version", "fenced_at_us", "owner_version", "owner_node"}) {
+      set += std::string(c) + " = IF(owner_gtrid IN (" + owner_in + "), NULL, " + c + "), ";
+    }
+    sql::Result r = run("UPDATE " + options.table + " SET " + set +
+                            "expires_us = IF(expires_us > $1, $2, expires_us), "
+                            "owner_gtrid = IF(owner_gtrid IN (" +
+                            owner_in + "), NULL, owner_gtrid) WHERE sid IN (" + sid_in + ")",
+                        p);
+    changed += static_cast<std::size_t>(r.affected_rows());
+    return changed;
+  }
+
   void refresh(const std::string& sid, std::int64_t now) {
     run("UPDATE " + options.table + " SET expires_us = $1 WHERE sid = $2 AND expires_us > $3",
-        {now + idle(), bytes(sid), now});
+        {now + idle(), key(sid), now});
   }
 };
 
@@ -201,6 +283,16 @@ std::shared_ptr<MyIsamSessionStore> MyIsamSessionStore::open(MyIsamSessionStoreO
                   ") ENGINE=MyISAM",
               {});
   }
+  {
+    // "10.11.19-MariaDB-0+deb12u1"; MySQL says "8.0.36".
+    const sql::Result v = impl->run("SELECT VERSION()", {});
+    const std::string version = v.empty() ? std::string() : text(v[0][0]);
+    int major = 0, minor = 0;
+    if (std::sscanf(version.c_str(), "%d.%d", &major, &minor) == 2 &&
+        version.find("MariaDB") != std::string::npos) {
+      impl->returning = major > 10 || (major == 10 && minor >= 5);
+    }
+  }
   return std::shared_ptr<MyIsamSessionStore>(new MyIsamSessionStore(std::move(impl)));
 }
 
@@ -222,7 +314,7 @@ std::optional<std::string> MyIsamSessionStore::get(const std::string& sid,
   sql::Result r = impl_->run("SELECT value FROM " + impl_->options.table +
                                  " WHERE sid = $1 AND name = $2 AND expires_us > $3 AND "
                                  "value IS NOT NULL",
-                             {bytes(sid), bytes(name), wall_clock_us()});
+                             {key(sid), key(name), wall_clock_us()});
   if (r.empty()) return std::nullopt;
   return text(r[0][0]);
 }
@@ -230,7 +322,7 @@ std::optional<std::string> MyIsamSessionStore::get(const std::string& sid,
 std::map<std::string, std::string> MyIsamSessionStore::get_all(const std::string& sid) {
   sql::Result r = impl_->run("SELECT name, value FROM " + impl_->options.table +
                                  " WHERE sid = $1 AND expires_us > $2 AND value IS NOT NULL",
-                             {bytes(sid), wall_clock_us()});
+                             {key(sid), wall_clock_us()});
   std::map<std::string, std::string> out;
   for (const sql::Row& row : r) out.emplace(text(row[0]), text(row[1]));
   return out;
@@ -248,14 +340,14 @@ void MyIsamSessionStore::set(const std::string& sid, const std::string& name,
                  "value = VALUES(value), owner_node = NULL, owner_gtrid = NULL, "
                  "owner_version = NULL, before_value = NULL, before_version = NULL, "
                  "fenced_at_us = NULL, expires_us = VALUES(expires_us)",
-             {bytes(sid), bytes(name), bytes(value), now + impl_->idle(), now});
+             {key(sid), key(name), bytes(value), now + impl_->idle(), now});
   impl_->refresh(sid, now);
 }
 
 void MyIsamSessionStore::erase(const std::string& sid, const std::string& name) {
   const std::int64_t now = wall_clock_us();
   impl_->run("DELETE FROM " + impl_->options.table + " WHERE sid = $1 AND name = $2",
-             {bytes(sid), bytes(name)});
+             {key(sid), key(name)});
   impl_->refresh(sid, now);
 }
 
@@ -263,18 +355,18 @@ bool MyIsamSessionStore::touch(const std::string& sid) {
   const std::int64_t now = wall_clock_us();
   sql::Result r = impl_->run(
       "UPDATE " + impl_->options.table + " SET expires_us = $1 WHERE sid = $2 AND expires_us > $3",
-      {now + impl_->idle(), bytes(sid), now});
+      {now + impl_->idle(), key(sid), now});
   if (r.affected_rows() > 0) return true;
   // MySQL counts changed rows only: a touch within the same clock tick changes nothing.
   return !impl_
               ->run("SELECT 1 FROM " + impl_->options.table +
                         " WHERE sid = $1 AND expires_us > $2 LIMIT 1",
-                    {bytes(sid), now})
+                    {key(sid), now})
               .empty();
 }
 
 void MyIsamSessionStore::invalidate(const std::string& sid) {
-  impl_->run("DELETE FROM " + impl_->options.table + " WHERE sid = $1", {bytes(sid)});
+  impl_->run("DELETE FROM " + impl_->options.table + " WHERE sid = $1", {key(sid)});
 }
 
 std::size_t MyIsamSessionStore::sweep_expired() {
@@ -288,7 +380,7 @@ std::optional<Entry> MyIsamSessionStore::read_entry(const std::string& sid,
   sql::Result r =
       impl_->run("SELECT " + std::string(kEntryColumns) + " FROM " + impl_->options.table +
                      " WHERE sid = $1 AND name = $2 AND expires_us > $3",
-                 {bytes(sid), bytes(name), wall_clock_us()});
+                 {key(sid), key(name), wall_clock_us()});
   if (r.empty()) return std::nullopt;
   return parse_entry(r[0], 0);
 }
@@ -296,7 +388,7 @@ std::optional<Entry> MyIsamSessionStore::read_entry(const std::string& sid,
 std::map<std::string, Entry> MyIsamSessionStore::read_session(const std::string& sid) {
   sql::Result r = impl_->run("SELECT name, " + std::string(kEntryColumns) + " FROM " +
                                  impl_->options.table + " WHERE sid = $1 AND expires_us > $2",
-                             {bytes(sid), wall_clock_us()});
+                             {key(sid), wall_clock_us()});
   std::map<std::string, Entry> out;
   for (const sql::Row& row : r) out.emplace(text(row[0]), parse_entry(row, 1));
   return out;
@@ -313,8 +405,8 @@ bool MyIsamSessionStore::compare_and_swap(const std::string& sid, const std::str
     p.add(opt_bytes(next->value));
     p.add(i64(next->version));
     Impl::fence_params(p, next->fence);  // $3..$8
-    p.add(bytes(sid));
-    p.add(bytes(name));
+    p.add(key(sid));
+    p.add(key(name));
     p.add(i64(seen->version));
     p.add(Impl::owner_of(seen));
     p.add(now);
@@ -332,15 +424,15 @@ bool MyIsamSessionStore::compare_and_swap(const std::string& sid, const std::str
         impl_->run("DELETE FROM " + t +
                        " WHERE sid = $1 AND name = $2 AND version = $3 AND "
                        "owner_gtrid <=> $4 AND expires_us > $5",
-                   {bytes(sid), bytes(name), i64(seen->version), Impl::owner_of(seen), now});
+                   {key(sid), key(name), i64(seen->version), Impl::owner_of(seen), now});
     return r.affected_rows() == 1;
   }
   if (!seen && next) {
     // A new row, or one that expired (an expired session is a new one): ON DUPLICATE KEY
     // replaces only an expired row, checking expires_us before the last assignment changes it.
     sql::Params p;
-    p.add(bytes(sid));
-    p.add(bytes(name));
+    p.add(key(sid));
+    p.add(key(name));
     p.add(opt_bytes(next->value));
     p.add(i64(next->version));
     p.add(now + impl_->idle());
@@ -364,55 +456,133 @@ bool MyIsamSessionStore::compare_and_swap(const std::string& sid, const std::str
   return !read_entry(sid, name);
 }
 
+sessions::SessionStore::FencedWrite MyIsamSessionStore::write_fenced(
+    const std::string& sid, const std::string& name, const std::string& value, const Gtrid& owner,
+    std::int64_t now, Entry& result, std::optional<Entry>& before) {
+  if (!impl_->returning) {
+    return SessionStore::write_fenced(sid, name, value, owner, now, result, before);
+  }
+  sessions::check_key(sid, name);
+  const std::int64_t stamp = wall_clock_us();
+  const NodeId node = owner.node();
+  // One statement: a new row, an expired one replaced, or a live one that is unfenced or fenced
+  // by `owner` written; any other row left as it is. Assignments run left to right, each seeing
+  // the columns assigned before it, so the before-image comes first and owner_gtrid and
+  // expires_us, which the conditions test, last. RETURNING shows the row as it then is.
+  //   $1 sid, $2 name, $3 value, $4 new expiry, $5 owner node, $6 owner gtrid, $7 fenced_at,
+  //   $8 the clock (expired: expires_us <= $8)
+  const std::string expired = "expires_us <= $8";
+  const std::string free =
+      "(" + expired + " OR owner_gtrid IS NULL OR owner_gtrid = VALUES(owner_gtrid))";
+  sql::Result r = impl_->run(
+      "INSERT INTO " + impl_->options.table +
+          " (sid, name, value, version, expires_us, owner_node, owner_gtrid, owner_version, "
+          "before_value, before_version, fenced_at_us) VALUES ($1, $2, $3, 1, $4, $5, $6, 1, "
+          "NULL, NULL, $7) ON DUPLICATE KEY UPDATE "
+          "before_value = IF(" +
+          expired +
+          ", NULL, IF(owner_gtrid IS NULL, value, before_value)), "
+          "before_version = IF(" +
+          expired +
+          ", NULL, "
+          "IF(owner_gtrid IS NULL, version, before_version)), "
+          "fenced_at_us = IF(" +
+          expired +
+          " OR owner_gtrid IS NULL, $7, fenced_at_us), "
+          "value = IF(" +
+          free +
+          ", VALUES(value), value), "
+          "version = IF(" +
+          expired + ", 1, IF(" + free +
+          ", version + 1, version)), "
+          "owner_version = IF(" +
+          free +
+          ", version, owner_version), "
+          "owner_node = IF(" +
+          free +
+          ", VALUES(owner_node), owner_node), "
+          "owner_gtrid = IF(" +
+          free +
+          ", VALUES(owner_gtrid), owner_gtrid), "
+          "expires_us = IF(" +
+          expired +
+          ", VALUES(expires_us), expires_us) "
+          "RETURNING " +
+          kEntryColumns,
+      {key(sid), key(name), bytes(value), stamp + impl_->idle(), key(node), key(owner.bytes()), now,
+       stamp});
+  if (r.empty()) {
+    throw StorageError("session table " + impl_->qualified +
+                       ": INSERT ... RETURNING returned no row");
+  }
+  result = parse_entry(r[0], 0);
+  if (!result.fence || result.fence->owner != owner) return FencedWrite::fenced_by_other;
+  before.reset();
+  if (result.fence->before_value) {
+    before = Entry{result.fence->before_value, result.fence->before_version, 0, {}};
+  }
+  return FencedWrite::written;
+}
+
 std::size_t MyIsamSessionStore::clear_fences(const Gtrid& owner,
                                              const std::vector<std::string>& session_ids,
                                              bool tombstones) {
   if (session_ids.empty()) return 0;
-  const std::string& t = impl_->options.table;
-  const std::int64_t now = wall_clock_us();
-  std::size_t changed = 0;
-  if (tombstones) {
-    sql::Params p;
-    p.add(bytes(owner.bytes()));
-    for (const std::string& sid : session_ids) p.add(bytes(sid));
-    sql::Result r = impl_->run("DELETE FROM " + t +
-                                   " WHERE owner_gtrid = $1 AND value IS NULL "
-                                   "AND sid IN (" +
-                                   in_list(2, session_ids.size()) + ")",
-                               p);
-    changed += static_cast<std::size_t>(r.affected_rows());
+  // Commits that arrive while another batch is being written wait and go together in the next
+  // one: one leader writes the statements of every queued commit (group commit). Each caller
+  // returns once the statement that dropped its fences returned, with its error if it failed.
+  Impl::Commit me{&owner, &session_ids, tombstones};
+  std::unique_lock lock(impl_->commit_mu);
+  impl_->commit_queue.push_back(&me);
+  if (!impl_->committing) {
+    impl_->committing = true;  // nobody is writing: lead at once (the queue held only this one)
+    me.lead = true;
+  } else {
+    me.cv.wait(lock, [&] { return me.done || me.lead; });
   }
-  // One statement drops the fences and refreshes the sessions. Assignments run left to right:
-  // owner_gtrid, which the others test, is cleared last.
-  sql::Params p;
-  p.add(bytes(owner.bytes()));  // $1
-  p.add(now);                   // $2
-  p.add(now + impl_->idle());   // $3
-  for (const std::string& sid : session_ids) p.add(bytes(sid));
-  std::string set;
-  for (const char* c :
-       {"before_value", "before_version", "fenced_at_us", "owner_version", "owner_node"}) {
-    set += std::string(c) + " = IF(owner_gtrid <=> $1, NULL, " + c + "), ";
+  if (!me.done) {
+    // The leader is at the queue's front: it writes the commits queued so far, itself first.
+    const std::size_t n = std::min(impl_->commit_queue.size(), Impl::kMaxCommitBatch);
+    std::vector<Impl::Commit*> batch(impl_->commit_queue.begin(),
+                                     impl_->commit_queue.begin() + static_cast<std::ptrdiff_t>(n));
+    impl_->commit_queue.erase(impl_->commit_queue.begin(),
+                              impl_->commit_queue.begin() + static_cast<std::ptrdiff_t>(n));
+    lock.unlock();
+    std::exception_ptr error;
+    std::size_t changed = 0;
+    try {
+      changed = impl_->clear_batch(batch);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    lock.lock();
+    // Wake exactly who must run: the batch's writers, and the next leader if some queued meanwhile.
+    for (Impl::Commit* c : batch) {
+      c->changed = changed;
+      c->error = error;
+      c->done = true;
+      if (c != &me) c->cv.notify_one();
+    }
+    if (impl_->commit_queue.empty()) {
+      impl_->committing = false;
+    } else {
+      impl_->commit_queue.front()->lead = true;
+      impl_->commit_queue.front()->cv.notify_one();
+    }
   }
-  sql::Result r = impl_->run("UPDATE " + t + " SET " + set +
-                                 "expires_us = IF(expires_us > $2, $3, expires_us), "
-                                 "owner_gtrid = IF(owner_gtrid <=> $1, NULL, owner_gtrid) "
-                                 "WHERE sid IN (" +
-                                 in_list(4, session_ids.size()) + ")",
-                             p);
-  changed += static_cast<std::size_t>(r.affected_rows());
-  return changed;
+  lock.unlock();
+  if (me.error) std::rethrow_exception(me.error);
+  return me.changed;
 }
 
 std::vector<FencedEntry> MyIsamSessionStore::list_fenced(const std::optional<NodeId>& node) {
   if (!node) return impl_->fenced("owner_gtrid IS NOT NULL", {});
-  return impl_->fenced("owner_node = $1", {sql::Bytes(node->bytes.begin(), node->bytes.end())});
+  return impl_->fenced("owner_node = $1", {key(*node)});
 }
 
 std::vector<FencedEntry> MyIsamSessionStore::list_fenced_by(const Gtrid& owner) {
   const NodeId node = owner.node();
-  return impl_->fenced("owner_node = $1 AND owner_gtrid = $2",
-                       {sql::Bytes(node.bytes.begin(), node.bytes.end()), bytes(owner.bytes())});
+  return impl_->fenced("owner_node = $1 AND owner_gtrid = $2", {key(node), key(owner.bytes())});
 }
 
 }  // namespace xact::mysql

@@ -67,6 +67,9 @@ struct MySqlConnection::Impl {
     std::unique_ptr<::sql::PreparedStatement> stmt;
     sql::TranslatedSql translated;  // $n -> ? and the parameter order, once per statement
     std::uint64_t used = 0;
+    // MariaDB's INSERT/DELETE ... RETURNING: rows, though the prepared statement's metadata
+    // announces no columns.
+    bool returning = false;
   };
   std::unordered_map<std::string, Cached> statements;
   std::uint64_t tick = 0;
@@ -84,6 +87,7 @@ struct MySqlConnection::Impl {
       Cached c;
       c.translated = sql::translate_placeholders(sql, sql::PlaceholderStyle::positional_question);
       c.stmt.reset(conn->prepareStatement(::sql::SQLString(c.translated.sql)));
+      c.returning = sql.find(" RETURNING ") != std::string_view::npos;
       it = statements.emplace(std::string(sql), std::move(c)).first;
     }
     it->second.used = ++tick;
@@ -234,7 +238,7 @@ sql::Result MySqlConnection::execute(std::string_view text, const sql::Params& p
     }
     // Connector/C++ 1.1 implements no getUpdateCount() for prepared statements: the statement's
     // result metadata says whether it returns rows (executeQuery) or a count (executeUpdate).
-    if (ps.getMetaData()->getColumnCount() == 0) {
+    if (!cached.returning && ps.getMetaData()->getColumnCount() == 0) {
       const int n = ps.executeUpdate();
       return sql::Result({}, n < 0 ? 0 : n);
     }

@@ -5,6 +5,9 @@
 #include <random>
 #include <sstream>
 
+#include <boost/uuid/random_generator.hpp>
+#include <boost/uuid/uuid_io.hpp>
+
 #include <xact/crash_point.hpp>
 #include <xact/diagnostics.hpp>
 #include <xact/errors.hpp>
@@ -35,10 +38,18 @@ Dispatcher::Dispatcher(std::shared_ptr<Outbox> outbox, Handler handler, Dispatch
     : outbox_(std::move(outbox)),
       handler_(std::move(handler)),
       options_(std::move(options)),
-      manager_(options_.manager) {
+      manager_(options_.manager),
+      id_(boost::uuids::to_string(boost::uuids::random_generator()())) {
   if (!outbox_) throw UsageError("xact::outbox::Dispatcher: the outbox is null");
   if (!handler_) throw UsageError("xact::outbox::Dispatcher: the handler is empty");
   if (options_.batch == 0) options_.batch = 1;
+  if (options_.lease.count() <= 0) {
+    throw UsageError("xact::outbox::Dispatcher: the lease must be positive");
+  }
+}
+
+Outbox::Clock::time_point Dispatcher::now() const {
+  return options_.clock ? options_.clock() : Outbox::Clock::now();
 }
 
 Dispatcher::~Dispatcher() { stop(); }
@@ -58,52 +69,111 @@ std::chrono::milliseconds Dispatcher::backoff(std::uint32_t attempts) {
 std::size_t Dispatcher::dispatch_once() {
   std::lock_guard round(round_mutex_);
   std::size_t delivered = 0;
-  for (const Message& m : outbox_->due(options_.batch)) {
+  for (const Message& m : outbox_->due(options_.batch, now())) {
     if (stopping_.load(std::memory_order_relaxed)) break;  // stop(): the rest waits
     XACT_CRASH_POINT("outbox.before_delivery");
-    std::exception_ptr failure;
-    try {
-      handler_(m);
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    try {
-      if (!failure) {
-        XACT_CRASH_POINT("outbox.after_delivery");
-        xact::run(
-            manager_,
-            [&](Transaction& txn) { outbox_->mark_done(txn, m.key, Outbox::Clock::now()); },
-            options_.retry);
-        ++delivered;
-        delivered_.fetch_add(1, std::memory_order_relaxed);
-      } else {
-        failed_.fetch_add(1, std::memory_order_relaxed);
-        const auto wait = backoff(m.attempts + 1);
-        const std::string why = ascii(describe(failure));
-        log(LogLevel::info, "xact::outbox: delivering message " + m.key + " (" + m.topic +
-                                ") failed, attempt " + std::to_string(m.attempts + 1) +
-                                "; again in " + std::to_string(wait.count()) + " ms: " + why);
-        xact::run(
-            manager_,
-            [&](Transaction& txn) {
-              outbox_->mark_failed(txn, m.key, Outbox::Clock::now() + wait, why);
-            },
-            options_.retry);
-      }
-    } catch (...) {
-      // The message stays undone: it is delivered again (at least once), with the same key.
-      if (!failure) unmarked_.fetch_add(1, std::memory_order_relaxed);
-      log(LogLevel::warning, "xact::outbox: could not record the delivery of message " + m.key +
-                                 " in " + outbox_->table() + " (it will be delivered again): " +
-                                 describe(std::current_exception()));
-    }
+    deliver(m, delivered);
   }
   try {
-    pending_.store(static_cast<std::int64_t>(outbox_->pending_count()));
+    const Outbox::Counts counts = outbox_->counts();
+    pending_.store(static_cast<std::int64_t>(counts.pending));
+    dead_now_.store(static_cast<std::int64_t>(counts.dead));
   } catch (...) {
-    pending_.store(-1);  // the gauge is left out rather than wrong
+    pending_.store(-1);  // the gauges are left out rather than wrong
+    dead_now_.store(-1);
   }
   return delivered;
+}
+
+void Dispatcher::deliver(const Message& seen, std::size_t& delivered) {
+  const std::string token = id_ + ":" + std::to_string(++claims_);
+  ClaimResult claim = ClaimResult::taken;
+  try {
+    claim = xact::run(
+        manager_,
+        [&](Transaction& txn) {
+          const auto t = now();
+          return outbox_->claim(txn, seen, token, t + options_.lease, t, options_.max_attempts);
+        },
+        options_.retry);
+  } catch (...) {
+    log(LogLevel::warning, "xact::outbox: could not claim message " + seen.key + " in " +
+                               outbox_->table() +
+                               " (left for a later round): " + describe(std::current_exception()));
+    return;
+  }
+  if (claim == ClaimResult::taken) {
+    skipped_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (claim == ClaimResult::dead) {
+    dead_.fetch_add(1, std::memory_order_relaxed);
+    log(LogLevel::warning, "xact::outbox: message " + seen.key + " (" + seen.topic +
+                               ") is dead after " + std::to_string(seen.attempts + 1) +
+                               " attempts, the last one interrupted (its lease expired)");
+    return;
+  }
+  XACT_CRASH_POINT("outbox.after_claim");
+  Message m = seen;
+  if (!seen.lease_owner.empty()) ++m.attempts;  // the interrupted delivery, counted by the claim
+  const auto started = std::chrono::steady_clock::now();
+  std::exception_ptr failure;
+  try {
+    handler_(m);
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  if (std::chrono::steady_clock::now() - started >= options_.lease) {
+    log(LogLevel::warning, "xact::outbox: delivering message " + m.key +
+                               " took longer than the lease (" +
+                               std::to_string(options_.lease.count()) +
+                               " ms): another dispatcher may have delivered it too");
+  }
+  try {
+    if (!failure) {
+      XACT_CRASH_POINT("outbox.after_delivery");
+      xact::run(
+          manager_, [&](Transaction& txn) { outbox_->mark_done(txn, m.key, now()); },
+          options_.retry);
+      ++delivered;
+      delivered_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    failed_.fetch_add(1, std::memory_order_relaxed);
+    const std::uint32_t attempts = m.attempts + 1;
+    const std::string why = ascii(describe(failure));
+    const bool last = options_.max_attempts != 0 && attempts >= options_.max_attempts;
+    const auto wait = last ? std::chrono::milliseconds(0) : backoff(attempts);
+    const bool recorded = xact::run(
+        manager_,
+        [&](Transaction& txn) {
+          return last ? outbox_->mark_dead(txn, m.key, token, now(), why)
+                      : outbox_->mark_failed(txn, m.key, token, now() + wait, why);
+        },
+        options_.retry);
+    if (!recorded) {
+      log(LogLevel::info, "xact::outbox: delivering message " + m.key + " (" + m.topic +
+                              ") failed, but its claim was lost (the lease expired and another "
+                              "dispatcher has it): " +
+                              why);
+    } else if (last) {
+      dead_.fetch_add(1, std::memory_order_relaxed);
+      log(LogLevel::warning, "xact::outbox: message " + m.key + " (" + m.topic +
+                                 ") is dead after " + std::to_string(attempts) +
+                                 " failed attempts (Outbox::requeue to retry it): " + why);
+    } else {
+      log(LogLevel::info, "xact::outbox: delivering message " + m.key + " (" + m.topic +
+                              ") failed, attempt " + std::to_string(attempts) + "; again in " +
+                              std::to_string(wait.count()) + " ms: " + why);
+    }
+  } catch (...) {
+    // The message stays undone: when its lease ends it is delivered again (at least once), with
+    // the same key.
+    if (!failure) unmarked_.fetch_add(1, std::memory_order_relaxed);
+    log(LogLevel::warning, "xact::outbox: could not record the delivery of message " + m.key +
+                               " in " + outbox_->table() + " (it will be delivered again): " +
+                               describe(std::current_exception()));
+  }
 }
 
 bool Dispatcher::drain(std::chrono::milliseconds timeout) {
@@ -151,7 +221,8 @@ void Dispatcher::run_worker() {
 }
 
 Dispatcher::Stats Dispatcher::stats() const {
-  return {delivered_.load(), failed_.load(), unmarked_.load(), pending_.load()};
+  return {delivered_.load(), failed_.load(),  unmarked_.load(), dead_.load(),
+          skipped_.load(),   pending_.load(), dead_now_.load()};
 }
 
 std::string Dispatcher::metrics_text() const {
@@ -166,11 +237,24 @@ std::string Dispatcher::metrics_text() const {
       << "xact_outbox_failed_total" << label << ' ' << s.failed << '\n'
       << "# HELP xact_outbox_unmarked_total Deliveries whose mark failed (delivered again).\n"
       << "# TYPE xact_outbox_unmarked_total counter\n"
-      << "xact_outbox_unmarked_total" << label << ' ' << s.unmarked << '\n';
+      << "xact_outbox_unmarked_total" << label << ' ' << s.unmarked << '\n'
+      << "# HELP xact_outbox_dead_total Messages this dispatcher moved to the dead state.\n"
+      << "# TYPE xact_outbox_dead_total counter\n"
+      << "xact_outbox_dead_total" << label << ' ' << s.dead << '\n'
+      << "# HELP xact_outbox_skipped_total Due messages another dispatcher claimed first.\n"
+      << "# TYPE xact_outbox_skipped_total counter\n"
+      << "xact_outbox_skipped_total" << label << ' ' << s.skipped << '\n';
   if (s.pending >= 0) {
-    out << "# HELP xact_outbox_pending Messages not marked done (at the end of the last round).\n"
+    out << "# HELP xact_outbox_pending Messages not done and not dead (at the end of the last "
+           "round).\n"
         << "# TYPE xact_outbox_pending gauge\n"
         << "xact_outbox_pending" << label << ' ' << s.pending << '\n';
+  }
+  if (s.dead_now >= 0) {
+    out << "# HELP xact_outbox_dead Messages in the dead state, never delivered until requeued "
+           "(at the end of the last round).\n"
+        << "# TYPE xact_outbox_dead gauge\n"
+        << "xact_outbox_dead" << label << ' ' << s.dead_now << '\n';
   }
   return out.str();
 }

@@ -236,6 +236,25 @@ bool MemorySessionStore::update_entry(
   return true;
 }
 
+SessionStore::FencedWrite MemorySessionStore::write_fenced(
+    const std::string& sid, const std::string& name, const std::string& value, const Gtrid& owner,
+    std::int64_t now, Entry& result, std::optional<Entry>& before) {
+  check_key(sid, name);
+  Shard& s = impl_->shard(sid);
+  std::lock_guard lock(s.mu);
+  const std::int64_t stamp = impl_->now();
+  Session& session = impl_->live_or_new(s, sid, stamp);
+  auto [it, inserted] = session.values.try_emplace(name);
+  if (!next_fenced(inserted ? nullptr : &it->second, value, owner, now, result, before)) {
+    result.expires_us = session.expires_us;
+    return FencedWrite::fenced_by_other;
+  }
+  it->second = result;
+  it->second.expires_us = 0;  // the session's expiry is the one that counts
+  result.expires_us = session.expires_us;
+  return FencedWrite::written;
+}
+
 std::size_t MemorySessionStore::clear_fences(const Gtrid& owner,
                                              const std::vector<std::string>& session_ids,
                                              bool /*tombstones: found while scanning anyway*/) {

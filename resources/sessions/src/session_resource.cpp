@@ -199,6 +199,26 @@ void SessionResource::write(Transaction& txn, const std::string& sid, const std:
   };
   if (was_read && conflict_or_noop(seen_it->second)) return;
 
+  // A blind write of a value: one store call that checks the fence and writes (the memory store
+  // under one lock, MyISAM on MariaDB one statement). Another transaction's fence: ConflictError,
+  // or, past its lease, the general path below breaks it.
+  if (!was_read && value) {
+    Entry written;
+    std::optional<Entry> before;
+    switch (store_->write_fenced(sid, name, *value, st.gtrid, now, written, before)) {
+      case SessionStore::FencedWrite::written:
+        st.undo.push_back({sid, name, written, std::move(before)});
+        st.seen.emplace(std::move(key), std::move(written));
+        return;
+      case SessionStore::FencedWrite::contended:
+        throw ConflictError(where(sid, name) + " in '" + options_.name +
+                            "' kept changing under this write: retry the transaction");
+      case SessionStore::FencedWrite::fenced_by_other:
+        conflict_or_noop(written);  // throws unless the fence outlived its lease
+        break;
+    }
+  }
+
   // One store call. A value this transaction read: a compare-and-set against the version read
   // (for MyISAM one UPDATE, no SELECT). A blind write: update_entry reads, checks and writes
   // (the memory store under one lock; MyISAM a SELECT and the compare-and-set).

@@ -74,4 +74,47 @@ bool SessionStore::update_entry(
   return false;
 }
 
+bool SessionStore::next_fenced(const Entry* current, const std::string& value, const Gtrid& owner,
+                               std::int64_t now, Entry& result, std::optional<Entry>& before) {
+  if (current && current->fence && current->fence->owner != owner) {
+    result = *current;
+    return false;
+  }
+  Fence fence;
+  if (current && current->fence) {  // owner's own fence: its before-image stays
+    fence = *current->fence;
+  } else {
+    fence.owner = owner;
+    if (current) {  // unfenced entries are never tombstones
+      fence.before_value = current->value;
+      fence.before_version = current->version;
+    }
+    fence.fenced_at_us = now;
+  }
+  before.reset();
+  if (fence.before_value) before = Entry{fence.before_value, fence.before_version, 0, {}};
+  result.value = value;
+  result.version = (current ? current->version : 0) + 1;
+  result.expires_us = current ? current->expires_us : 0;
+  fence.owner_version = result.version;
+  result.fence = std::move(fence);
+  return true;
+}
+
+SessionStore::FencedWrite SessionStore::write_fenced(const std::string& session_id,
+                                                     const std::string& name,
+                                                     const std::string& value, const Gtrid& owner,
+                                                     std::int64_t now, Entry& result,
+                                                     std::optional<Entry>& before) {
+  bool written = false;
+  auto decide = [&](const std::optional<Entry>& current) -> EntryUpdate {
+    written = next_fenced(current ? &*current : nullptr, value, owner, now, result, before);
+    if (!written) return {};
+    return {EntryUpdate::Kind::store, result};
+  };
+  std::optional<Entry> found;
+  if (!update_entry(session_id, name, decide, found)) return FencedWrite::contended;
+  return written ? FencedWrite::written : FencedWrite::fenced_by_other;
+}
+
 }  // namespace xact::sessions

@@ -82,6 +82,14 @@ class MyIsamSessionStore final : public sessions::SessionStore {
   bool compare_and_swap(const std::string& session_id, const std::string& name,
                         const std::optional<sessions::Entry>& seen,
                         const std::optional<sessions::Entry>& next) override;
+  /// On MariaDB 10.5 and later one `INSERT ... ON DUPLICATE KEY UPDATE ... RETURNING`: the
+  /// before-image is computed in the row, the fence checked in the same statement and the row
+  /// as it then is returned (no SELECT first). On MySQL (no RETURNING) the default: a SELECT
+  /// and the compare-and-set.
+  FencedWrite write_fenced(const std::string& session_id, const std::string& name,
+                           const std::string& value, const Gtrid& owner, std::int64_t now,
+                           sessions::Entry& result,
+                           std::optional<sessions::Entry>& before) override;
   std::size_t clear_fences(const Gtrid& owner, const std::vector<std::string>& session_ids,
                            bool tombstones) override;
   std::vector<sessions::FencedEntry> list_fenced(const std::optional<NodeId>& node) override;

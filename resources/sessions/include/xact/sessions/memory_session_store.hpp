@@ -48,6 +48,10 @@ class MemorySessionStore : public SessionStore {
   bool update_entry(const std::string& session_id, const std::string& name,
                     const std::function<EntryUpdate(const std::optional<Entry>&)>& decide,
                     std::optional<Entry>& found) override;
+  /// Under one shard lock, without update_entry's callback.
+  FencedWrite write_fenced(const std::string& session_id, const std::string& name,
+                           const std::string& value, const Gtrid& owner, std::int64_t now,
+                           Entry& result, std::optional<Entry>& before) override;
   std::size_t clear_fences(const Gtrid& owner, const std::vector<std::string>& session_ids,
                            bool tombstones = true) override;
   std::vector<FencedEntry> list_fenced(const std::optional<NodeId>& node) override;

@@ -135,10 +135,38 @@ class SessionStore {
   virtual bool update_entry(const std::string& session_id, const std::string& name,
                             const std::function<EntryUpdate(const std::optional<Entry>&)>& decide,
                             std::optional<Entry>& found);
+  /// What write_fenced() did.
+  enum class FencedWrite {
+    written,          ///< stored
+    fenced_by_other,  ///< another owner's fence is on the entry: nothing changed
+    contended,        ///< the entry kept changing between read and write: nothing changed
+  };
+  /// A blind write (of a value the transaction has not read) in one atomic step: when the entry
+  /// is absent or expired, unfenced, or fenced by `owner` already, stores `value` with the next
+  /// version (1 for a new value) under `owner`'s fence, whose before-image is the entry found
+  /// (or stays what `owner`'s fence held), fenced at `now` for a new fence; `result` = what was
+  /// stored and `before` = the fence's before-image as an unfenced entry (none: absent).
+  /// Another owner's fence (live, whatever its age: breaking a lease is the caller's slow path)
+  /// changes nothing: fenced_by_other, `result` = the entry as stored.
+  /// The default goes through update_entry; a store that can do it in one statement (MyISAM on
+  /// MariaDB: INSERT ... ON DUPLICATE KEY UPDATE ... RETURNING) or under one lock overrides it.
+  virtual FencedWrite write_fenced(const std::string& session_id, const std::string& name,
+                                   const std::string& value, const Gtrid& owner, std::int64_t now,
+                                   Entry& result, std::optional<Entry>& before);
+
+ protected:
+  /// write_fenced's step for a store that holds the entry under a lock: whether `current`
+  /// (null: absent or expired) can be written by `owner`; if so `result` is set to what to store
+  /// and `before` to the fence's before-image; if not `result` is a copy of `*current`.
+  static bool next_fenced(const Entry* current, const std::string& value, const Gtrid& owner,
+                          std::int64_t now, Entry& result, std::optional<Entry>& before);
+
+ public:
   /// A commit: drops the fences `owner` holds in `session_ids` (removing its tombstones, which
   /// exist only when `tombstones`: the owner erased a value) and refreshes those sessions'
   /// expiry (unless they expired). Returns how many entries it changed (the memory store: the
-  /// fences dropped; a SQL store may also count the rows whose expiry it refreshed).
+  /// fences dropped; a SQL store may also count the rows whose expiry it refreshed, and MyISAM,
+  /// which writes the commits of concurrent callers in one batch, counts the whole batch's).
   virtual std::size_t clear_fences(const Gtrid& owner, const std::vector<std::string>& session_ids,
                                    bool tombstones = true) = 0;
   /// Live fenced entries whose owner belongs to `node` (every node: none), for recovery.
