@@ -1,6 +1,6 @@
 // The HTTP request wrapper on Boost.Beast: one transaction per request, retried on a conflict.
 //
-//   boost::asio::io_context io;                       // io threads: sockets only
+//   boost::asio::io_context io;                       // io threads: accept, read; never block
 //   boost::asio::thread_pool workers(4);              // transactions: they block (fsync, SQL)
 //   xact::http::Service service(workers.get_executor(), options);
 //   service.route("/hit", [&](const xact::http::Request& req, xact::Transaction& txn) {
