@@ -2,22 +2,26 @@
 // participants: the object store on a file storage, xact::testing's recording resource.
 #include <utility>  // before Boost.Asio 1.74's awaitable.hpp
 
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 #include <atomic>
+#include <condition_variable>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
-#include <unistd.h>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <xact/diagnostics.hpp>
 #include <xact/errors.hpp>
 #include <xact/http/retrying.hpp>
 #include <xact/http/service.hpp>
-#include <xact/diagnostics.hpp>
 #include <xact/objectstore/containers.hpp>
 #include <xact/objectstore/db.hpp>
 #include <xact/objectstore/file_storage.hpp>
@@ -38,7 +42,8 @@ using xact::http::Response;
 class Server {
  public:
   explicit Server(xact::http::Options options = {}, int workers = 2)
-      : pool_(workers), service_(pool_.get_executor(), std::move(options)),
+      : pool_(workers),
+        service_(pool_.get_executor(), std::move(options)),
         acceptor_(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {}
   ~Server() { stop(); }
   xact::http::Service& service() { return service_; }
@@ -299,9 +304,8 @@ class HttpObjectStore : public ::testing::Test {
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
-    db_ = xact::objectstore::DB::open(
-        std::shared_ptr<xact::objectstore::Storage>(
-            xact::objectstore::FileStorage::open((dir_ / "data.xfs").string())));
+    db_ = xact::objectstore::DB::open(std::shared_ptr<xact::objectstore::Storage>(
+        xact::objectstore::FileStorage::open((dir_ / "data.xfs").string())));
   }
   void TearDown() override {
     db_.reset();
@@ -364,25 +368,25 @@ TEST_F(HttpObjectStore, CoroutineHandlersSuspendAcrossThreadsMidTransaction) {
   Server server(options, 4);
   std::atomic<int> moved{0};
   server.service().route(
-      "/coro",
-      xact::http::CoroHandler([&](const Request&, xact::Transaction& txn) -> asio::awaitable<Response> {
-        xact::objectstore::ConnectionOptions co;
-        co.manager = &xact::http::request_manager(txn);
-        auto conn = db_->open(co);
-        auto root = conn->root();
-        const auto* v = root->find("n");
-        const std::int64_t n = v ? v->as_int() : 0;
-        const auto before = std::this_thread::get_id();
-        asio::steady_timer timer(co_await asio::this_coro::executor);
-        for (int i = 0; i < 3; ++i) {
-          timer.expires_after(std::chrono::microseconds(300));
-          co_await timer.async_wait(asio::use_awaitable);
-        }
-        if (std::this_thread::get_id() != before) ++moved;
-        EXPECT_EQ(co.manager->current(), &txn);
-        root->set("n", n + 1);
-        co_return xact::http::text(200, "ok");
-      }));
+      "/coro", xact::http::CoroHandler(
+                   [&](const Request&, xact::Transaction& txn) -> asio::awaitable<Response> {
+                     xact::objectstore::ConnectionOptions co;
+                     co.manager = &xact::http::request_manager(txn);
+                     auto conn = db_->open(co);
+                     auto root = conn->root();
+                     const auto* v = root->find("n");
+                     const std::int64_t n = v ? v->as_int() : 0;
+                     const auto before = std::this_thread::get_id();
+                     asio::steady_timer timer(co_await asio::this_coro::executor);
+                     for (int i = 0; i < 3; ++i) {
+                       timer.expires_after(std::chrono::microseconds(300));
+                       co_await timer.async_wait(asio::use_awaitable);
+                     }
+                     if (std::this_thread::get_id() != before) ++moved;
+                     EXPECT_EQ(co.manager->current(), &txn);
+                     root->set("n", n + 1);
+                     co_return xact::http::text(200, "ok");
+                   }));
   server.start();
   constexpr int kClients = 6, kRequests = 10;
   std::vector<std::thread> clients;
@@ -398,6 +402,250 @@ TEST_F(HttpObjectStore, CoroutineHandlersSuspendAcrossThreadsMidTransaction) {
   EXPECT_EQ(ok.load(), kClients * kRequests);
   EXPECT_EQ(committed("n"), kClients * kRequests);
   EXPECT_GT(moved.load(), 0) << "no handler resumed on another thread";
+}
+
+// --- threads, the socket and timeouts ---------------------------------------------------------
+
+// A client on one kept-alive connection; a receive timeout turns a server that never answers
+// into a failed read instead of a hung test.
+class KeptAlive {
+ public:
+  explicit KeptAlive(unsigned short port) : socket_(io_) {
+    socket_.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+    ::timeval tv{10, 0};
+    ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  static std::string request(const std::string& target, const std::string& body = {}) {
+    bhttp::request<bhttp::string_body> req{bhttp::verb::post, target, 11};
+    req.set(bhttp::field::host, "127.0.0.1");
+    req.keep_alive(true);
+    req.body() = body;
+    req.prepare_payload();
+    std::ostringstream out;
+    out << req;
+    return out.str();
+  }
+  void send_raw(const std::string& bytes) { asio::write(socket_, asio::buffer(bytes)); }
+  bhttp::response<bhttp::string_body> read() {
+    bhttp::response<bhttp::string_body> res;
+    bhttp::read(socket_, buffer_, res);
+    return res;
+  }
+  bhttp::response<bhttp::string_body> call(const std::string& target,
+                                           const std::string& body = {}) {
+    send_raw(request(target, body));
+    return read();
+  }
+  // True when the server closed the connection (the next read ends).
+  bool closed_by_server() {
+    beast::error_code ec;
+    bhttp::response<bhttp::string_body> res;
+    bhttp::read(socket_, buffer_, res, ec);
+    return ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+           ec == asio::error::connection_reset;
+  }
+  tcp::socket& socket() { return socket_; }
+
+ private:
+  asio::io_context io_;
+  tcp::socket socket_;
+  beast::flat_buffer buffer_;
+};
+
+// With and without lingering workers, so that both paths (the io thread reads the next
+// request; the worker that answered reads it itself) are run.
+std::vector<xact::http::Options> worker_option_variants() {
+  std::vector<xact::http::Options> out;
+  for (int linger : {0, 200, 20'000}) {
+    auto o = fast_options(5);
+    o.worker_linger = std::chrono::microseconds(linger);
+    out.push_back(o);
+  }
+  return out;
+}
+
+TEST(HttpService, AKeptAliveConnectionGetsEveryResponseInOrderWrittenByTheWorkers) {
+  for (const auto& options : worker_option_variants()) {
+    SCOPED_TRACE("linger " + std::to_string(options.worker_linger.count()) + " us");
+    Server server(options);
+    std::mutex mutex;
+    std::set<std::thread::id> handler_threads;
+    server.service().route("/echo", [&](const Request& req, xact::Transaction&) {
+      {
+        std::lock_guard lock(mutex);
+        handler_threads.insert(std::this_thread::get_id());
+      }
+      return xact::http::text(200, "got " + req.body());
+    });
+    server.start();
+    KeptAlive client(server.port());
+    for (int i = 0; i < 200; ++i) {
+      auto res = client.call("/echo", std::to_string(i));
+      ASSERT_EQ(res.result_int(), 200u);
+      ASSERT_EQ(res.body(), "got " + std::to_string(i));
+      ASSERT_TRUE(res.keep_alive());
+    }
+    // Pipelined: three requests in one write, their answers in order. The second and third
+    // are already in the buffer when the first is answered.
+    client.send_raw(KeptAlive::request("/echo", "a") + KeptAlive::request("/echo", "b") +
+                    KeptAlive::request("/echo", "c"));
+    EXPECT_EQ(client.read().body(), "got a");
+    EXPECT_EQ(client.read().body(), "got b");
+    EXPECT_EQ(client.read().body(), "got c");
+    // A request that arrives in pieces.
+    const std::string whole = KeptAlive::request("/echo", std::string(5000, 'p'));
+    client.send_raw(whole.substr(0, 20));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    client.send_raw(whole.substr(20, 3000));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    client.send_raw(whole.substr(3020));
+    EXPECT_EQ(client.read().body(), "got " + std::string(5000, 'p'));
+    EXPECT_EQ(server.service().metrics("/echo")->requests.load(), 204u);
+    server.stop();
+    std::lock_guard lock(mutex);
+    EXPECT_FALSE(handler_threads.empty());
+  }
+}
+
+// Many pipelined requests, routed (a worker answers, then reads on) and unrouted (answered at
+// once by whichever thread read them), on one connection: every answer, in order.
+TEST(HttpService, ManyPipelinedRequestsReadByAWorkerAreAnsweredInOrder) {
+  Server server(fast_options(5));
+  server.service().route(
+      "/r", [](const Request&, xact::Transaction&) { return xact::http::text(200, "r"); });
+  server.start();
+  KeptAlive client(server.port());
+  constexpr int kRequests = 20'000;
+  std::string bytes = KeptAlive::request("/r");
+  for (int i = 0; i < kRequests; ++i) bytes += KeptAlive::request(i % 2 ? "/r" : "/nowhere");
+  std::thread writer([&] { client.send_raw(bytes); });  // while the answers are read
+  EXPECT_EQ(client.read().result_int(), 200u);
+  int in_order = 0;
+  for (int i = 0; i < kRequests; ++i) {
+    if (client.read().result_int() == (i % 2 ? 200u : 404u)) ++in_order;
+  }
+  writer.join();
+  EXPECT_EQ(in_order, kRequests);
+}
+
+// The io thread never waits for a handler: while every worker is blocked in one, other
+// connections are still accepted, read and answered where no worker is needed.
+TEST(HttpService, AHandlerThatBlocksDoesNotStallOtherConnectionsIo) {
+  auto options = fast_options(5);
+  options.retry.deadline = std::chrono::milliseconds(30'000);
+  Server server(options, 1);  // one worker: the blocked handler holds it
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool entered = false, released = false;
+  server.service().route("/block", [&](const Request&, xact::Transaction&) {
+    std::unique_lock lock(mutex);
+    entered = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return released; });
+    return xact::http::text(200, "unblocked");
+  });
+  server.start();
+  std::thread blocked([&] {
+    auto res = call(server.port(), bhttp::verb::post, "/block");
+    EXPECT_EQ(res.result_int(), 200u);
+    EXPECT_EQ(res.body(), "unblocked");
+  });
+  {
+    std::unique_lock lock(mutex);
+    cv.wait(lock, [&] { return entered; });
+  }
+  // Answered on the io thread while the only worker is blocked: a new connection, a request
+  // read and answered (404, /metrics), and a body over the limit.
+  EXPECT_EQ(call(server.port(), bhttp::verb::get, "/nowhere").result_int(), 404u);
+  auto metrics = call(server.port(), bhttp::verb::get, "/metrics");
+  EXPECT_EQ(metrics.result_int(), 200u);
+  EXPECT_NE(metrics.body().find("xact_http_requests_total{route=\"/block\"} 1"), std::string::npos);
+  {
+    std::lock_guard lock(mutex);
+    EXPECT_FALSE(released);  // all of it while the handler still blocked
+    released = true;
+  }
+  cv.notify_all();
+  blocked.join();
+}
+
+// A response larger than the socket's send buffer, to a client that does not read at once:
+// the worker's non-blocking write takes part of it and the io context writes the rest.
+TEST(HttpService, AResponseTheKernelDoesNotTakeAtOnceIsWrittenWhole) {
+  Server server(fast_options(5));
+  const std::string big(32 << 20, 'z');  // more than loopback's send and receive buffers
+  server.service().route(
+      "/big", [&](const Request&, xact::Transaction&) { return xact::http::text(200, big); });
+  server.service().route(
+      "/small", [&](const Request&, xact::Transaction&) { return xact::http::text(200, "small"); });
+  server.start();
+  KeptAlive client(server.port());
+  client.send_raw(KeptAlive::request("/big"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let the send buffer fill
+  auto res = client.read();
+  EXPECT_EQ(res.result_int(), 200u);
+  EXPECT_EQ(res.body().size(), big.size());
+  EXPECT_TRUE(res.body() == big);
+  EXPECT_EQ(client.call("/small").body(), "small");  // the connection goes on
+}
+
+TEST(HttpService, AnIdleKeptAliveConnectionIsClosedAfterTheReadTimeout) {
+  auto options = fast_options(5);
+  options.read_timeout = std::chrono::milliseconds(200);
+  Server server(options);
+  server.service().route(
+      "/r", [](const Request&, xact::Transaction&) { return xact::http::text(200, "r"); });
+  server.start();
+  KeptAlive idle(server.port());
+  EXPECT_EQ(idle.call("/r").body(), "r");
+  EXPECT_TRUE(idle.closed_by_server());  // idle after a response
+  KeptAlive stalled(server.port());
+  stalled.send_raw(KeptAlive::request("/r").substr(0, 10));  // a request that never ends
+  EXPECT_TRUE(stalled.closed_by_server());
+  KeptAlive silent(server.port());
+  EXPECT_TRUE(silent.closed_by_server());  // never sends anything
+}
+
+// The building blocks for an application's own accept loop: session() serves one connection
+// and completes when the peer closes it; handle() answers one request to a coroutine.
+TEST(HttpService, SessionEndsWhenThePeerClosesAndHandleAnswersACoroutine) {
+  asio::io_context io;
+  asio::thread_pool pool(2);
+  xact::http::Service service(pool.get_executor(), fast_options(5));
+  service.route("/r", [](const Request& req, xact::Transaction&) {
+    return xact::http::text(200, "got " + req.body());
+  });
+  tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  std::atomic<bool> session_ended{false};
+  std::optional<Response> handled;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        Request req{bhttp::verb::post, "/r?x=1", 11};
+        req.body() = "direct";
+        handled = co_await service.handle(std::move(req));
+        tcp::socket socket = co_await acceptor.async_accept(asio::use_awaitable);
+        co_await service.session(std::move(socket));
+        session_ended = true;
+      },
+      asio::detached);
+  std::thread io_thread([&] { io.run(); });
+  {
+    KeptAlive client(acceptor.local_endpoint().port());
+    EXPECT_EQ(client.call("/r", "one").body(), "got one");
+    EXPECT_EQ(client.call("/r", "two").body(), "got two");
+    EXPECT_FALSE(session_ended.load());
+  }  // the client closes its connection
+  for (int i = 0; i < 10'000 && !session_ended.load(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_TRUE(session_ended.load());
+  io.stop();
+  io_thread.join();
+  pool.join();
+  ASSERT_TRUE(handled.has_value());
+  EXPECT_EQ(handled->result_int(), 200u);
+  EXPECT_EQ(handled->body(), "got direct");
 }
 
 // --- metrics ----------------------------------------------------------------------------------

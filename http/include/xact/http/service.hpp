@@ -1,6 +1,6 @@
 // The HTTP request wrapper on Boost.Beast: one transaction per request, retried on a conflict.
 //
-//   boost::asio::io_context io;                       // io threads: sockets only
+//   boost::asio::io_context io;                       // io threads: accept, read; never block
 //   boost::asio::thread_pool workers(4);              // transactions: they block (fsync, SQL)
 //   xact::http::Service service(workers.get_executor(), options);
 //   service.route("/hit", [&](const xact::http::Request& req, xact::Transaction& txn) {
@@ -32,7 +32,17 @@
 // requests, attempts, conflicts, retries exhausted, in-doubt outcomes and a latency histogram;
 // GET /metrics serves them in the Prometheus text exposition format.
 //
+// Threads and the socket: the io thread reads and parses a request, then hands it to a worker;
+// the worker that ran the committed attempt writes the response itself (a non-blocking write;
+// only what the kernel does not take at once is left to the io thread) and starts the read of
+// the next request. A connection is touched by one thread at a time, so the response costs no
+// hop back to the io thread. When no other request waits for a worker, the worker then waits
+// up to Options::worker_linger on that socket for the client's next request and handles it
+// itself: a client sending request after request on a kept-alive connection is served by one
+// thread, woken by the kernel like an io thread, with no hand-over.
+//
 // Thread-safety: add routes before serving; afterwards the Service is used from any thread.
+// Destroy it after the io context has stopped and the worker pool has been joined.
 #pragma once
 
 #include <utility>  // before Boost.Asio 1.74's awaitable.hpp, which uses std::exchange
@@ -90,8 +100,16 @@ struct Options {
   ManagerOptions manager{};
   /// The largest request body read; larger: 413.
   std::uint64_t body_limit = 1 << 20;
-  /// Reading one request (or waiting for the next on a kept-alive connection).
+  /// Reading one request (or waiting for the next on a kept-alive connection), and writing
+  /// a response that the kernel did not take at once.
   std::chrono::milliseconds read_timeout{30'000};
+  /// How long a worker that answered a request on a kept-alive connection waits (asleep in
+  /// ppoll on that socket) for the client's next request, which it then reads and handles
+  /// itself, like an io thread would, but without handing it over. Only when no other request
+  /// waits for a worker at that moment; one queued meanwhile waits at most this long if no
+  /// other worker is free. A connection whose client missed it is not lingered on for the next
+  /// 1, 3, 7, ... 63 requests. Zero turns it off.
+  std::chrono::microseconds worker_linger{200};
 
   static RetryPolicy default_retry() {
     RetryPolicy p;
@@ -143,19 +161,36 @@ class Service {
   /// The metrics in the Prometheus text exposition format (what GET /metrics answers).
   std::string metrics_text() const;
   const RouteMetrics* metrics(const std::string& path) const;
+  /// How often a worker that answered found the connection's next request within
+  /// Options::worker_linger (hits) or waited in vain (misses); in /metrics as
+  /// xact_http_worker_linger_total{outcome="hit"|"miss"}. Many misses: shorten or turn off.
+  struct LingerCounts {
+    std::uint64_t hits = 0, misses = 0;
+  };
+  LingerCounts linger_counts() const noexcept;
   const Options& options() const noexcept { return options_; }
 
  private:
   struct Route;
   struct AttemptResult;
-  asio::awaitable<AttemptResult> attempt(const Route& route, const Request& request,
-                                         ExplicitTransactionManager& manager,
-                                         RetryPolicy::Clock::time_point deadline);
+  struct Job;
+  class Handoff;
+  struct Exchange;
+  struct Standalone;
+  struct Connection;
+  AttemptResult attempt(const Route& route, const Request& request,
+                        ExplicitTransactionManager& manager,
+                        RetryPolicy::Clock::time_point deadline);
+  asio::awaitable<AttemptResult> coro_attempt(const Route& route, const Request& request,
+                                              ExplicitTransactionManager& manager,
+                                              RetryPolicy::Clock::time_point deadline);
   Response unavailable(const Request& request, const char* why) const;
+  void start_connection(asio::ip::tcp::socket socket, std::function<void()> on_closed);
 
   asio::thread_pool::executor_type workers_;
   Options options_;
-  std::map<std::string, std::unique_ptr<Route>> routes_;
+  std::unique_ptr<Handoff> handoff_;
+  std::map<std::string, std::unique_ptr<Route>, std::less<>> routes_;
   std::vector<std::function<std::string()>> metrics_sources_;
 };
 
