@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <condition_variable>
-#include <cstdio>
 #include <mutex>
 
 #include <xact/errors.hpp>
@@ -89,6 +88,53 @@ std::string in_list(std::size_t first, std::size_t n) {
   return s;
 }
 
+// write_fenced's statement on a server with RETURNING (built once, at open).
+std::string write_fenced_statement(const std::string& table) {
+  // One statement: a new row, an expired one replaced, or a live one that is unfenced or fenced
+  // by `owner` written; any other row left as it is. Assignments run left to right, each seeing
+  // the columns assigned before it, so the before-image comes first and owner_gtrid and
+  // expires_us, which the conditions test, last. RETURNING shows the row as it then is.
+  //   $1 sid, $2 name, $3 value, $4 new expiry, $5 owner node, $6 owner gtrid, $7 fenced_at,
+  //   $8 the clock (expired: expires_us <= $8)
+  const std::string expired = "expires_us <= $8";
+  const std::string free =
+      "(" + expired + " OR owner_gtrid IS NULL OR owner_gtrid = VALUES(owner_gtrid))";
+  return "INSERT INTO " + table +
+         " (sid, name, value, version, expires_us, owner_node, owner_gtrid, owner_version, "
+         "before_value, before_version, fenced_at_us) VALUES ($1, $2, $3, 1, $4, $5, $6, 1, "
+         "NULL, NULL, $7) ON DUPLICATE KEY UPDATE "
+         "before_value = IF(" +
+         expired +
+         ", NULL, IF(owner_gtrid IS NULL, value, before_value)), "
+         "before_version = IF(" +
+         expired +
+         ", NULL, "
+         "IF(owner_gtrid IS NULL, version, before_version)), "
+         "fenced_at_us = IF(" +
+         expired +
+         " OR owner_gtrid IS NULL, $7, fenced_at_us), "
+         "value = IF(" +
+         free +
+         ", VALUES(value), value), "
+         "version = IF(" +
+         expired + ", 1, IF(" + free +
+         ", version + 1, version)), "
+         "owner_version = IF(" +
+         free +
+         ", version, owner_version), "
+         "owner_node = IF(" +
+         free +
+         ", VALUES(owner_node), owner_node), "
+         "owner_gtrid = IF(" +
+         free +
+         ", VALUES(owner_gtrid), owner_gtrid), "
+         "expires_us = IF(" +
+         expired +
+         ", VALUES(expires_us), expires_us) "
+         "RETURNING " +
+         kEntryColumns;
+}
+
 }  // namespace
 
 bool is_crashed_table_error(int native_code, const std::string& message) noexcept {
@@ -114,7 +160,8 @@ struct MyIsamSessionStore::Impl {
   MyIsamSessionStoreOptions options;
   std::string qualified;  // `db`.`table`, for messages
   std::shared_ptr<sql::ConnectionPool> pool;
-  bool returning = false;  // the server has INSERT ... RETURNING (MariaDB 10.5+)
+  bool returning = false;        // the server has INSERT ... RETURNING (MariaDB 10.5+)
+  std::string write_fenced_sql;  // write_fenced's statement, when `returning`
 
   std::int64_t idle() const { return options.idle_timeout.count(); }
 
@@ -172,9 +219,9 @@ struct MyIsamSessionStore::Impl {
 
   // Commits batched by clear_fences.
   struct Commit {
-    const Gtrid* owner;
-    const std::vector<std::string>* session_ids;
-    bool tombstones;
+    const Gtrid* owner = nullptr;
+    const std::vector<std::string>* session_ids = nullptr;
+    bool tombstones = false;
     bool done = false;  // commit_mu: written (or failed: error)
     bool lead = false;  // commit_mu: this caller writes the next batch
     std::size_t changed = 0;
@@ -284,15 +331,10 @@ std::shared_ptr<MyIsamSessionStore> MyIsamSessionStore::open(MyIsamSessionStoreO
               {});
   }
   {
-    // "10.11.19-MariaDB-0+deb12u1"; MySQL says "8.0.36".
-    const sql::Result v = impl->run("SELECT VERSION()", {});
-    const std::string version = v.empty() ? std::string() : text(v[0][0]);
-    int major = 0, minor = 0;
-    if (std::sscanf(version.c_str(), "%d.%d", &major, &minor) == 2 &&
-        version.find("MariaDB") != std::string::npos) {
-      impl->returning = major > 10 || (major == 10 && minor >= 5);
-    }
+    sql::PooledConnection c = impl->pool->acquire();
+    impl->returning = static_cast<MySqlConnection&>(*c).has_returning();
   }
+  if (impl->returning) impl->write_fenced_sql = write_fenced_statement(impl->options.table);
   return std::shared_ptr<MyIsamSessionStore>(new MyIsamSessionStore(std::move(impl)));
 }
 
@@ -465,62 +507,16 @@ sessions::SessionStore::FencedWrite MyIsamSessionStore::write_fenced(
   sessions::check_key(sid, name);
   const std::int64_t stamp = wall_clock_us();
   const NodeId node = owner.node();
-  // One statement: a new row, an expired one replaced, or a live one that is unfenced or fenced
-  // by `owner` written; any other row left as it is. Assignments run left to right, each seeing
-  // the columns assigned before it, so the before-image comes first and owner_gtrid and
-  // expires_us, which the conditions test, last. RETURNING shows the row as it then is.
-  //   $1 sid, $2 name, $3 value, $4 new expiry, $5 owner node, $6 owner gtrid, $7 fenced_at,
-  //   $8 the clock (expired: expires_us <= $8)
-  const std::string expired = "expires_us <= $8";
-  const std::string free =
-      "(" + expired + " OR owner_gtrid IS NULL OR owner_gtrid = VALUES(owner_gtrid))";
-  sql::Result r = impl_->run(
-      "INSERT INTO " + impl_->options.table +
-          " (sid, name, value, version, expires_us, owner_node, owner_gtrid, owner_version, "
-          "before_value, before_version, fenced_at_us) VALUES ($1, $2, $3, 1, $4, $5, $6, 1, "
-          "NULL, NULL, $7) ON DUPLICATE KEY UPDATE "
-          "before_value = IF(" +
-          expired +
-          ", NULL, IF(owner_gtrid IS NULL, value, before_value)), "
-          "before_version = IF(" +
-          expired +
-          ", NULL, "
-          "IF(owner_gtrid IS NULL, version, before_version)), "
-          "fenced_at_us = IF(" +
-          expired +
-          " OR owner_gtrid IS NULL, $7, fenced_at_us), "
-          "value = IF(" +
-          free +
-          ", VALUES(value), value), "
-          "version = IF(" +
-          expired + ", 1, IF(" + free +
-          ", version + 1, version)), "
-          "owner_version = IF(" +
-          free +
-          ", version, owner_version), "
-          "owner_node = IF(" +
-          free +
-          ", VALUES(owner_node), owner_node), "
-          "owner_gtrid = IF(" +
-          free +
-          ", VALUES(owner_gtrid), owner_gtrid), "
-          "expires_us = IF(" +
-          expired +
-          ", VALUES(expires_us), expires_us) "
-          "RETURNING " +
-          kEntryColumns,
-      {key(sid), key(name), bytes(value), stamp + impl_->idle(), key(node), key(owner.bytes()), now,
-       stamp});
+  sql::Result r =
+      impl_->run(impl_->write_fenced_sql, {key(sid), key(name), bytes(value), stamp + impl_->idle(),
+                                           key(node), key(owner.bytes()), now, stamp});
   if (r.empty()) {
     throw StorageError("session table " + impl_->qualified +
                        ": INSERT ... RETURNING returned no row");
   }
   result = parse_entry(r[0], 0);
   if (!result.fence || result.fence->owner != owner) return FencedWrite::fenced_by_other;
-  before.reset();
-  if (result.fence->before_value) {
-    before = Entry{result.fence->before_value, result.fence->before_version, 0, {}};
-  }
+  before = sessions::before_image(*result.fence);
   return FencedWrite::written;
 }
 
@@ -531,7 +527,10 @@ std::size_t MyIsamSessionStore::clear_fences(const Gtrid& owner,
   // Commits that arrive while another batch is being written wait and go together in the next
   // one: one leader writes the statements of every queued commit (group commit). Each caller
   // returns once the statement that dropped its fences returned, with its error if it failed.
-  Impl::Commit me{&owner, &session_ids, tombstones};
+  Impl::Commit me;
+  me.owner = &owner;
+  me.session_ids = &session_ids;
+  me.tombstones = tombstones;
   std::unique_lock lock(impl_->commit_mu);
   impl_->commit_queue.push_back(&me);
   if (!impl_->committing) {

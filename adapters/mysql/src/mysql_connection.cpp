@@ -1,5 +1,7 @@
 #include <xact/mysql/mysql_connection.hpp>
 
+#include <cstdio>
+
 #include <climits>
 #include <cstdint>
 #include <iterator>
@@ -454,5 +456,15 @@ std::string MySqlConnection::server_version() {
 }
 
 bool MySqlConnection::is_mariadb() { return server_version().find("MariaDB") != std::string::npos; }
+
+bool MySqlConnection::has_returning() {
+  const std::string version = server_version();
+  int major = 0, minor = 0;
+  if (version.find("MariaDB") == std::string::npos ||
+      std::sscanf(version.c_str(), "%d.%d", &major, &minor) != 2) {
+    return false;
+  }
+  return major > 10 || (major == 10 && minor >= 5);
+}
 
 }  // namespace xact::mysql

@@ -220,8 +220,9 @@ void SessionResource::write(Transaction& txn, const std::string& sid, const std:
   }
 
   // One store call. A value this transaction read: a compare-and-set against the version read
-  // (for MyISAM one UPDATE, no SELECT). A blind write: update_entry reads, checks and writes
-  // (the memory store under one lock; MyISAM a SELECT and the compare-and-set).
+  // (for MyISAM one UPDATE, no SELECT). A blind erase, or a blind write breaking a fence past
+  // its lease: update_entry reads, checks and writes (the memory store under one lock; MyISAM
+  // a SELECT and the compare-and-set).
   Entry next;
   auto decide = [&](const std::optional<Entry>& cur) -> EntryUpdate {
     if (was_read && !unchanged(cur, seen_it->second)) {
@@ -479,12 +480,10 @@ RecoverableResource::Outcome SessionResource::rollback_prepared(const Xid& xid) 
   std::vector<std::string> heuristics;
   for (const FencedEntry& f : fenced) {
     const Fence& fence = *f.entry.fence;
-    std::optional<Entry> before;
-    if (fence.before_value) before = Entry{fence.before_value, fence.before_version, 0, {}};
     // What the owner's last write stored is the fence's owner_version, whatever is there now.
     Entry written = f.entry;
     written.version = fence.owner_version;
-    compensate(xid.gtrid, f.session_id, f.name, written, before, heuristics);
+    compensate(xid.gtrid, f.session_id, f.name, written, before_image(fence), heuristics);
   }
   if (!heuristics.empty()) {
     std::string detail = "recovery (presumed abort): ";

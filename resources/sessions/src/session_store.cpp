@@ -74,6 +74,11 @@ bool SessionStore::update_entry(
   return false;
 }
 
+std::optional<Entry> before_image(const Fence& fence) {
+  if (!fence.before_value) return std::nullopt;
+  return Entry{fence.before_value, fence.before_version, 0, {}};
+}
+
 bool SessionStore::next_fenced(const Entry* current, const std::string& value, const Gtrid& owner,
                                std::int64_t now, Entry& result, std::optional<Entry>& before) {
   if (current && current->fence && current->fence->owner != owner) {
@@ -91,8 +96,7 @@ bool SessionStore::next_fenced(const Entry* current, const std::string& value, c
     }
     fence.fenced_at_us = now;
   }
-  before.reset();
-  if (fence.before_value) before = Entry{fence.before_value, fence.before_version, 0, {}};
+  before = before_image(fence);
   result.value = value;
   result.version = (current ? current->version : 0) + 1;
   result.expires_us = current ? current->expires_us : 0;

@@ -105,6 +105,9 @@ class MySqlConnection final : public sql::Connection {
   std::string server_version();
   /// True for a MariaDB server.
   bool is_mariadb();
+  /// True when the server has INSERT/DELETE ... RETURNING (MariaDB 10.5 and later; MySQL has
+  /// none).
+  bool has_returning();
 
   /// One row of plain `XA RECOVER`: the columns MySQL 5.7/8 and MariaDB all return. `data` is
   /// the gtrid's bytes followed by the bqual's, read binary-safely.

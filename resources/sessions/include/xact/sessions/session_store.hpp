@@ -70,6 +70,9 @@ struct Entry {
   bool operator==(const Entry&) const = default;
 };
 
+/// The entry a fence's before-image stands for, unfenced (none: the value was absent).
+std::optional<Entry> before_image(const Fence& fence);
+
 /// What the function given to SessionStore::update_entry decides for the entry it was shown.
 struct EntryUpdate {
   enum class Kind { keep, store, remove };
