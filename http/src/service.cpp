@@ -77,6 +77,18 @@ struct Service::AttemptResult {
   std::exception_ptr error;
   bool retryable = false;
   std::string transaction;  // the gtrid, hex
+
+  // After an attempt that failed in `txn` (null: before it began): whether a retry may help,
+  // the transaction's id for the answer, and the abort.
+  void end_failed(Transaction* txn) {
+    if (!error || txn == nullptr) return;
+    retryable = txn->is_retryable(error);
+    try {
+      transaction = txn->gtrid().to_hex();
+    } catch (...) {
+    }
+    txn->abort();
+  }
 };
 
 // What a worker runs: one attempt of a request.
@@ -213,14 +225,7 @@ Service::AttemptResult Service::attempt(const Route& route, const Request& reque
     out.error = std::current_exception();
     out.response.reset();  // a failed attempt's response is discarded
   }
-  if (out.error && txn != nullptr) {
-    out.retryable = txn->is_retryable(out.error);
-    try {
-      out.transaction = txn->gtrid().to_hex();
-    } catch (...) {
-    }
-    txn->abort();
-  }
+  out.end_failed(txn);
   return out;
 }
 
@@ -241,14 +246,7 @@ asio::awaitable<Service::AttemptResult> Service::coro_attempt(const Route& route
     out.error = std::current_exception();
     out.response.reset();
   }
-  if (out.error && txn != nullptr) {
-    out.retryable = txn->is_retryable(out.error);
-    try {
-      out.transaction = txn->gtrid().to_hex();
-    } catch (...) {
-    }
-    txn->abort();
-  }
+  out.end_failed(txn);
   co_return out;
 }
 
