@@ -3,13 +3,17 @@
 #include <xact/http/service.hpp>
 
 #include <any>
+#include <array>
 #include <cmath>
 #include <optional>
 #include <sstream>
 #include <thread>
 
 #include <poll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -47,6 +51,75 @@ std::string_view path_of(const Request& request) {
   const auto path = q == beast::string_view::npos ? target : target.substr(0, q);
   return {path.data(), path.size()};
 }
+
+// A connected socket's descriptor as Beast's SyncReadStream and SyncWriteStream, for a worker
+// that took it out of the io context's reactor (Service::Connection::detach). Non-blocking: an
+// operation the kernel cannot do at once fails with would_block.
+class RawStream {
+ public:
+  explicit RawStream(int fd) noexcept : fd_(fd) {}
+
+  template <class MutableBuffers>
+  std::size_t read_some(const MutableBuffers& buffers, boost::system::error_code& ec) {
+    return transfer(buffers, ec, [this](::msghdr& m) { return ::recvmsg(fd_, &m, 0); });
+  }
+  template <class ConstBuffers>
+  std::size_t write_some(const ConstBuffers& buffers, boost::system::error_code& ec) {
+    return transfer(buffers, ec, [this](::msghdr& m) { return ::sendmsg(fd_, &m, MSG_NOSIGNAL); });
+  }
+  template <class MutableBuffers>
+  std::size_t read_some(const MutableBuffers& buffers) {
+    return or_throw([&](boost::system::error_code& ec) { return read_some(buffers, ec); });
+  }
+  template <class ConstBuffers>
+  std::size_t write_some(const ConstBuffers& buffers) {
+    return or_throw([&](boost::system::error_code& ec) { return write_some(buffers, ec); });
+  }
+
+ private:
+  template <class Buffers, class Call>
+  static std::size_t transfer(const Buffers& buffers, boost::system::error_code& ec, Call call) {
+    constexpr std::size_t kMaxIov = 16;
+    std::array<::iovec, kMaxIov> iov{};
+    std::size_t n = 0, total = 0;
+    for (auto it = asio::buffer_sequence_begin(buffers);
+         it != asio::buffer_sequence_end(buffers) && n < kMaxIov; ++it) {
+      const auto b = asio::buffer(*it);
+      if (b.size() == 0) continue;
+      iov[n].iov_base = const_cast<void*>(static_cast<const void*>(b.data()));
+      iov[n].iov_len = b.size();
+      total += b.size();
+      ++n;
+    }
+    ec = {};
+    if (total == 0) return 0;
+    ::msghdr m{};
+    m.msg_iov = iov.data();
+    m.msg_iovlen = n;
+    while (true) {
+      const ::ssize_t r = call(m);
+      if (r > 0) return static_cast<std::size_t>(r);
+      if (r == 0) {
+        ec = asio::error::eof;  // only a read returns 0 for a non-empty buffer
+        return 0;
+      }
+      if (errno == EINTR) continue;
+      ec = (errno == EAGAIN || errno == EWOULDBLOCK)
+               ? boost::system::error_code(asio::error::would_block)
+               : boost::system::error_code(errno, boost::system::system_category());
+      return 0;
+    }
+  }
+  template <class Op>
+  static std::size_t or_throw(Op op) {
+    boost::system::error_code ec;
+    const std::size_t n = op(ec);
+    if (ec) throw boost::system::system_error(ec);
+    return n;
+  }
+
+  int fd_;
+};
 
 }  // namespace
 
@@ -475,6 +548,13 @@ asio::awaitable<Response> Service::handle(Request request) {
 // Between the read's completion and that point the connection belongs to the request's
 // attempts, so its socket is used by one thread at a time.
 //
+// While a worker lingers on the connection and handles the requests it reads there, the socket
+// is out of the io context's reactor (detach: one epoll_ctl), used through its descriptor
+// alone: in the reactor, every request the client sent would also wake the io thread (Asio
+// registers a socket edge-triggered for input once, at open), which on 2 shared cores cost as
+// much as the bare server's whole request. It goes back (attach) before any asynchronous read
+// or write.
+//
 // Timeouts: one timer per connection, armed once and re-armed when it fires, checks
 // `deadline_` (set when a read or an asynchronous write starts, 0 while a request is handled),
 // so that a request costs no timer operation; a connection past its deadline is shut down, which
@@ -491,8 +571,8 @@ struct Service::Connection final : Service::Exchange,
         timer_(socket_.get_executor()) {
     io = socket_.get_executor();
     boost::system::error_code ec;
-    const auto protocol = socket.local_endpoint(ec).protocol();
-    if (!ec) socket_.assign(protocol, socket.release(ec), ec);
+    protocol_ = socket.local_endpoint(ec).protocol();
+    if (!ec) socket_.assign(protocol_, socket.release(ec), ec);
     if (!ec) socket_.non_blocking(true, ec);  // answers are written without blocking a worker
     failed_ = static_cast<bool>(ec);
   }
@@ -507,10 +587,41 @@ struct Service::Connection final : Service::Exchange,
     arm(Clock::now() + service.options_.read_timeout);
   }
 
+  ~Connection() override {
+    if (detached_fd_ >= 0) ::close(detached_fd_);
+  }
+
   std::function<void()> on_closed;
 
  private:
+  // Takes the socket out of the io context's reactor, for the thread that owns the connection
+  // (no operation pending). False if Asio would not let it go.
+  bool detach() noexcept {
+    if (detached_fd_ >= 0) return true;
+    boost::system::error_code ec;
+    const int fd = socket_.release(ec);
+    if (ec) return false;
+    detached_fd_ = fd;
+    return true;
+  }
+
+  // Puts a detached socket back into the reactor, before an asynchronous operation. False if it
+  // could not be (the descriptor is closed then, and the connection with it).
+  bool attach() noexcept {
+    if (detached_fd_ < 0) return true;
+    boost::system::error_code ec;
+    socket_.assign(protocol_, detached_fd_, ec);
+    if (ec) return false;  // still detached: close() closes the descriptor
+    detached_fd_ = -1;
+    socket_.non_blocking(true, ec);
+    return !ec;
+  }
+
   void read() {
+    if (!attach()) {
+      asio::post(socket_.get_executor(), [self = take_hold()] { self->close(); });
+      return;
+    }
     parser_.emplace();
     parser_->eager(true);  // the body with the header: no second pass and post per request
     parser_->body_limit(service.options_.body_limit);
@@ -555,8 +666,17 @@ struct Service::Connection final : Service::Exchange,
       response_.keep_alive(keep_alive_);
       response_.prepare_payload();
       serializer_.emplace(response_);
-      bhttp::write(socket_, *serializer_, ec);
+      if (detached_fd_ >= 0) {
+        RawStream raw(detached_fd_);
+        bhttp::write(raw, *serializer_, ec);
+      } else {
+        bhttp::write(socket_, *serializer_, ec);
+      }
       if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        if (!attach()) {
+          written(asio::error::bad_descriptor);
+          return;
+        }
         set_deadline();
         bhttp::async_write(
             socket_, *serializer_,
@@ -593,8 +713,9 @@ struct Service::Connection final : Service::Exchange,
       --linger_skip_;
       return false;
     }
+    if (!detach()) return false;
     ::pollfd p{};
-    p.fd = socket_.native_handle();
+    p.fd = detached_fd_;
     p.events = POLLIN;
     const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(linger).count();
     ::timespec ts{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
@@ -610,8 +731,13 @@ struct Service::Connection final : Service::Exchange,
     parser_.emplace();
     parser_->eager(true);
     parser_->body_limit(service.options_.body_limit);
-    bhttp::read(socket_, buffer_, *parser_, ec);  // non-blocking: would_block if incomplete
+    RawStream raw(detached_fd_);
+    bhttp::read(raw, buffer_, *parser_, ec);  // non-blocking: would_block if incomplete
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      if (!attach()) {
+        asio::post(socket_.get_executor(), [self = take_hold()] { self->close(); });
+        return true;
+      }
       set_deadline();  // the rest comes through the io context
       bhttp::async_read(socket_, buffer_, *parser_,
                         [self = take_hold()](boost::system::error_code e, std::size_t) mutable {
@@ -693,12 +819,18 @@ struct Service::Connection final : Service::Exchange,
     closed_ = true;
     timer_.cancel();
     boost::system::error_code ignored;
+    if (detached_fd_ >= 0) {
+      ::shutdown(detached_fd_, SHUT_WR);
+      ::close(std::exchange(detached_fd_, -1));
+    }
     socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
     socket_.close(ignored);
     if (on_closed) std::exchange(on_closed, {})();
   }
 
   Socket socket_;
+  asio::ip::tcp protocol_ = asio::ip::tcp::v4();
+  int detached_fd_ = -1;  // >= 0: out of the reactor (detach), used by the connection's owner
   Timer timer_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;

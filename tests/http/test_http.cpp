@@ -570,23 +570,69 @@ TEST(HttpService, AHandlerThatBlocksDoesNotStallOtherConnectionsIo) {
 }
 
 // A response larger than the socket's send buffer, to a client that does not read at once:
-// the worker's non-blocking write takes part of it and the io context writes the rest.
+// the worker's non-blocking write takes part of it and the io context writes the rest. With
+// lingering workers the request before it was answered by a worker that then read /big on the
+// socket it had taken out of the io context's reactor: the rest of the answer needs it back.
 TEST(HttpService, AResponseTheKernelDoesNotTakeAtOnceIsWrittenWhole) {
-  Server server(fast_options(5));
-  const std::string big(32 << 20, 'z');  // more than loopback's send and receive buffers
+  for (const auto& options : worker_option_variants()) {
+    SCOPED_TRACE("linger " + std::to_string(options.worker_linger.count()) + " us");
+    Server server(options);
+    const std::string big(32 << 20, 'z');  // more than loopback's send and receive buffers
+    server.service().route(
+        "/big", [&](const Request&, xact::Transaction&) { return xact::http::text(200, big); });
+    server.service().route("/small", [&](const Request&, xact::Transaction&) {
+      return xact::http::text(200, "small");
+    });
+    server.start();
+    KeptAlive client(server.port());
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(client.call("/small").body(), "small");
+    client.send_raw(KeptAlive::request("/big"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let the send buffer fill
+    auto res = client.read();
+    EXPECT_EQ(res.result_int(), 200u);
+    EXPECT_EQ(res.body().size(), big.size());
+    EXPECT_TRUE(res.body() == big);
+    EXPECT_EQ(client.call("/small").body(), "small");  // the connection goes on
+    if (options.worker_linger.count() >= 20'000) {
+      EXPECT_GT(server.service().linger_counts().hits, 0u) << "no request was read by a worker";
+    }
+  }
+}
+
+// The descriptors open in this process.
+std::size_t open_descriptors() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+  return n;
+}
+
+// A connection whose client goes away while a worker lingers on it (its socket out of the io
+// context's reactor, held by the worker alone) is closed: no descriptor is left open.
+TEST(HttpService, ConnectionsClosedWhileAWorkerLingersLeaveNoDescriptorOpen) {
+  auto options = fast_options(5);
+  options.worker_linger = std::chrono::microseconds(50'000);
+  Server server(options);
   server.service().route(
-      "/big", [&](const Request&, xact::Transaction&) { return xact::http::text(200, big); });
-  server.service().route(
-      "/small", [&](const Request&, xact::Transaction&) { return xact::http::text(200, "small"); });
+      "/r", [](const Request&, xact::Transaction&) { return xact::http::text(200, "r"); });
   server.start();
-  KeptAlive client(server.port());
-  client.send_raw(KeptAlive::request("/big"));
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let the send buffer fill
-  auto res = client.read();
-  EXPECT_EQ(res.result_int(), 200u);
-  EXPECT_EQ(res.body().size(), big.size());
-  EXPECT_TRUE(res.body() == big);
-  EXPECT_EQ(client.call("/small").body(), "small");  // the connection goes on
+  {
+    KeptAlive warm(server.port());
+    EXPECT_EQ(warm.call("/r").body(), "r");
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const std::size_t before = open_descriptors();
+  for (int i = 0; i < 50; ++i) {
+    KeptAlive client(server.port());
+    EXPECT_EQ(client.call("/r").body(), "r");
+    EXPECT_EQ(client.call("/r").body(), "r");
+  }  // each closed while the worker that answered lingers on it
+  std::size_t after = open_descriptors();
+  for (int i = 0; i < 10'000 && after > before; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    after = open_descriptors();
+  }
+  EXPECT_EQ(after, before);
+  EXPECT_GT(server.service().linger_counts().hits, 0u);
 }
 
 TEST(HttpService, AnIdleKeptAliveConnectionIsClosedAfterTheReadTimeout) {
