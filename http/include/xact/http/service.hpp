@@ -39,7 +39,9 @@
 // hop back to the io thread. When no other request waits for a worker, the worker then waits
 // up to Options::worker_linger on that socket for the client's next request and handles it
 // itself: a client sending request after request on a kept-alive connection is served by one
-// thread, woken by the kernel like an io thread, with no hand-over.
+// thread, woken by the kernel like an io thread, with no hand-over. Meanwhile the socket is out
+// of the io context's reactor (else every request would wake the io thread too); it goes back
+// for any asynchronous read or write.
 //
 // Thread-safety: add routes before serving; afterwards the Service is used from any thread.
 // Destroy it after the io context has stopped and the worker pool has been joined.
