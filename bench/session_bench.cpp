@@ -3,7 +3,10 @@
 // store, in the same run, alternating rounds, per store:
 //   memory  MemorySessionStore::set                          vs  begin, set, commit
 //   myisam  a bare single-row UPDATE of the value             vs  begin, set, commit
-// and, as a second pair, a read-modify-write (get + set) by hand against the same through xact.
+// and, as a second pair, a read-modify-write (get + set) by hand against the same through xact,
+// and, as a third, K blind writes to K values of one session (--writes-per-txn, 8 by default)
+// committed as one transaction against K bare writes: that row is stated per write (the
+// transaction's time divided by K).
 // Each thread works on sessions of its own (no conflicts): what is measured is the bookkeeping.
 // MyISAM needs XACT_MYSQL_* (bash scripts/servers.sh start DIR; source DIR/env.sh); without it
 // only the memory store runs. See bench/README.md, "Session stores with compensation".
@@ -95,11 +98,21 @@ struct Pair {
   std::string name;
   Op bare;
   Op xact;
+  int writes = 1;  // writes per operation: the row's figures are divided by it (per write)
 };
+
+// The rows to run: every row, or those named in --rows (comma-separated).
+std::string g_rows;
+
+bool wanted(const std::string& name) {
+  if (g_rows.empty()) return true;
+  return ("," + g_rows + ",").find("," + name + ",") != std::string::npos;
+}
 
 void run_store(const std::string& store_name, const std::vector<Pair>& pairs, int threads,
                double seconds, int rounds, const std::vector<std::vector<std::string>>& sessions) {
   for (const Pair& p : pairs) {
+    if (!wanted(p.name)) continue;
     double bare = 0, through = 0, bare_cpu = 0, through_cpu = 0;
     auto add = [](double& rate, double& cpu_us, Rate r) {
       rate += r.ops_per_s;
@@ -114,10 +127,11 @@ void run_store(const std::string& store_name, const std::vector<Pair>& pairs, in
         add(bare, bare_cpu, measure(p.bare, threads, seconds, sessions));
       }
     }
-    bare /= rounds;
-    through /= rounds;
-    bare_cpu /= rounds;
-    through_cpu /= rounds;
+    // Per write: a K-write row's operation is K writes (or one transaction of K writes).
+    bare = bare * p.writes / rounds;
+    through = through * p.writes / rounds;
+    bare_cpu /= rounds * p.writes;
+    through_cpu /= rounds * p.writes;
     std::printf("%-7s %-18s %7d %12.0f %12.0f %9.2f %9.2f %7.2fx %9.3f %9.3f %7.2fx\n",
                 store_name.c_str(), p.name.c_str(), threads, bare, through, 1e6 * threads / bare,
                 1e6 * threads / through, bare / through, bare_cpu, through_cpu,
@@ -156,6 +170,30 @@ std::vector<Pair> pairs_for(
   return out;
 }
 
+// K blind writes to K values of one session: K bare writes against one transaction of K
+// fenced writes and its commit. Stated per write.
+Pair several_writes(
+    std::shared_ptr<SessionResource> rm,
+    std::function<void(const std::string&, const std::string&, const std::string&)> bare_write,
+    int k) {
+  auto names = std::make_shared<std::vector<std::string>>();
+  for (int j = 0; j < k; ++j) names->push_back("w" + std::to_string(j));
+  return {
+      std::to_string(k) + " writes+commit",
+      [bare_write, names](xact::ExplicitTransactionManager&, const std::string& sid,
+                          std::uint64_t i) {
+        const std::string v = std::to_string(i);
+        for (const std::string& name : *names) bare_write(sid, name, v);
+      },
+      [rm, names](xact::ExplicitTransactionManager& tm, const std::string& sid, std::uint64_t i) {
+        const std::string v = std::to_string(i);
+        xact::Transaction& txn = tm.begin();
+        for (const std::string& name : *names) rm->set(txn, sid, name, v);
+        txn.commit();
+      },
+      k};
+}
+
 // A participant that does nothing: begin + join + commit with it is the coordinator's own
 // cost of a one-participant transaction, the floor under the session resource's write+commit.
 class NoopResource final : public xact::ResourceManager {
@@ -188,7 +226,7 @@ Pair coordinator_floor(std::function<void(const std::string&, const std::string&
 
 int main(int argc, char** argv) {
   namespace po = boost::program_options;
-  int threads = 8, rounds = 4, per_thread = 64;
+  int threads = 8, rounds = 4, per_thread = 64, writes_per_txn = 8;
   double seconds = 1.0;
   std::string stores = "memory,myisam";
   po::options_description desc("session_bench options");
@@ -197,7 +235,11 @@ int main(int argc, char** argv) {
       "seconds", po::value(&seconds)->default_value(1.0), "seconds per measurement")(
       "rounds", po::value(&rounds)->default_value(4), "alternating rounds per pair")(
       "sessions", po::value(&per_thread)->default_value(64), "sessions per thread")(
-      "stores", po::value(&stores)->default_value("memory,myisam"), "memory and/or myisam");
+      "stores", po::value(&stores)->default_value("memory,myisam"), "memory and/or myisam")(
+      "writes-per-txn", po::value(&writes_per_txn)->default_value(8),
+      "K: the several-writes row's writes per transaction (0: no such row)")(
+      "rows", po::value(&g_rows),
+      "only these rows, comma-separated (e.g. \"write+commit,8 writes+commit\"); default all");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -216,6 +258,10 @@ int main(int argc, char** argv) {
   }
   std::printf("session_bench: %d threads, %d sessions each, %.1f s x %d alternating rounds\n",
               threads, per_thread, seconds, rounds);
+  std::printf(
+      "one-write rows: per operation (one transaction, or the bare write(s)); the \"%d writes\" "
+      "row: per write (a transaction of %d writes divided by %d, against %d bare writes)\n",
+      writes_per_txn, writes_per_txn, writes_per_txn, writes_per_txn);
   std::printf("%-7s %-18s %7s %12s %12s %9s %9s %8s %9s %9s %8s\n", "store", "operation", "threads",
               "bare ops/s", "xact ops/s", "bare us", "xact us", "ratio", "bare cpu", "xact cpu",
               "cpu rat.");
@@ -229,6 +275,14 @@ int main(int argc, char** argv) {
     auto bare = [store](const std::string& sid, const std::string& v) { store->set(sid, "n", v); };
     std::vector<Pair> pairs = pairs_for(store, rm, bare);
     pairs.push_back(coordinator_floor(bare));
+    if (writes_per_txn > 0) {
+      pairs.push_back(several_writes(
+          rm,
+          [store](const std::string& sid, const std::string& name, const std::string& v) {
+            store->set(sid, name, v);
+          },
+          writes_per_txn));
+    }
     run_store("memory", pairs, threads, seconds, rounds, sessions);
   }
 
@@ -255,13 +309,23 @@ int main(int argc, char** argv) {
     const std::string update =
         "UPDATE " + o.table + " SET value = $1, version = version + 1 WHERE sid = $2 AND name = $3";
     auto bytes = [](const std::string& s) { return xact::sql::Bytes(s.begin(), s.end()); };
-    run_store("myisam",
-              pairs_for(store, rm,
-                        [store, update, bytes](const std::string& sid, const std::string& v) {
-                          // Keys as strings, the value as bytes: as the store sends them.
-                          store->execute(update, {bytes(v), sid, "n"});
-                        }),
-              threads, seconds, rounds, sessions);
+    // Keys as strings, the value as bytes: as the store sends them.
+    auto bare_named = [store, update, bytes](const std::string& sid, const std::string& name,
+                                             const std::string& v) {
+      store->execute(update, {bytes(v), sid, name});
+    };
+    std::vector<Pair> pairs = pairs_for(
+        store, rm,
+        [bare_named](const std::string& sid, const std::string& v) { bare_named(sid, "n", v); });
+    if (writes_per_txn > 0) {
+      for (auto& v : sessions) {  // the bare UPDATEs need the rows
+        for (auto& sid : v) {
+          for (int j = 0; j < writes_per_txn; ++j) store->set(sid, "w" + std::to_string(j), "0");
+        }
+      }
+      pairs.push_back(several_writes(rm, bare_named, writes_per_txn));
+    }
+    run_store("myisam", pairs, threads, seconds, rounds, sessions);
     store->execute("DROP TABLE IF EXISTS " + o.table);
   }
   return 0;
