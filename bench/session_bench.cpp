@@ -99,6 +99,9 @@ struct Pair {
   Op bare;
   Op xact;
   int writes = 1;  // writes per operation: the row's figures are divided by it (per write)
+  // Sessions of its own (none: the shared ones), so that a row's values do not change what
+  // the others' sessions hold (a MyISAM commit refreshes every row of its sessions).
+  const std::vector<std::vector<std::string>>* sessions = nullptr;
 };
 
 // The rows to run: every row, or those named in --rows (comma-separated).
@@ -118,13 +121,14 @@ void run_store(const std::string& store_name, const std::vector<Pair>& pairs, in
       rate += r.ops_per_s;
       cpu_us += r.cpu_us_per_op;
     };
+    const auto& ids = p.sessions ? *p.sessions : sessions;
     for (int r = 0; r < rounds; ++r) {  // alternate which goes first
       if (r % 2 == 0) {
-        add(bare, bare_cpu, measure(p.bare, threads, seconds, sessions));
-        add(through, through_cpu, measure(p.xact, threads, seconds, sessions));
+        add(bare, bare_cpu, measure(p.bare, threads, seconds, ids));
+        add(through, through_cpu, measure(p.xact, threads, seconds, ids));
       } else {
-        add(through, through_cpu, measure(p.xact, threads, seconds, sessions));
-        add(bare, bare_cpu, measure(p.bare, threads, seconds, sessions));
+        add(through, through_cpu, measure(p.xact, threads, seconds, ids));
+        add(bare, bare_cpu, measure(p.bare, threads, seconds, ids));
       }
     }
     // Per write: a K-write row's operation is K writes (or one transaction of K writes).
@@ -175,7 +179,7 @@ std::vector<Pair> pairs_for(
 Pair several_writes(
     std::shared_ptr<SessionResource> rm,
     std::function<void(const std::string&, const std::string&, const std::string&)> bare_write,
-    int k) {
+    int k, const std::vector<std::vector<std::string>>& sessions) {
   auto names = std::make_shared<std::vector<std::string>>();
   for (int j = 0; j < k; ++j) names->push_back("w" + std::to_string(j));
   return {
@@ -253,8 +257,11 @@ int main(int argc, char** argv) {
     return 0;
   }
   std::vector<std::vector<std::string>> sessions(static_cast<std::size_t>(threads));
-  for (auto& v : sessions) {
-    for (int i = 0; i < per_thread; ++i) v.push_back(xact::sessions::new_session_id());
+  std::vector<std::vector<std::string>> several(static_cast<std::size_t>(threads));  // K-write row
+  for (auto* set : {&sessions, &several}) {
+    for (auto& v : *set) {
+      for (int i = 0; i < per_thread; ++i) v.push_back(xact::sessions::new_session_id());
+    }
   }
   std::printf("session_bench: %d threads, %d sessions each, %.1f s x %d alternating rounds\n",
               threads, per_thread, seconds, rounds);
@@ -281,7 +288,7 @@ int main(int argc, char** argv) {
           [store](const std::string& sid, const std::string& name, const std::string& v) {
             store->set(sid, name, v);
           },
-          writes_per_txn));
+          writes_per_txn, several));
     }
     run_store("memory", pairs, threads, seconds, rounds, sessions);
   }
@@ -318,12 +325,12 @@ int main(int argc, char** argv) {
         store, rm,
         [bare_named](const std::string& sid, const std::string& v) { bare_named(sid, "n", v); });
     if (writes_per_txn > 0) {
-      for (auto& v : sessions) {  // the bare UPDATEs need the rows
+      for (auto& v : several) {  // the bare UPDATEs need the rows
         for (auto& sid : v) {
           for (int j = 0; j < writes_per_txn; ++j) store->set(sid, "w" + std::to_string(j), "0");
         }
       }
-      pairs.push_back(several_writes(rm, bare_named, writes_per_txn));
+      pairs.push_back(several_writes(rm, bare_named, writes_per_txn, several));
     }
     run_store("myisam", pairs, threads, seconds, rounds, sessions);
     store->execute("DROP TABLE IF EXISTS " + o.table);
