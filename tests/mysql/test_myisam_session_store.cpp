@@ -26,6 +26,7 @@
 #include <xact/objectstore/file_storage.hpp>
 #include <xact/recovery.hpp>
 #include <xact/retry.hpp>
+#include <xact/sql/errors.hpp>
 #include <xact/testing/crash_harness.hpp>
 #include <xact/testing/session_store_contract.hpp>
 #include <xact/transaction.hpp>
@@ -346,6 +347,51 @@ TEST_F(MySqlSessions, RetriedRequestLeavesExactlyTheRetrysEffects) {
   EXPECT_EQ(store_->get_all(sid_),
             (std::map<std::string, std::string>{{"last", "attempt 2"}, {"visits", "1"}}));
   EXPECT_TRUE(store_->list_fenced(std::nullopt).empty());
+}
+
+// The server out of reach for a moment is a reason to retry, not an internal error: the
+// store's only connection is killed from outside (as a server restart would), once before the
+// request's read (a read alone does not join: the failed one does, to be asked) and once between
+// its read and its write; each attempt fails with ConnectionLost, the resource says retry, and
+// the third attempt, on a new connection, commits.
+TEST_F(MySqlSessions, ALostConnectionIsRetriedAndTheRetryLeavesOnlyItsEffects) {
+  MyIsamSessionStoreOptions o;
+  o.connect = connect_options();
+  o.table = table_;
+  o.connections = 1;  // execute() runs on the connection the reads and writes use
+  auto store = MyIsamSessionStore::open(o);
+  EXPECT_TRUE(store->is_transient(std::make_exception_ptr(sql::ConnectionLost("lost"))));
+  EXPECT_FALSE(store->is_transient(std::make_exception_ptr(ResourceError("crashed table"))));
+  store->set(sid_, "visits", "0");
+  auto rm = session_rm(store, nullptr);
+  auto kill_store_connection = [&] {
+    const std::int64_t id = store->execute("SELECT CONNECTION_ID()", {})[0][0].as_int64();
+    Plain().run("KILL CONNECTION " + std::to_string(id));
+  };
+  ExplicitTransactionManager tm;
+  RetryPolicy policy;
+  policy.attempts = 4;
+  policy.sleep = [](std::chrono::microseconds) {};
+  std::vector<std::string> lost;
+  policy.on_retry = [&](const RetryEvent& e) { lost.push_back(error_message(e.error)); };
+  int attempts = 0;
+  xact::run(
+      tm,
+      [&](Transaction& txn) {
+        ++attempts;
+        if (attempts == 1) kill_store_connection();
+        const int n = std::stoi(*rm->get(txn, sid_, "visits"));
+        if (attempts == 2) kill_store_connection();
+        rm->set(txn, sid_, "visits", std::to_string(n + 1));
+        rm->set(txn, sid_, "attempt", std::to_string(attempts));
+      },
+      policy);
+  EXPECT_EQ(attempts, 3);
+  ASSERT_EQ(lost.size(), 2u);
+  for (const std::string& m : lost) EXPECT_NE(m.find("MySQL"), std::string::npos) << m;
+  EXPECT_EQ(store->get_all(sid_),
+            (std::map<std::string, std::string>{{"attempt", "3"}, {"visits", "1"}}));
+  EXPECT_TRUE(store->list_fenced(std::nullopt).empty());
 }
 
 TEST_F(MySqlSessions, RequestRetriedAfterAnInnoDbRowConflictLeavesOnlyTheRetrysEffects) {

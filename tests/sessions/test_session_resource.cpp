@@ -383,6 +383,95 @@ TEST_F(SessionResourceTest, AbortNeverThrowsWhenTheStoreFails) {
   EXPECT_EQ(failing->get(sid_, "k"), std::nullopt);
 }
 
+// A store whose next write lands and then fails as if the reply had been lost (a connection
+// to a server that went away after the statement ran), and that calls that failure transient.
+struct LostReplyStore : MemorySessionStore {
+  struct Lost : ResourceError {
+    using ResourceError::ResourceError;
+  };
+  std::atomic<int> lose{0};        // writes still to fail after landing
+  std::atomic<int> fail_reads{0};  // reads still to fail
+  std::optional<Entry> read_entry(const std::string& s, const std::string& n) override {
+    if (fail_reads > 0) {
+      --fail_reads;
+      throw Lost("session store: cannot connect");
+    }
+    return MemorySessionStore::read_entry(s, n);
+  }
+  FencedWrite write_fenced(const std::string& s, const std::string& n, const std::string& v,
+                           const Gtrid& owner, std::int64_t now, Entry& result,
+                           std::optional<Entry>& before) override {
+    const FencedWrite w = MemorySessionStore::write_fenced(s, n, v, owner, now, result, before);
+    if (lose > 0) {
+      --lose;
+      throw Lost("session store: the connection was lost after the write was sent");
+    }
+    return w;
+  }
+  bool is_transient(const std::exception_ptr& e) const noexcept override {
+    try {
+      std::rethrow_exception(e);
+    } catch (const Lost&) {
+      return true;
+    } catch (...) {
+      return false;
+    }
+  }
+};
+
+TEST_F(SessionResourceTest, AWriteWhoseReplyWasLostIsCompensatedByIdWhenTheTransactionAborts) {
+  auto lossy = std::make_shared<LostReplyStore>();
+  lossy->set(sid_, "k", "before");
+  SessionResourceOptions o;
+  o.decision_log = log_;
+  auto rm = SessionResource::create(lossy, o);
+  ExplicitTransactionManager tm(mopts());
+  Transaction& txn = tm.begin();
+  rm->set(txn, sid_, "other", "x");
+  lossy->lose = 1;
+  EXPECT_THROW(rm->set(txn, sid_, "k", "attempt"), LostReplyStore::Lost);
+  EXPECT_EQ(lossy->get(sid_, "k"), "attempt");  // it landed, fenced by the transaction
+  // The write may have landed: the transaction cannot commit it...
+  EXPECT_TRUE(txn.is_doomed());
+  EXPECT_THROW(txn.commit(), DoomedTransactionError);
+  // ...and its abort compensates it by id, with the write it knows of.
+  txn.abort();
+  EXPECT_EQ(lossy->get(sid_, "k"), "before");
+  EXPECT_EQ(lossy->get(sid_, "other"), std::nullopt);
+  EXPECT_TRUE(lossy->list_fenced(std::nullopt).empty());
+  EXPECT_TRUE(txn.heuristics().empty());
+}
+
+TEST_F(SessionResourceTest, AStoreOutOfReachIsRetriedAndTheRetryLeavesOnlyItsEffects) {
+  auto lossy = std::make_shared<LostReplyStore>();
+  lossy->set(sid_, "visits", "0");
+  SessionResourceOptions o;
+  o.decision_log = log_;
+  auto rm = SessionResource::create(lossy, o);
+  EXPECT_TRUE(rm->should_retry(std::make_exception_ptr(LostReplyStore::Lost("lost"))));
+  EXPECT_FALSE(rm->should_retry(std::make_exception_ptr(ResourceError("table crashed"))));
+  ExplicitTransactionManager tm(mopts());
+  RetryPolicy policy;
+  policy.attempts = 3;
+  policy.sleep = [](std::chrono::microseconds) {};
+  int attempts = 0;
+  lossy->fail_reads = 1;  // the first attempt's read: a read alone does not join, this one does
+  lossy->lose = 1;        // the second attempt's first write lands, its reply is lost
+  xact::run(
+      tm,
+      [&](Transaction& txn) {
+        ++attempts;
+        const int n = std::stoi(*rm->get(txn, sid_, "visits"));
+        rm->set(txn, sid_, "attempt", std::to_string(attempts));  // blind: write_fenced
+        rm->set(txn, sid_, "visits", std::to_string(n + 1));
+      },
+      policy);
+  EXPECT_EQ(attempts, 3);
+  EXPECT_EQ(lossy->get_all(sid_),
+            (std::map<std::string, std::string>{{"attempt", "3"}, {"visits", "1"}}));
+  EXPECT_TRUE(lossy->list_fenced(std::nullopt).empty());
+}
+
 TEST_F(SessionResourceTest, ThousandsOfConcurrentSessionsStayConsistent) {
   constexpr int kThreads = 8, kSessions = 250, kRounds = 4;
   std::vector<std::string> ids;

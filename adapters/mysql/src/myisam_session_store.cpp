@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include <xact/errors.hpp>
+#include <xact/sql/errors.hpp>
 #include <xact/sql/pool.hpp>
 
 namespace xact::mysql {
@@ -346,6 +347,17 @@ std::chrono::microseconds MyIsamSessionStore::idle_timeout() const noexcept {
   return impl_->options.idle_timeout;
 }
 const std::string& MyIsamSessionStore::table() const noexcept { return impl_->options.table; }
+
+bool MyIsamSessionStore::is_transient(const std::exception_ptr& error) const noexcept {
+  if (!error) return false;
+  try {
+    std::rethrow_exception(error);
+  } catch (const sql::ConnectionLost&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
 
 sql::Result MyIsamSessionStore::execute(const std::string& statement, const sql::Params& params) {
   return impl_->run(statement, params);

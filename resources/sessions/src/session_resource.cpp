@@ -52,6 +52,10 @@ struct SessionResource::TxnState {
   std::map<Key, std::optional<Entry>> seen;  // the CAS token per value: read or written
   std::vector<Undo> undo;
   std::vector<std::string> heuristics;
+  // A write's store call failed (the store out of reach): that write may have landed, fenced
+  // by this transaction but not in `undo`. The transaction is doomed, and its end compensates
+  // whatever this owner still fences in the store.
+  bool uncertain = false;
 };
 
 namespace {
@@ -122,18 +126,38 @@ std::optional<Entry> SessionResource::observe(TxnState& st, const std::string& s
   return e;
 }
 
+void SessionResource::join_for_retry(Transaction& txn) noexcept {
+  if (!store_->is_transient(std::current_exception())) return;
+  try {
+    txn.join(shared_from_this());
+  } catch (...) {  // past the decision: nothing to retry
+  }
+}
+
 std::optional<std::string> SessionResource::get(Transaction& txn, const std::string& sid,
                                                 const std::string& name) {
   check_key(sid, name);
   TxnState& st = state(txn);
-  return view(observe(st, sid, name), st.gtrid);
+  try {
+    return view(observe(st, sid, name), st.gtrid);
+  } catch (...) {
+    join_for_retry(txn);
+    throw;
+  }
 }
 
 std::map<std::string, std::string> SessionResource::get_all(Transaction& txn,
                                                             const std::string& sid) {
   TxnState& st = state(txn);
+  std::map<std::string, Entry> stored;
+  try {
+    stored = store_->read_session(sid);
+  } catch (...) {
+    join_for_retry(txn);
+    throw;
+  }
   std::map<std::string, std::string> out;
-  for (auto& [name, e] : store_->read_session(sid)) {
+  for (auto& [name, e] : stored) {
     const Key key{sid, name};
     auto it = st.seen.find(key);
     std::optional<std::string> v = view(it != st.seen.end() ? it->second : e, st.gtrid);
@@ -199,13 +223,31 @@ void SessionResource::write(Transaction& txn, const std::string& sid, const std:
   };
   if (was_read && conflict_or_noop(seen_it->second)) return;
 
+  // A store call that fails for another reason than a conflict may have written: note it.
+  auto store_call = [&](auto&& call) {
+    try {
+      return call();
+    } catch (const TransientError&) {
+      throw;  // a conflict found by this resource's own checks: nothing was written
+    } catch (...) {
+      if (!st.uncertain) {
+        st.uncertain = true;
+        // A commit must not keep what the failed call may have written. (join() above refused a
+        // transaction past its decision, the only state in which doom() throws.)
+        txn.doom();
+      }
+      throw;
+    }
+  };
+
   // A blind write of a value: one store call that checks the fence and writes (the memory store
   // under one lock, MyISAM on MariaDB one statement). Another transaction's fence: ConflictError,
   // or, past its lease, the general path below breaks it.
   if (!was_read && value) {
     Entry written;
     std::optional<Entry> before;
-    switch (store_->write_fenced(sid, name, *value, st.gtrid, now, written, before)) {
+    switch (store_call(
+        [&] { return store_->write_fenced(sid, name, *value, st.gtrid, now, written, before); })) {
       case SessionStore::FencedWrite::written:
         st.undo.push_back({sid, name, written, std::move(before)});
         st.seen.emplace(std::move(key), std::move(written));
@@ -251,7 +293,7 @@ void SessionResource::write(Transaction& txn, const std::string& sid, const std:
     cur = seen_it->second;
     const EntryUpdate u = decide(cur);
     if (u.kind == EntryUpdate::Kind::store) {
-      if (!store_->compare_and_swap(sid, name, cur, u.next)) {
+      if (!store_call([&] { return store_->compare_and_swap(sid, name, cur, u.next); })) {
         throw ConflictError(where(sid, name) + " in '" + options_.name +
                             "' changed since this transaction read it: retry the transaction");
       }
@@ -265,7 +307,7 @@ void SessionResource::write(Transaction& txn, const std::string& sid, const std:
     };
     // Through a one-pointer closure: std::function keeps it without an allocation.
     auto fn = [&decide_and_note](const std::optional<Entry>& c) { return decide_and_note(c); };
-    if (!store_->update_entry(sid, name, fn, cur)) {
+    if (!store_call([&] { return store_->update_entry(sid, name, fn, cur); })) {
       throw ConflictError(where(sid, name) + " in '" + options_.name +
                           "' kept changing under this write: retry the transaction");
     }
@@ -398,6 +440,7 @@ void SessionResource::roll_back(Transaction& txn) noexcept {
   if (!st) return;
   try {
     undo_from(*st, 0);
+    if (st->uncertain) compensate_fenced(st->gtrid, st->heuristics);
   } catch (...) {
     // Logged by the transaction; after a tpc_abort its re-driver compensates by id
     // (rollback_prepared), and recovery does after a restart.
@@ -474,17 +517,25 @@ RecoverableResource::Outcome SessionResource::commit_prepared(const Xid& xid) {
   return Outcome::done;
 }
 
-RecoverableResource::Outcome SessionResource::rollback_prepared(const Xid& xid) {
-  std::vector<FencedEntry> fenced = store_->list_fenced_by(xid.gtrid);
-  if (fenced.empty()) return Outcome::unknown_id;
-  std::vector<std::string> heuristics;
+bool SessionResource::compensate_fenced(const Gtrid& owner, std::vector<std::string>& heuristics) {
+  std::vector<FencedEntry> fenced = store_->list_fenced_by(owner);
   for (const FencedEntry& f : fenced) {
     const Fence& fence = *f.entry.fence;
     // What the owner's last write stored is the fence's owner_version, whatever is there now.
     Entry written = f.entry;
     written.version = fence.owner_version;
-    compensate(xid.gtrid, f.session_id, f.name, written, before_image(fence), heuristics);
+    compensate(owner, f.session_id, f.name, written, before_image(fence), heuristics);
   }
+  return !fenced.empty();
+}
+
+bool SessionResource::should_retry(const std::exception_ptr& error) const noexcept {
+  return store_->is_transient(error);
+}
+
+RecoverableResource::Outcome SessionResource::rollback_prepared(const Xid& xid) {
+  std::vector<std::string> heuristics;
+  if (!compensate_fenced(xid.gtrid, heuristics)) return Outcome::unknown_id;
   if (!heuristics.empty()) {
     std::string detail = "recovery (presumed abort): ";
     for (std::size_t i = 0; i < heuristics.size(); ++i) detail += (i ? "; " : "") + heuristics[i];

@@ -65,6 +65,8 @@ class MyIsamSessionStore final : public sessions::SessionStore {
 
   std::string describe() const override;
   std::chrono::microseconds idle_timeout() const noexcept override;
+  /// A connection that failed or was lost (sql::ConnectionLost): the server was out of reach.
+  bool is_transient(const std::exception_ptr& error) const noexcept override;
   const std::string& table() const noexcept;
 
   std::optional<std::string> get(const std::string& session_id, const std::string& name) override;

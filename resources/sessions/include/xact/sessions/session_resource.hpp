@@ -59,6 +59,7 @@ struct SessionResourceOptions {
 class SessionResource final : public ResourceManager,
                               public SavepointSupport,
                               public RecoverableResource,
+                              public RetryClassifier,
                               public std::enable_shared_from_this<SessionResource> {
  public:
   static std::shared_ptr<SessionResource> create(std::shared_ptr<SessionStore> store,
@@ -93,6 +94,11 @@ class SessionResource final : public ResourceManager,
   void tpc_abort(Transaction& txn) noexcept override;
   SavepointSupport* savepoint_support() noexcept override { return this; }
   RecoverableResource* recoverable() noexcept override { return this; }
+  RetryClassifier* retry_classifier() noexcept override { return this; }
+
+  // --- RetryClassifier --------------------------------------------------------------------------
+  /// The store's answer (SessionStore::is_transient): a store out of reach for a moment.
+  bool should_retry(const std::exception_ptr& error) const noexcept override;
 
   // --- SavepointSupport -------------------------------------------------------------------------
   std::unique_ptr<ResourceSavepoint> savepoint(Transaction& txn) override;
@@ -113,10 +119,16 @@ class SessionResource final : public ResourceManager,
   TxnState& state(Transaction& txn);
   TxnState* find_state(Transaction& txn) noexcept;
   std::optional<Entry> observe(TxnState& st, const std::string& sid, const std::string& name);
+  /// In a catch block of a read: a read does not join, but one that failed because the store was
+  /// out of reach joins, so that the transaction asks this resource whether to retry it.
+  void join_for_retry(Transaction& txn) noexcept;
   void write(Transaction& txn, const std::string& sid, const std::string& name,
              std::optional<std::string> value);
   /// Undoes the transaction's writes from index `from` on, newest first.
   void undo_from(TxnState& st, std::size_t from);
+  /// Compensates every entry `owner` still fences (recovery, or a write whose store call failed
+  /// and may have landed). False when there was none.
+  bool compensate_fenced(const Gtrid& owner, std::vector<std::string>& heuristics);
   /// Restores `prev` where the store still holds what `owner` wrote (`written`); otherwise
   /// describes the mismatch in `heuristics`.
   void compensate(const Gtrid& owner, const std::string& sid, const std::string& name,

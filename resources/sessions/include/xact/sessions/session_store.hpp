@@ -94,6 +94,11 @@ class SessionStore {
   /// "memory store", "MyISAM table sessions.xact_sessions": for messages.
   virtual std::string describe() const = 0;
   virtual std::chrono::microseconds idle_timeout() const noexcept = 0;
+  /// Whether `error`, thrown by one of this store's calls, says the store was out of reach for
+  /// a moment (a connection that could not be made or was lost), so that running the
+  /// transaction again is worth it. A write that failed so may still have landed: the resource
+  /// then compensates its owner's fences by id when the transaction ends. None by default.
+  virtual bool is_transient(const std::exception_ptr& /*error*/) const noexcept { return false; }
 
   // --- plain operations (outside xact) ---------------------------------------------------------
   /// The value as stored now (also a value an unfinished transaction wrote); none when the
