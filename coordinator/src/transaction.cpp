@@ -381,28 +381,34 @@ void Transaction::run_before_commit_hooks() {
 }
 
 void Transaction::run_after_commit_hooks(bool committed) noexcept {
-  auto hooks = std::move(after_commit_);
-  after_commit_.clear();
-  for (auto& hook : hooks) {
-    try {
-      hook(committed);
-    } catch (...) {
-      log(LogLevel::error, "after-commit hook failed (the outcome stands): " +
-                               error_message(std::current_exception()));
+  // A hook may add hooks: they run too, each exactly once (as Zope runs them).
+  while (!after_commit_.empty()) {
+    auto hooks = std::move(after_commit_);
+    after_commit_.clear();
+    for (auto& hook : hooks) {
+      try {
+        hook(committed);
+      } catch (...) {
+        log(LogLevel::error, "after-commit hook failed (the outcome stands): " +
+                                 error_message(std::current_exception()));
+      }
     }
   }
 }
 
 void Transaction::run_abort_hooks(bool before) noexcept {
-  auto hooks = std::move(before ? before_abort_ : after_abort_);
-  (before ? before_abort_ : after_abort_).clear();
-  for (auto& hook : hooks) {
-    try {
-      hook();
-    } catch (...) {
-      log(LogLevel::error,
-          std::string(before ? "before" : "after") +
-              "-abort hook failed (the abort goes on): " + error_message(std::current_exception()));
+  auto& pending = before ? before_abort_ : after_abort_;
+  while (!pending.empty()) {  // hooks added by a hook run too
+    auto hooks = std::move(pending);
+    pending.clear();
+    for (auto& hook : hooks) {
+      try {
+        hook();
+      } catch (...) {
+        log(LogLevel::error, std::string(before ? "before" : "after") +
+                                 "-abort hook failed (the abort goes on): " +
+                                 error_message(std::current_exception()));
+      }
     }
   }
 }
@@ -474,8 +480,9 @@ CommitOutcome Transaction::commit() {
     status_ = TransactionStatus::committed;
     detail::count(detail::Counter::commits);
     release_gtrid();
-    run_after_commit_hooks(true);
+    // Synchronizers first, then the after-commit hooks: Zope's order.
     notify_synchronizers(false);
+    run_after_commit_hooks(true);
     participants_.clear();
     phase_ = Phase::idle;
     return outcome;
@@ -730,8 +737,8 @@ std::exception_ptr Transaction::fail_commit(std::exception_ptr error) noexcept {
     // Nothing is rolled back: the participants stay prepared until recovery decides.
     detail::count(detail::Counter::in_doubt);
     log(LogLevel::error, "in doubt: " + error_message(error));
-    run_after_commit_hooks(false);
     notify_synchronizers(false);
+    run_after_commit_hooks(false);
     phase_ = Phase::idle;
     return error;
   }
@@ -763,9 +770,11 @@ std::exception_ptr Transaction::fail_commit(std::exception_ptr error) noexcept {
     }
   }
   if (!unrolled.empty()) redriver_of(log_).hand_off(gtrid_, /*commit=*/false, std::move(unrolled));
-  run_after_commit_hooks(false);
+  // The order of Zope's failed commit followed by its abort(), each call once: after-abort
+  // hooks, after_completion, after-commit hooks (told false).
   run_abort_hooks(false);
   notify_synchronizers(false);
+  run_after_commit_hooks(false);
   // Inside a before-commit hook the running commit() still has to fail (and end the phase).
   phase_ = outer == Phase::before_commit ? Phase::rolling_back : Phase::idle;
   return error;
@@ -839,8 +848,7 @@ void Transaction::report_rollback_failure(ResourceManager& rm, std::exception_pt
     const bool handed_over = p != nullptr && p->state != detail::Participant::State::joined &&
                              rm.recoverable() != nullptr;
     log(LogLevel::error,
-        "resource '" + name + "': rollback of " + describe() +
-            " failed: " + error_message(error) +
+        "resource '" + name + "': rollback of " + describe() + " failed: " + error_message(error) +
             (handed_over ? " (the re-driver rolls back the branch left prepared)"
                          : " (recovery rolls back a prepared branch left behind)"));
     if (p != nullptr) p->rollback_failure = error;
@@ -951,12 +959,8 @@ void Transaction::rollback_to(detail::SavepointState& sp) {
                      "' has no savepoint support (the savepoint was optimistic); abort the "
                      "transaction instead");
   }
-  // Participants that joined after the savepoint had nothing to do as of it.
-  while (participants_.size() > sp.participants_at) {
-    auto& p = participants_.back();
-    p->rm->abort(*this);
-    participants_.pop_back();
-  }
+  // Zope's order: the savepoint's participants roll back in joining order, then those that
+  // joined after it (they had nothing to do as of it) are aborted, in joining order, and leave.
   for (auto& rsp : sp.rm_savepoints) {
     if (!rsp) continue;
     try {
@@ -965,6 +969,10 @@ void Transaction::rollback_to(detail::SavepointState& sp) {
       std::rethrow_exception(fail_commit(std::current_exception()));
     }
   }
+  for (std::size_t i = sp.participants_at; i < participants_.size(); ++i) {
+    participants_[i]->rm->abort(*this);
+  }
+  participants_.resize(sp.participants_at);
   invalidate_savepoints_from(sp.index + 1);
 }
 

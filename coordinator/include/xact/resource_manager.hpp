@@ -172,15 +172,21 @@
 // ---------------------------------------------------------------------------------------------
 // Order of the clean-up calls after a failure
 // ---------------------------------------------------------------------------------------------
+// - Commit: tpc_finish on every RM, synchronizers' after_completion, after-commit hooks (told
+//   true).
 // - Failed commit: before-abort hooks; then every RM in sort-key order (the commit order, also
 //   when the failure came from a before-commit hook, before phase 1): abort() if it never got
-//   tpc_begin, tpc_abort() if it did, nothing after a read-only vote; then after-commit hooks
-//   (told false), after-abort hooks, synchronizers' after_completion. In doubt (a failure of the
-//   decision step): no RM call at all; after-commit hooks (false) and after_completion only.
+//   tpc_begin, tpc_abort() if it did, nothing after a read-only vote; then after-abort hooks,
+//   synchronizers' after_completion, after-commit hooks (told false). In doubt (a failure of the
+//   decision step): no RM call at all; after_completion and after-commit hooks (false) only.
 // - Transaction::abort(): before-abort hooks, synchronizers' before_completion, abort() on every
 //   RM in joining order, after-abort hooks, after_completion.
-// - Savepoint rollback: abort() on the RMs that joined after the savepoint, newest first; then
-//   ResourceSavepoint::rollback() of the savepoint's RMs in joining order.
+// - Savepoint rollback: ResourceSavepoint::rollback() of the savepoint's RMs in joining order;
+//   then abort() on the RMs that joined after the savepoint, in joining order (they leave the
+//   transaction).
+// These are the Zope `transaction` package's orders, where Zope calls each once; what xact does
+// differently, and why, is listed in tests/conformance/test_zope_traces.cpp, which compares the
+// two packages' call traces.
 // abort and tpc_abort never throw; a failure they report is logged and the clean-up goes on
 // with the next RM.
 //

@@ -1,0 +1,354 @@
+#!/usr/bin/python3
+"""The reference traces for tests/conformance/test_zope_traces.cpp.
+
+Runs each scenario with the Zope `transaction` package (Debian python3-transaction, run with
+the system /usr/bin/python3) and prints one line per scenario:
+
+    <scenario>: <event> <event> ...
+
+An event is "<dm>.<call>" for a data manager's call (a, b, c; sortKey = the name), or
+"sync.<call>" for the synchronizer, "hook.<name>" for a hook, "app.<what>" for what the
+application saw. The C++ test runs the same scenarios through xact and compares.
+
+Usage: zope_traces.py [scenario ...]    (default: every scenario)
+"""
+import sys
+
+import transaction
+from transaction.interfaces import TransientError
+
+
+class Failure(Exception):
+    """What a data manager or hook throws when told to fail."""
+
+
+class Log:
+    def __init__(self):
+        self.events = []
+
+    def add(self, event):
+        self.events.append(event)
+
+
+class DataManager:
+    """Records every call; fails at `fail_at` (a call name) when told to."""
+
+    def __init__(self, name, log, fail_at=None, retry=False):
+        self.name = name
+        self.log = log
+        self.fail_at = fail_at
+        self.fail_times = 1
+        self.retry = retry
+
+    def _call(self, call):
+        self.log.add("%s.%s" % (self.name, call))
+        if self.fail_at == call and self.fail_times > 0:
+            self.fail_times -= 1
+            raise Failure("%s.%s failed" % (self.name, call))
+
+    def sortKey(self):
+        return self.name
+
+    def abort(self, txn):
+        self._call("abort")
+
+    def tpc_begin(self, txn):
+        self._call("tpc_begin")
+
+    def commit(self, txn):
+        self._call("commit")
+
+    def tpc_vote(self, txn):
+        self._call("tpc_vote")
+
+    def tpc_finish(self, txn):
+        self._call("tpc_finish")
+
+    def tpc_abort(self, txn):
+        self._call("tpc_abort")
+
+    def savepoint(self):
+        self._call("savepoint")
+        return _Savepoint(self)
+
+    def should_retry(self, error):
+        return self.retry and isinstance(error, Failure)
+
+
+class _Savepoint:
+    def __init__(self, dm):
+        self.dm = dm
+
+    def rollback(self):
+        self.dm.log.add("%s.savepoint_rollback" % self.dm.name)
+
+
+class Synchronizer:
+    def __init__(self, log):
+        self.log = log
+
+    def newTransaction(self, txn):
+        self.log.add("sync.new_transaction")
+
+    def beforeCompletion(self, txn):
+        self.log.add("sync.before_completion")
+
+    def afterCompletion(self, txn):
+        self.log.add("sync.after_completion")
+
+
+def add_hooks(txn, log, abort_hooks=True):
+    txn.addBeforeCommitHook(lambda: log.add("hook.before_commit"))
+    txn.addAfterCommitHook(lambda ok: log.add("hook.after_commit:%s" % str(ok).lower()))
+    if abort_hooks:
+        txn.addBeforeAbortHook(lambda: log.add("hook.before_abort"))
+        txn.addAfterAbortHook(lambda: log.add("hook.after_abort"))
+
+
+def commit_and_note(tm, log):
+    """commit(); a failure is noted and followed by abort(), as an application does."""
+    try:
+        tm.commit()
+        log.add("app.committed")
+    except Exception:  # the trace says what happened
+        log.add("app.commit_failed")
+        tm.abort()
+        log.add("app.aborted")
+
+
+# --- scenarios: each takes a fresh manager (a synchronizer registered) and the log -------------
+
+def commit(tm, log):
+    txn = tm.begin()
+    add_hooks(txn, log, abort_hooks=False)
+    txn.join(DataManager("b", log))
+    txn.join(DataManager("a", log))
+    commit_and_note(tm, log)
+
+
+def commit_one(tm, log):
+    txn = tm.begin()
+    txn.join(DataManager("a", log))
+    commit_and_note(tm, log)
+
+
+def commit_none(tm, log):
+    txn = tm.begin()
+    add_hooks(txn, log, abort_hooks=False)
+    commit_and_note(tm, log)
+
+
+def abort(tm, log):
+    txn = tm.begin()
+    add_hooks(txn, log, abort_hooks=False)
+    txn.join(DataManager("b", log))
+    txn.join(DataManager("a", log))
+    tm.abort()
+    log.add("app.aborted")
+
+
+def abort_with_abort_hooks(tm, log):
+    txn = tm.begin()
+    add_hooks(txn, log)
+    txn.join(DataManager("b", log))
+    txn.join(DataManager("a", log))
+    tm.abort()
+    log.add("app.aborted")
+
+
+def begin_aborts_open(tm, log):
+    txn = tm.begin()
+    txn.join(DataManager("a", log))
+    tm.begin()
+    log.add("app.begun")
+    tm.abort()
+
+
+def _failing(step, who):
+    def scenario(tm, log):
+        txn = tm.begin()
+        add_hooks(txn, log, abort_hooks=False)
+        txn.join(DataManager("b", log, fail_at=step if who == "b" else None))
+        txn.join(DataManager("a", log, fail_at=step if who == "a" else None))
+        commit_and_note(tm, log)
+    return scenario
+
+
+def before_commit_hook_fails(tm, log):
+    txn = tm.begin()
+    txn.join(DataManager("b", log))
+    txn.join(DataManager("a", log))
+
+    def hook():
+        log.add("hook.before_commit")
+        raise Failure("hook failed")
+    txn.addBeforeCommitHook(hook)
+    commit_and_note(tm, log)
+
+
+def hook_joins(tm, log):
+    txn = tm.begin()
+    txn.join(DataManager("b", log))
+
+    def hook():
+        log.add("hook.before_commit")
+        txn.join(DataManager("a", log))
+    txn.addBeforeCommitHook(hook)
+    commit_and_note(tm, log)
+
+
+def doomed(tm, log):
+    txn = tm.begin()
+    txn.join(DataManager("a", log))
+    txn.doom()
+    commit_and_note(tm, log)
+
+
+def savepoint_rollback(tm, log):
+    txn = tm.begin()
+    txn.join(DataManager("b", log))
+    txn.join(DataManager("a", log))
+    sp = txn.savepoint()
+    log.add("app.savepoint")
+    sp.rollback()
+    log.add("app.rolled_back")
+    commit_and_note(tm, log)
+
+
+def savepoint_rollback_later_joiners(tm, log):
+    txn = tm.begin()
+    txn.join(DataManager("b", log))
+    sp = txn.savepoint()
+    log.add("app.savepoint")
+    txn.join(DataManager("c", log))
+    txn.join(DataManager("a", log))
+    sp.rollback()
+    log.add("app.rolled_back")
+    commit_and_note(tm, log)
+
+
+def hooks_add_hooks(tm, log):
+    txn = tm.begin()
+    txn.join(DataManager("a", log))
+
+    def before_commit():
+        log.add("hook.before_commit")
+        txn.addBeforeCommitHook(lambda: log.add("hook.before_commit_added"))
+
+    def after_commit(ok):
+        log.add("hook.after_commit:%s" % str(ok).lower())
+        txn.addAfterCommitHook(lambda ok: log.add("hook.after_commit_added:%s" % str(ok).lower()))
+    txn.addBeforeCommitHook(before_commit)
+    txn.addAfterCommitHook(after_commit)
+    commit_and_note(tm, log)
+
+
+def abort_hooks_add_hooks(tm, log):
+    txn = tm.begin()
+
+    def before_abort():
+        log.add("hook.before_abort")
+        txn.addBeforeAbortHook(lambda: log.add("hook.before_abort_added"))
+
+    def after_abort():
+        log.add("hook.after_abort")
+        txn.addAfterAbortHook(lambda: log.add("hook.after_abort_added"))
+    txn.addBeforeAbortHook(before_abort)
+    txn.addAfterAbortHook(after_abort)
+    tm.abort()
+    log.add("app.aborted")
+
+
+def abort_hooks_on_failed_commit(tm, log):
+    txn = tm.begin()
+    add_hooks(txn, log)
+    txn.join(DataManager("b", log, fail_at="tpc_vote"))
+    txn.join(DataManager("a", log))
+    commit_and_note(tm, log)
+
+
+def savepoint_nested(tm, log):
+    txn = tm.begin()
+    txn.join(DataManager("a", log))
+    sp1 = txn.savepoint()
+    sp2 = txn.savepoint()
+    log.add("app.savepoints")
+    sp1.rollback()
+    log.add("app.rolled_back")
+    try:
+        sp2.rollback()
+        log.add("app.rolled_back")
+    except Exception:
+        log.add("app.invalid_savepoint")
+    commit_and_note(tm, log)
+
+
+def retry_transient(tm, log):
+    attempts = [0]
+
+    def work():
+        attempts[0] += 1
+        log.add("app.attempt")
+        tm.get().join(DataManager("a", log))
+        if attempts[0] == 1:
+            raise TransientError("try again")
+    tm.run(work, 3)
+    log.add("app.committed")
+
+
+def retry_vote_conflict(tm, log):
+    dms = {}
+
+    def work():
+        log.add("app.attempt")
+        if "b" not in dms:  # b's first vote fails; b says that is worth a retry
+            dms["b"] = DataManager("b", log, fail_at="tpc_vote", retry=True)
+        tm.get().join(dms["b"])
+        tm.get().join(DataManager("a", log))
+    tm.run(work, 3)
+    log.add("app.committed")
+
+
+SCENARIOS = {
+    "commit": commit,
+    "commit_one": commit_one,
+    "commit_none": commit_none,
+    "abort": abort,
+    "abort_with_abort_hooks": abort_with_abort_hooks,
+    "begin_aborts_open": begin_aborts_open,
+    "tpc_begin_fails": _failing("tpc_begin", "b"),
+    "commit_fails": _failing("commit", "a"),
+    "vote_fails": _failing("tpc_vote", "b"),
+    "finish_fails": _failing("tpc_finish", "a"),
+    "before_commit_hook_fails": before_commit_hook_fails,
+    "hook_joins": hook_joins,
+    "doomed": doomed,
+    "savepoint_rollback": savepoint_rollback,
+    "savepoint_rollback_later_joiners": savepoint_rollback_later_joiners,
+    "hooks_add_hooks": hooks_add_hooks,
+    "abort_hooks_add_hooks": abort_hooks_add_hooks,
+    "abort_hooks_on_failed_commit": abort_hooks_on_failed_commit,
+    "savepoint_nested": savepoint_nested,
+    "retry_transient": retry_transient,
+    "retry_vote_conflict": retry_vote_conflict,
+}
+
+
+def main(argv):
+    names = argv[1:] or list(SCENARIOS)
+    for name in names:
+        if name not in SCENARIOS:
+            sys.stderr.write("zope_traces.py: no scenario %r (have: %s)\n"
+                             % (name, ", ".join(SCENARIOS)))
+            return 2
+        log = Log()
+        tm = transaction.TransactionManager()
+        sync = Synchronizer(log)  # the manager holds synchronizers weakly
+        tm.registerSynch(sync)
+        SCENARIOS[name](tm, log)
+        print("%s: %s" % (name, " ".join(log.events)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
