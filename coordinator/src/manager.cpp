@@ -101,6 +101,21 @@ void BasicTransactionManager::register_synchronizer(std::shared_ptr<Synchronizer
   }
   next->push_back(s);
   synchronizers_ = std::move(next);
+  // As in Zope, a synchronizer registered while a transaction is open hears of that
+  // transaction: new_transaction now, then its completion. (From a callback of the running
+  // begin(), commit() or abort() it starts with the next transaction.)
+  if (is_open(current_) && current_->phase_ == Transaction::Phase::idle) {
+    current_->synchronizers_ = synchronizers_;
+    auto txn = current_;
+    txn->phase_ = Transaction::Phase::beginning;
+    try {
+      s->new_transaction(*txn);
+    } catch (...) {
+      log(LogLevel::error,
+          "synchronizer new_transaction failed: " + error_message(std::current_exception()));
+    }
+    txn->phase_ = Transaction::Phase::idle;
+  }
 }
 
 void BasicTransactionManager::unregister_synchronizer(const Synchronizer& s) {
@@ -111,6 +126,11 @@ void BasicTransactionManager::unregister_synchronizer(const Synchronizer& s) {
     if (locked && locked.get() != &s) next->push_back(w);
   }
   synchronizers_ = std::move(next);
+  // Nor is it told of the open transaction's completion (as in Zope), unless a callback of
+  // that transaction's begin(), commit() or abort() unregisters it.
+  if (is_open(current_) && current_->phase_ == Transaction::Phase::idle) {
+    current_->synchronizers_ = synchronizers_;
+  }
 }
 
 // ---- ThreadTransactionManager ------------------------------------------------------------

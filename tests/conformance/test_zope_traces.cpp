@@ -20,6 +20,11 @@
 //       after the decision, and reports the commit as failed).
 //   R5  an exception from a before-commit hook fails the commit (Zope 3.0 swallows it: a
 //       `return` in a `finally` of Transaction._call_hooks).
+//   R6  a savepoint that cannot be taken is refused before anything is asked and changes
+//       nothing (Zope fails the whole transaction).
+// Not compared: Zope's get() opens a transaction without telling the synchronizers
+// (new_transaction); xact's get() begins one like begin() does, so every transaction is
+// announced.
 //
 // Needs /usr/bin/python3 with the `transaction` package (scripts/install-deps.sh test installs
 // python3-transaction): without it the test is skipped, or fails under CI=true.
@@ -100,13 +105,15 @@ const Reference& reference() {
 
 class TraceSynchronizer final : public Synchronizer {
  public:
-  explicit TraceSynchronizer(std::shared_ptr<CallLog> log) : log_(std::move(log)) {}
-  void new_transaction(Transaction&) override { log_->add("sync.new_transaction"); }
-  void before_completion(Transaction&) override { log_->add("sync.before_completion"); }
-  void after_completion(Transaction&) override { log_->add("sync.after_completion"); }
+  explicit TraceSynchronizer(std::shared_ptr<CallLog> log, std::string name = "sync")
+      : log_(std::move(log)), name_(std::move(name)) {}
+  void new_transaction(Transaction&) override { log_->add(name_ + ".new_transaction"); }
+  void before_completion(Transaction&) override { log_->add(name_ + ".before_completion"); }
+  void after_completion(Transaction&) override { log_->add(name_ + ".after_completion"); }
 
  private:
   std::shared_ptr<CallLog> log_;
+  std::string name_;
 };
 
 // One scenario's world: a non-explicit manager (begin() aborts an open transaction, as Zope's
@@ -128,6 +135,7 @@ class World {
   }
   BasicTransactionManager& tm() { return tm_; }
   void note(const std::string& event) { log_->add(event); }
+  const std::shared_ptr<CallLog>& log() const { return log_; }
   std::shared_ptr<RecordingResource> dm(const std::string& name, RecordingOptions o = {}) {
     return std::make_shared<RecordingResource>(name, log_, std::move(o));
   }
@@ -302,6 +310,41 @@ Trace run_xact(const std::string& scenario) {
       w.note("app.invalid_savepoint");
     }
     w.commit_and_note();
+  } else if (scenario == "synchronizer_registered_in_transaction") {
+    auto& txn = w.tm().begin();
+    World::work(txn, w.dm("a"));
+    auto sync2 = std::make_shared<TraceSynchronizer>(w.log(), "sync2");
+    w.tm().register_synchronizer(sync2);
+    w.note("app.registered");
+    w.commit_and_note();
+    w.tm().begin();
+    w.tm().abort();
+    w.tm().unregister_synchronizer(*sync2);
+  } else if (scenario == "synchronizer_unregistered_in_transaction") {
+    auto sync2 = std::make_shared<TraceSynchronizer>(w.log(), "sync2");
+    w.tm().register_synchronizer(sync2);
+    auto& txn = w.tm().begin();
+    World::work(txn, w.dm("a"));
+    w.tm().unregister_synchronizer(*sync2);
+    w.note("app.unregistered");
+    w.commit_and_note();
+  } else if (scenario == "savepoint_unsupported") {
+    auto& txn = w.tm().begin();
+    World::work(txn, w.dm("b"));
+    World::work(txn, w.dm("a", {.savepoints = false}));
+    try {
+      txn.savepoint();
+      w.note("app.savepoint");
+    } catch (const UsageError&) {
+      w.note("app.savepoint_refused");
+    }
+    w.commit_and_note();
+  } else if (scenario == "join_twice") {
+    auto& txn = w.tm().begin();
+    auto a = w.dm("a");
+    World::work(txn, a);
+    txn.join(a);
+    w.commit_and_note();
   } else if (scenario == "retry_transient") {
     int attempts = 0;
     run(
@@ -353,21 +396,21 @@ Trace apply_rules(const Trace& zope) {
   Trace out;
   std::set<std::string> begun;
   std::set<std::string> aborted;
-  bool completed = false;
+  std::set<std::string> completed;  // synchronizers told after_completion
   for (const auto& e : zope) {
     if (e == "sync.new_transaction") {
       begun.clear();
       aborted.clear();
-      completed = false;
+      completed.clear();
     }
     const auto dot = e.find('.');
     const std::string who = e.substr(0, dot);
     const std::string call = e.substr(dot + 1);
     if (call == "tpc_begin") begun.insert(who);
     if (call == "abort" && (begun.count(who) != 0 || !aborted.insert(who).second)) continue;
-    if (who == "sync" && (call == "before_completion" || call == "after_completion")) {
-      if (completed) continue;
-      if (call == "after_completion") completed = true;
+    if (call == "before_completion" || call == "after_completion") {
+      if (completed.count(who) != 0) continue;
+      if (call == "after_completion") completed.insert(who);
     }
     out.push_back(e);
   }
@@ -375,27 +418,20 @@ Trace apply_rules(const Trace& zope) {
 }
 
 // The scenarios where xact's trace is Zope's after R1-R3.
-const std::vector<std::string> kAgreeing = {"commit",
-                                            "commit_one",
-                                            "commit_none",
-                                            "abort",
-                                            "abort_with_abort_hooks",
-                                            "begin_aborts_open",
-                                            "tpc_begin_fails",
-                                            "commit_fails",
-                                            "vote_fails",
-                                            "hook_joins",
-                                            "hooks_add_hooks",
-                                            "abort_hooks_add_hooks",
-                                            "doomed",
-                                            "savepoint_rollback",
-                                            "savepoint_rollback_later_joiners",
-                                            "savepoint_nested",
-                                            "retry_transient",
-                                            "retry_vote_conflict"};
+const std::vector<std::string> kAgreeing = {
+    // clang-format off
+    "commit", "commit_one", "commit_none", "abort", "abort_with_abort_hooks",
+    "begin_aborts_open", "tpc_begin_fails", "commit_fails", "vote_fails", "hook_joins",
+    "hooks_add_hooks", "abort_hooks_add_hooks", "doomed", "savepoint_rollback",
+    "savepoint_rollback_later_joiners", "savepoint_nested",
+    "synchronizer_registered_in_transaction", "synchronizer_unregistered_in_transaction",
+    "retry_transient", "retry_vote_conflict",
+    // clang-format on
+};
 // The scenarios with a rule of their own (tests below).
 const std::vector<std::string> kDiffering = {"finish_fails", "before_commit_hook_fails",
-                                             "abort_hooks_on_failed_commit"};
+                                             "abort_hooks_on_failed_commit",
+                                             "savepoint_unsupported", "join_twice"};
 
 const Trace& zope(const std::string& scenario) {
   static const Trace none;
@@ -466,6 +502,31 @@ TEST_F(ZopeTraces, R5_AFailingBeforeCommitHookFailsTheCommit) {
   EXPECT_EQ(show(run_xact("before_commit_hook_fails")),
             "sync.new_transaction hook.before_commit a.abort b.abort sync.after_completion "
             "app.commit_failed app.aborted");
+}
+
+// R6: a savepoint that cannot be taken (a participant without savepoint support) is refused
+// before any participant is asked, and changes nothing: the transaction goes on and commits.
+// Zope asks the others first, then aborts and tpc_aborts every manager and fails the
+// transaction.
+TEST_F(ZopeTraces, R6_ARefusedSavepointChangesNothing) {
+  const Trace& z = zope("savepoint_unsupported");
+  EXPECT_TRUE(contains(z, "b.tpc_abort a.tpc_abort app.savepoint_refused app.commit_failed"))
+      << "the reference no longer fails the transaction: " << show(z);
+  EXPECT_EQ(show(run_xact("savepoint_unsupported")),
+            "sync.new_transaction app.savepoint_refused sync.before_completion a.tpc_begin "
+            "b.tpc_begin a.commit b.commit a.tpc_vote b.tpc_vote a.tpc_finish b.tpc_finish "
+            "sync.after_completion app.committed");
+}
+
+// R2, joining twice: a second join of the same manager is a no-op, so it sees each call once.
+// Zope lists it twice and calls it twice at every step.
+TEST_F(ZopeTraces, R2_JoiningTwiceIsOneParticipant) {
+  const Trace& z = zope("join_twice");
+  EXPECT_TRUE(contains(z, "a.tpc_begin a.tpc_begin"))
+      << "the reference no longer calls a twice: " << show(z);
+  EXPECT_EQ(show(run_xact("join_twice")),
+            "sync.new_transaction sync.before_completion a.tpc_begin a.commit a.tpc_vote "
+            "a.tpc_finish sync.after_completion app.committed");
 }
 
 // R3, with abort hooks: a failed commit rolls back by itself, so its abort hooks run then, around

@@ -75,6 +75,15 @@ class DataManager:
         return self.retry and isinstance(error, Failure)
 
 
+class NoSavepointDataManager(DataManager):
+    """A data manager without savepoint support."""
+
+    def __getattribute__(self, name):
+        if name == "savepoint":
+            raise AttributeError(name)
+        return object.__getattribute__(self, name)
+
+
 class _Savepoint:
     def __init__(self, dm):
         self.dm = dm
@@ -283,6 +292,59 @@ def savepoint_nested(tm, log):
     commit_and_note(tm, log)
 
 
+class Synchronizer2(Synchronizer):
+    def newTransaction(self, txn):
+        self.log.add("sync2.new_transaction")
+
+    def beforeCompletion(self, txn):
+        self.log.add("sync2.before_completion")
+
+    def afterCompletion(self, txn):
+        self.log.add("sync2.after_completion")
+
+
+def synchronizer_registered_in_transaction(tm, log):
+    txn = tm.begin()
+    txn.join(DataManager("a", log))
+    sync2 = Synchronizer2(log)
+    tm.registerSynch(sync2)
+    log.add("app.registered")
+    commit_and_note(tm, log)
+    tm.begin()
+    tm.abort()
+    tm.unregisterSynch(sync2)
+
+
+def synchronizer_unregistered_in_transaction(tm, log):
+    sync2 = Synchronizer2(log)
+    tm.registerSynch(sync2)
+    txn = tm.begin()
+    txn.join(DataManager("a", log))
+    tm.unregisterSynch(sync2)
+    log.add("app.unregistered")
+    commit_and_note(tm, log)
+
+
+def savepoint_unsupported(tm, log):
+    txn = tm.begin()
+    txn.join(DataManager("b", log))
+    txn.join(NoSavepointDataManager("a", log))
+    try:
+        txn.savepoint()
+        log.add("app.savepoint")
+    except Exception:
+        log.add("app.savepoint_refused")
+    commit_and_note(tm, log)
+
+
+def join_twice(tm, log):
+    txn = tm.begin()
+    a = DataManager("a", log)
+    txn.join(a)
+    txn.join(a)
+    commit_and_note(tm, log)
+
+
 def retry_transient(tm, log):
     attempts = [0]
 
@@ -329,6 +391,10 @@ SCENARIOS = {
     "abort_hooks_add_hooks": abort_hooks_add_hooks,
     "abort_hooks_on_failed_commit": abort_hooks_on_failed_commit,
     "savepoint_nested": savepoint_nested,
+    "synchronizer_registered_in_transaction": synchronizer_registered_in_transaction,
+    "synchronizer_unregistered_in_transaction": synchronizer_unregistered_in_transaction,
+    "savepoint_unsupported": savepoint_unsupported,
+    "join_twice": join_twice,
     "retry_transient": retry_transient,
     "retry_vote_conflict": retry_vote_conflict,
 }

@@ -6,8 +6,11 @@ namespace xact {
 
 class Transaction;
 
-/// Told about the transactions of the manager it is registered with. Must not throw; an
-/// exception is logged and ignored (except from before_completion at commit: it fails the commit).
+/// Told about the transactions of the manager it is registered with; registered while a
+/// transaction is open, it is told new_transaction at once and then that transaction's
+/// completion, and unregistered while one is open, it hears no more of it (Zope's rules). Must
+/// not throw; an exception is logged and ignored (except from before_completion at commit: it
+/// fails the commit).
 /// What a callback may call on the transaction (and on the manager) is tabled in
 /// <xact/transaction.hpp>: e.g. new_transaction and before_completion may join and doom, no
 /// callback may commit or begin().

@@ -35,6 +35,7 @@ std::string describe_object(const Persistent& o) {
 class Connection::Sync final : public Synchronizer {
  public:
   explicit Sync(Connection* c) : conn_(c) {}
+  void attach(Connection* c) { conn_ = c; }
   void new_transaction(Transaction&) override {
     if (conn_ && !conn_->bound_) conn_->new_transaction();
   }
@@ -163,8 +164,12 @@ void Connection::opened(TransactionManager* manager, std::shared_ptr<ConnectionS
       set_ = std::make_shared<ConnectionSet>(std::move(dbs));
       set_->primary_ = this;
     }
-    sync_ = std::make_shared<Sync>(this);
+    // Registered before it is attached: a manager with an open transaction tells a new
+    // synchronizer new_transaction at once, and the snapshot is taken here, once (a second
+    // request in the same transaction would move a connection set's common point).
+    sync_ = std::make_shared<Sync>(nullptr);
     manager_->register_synchronizer(sync_);
+    sync_->attach(this);
     apply_invalidations();
   }
 }
