@@ -195,7 +195,8 @@ Pair several_writes(
         for (const std::string& name : *names) rm->set(txn, sid, name, v);
         txn.commit();
       },
-      k};
+      k,
+      &sessions};
 }
 
 // A participant that does nothing: begin + join + commit with it is the coordinator's own
