@@ -190,7 +190,9 @@ TEST_P(DatabasesCrashPoint, RecoveryLeavesBothDatabasesAndSqliteAllOrNothing) {
   bank.expect_consistent(bank.seen(), expected, report.describe());
   EXPECT_TRUE(bank.main->recover(bank.log->node_id()).empty()) << "main is still prepared";
   EXPECT_TRUE(bank.ledger->recover(bank.log->node_id()).empty()) << "ledger is still prepared";
-  if (bank.sql) EXPECT_TRUE(bank.sql->decisions().empty()) << report.describe();
+  if (bank.sql) {
+    EXPECT_TRUE(bank.sql->decisions().empty()) << report.describe();
+  }
 
   const RecoveryReport again = recovery.run();
   for (const auto& a : again.actions) {

@@ -190,17 +190,17 @@ struct MyIsamSessionStore::Impl {
   // before_version, fenced_at_us) of an entry.
   static void fence_params(sql::Params& p, const std::optional<Fence>& f) {
     if (!f) {
-      for (int i = 0; i < 6; ++i) p.add(sql::Value());
+      static const sql::Value null;
+      for (int i = 0; i < 6; ++i) p.add(null);
       return;
     }
-    std::optional<sql::Bytes> before;
-    std::optional<std::int64_t> before_version;
-    if (f->before_value) {
-      before = bytes(*f->before_value);
-      before_version = i64(f->before_version);
-    }
     p.add(key(f->owner.node())).add(key(f->owner.bytes())).add(i64(f->owner_version));
-    p.add(before).add(before_version).add(f->fenced_at_us);
+    if (f->before_value) {
+      p.add(bytes(*f->before_value)).add(i64(f->before_version));
+    } else {
+      p.add(sql::Value()).add(sql::Value());
+    }
+    p.add(f->fenced_at_us);
   }
   static sql::Value owner_of(const std::optional<Entry>& e) {
     if (e && e->fence) return key(e->fence->owner.bytes());
