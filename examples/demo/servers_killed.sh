@@ -92,9 +92,10 @@ servers() { "$XACT_SERVERS_SCRIPT" "$1" "$XACT_SERVERS_DIR"; }
 
 [[ -n $seed ]] || seed=$(((RANDOM << 15 | RANDOM) % 1000000))
 RANDOM=$seed
-# The load runs `window` seconds (both runs with --crash); the events fall in [0.5, window - 1.5]
-# seconds after the load started, in tenths of a second.
-window=$((crash ? 2 * seconds : seconds))
+# The events fall in [0.5, window - 1.5] seconds after the load started, in tenths of a second.
+# With --crash, run 1 usually dies at its crash point within a second or two (hit 1-50 of a step,
+# at hundreds of commits a second) and run 2 then loads for `seconds`: the window is that long.
+window=$((crash ? seconds + 2 : seconds))
 span=$((window * 10 - 20))
 at() { echo $((5 + RANDOM % span)); }
 outage_server=$((RANDOM % 2 ? 1 : 0))
@@ -147,7 +148,7 @@ for e in "${events[@]}"; do
   now_tenths=$((($(date +%s%N) - start_ns) / 100000000))
   [[ $t -gt $now_tenths ]] && sleep "$(((t - now_tenths) / 10)).$(((t - now_tenths) % 10))"
   kill -0 "$demo_pid" 2>/dev/null || {
-    say "the demo ended before $what"
+    say "the demo ended before $what: not run"
     break
   }
   now_tenths=$((($(date +%s%N) - start_ns) / 100000000))
