@@ -651,29 +651,6 @@ CheckResult App::check() {
        "session values = sessions database = committed updates: " + std::to_string(counted.size()) +
            " sessions, " + std::to_string(updates) + " updates" + detail);
 
-  // Nothing of this process's transactions is left unfinished: the re-driver owes nothing, no
-  // branch of this node is prepared in the SQL store, no session value is fenced by one.
-  std::vector<xact::Xid> prepared;
-  std::vector<xact::Xid> fenced;
-  when_reachable("the servers (prepared branches, fenced values)", waits, [&] {
-    prepared = sql_->recover(log_->node_id());
-    fenced = sessions_->recover(log_->node_id());
-  });
-  said();
-  const std::vector<xact::Redriver::Owed> owed = redriver.owed();
-  detail.clear();
-  for (const auto& o : owed) {
-    detail += "; owed to " + o.resource + " (" + (o.commit ? "commit" : "rollback") + ", " +
-              std::to_string(o.attempts) + " attempts): " + o.last_error;
-  }
-  for (const auto& x : prepared) detail += "; prepared " + x.to_gid();
-  for (const auto& x : fenced) detail += "; fenced by " + x.gtrid.to_hex();
-  line(owed.empty() && prepared.empty() && fenced.empty(),
-       "nothing left unfinished: the re-driver owes " + std::to_string(owed.size()) + ", " +
-           std::to_string(prepared.size()) + " branches prepared in " + sql_->resource_name() +
-           ", " + std::to_string(fenced.size()) + " transactions with fenced session values" +
-           detail);
-
   // No object of main refers into sessions: every current record of main, decoded.
   std::int64_t objects = 0;
   std::int64_t into_sessions = 0;
@@ -709,6 +686,29 @@ CheckResult App::check() {
            (refusal.empty() ? std::string("it was NOT refused")
                             : refusal.substr(0, refusal.find(';'))) +
            ")" + (written ? ", but it was written" : ""));
+
+  // Nothing of this process's transactions is left unfinished: the re-driver owes nothing, no
+  // branch of this node is prepared in the SQL store, no session value is fenced by one.
+  std::vector<xact::Xid> prepared;
+  std::vector<xact::Xid> fenced;
+  when_reachable("the servers (prepared branches, fenced values)", waits, [&] {
+    prepared = sql_->recover(log_->node_id());
+    fenced = sessions_->recover(log_->node_id());
+  });
+  said();
+  const std::vector<xact::Redriver::Owed> owed = redriver.owed();
+  detail.clear();
+  for (const auto& o : owed) {
+    detail += "; owed to " + o.resource + " (" + (o.commit ? "commit" : "rollback") + ", " +
+              std::to_string(o.attempts) + " attempts): " + o.last_error;
+  }
+  for (const auto& x : prepared) detail += "; prepared " + x.to_gid();
+  for (const auto& x : fenced) detail += "; fenced by " + x.gtrid.to_hex();
+  line(owed.empty() && prepared.empty() && fenced.empty(),
+       "nothing left unfinished: the re-driver owes " + std::to_string(owed.size()) + ", " +
+           std::to_string(prepared.size()) + " branches prepared in " + sql_->resource_name() +
+           ", " + std::to_string(fenced.size()) + " transactions with fenced session values" +
+           detail);
   return r;
 }
 
