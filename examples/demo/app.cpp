@@ -6,9 +6,11 @@
 #include <xact/objectstore/errors.hpp>
 #include <xact/objectstore/file_storage.hpp>
 #include <xact/objectstore/memory_storage.hpp>
+#include <xact/redriver.hpp>
 #include <xact/retry.hpp>
 #include <xact/sessions/memory_session_store.hpp>
 #include <xact/sheets/sheet_owner.hpp>
+#include <xact/sql/errors.hpp>
 #include <xact/sqlite/sqlite_resource.hpp>
 #if defined(XACT_DEMO_WITH_POSTGRES)
 #include <xact/postgres/postgres_resource.hpp>
@@ -19,11 +21,14 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <map>
 #include <random>
 #include <set>
+#include <thread>
 
 namespace demo {
 namespace {
@@ -174,6 +179,64 @@ std::string choose_sheet_name(const std::filesystem::path& dir, bool on_server) 
   name = std::string("demo_profile_") + hex;
   std::ofstream(file) << name << "\n";
   return name;
+}
+
+// A server that does not answer (killed and restarting, down for a while) is waited for this
+// long before the failure is reported: longer than a crash restart of either server takes (2-5
+// s here, PostgreSQL's crash recovery included), short enough for a test's timeout.
+constexpr auto kServerWait = std::chrono::seconds(30);
+
+// Whether `error` says a server did not answer: the SQL adapters and the MyISAM session store
+// map a refused or cut connection to ConnectionLost. Anything else is reported at once.
+bool server_unreachable(const std::exception_ptr& error) noexcept {
+  try {
+    std::rethrow_exception(error);
+  } catch (const xact::sql::ConnectionLost&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+std::string seconds_since(std::chrono::steady_clock::time_point t0) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f s",
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  return buf;
+}
+
+// Runs `fn` again (backing off from 50 ms to 1 s) while it fails because a server does not
+// answer, for up to kServerWait; after that, or for any other error, the error goes to the
+// caller. A wait is noted in `waits` ("waited 2.3 s for <what>: <the first error>"), so that the
+// output says why the demo paused; `fn` must be safe to run again (reads, idempotent set-up).
+template <class F>
+void when_reachable(const std::string& what, std::vector<std::string>& waits, F&& fn) {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::string first_error;
+  for (auto backoff = std::chrono::milliseconds(50);;
+       backoff = std::min(backoff * 2, std::chrono::milliseconds(1000))) {
+    try {
+      fn();
+      if (!first_error.empty()) {
+        waits.push_back("waited " + seconds_since(t0) + " for " + what + ": " + first_error);
+      }
+      return;
+    } catch (...) {
+      const std::exception_ptr e = std::current_exception();
+      if (!server_unreachable(e) || std::chrono::steady_clock::now() - t0 >= kServerWait) {
+        if (!first_error.empty()) {
+          waits.push_back("waited " + seconds_since(t0) + " for " + what +
+                          " in vain: " + xact::error_message(e));
+        }
+        throw;
+      }
+      if (first_error.empty()) {
+        first_error = xact::error_message(e);
+        first_error = first_error.substr(0, first_error.find('\n'));
+      }
+    }
+    std::this_thread::sleep_for(backoff);
+  }
 }
 
 std::string account_key(int i) { return "account:" + std::to_string(i); }
@@ -336,7 +399,8 @@ App::App(AppOptions options) : options_(std::move(options)) {
     mo.connect.password = server_env("XACT_MYSQL_PASSWORD");
     mo.connect.database = server_env("XACT_MYSQL_DB");
     mo.table = "xact_demo_sessions";
-    session_store = xact::mysql::MyIsamSessionStore::open(mo);
+    when_reachable("MariaDB (the session table)", start_waits_,
+                   [&] { session_store = xact::mysql::MyIsamSessionStore::open(mo); });
     stores_ += ", sessions in MariaDB/MySQL (MyISAM table xact_demo_sessions)";
     sessions_persist = true;
   }
@@ -358,10 +422,30 @@ App::App(AppOptions options) : options_(std::move(options)) {
   recovery.register_resource(sessions_db_->recovery_target());
   recovery.register_resource(sql_);
   recovery.register_resource(sessions_);
-  const xact::RecoveryReport report = recovery.run();
+  // A server that does not answer leaves its branches owed: run again until it does (a server
+  // restarting while this process starts), for up to kServerWait; what is still owed then is
+  // reported INCOMPLETE (a FAIL).
+  const auto t0 = std::chrono::steady_clock::now();
+  xact::RecoveryReport report = recovery.run();
+  std::vector<xact::RecoveryAction> actions = report.actions;
+  std::string first_owed;
+  for (auto backoff = std::chrono::milliseconds(50);
+       !report.complete() && std::chrono::steady_clock::now() - t0 < kServerWait;
+       backoff = std::min(backoff * 2, std::chrono::milliseconds(1000))) {
+    if (first_owed.empty()) {
+      first_owed = report.owed.front().resource + ": " + report.owed.front().reason;
+      first_owed = first_owed.substr(0, first_owed.find('\n'));
+    }
+    std::this_thread::sleep_for(backoff);
+    report = recovery.run();
+    actions.insert(actions.end(), report.actions.begin(), report.actions.end());
+  }
+  if (!first_owed.empty()) {
+    start_waits_.push_back("recovery waited " + seconds_since(t0) + " for " + first_owed);
+  }
   // One line: how many branches each kind of action decided ("2 commit (objects:main), ...").
   std::map<std::string, std::pair<int, std::set<std::string>>> kinds;
-  for (const auto& a : report.actions) {
+  for (const auto& a : actions) {
     auto& k = kinds[std::string(xact::to_string(a.kind))];
     ++k.first;
     if (!a.resource.empty()) k.second.insert(a.resource);
@@ -389,7 +473,7 @@ App::App(AppOptions options) : options_(std::move(options)) {
                         .nullable = false,
                         .default_value = 0},
                    }});
-  sheets_->ensure(sheet_);
+  when_reachable("PostgreSQL (the sheet table)", start_waits_, [&] { sheets_->ensure(sheet_); });
 
   // In-memory sessions die with the process: each start has sessions of its own. A MyISAM
   // store keeps them, so the directory keeps their ids and every start checks them all.
@@ -450,12 +534,17 @@ App::App(AppOptions options) : options_(std::move(options)) {
 App::~App() = default;
 
 void App::drop_server_data() {
+  std::vector<std::string> waits;
   if (sql_on_server_) {
-    auto c = plain_();
-    c->execute("DROP TABLE IF EXISTS " + sheet_);
-    c->execute("DELETE FROM xact_sheet_catalog WHERE sheet = $1", {sheet_});
+    when_reachable("PostgreSQL", waits, [&] {
+      auto c = plain_();
+      c->execute("DROP TABLE IF EXISTS " + sheet_);
+      c->execute("DELETE FROM xact_sheet_catalog WHERE sheet = $1", {sheet_});
+    });
   }
-  for (const auto& sid : session_ids_) sessions_->store().invalidate(sid);
+  when_reachable("the session store", waits, [&] {
+    for (const auto& sid : session_ids_) sessions_->store().invalidate(sid);
+  });
 }
 
 CheckResult App::check() {
@@ -464,6 +553,25 @@ CheckResult App::check() {
     r.lines.push_back((ok ? "ok      " : "FAILED  ") + what);
     if (!ok) r.pass = false;
   };
+  // Waits are said, not hidden: one line each, before the invariants they delayed.
+  std::vector<std::string> waits;
+  auto said = [&] {
+    for (const auto& w : waits)
+      r.lines.push_back("waited  " + w.substr(std::string("waited ").size()));
+    waits.clear();
+  };
+  // A branch whose phase two failed while its server was down is the re-driver's until the server
+  // answers again; the stores agree only once it is finished. Waited for, bounded: what it still
+  // owes then is a FAIL below.
+  xact::Redriver& redriver = log_->redriver();
+  if (const std::size_t owed = redriver.stats().owed; owed > 0) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const bool idle = redriver.wait_idle(kServerWait);
+    waits.push_back("waited " + seconds_since(t0) + " for the re-driver to finish " +
+                    std::to_string(owed) + " branch(es)" + (idle ? "" : " in vain"));
+  }
+  said();
+
   Worker w(*this);
   std::int64_t sum = 0;
   std::map<std::int64_t, std::int64_t> object_edits;          // profile oid -> edits counted
@@ -492,7 +600,11 @@ CheckResult App::check() {
 
   // Sheets: version 1 at creation, +1 per committed UPDATE; the row's edits property and the
   // object's counter both count the committed edits.
-  const auto rows = plain_()->execute("SELECT owner_oid, version, edits FROM " + sheet_);
+  xact::sql::Result rows;
+  when_reachable(
+      sql_on_server_ ? "PostgreSQL (the sheet table)" : "SQLite (the sheet table)", waits,
+      [&] { rows = plain_()->execute("SELECT owner_oid, version, edits FROM " + sheet_); });
+  said();
   bool sheets_ok = rows.size() == object_edits.size();
   std::int64_t edits = 0;
   std::string detail;
@@ -516,9 +628,16 @@ CheckResult App::check() {
   bool sessions_ok = true;
   std::int64_t updates = 0;
   detail.clear();
+  std::vector<std::optional<std::string>> values(counted.size());
+  when_reachable(sessions_->store().describe(), waits, [&] {
+    for (std::size_t i = 0; i < counted.size(); ++i) {
+      values[i] = sessions_->store().get(counted[i].first, "updates");
+    }
+  });
+  said();
   for (std::size_t i = 0; i < counted.size(); ++i) {
     const auto& [sid, n] = counted[i];
-    const auto v = sessions_->store().get(sid, "updates");
+    const auto& v = values[i];
     const std::int64_t stored = v ? std::stoll(*v) : 0;
     if (stored != n || in_sessions_db[i] != n) {
       sessions_ok = false;
@@ -567,6 +686,29 @@ CheckResult App::check() {
            (refusal.empty() ? std::string("it was NOT refused")
                             : refusal.substr(0, refusal.find(';'))) +
            ")" + (written ? ", but it was written" : ""));
+
+  // Nothing of this process's transactions is left unfinished: the re-driver owes nothing, no
+  // branch of this node is prepared in the SQL store, no session value is fenced by one.
+  std::vector<xact::Xid> prepared;
+  std::vector<xact::Xid> fenced;
+  when_reachable("the servers (prepared branches, fenced values)", waits, [&] {
+    prepared = sql_->recover(log_->node_id());
+    fenced = sessions_->recover(log_->node_id());
+  });
+  said();
+  const std::vector<xact::Redriver::Owed> owed = redriver.owed();
+  detail.clear();
+  for (const auto& o : owed) {
+    detail += "; owed to " + o.resource + " (" + (o.commit ? "commit" : "rollback") + ", " +
+              std::to_string(o.attempts) + " attempts): " + o.last_error;
+  }
+  for (const auto& x : prepared) detail += "; prepared " + x.to_gid();
+  for (const auto& x : fenced) detail += "; fenced by " + x.gtrid.to_hex();
+  line(owed.empty() && prepared.empty() && fenced.empty(),
+       "nothing left unfinished: the re-driver owes " + std::to_string(owed.size()) + ", " +
+           std::to_string(prepared.size()) + " branches prepared in " + sql_->resource_name() +
+           ", " + std::to_string(fenced.size()) + " transactions with fenced session values" +
+           detail);
   return r;
 }
 

@@ -112,7 +112,8 @@ std::string handle(xact::Transaction& txn, Worker& w, App& app, const Request& r
 
 struct CheckResult {
   bool pass = true;
-  std::vector<std::string> lines;  ///< one per invariant, "ok ..." or "FAILED ..."
+  std::vector<std::string> lines;  ///< one per invariant, "ok ..." or "FAILED ..."; and
+                                   ///< "waited ..." for each wait for a server or the re-driver
 };
 
 class App {
@@ -142,8 +143,12 @@ class App {
   const std::string& recovery_summary() const { return recovery_summary_; }
   /// Whether recovery at start decided everything it found (a FAIL otherwise).
   bool recovery_complete() const { return recovery_complete_; }
+  /// What the start waited for (a server restarting, recovery's owed work), one line each.
+  const std::vector<std::string>& start_waits() const { return start_waits_; }
 
-  /// The invariants, read from the stores (call with no request running).
+  /// The invariants, read from the stores (call with no request running). It first waits (up to
+  /// 30 s) for the re-driver to finish what an outage left it, and retries a read that fails
+  /// because a server does not answer (up to 30 s); each wait is a line of its own.
   CheckResult check();
 
  private:
@@ -165,6 +170,7 @@ class App {
   std::int64_t total_ = 0;
   std::string recovery_summary_;
   bool recovery_complete_ = true;
+  std::vector<std::string> start_waits_;
 };
 
 }  // namespace demo

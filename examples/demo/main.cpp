@@ -161,9 +161,10 @@ int run_phase(const demo::AppOptions& ao, const LoadOptions& lo, const Phase& ph
               int started_fd = -1) {
   const auto before = xact::counters();
   demo::App app(ao);
+  std::cout << "[" << ph.tag << "] stores: objects in main.xfs, " << app.describe_stores() << "\n"
+            << "[" << ph.tag << "] recovery at start: " << app.recovery_summary() << "\n";
+  for (const auto& w : app.start_waits()) std::cout << "[" << ph.tag << "] start: " << w << "\n";
   std::cout
-      << "[" << ph.tag << "] stores: objects in main.xfs, " << app.describe_stores() << "\n"
-      << "[" << ph.tag << "] recovery at start: " << app.recovery_summary() << "\n"
       << "[" << ph.tag << "] " << lo.clients << " clients on " << app.accounts() << " accounts, "
       << app.profiles() << " profiles, " << app.session_ids().size() << " sessions; "
       << (lo.requests > 0

@@ -58,13 +58,16 @@ TEST_F(DemoAppTest, RoutesAnswerAndTheCheckPasses) {
   EXPECT_EQ(call(app, w, {"/session", {{"session", "0"}}}), "2");
   const auto c = app.check();
   EXPECT_TRUE(c.pass) << ::testing::PrintToString(c.lines);
-  ASSERT_EQ(c.lines.size(), 5U);
+  ASSERT_EQ(c.lines.size(), 6U);
   EXPECT_NE(c.lines[1].find("2 edits"), std::string::npos) << c.lines[1];
   EXPECT_NE(c.lines[2].find("2 updates"), std::string::npos) << c.lines[2];
   EXPECT_NE(c.lines[3].find(", 0 such references"), std::string::npos) << c.lines[3];
   EXPECT_NE(c.lines[4].find("refused at commit (cross-database reference refused"),
             std::string::npos)
       << c.lines[4];
+  EXPECT_EQ(
+      c.lines[5].rfind("ok      nothing left unfinished: the re-driver owes 0, 0 branches", 0), 0U)
+      << c.lines[5];
 }
 
 // The same routes over HTTP (xact::http on loopback): answers, 400 for a bad request and 404
