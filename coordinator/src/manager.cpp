@@ -17,6 +17,16 @@ bool is_open(const std::shared_ptr<Transaction>& t) {
          t->status() != TransactionStatus::aborted;
 }
 
+// Synchronizer::new_transaction, whose exception is logged and ignored.
+void tell_new_transaction(Synchronizer& s, Transaction& txn) noexcept {
+  try {
+    s.new_transaction(txn);
+  } catch (...) {
+    log(LogLevel::error,
+        "synchronizer new_transaction failed: " + error_message(std::current_exception()));
+  }
+}
+
 }  // namespace
 
 // ---- BasicTransactionManager -------------------------------------------------------------
@@ -59,14 +69,7 @@ Transaction& BasicTransactionManager::begin() {
     auto txn = current_;  // kept even if a synchronizer misbehaves
     txn->phase_ = Transaction::Phase::beginning;
     for (const auto& weak : *synchronizers_) {
-      if (auto s = weak.lock()) {
-        try {
-          s->new_transaction(*txn);
-        } catch (...) {
-          log(LogLevel::error,
-              "synchronizer new_transaction failed: " + error_message(std::current_exception()));
-        }
-      }
+      if (auto s = weak.lock()) tell_new_transaction(*s, *txn);
     }
     txn->phase_ = Transaction::Phase::idle;
   }
@@ -108,12 +111,7 @@ void BasicTransactionManager::register_synchronizer(std::shared_ptr<Synchronizer
     current_->synchronizers_ = synchronizers_;
     auto txn = current_;
     txn->phase_ = Transaction::Phase::beginning;
-    try {
-      s->new_transaction(*txn);
-    } catch (...) {
-      log(LogLevel::error,
-          "synchronizer new_transaction failed: " + error_message(std::current_exception()));
-    }
+    tell_new_transaction(*s, *txn);
     txn->phase_ = Transaction::Phase::idle;
   }
 }
