@@ -136,6 +136,23 @@ Redriver& redriver_of(const std::shared_ptr<DecisionLog>& log) {
   return log ? log->redriver() : Redriver::process();
 }
 
+// After `p`'s abort or tpc_abort reported a failed rollback: when a rollback by id can still
+// finish it (the RM is recoverable and the transaction drew an id, under which whatever was left
+// behind lies), its branch goes to `unrolled`, for the re-driver, which calls rollback_prepared
+// until the resource answers (a prepared branch keeps its locks, a compensating one its fences
+// and the values it wrote). Otherwise recovery rolls it back after a restart.
+void collect_unrolled(Transaction& txn, const Gtrid& gtrid, const detail::Participant& p,
+                      std::vector<Redriver::Branch>& unrolled) noexcept {
+  if (!p.rollback_failure || gtrid.empty() || p.rm->recoverable() == nullptr) return;
+  try {
+    const bool joined = p.state == detail::Participant::State::joined;
+    unrolled.push_back({p.rm, txn.xid_for(*p.rm),
+                        std::string(joined ? "abort" : "tpc_abort") +
+                            " failed: " + error_message(p.rollback_failure)});
+  } catch (...) {  // out of memory: recovery rolls it back after a restart
+  }
+}
+
 }  // namespace
 
 // ---- Transaction ----------------------------------------------------------------------------
@@ -748,22 +765,20 @@ std::exception_ptr Transaction::fail_commit(std::exception_ptr error) noexcept {
   // before the sort in commit_participants).
   std::stable_sort(participants_.begin(), participants_.end(),
                    [](const auto& a, const auto& b) { return a->key < b->key; });
-  std::vector<Redriver::Branch> unrolled;  // a failed tpc_abort may leave a branch prepared
+  std::vector<Redriver::Branch> unrolled;
   for (auto& p : participants_) {
     using S = detail::Participant::State;
     switch (p->state) {
-      case S::joined: p->rm->abort(*this); break;
+      case S::joined:
+        // One whose abort already failed (a savepoint rollback) is not asked again.
+        if (!p->rollback_failure) p->rm->abort(*this);
+        collect_unrolled(*this, gtrid_, *p, unrolled);
+        break;
       case S::begun:
       case S::voted_yes:
         p->rollback_failure = nullptr;
         p->rm->tpc_abort(*this);  // noexcept: a failure is reported (report_rollback_failure)
-        if (p->rollback_failure && !gtrid_.empty() && p->rm->recoverable() != nullptr) {
-          try {
-            unrolled.push_back({p->rm, xid_for(*p->rm),
-                                "tpc_abort failed: " + error_message(p->rollback_failure)});
-          } catch (...) {  // out of memory: recovery rolls it back after a restart
-          }
-        }
+        collect_unrolled(*this, gtrid_, *p, unrolled);
         break;
       case S::voted_read_only:
       case S::finished: break;
@@ -820,7 +835,13 @@ void Transaction::abort() noexcept {
   invalidate_savepoints_from(0);
   run_abort_hooks(true);
   notify_synchronizers(true);
-  for (auto& p : participants_) p->rm->abort(*this);
+  std::vector<Redriver::Branch> unrolled;
+  for (auto& p : participants_) {
+    p->rollback_failure = nullptr;
+    p->rm->abort(*this);
+    collect_unrolled(*this, gtrid_, *p, unrolled);
+  }
+  if (!unrolled.empty()) redriver_of(log_).hand_off(gtrid_, /*commit=*/false, std::move(unrolled));
   status_ = TransactionStatus::aborted;
   participants_.clear();
   release_gtrid();
@@ -845,12 +866,11 @@ void Transaction::report_rollback_failure(ResourceManager& rm, std::exception_pt
     detail::Participant* p = find_participant(rm);
     const std::string name = p != nullptr ? p->name : rm.resource_name();
     if (!error) error = std::make_exception_ptr(ResourceError("rollback failed"));
-    const bool handed_over = p != nullptr && p->state != detail::Participant::State::joined &&
-                             rm.recoverable() != nullptr;
+    const bool handed_over = p != nullptr && !gtrid_.empty() && rm.recoverable() != nullptr;
     log(LogLevel::error,
         "resource '" + name + "': rollback of " + describe() + " failed: " + error_message(error) +
-            (handed_over ? " (the re-driver rolls back the branch left prepared)"
-                         : " (recovery rolls back a prepared branch left behind)"));
+            (handed_over ? " (the re-driver rolls back by id what was left behind)"
+                         : " (recovery rolls back what was left behind, after a restart)"));
     if (p != nullptr) p->rollback_failure = error;
   } catch (...) {  // out of memory: the branch is recovery's after a restart
   }
@@ -969,8 +989,18 @@ void Transaction::rollback_to(detail::SavepointState& sp) {
       std::rethrow_exception(fail_commit(std::current_exception()));
     }
   }
+  std::exception_ptr abort_failure;
   for (std::size_t i = sp.participants_at; i < participants_.size(); ++i) {
-    participants_[i]->rm->abort(*this);
+    detail::Participant& p = *participants_[i];
+    p.rollback_failure = nullptr;
+    p.rm->abort(*this);
+    if (p.rollback_failure && !abort_failure) abort_failure = p.rollback_failure;
+  }
+  if (abort_failure) {
+    // What a later joiner wrote may still be there: the transaction cannot go on (it would
+    // commit it, or its rollback by id would undo what comes next). It fails and rolls back;
+    // the joiners whose abort failed stay participants so that theirs is re-driven.
+    std::rethrow_exception(fail_commit(abort_failure));
   }
   participants_.resize(sp.participants_at);
   invalidate_savepoints_from(sp.index + 1);

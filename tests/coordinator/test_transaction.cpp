@@ -1372,7 +1372,6 @@ TEST_F(TransactionTest, ReportsDuringAbortAndSavepointRollbackWithoutADecisionLo
   auto late = std::make_shared<ReportingResource>("late", log_);
   late->at_rollback = [&](Transaction& t) {
     t.report_heuristic(*late, "partly undone", RecoverableResource::Outcome::heuristic_mixed);
-    t.report_rollback_failure(*late, "connection reset");
   };
   ErrorSink sink;
   auto& txn = tm_.begin();
@@ -1386,13 +1385,84 @@ TEST_F(TransactionTest, ReportsDuringAbortAndSavepointRollbackWithoutADecisionLo
   EXPECT_EQ(txn.heuristics()[0].outcome, RecoverableResource::Outcome::heuristic_mixed);
   EXPECT_FALSE(txn.heuristics()[0].recorded) << "no decision log to record it in";
   EXPECT_TRUE(sink.has("not recorded (no decision log)"));
-  EXPECT_TRUE(sink.has("resource 'late': rollback of"));
-  EXPECT_TRUE(sink.has("connection reset"));
-  EXPECT_EQ(txn.status(), TransactionStatus::active) << "a report never fails the transaction";
+  EXPECT_EQ(txn.status(), TransactionStatus::active) << "a heuristic report never fails it";
+  late->at_rollback = [&](Transaction& t) { t.report_rollback_failure(*late, "connection reset"); };
   late->set(txn, "3");
   tm_.abort();  // abort() never throws, reports or not
   EXPECT_EQ(log_->of("late").back(), "abort");
+  EXPECT_TRUE(sink.has("resource 'late': rollback of"));
+  EXPECT_TRUE(sink.has("connection reset"));
   EXPECT_FALSE(a->committed());
+}
+
+// Rule: a participant that joined after a savepoint and cannot be aborted when the savepoint is
+// rolled back fails the transaction: what it wrote may still be there, and a transaction going
+// on would commit it. Everything rolls back, the failed one is not asked twice, and its branch is
+// rolled back by id by the re-driver (it drew a transaction id).
+TEST_F(TransactionTest, ALaterJoinerThatCannotBeAbortedAtASavepointRollbackFailsTheTransaction) {
+  auto a = rm("a");
+  RecordingOptions stuck;
+  stuck.fail_at = Step::abort;
+  auto late = rm("late", stuck);
+  auto& txn = tm_.begin();
+  a->set(txn, "1");
+  Savepoint sp = txn.savepoint();
+  late->set(txn, "2");
+  (void)txn.xid_for(*late);  // as a compensating resource does to fence its write
+  const auto handed = Redriver::process().stats().handed_off;
+  try {
+    sp.rollback();
+    FAIL() << "the savepoint rollback succeeded though 'late' could not be aborted";
+  } catch (const ResourceError& e) {
+    EXPECT_NE(std::string(e.what()).find("injected failure"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(txn.status(), TransactionStatus::commit_failed);
+  EXPECT_EQ(log_->of("a"), (Calls{"savepoint", "savepoint_rollback", "abort"}))
+      << "rolled back to the savepoint, then everything rolled back";
+  EXPECT_THROW(tm_.commit(), TransactionFailedError);
+  tm_.abort();
+  ASSERT_TRUE(Redriver::process().wait_idle(std::chrono::seconds(60)));
+  EXPECT_EQ(Redriver::process().stats().handed_off, handed + 1);
+  EXPECT_EQ(log_->of("late"), (Calls{"abort", "rollback_prepared"}))
+      << "aborted once, then rolled back by id by the re-driver";
+  EXPECT_FALSE(a->committed());
+  EXPECT_FALSE(late->committed());
+}
+
+// Rule: an abort() that fails on a participant which never got tpc_begin but drew a transaction
+// id (a compensating store's fences carry it) is handed to the re-driver like a failed
+// tpc_abort: rolled back by id as soon as the resource answers, not only after a restart.
+TEST_F(TransactionTest, AFailedAbortOfAJoinedRecoverableParticipantIsRedriven) {
+  RecordingOptions stuck;
+  stuck.fail_at = Step::abort;
+  auto a = rm("a", stuck), b = rm("b");
+  auto& txn = tm_.begin();
+  a->set(txn, "1");
+  b->set(txn, "1");
+  (void)txn.xid_for(*a);
+  a->set_unreachable(true);  // the re-driver's first calls fail too
+  const auto handed = Redriver::process().stats().handed_off;
+  tm_.abort();
+  EXPECT_EQ(Redriver::process().stats().handed_off, handed + 1) << "only a, whose abort failed";
+  a->set_unreachable(false);
+  ASSERT_TRUE(Redriver::process().wait_idle(std::chrono::seconds(60)));
+  EXPECT_EQ(log_->of("a").front(), "abort");
+  EXPECT_EQ(log_->of("a").back(), "rollback_prepared");
+  EXPECT_EQ(log_->of("b"), (Calls{"abort"}));
+}
+
+// Without a transaction id nothing was left under one: no hand-off, recovery has nothing either.
+TEST_F(TransactionTest, AFailedAbortWithoutATransactionIdIsOnlyLogged) {
+  RecordingOptions stuck;
+  stuck.fail_at = Step::abort;
+  auto a = rm("a", stuck);
+  ErrorSink sink;
+  a->set(tm_.begin(), "1");
+  const auto handed = Redriver::process().stats().handed_off;
+  tm_.abort();
+  EXPECT_EQ(Redriver::process().stats().handed_off, handed);
+  EXPECT_TRUE(sink.has("resource 'a': rollback of"));
+  EXPECT_EQ(log_->of("a"), (Calls{"abort"}));
 }
 
 // ---- the decision needs a log ----------------------------------------------------------------

@@ -13,6 +13,7 @@
 #include <xact/io/mem_env.hpp>
 #include <xact/manager.hpp>
 #include <xact/recovery.hpp>
+#include <xact/redriver.hpp>
 #include <xact/retry.hpp>
 #include <xact/testing/kv_resource.hpp>
 #include <xact/transaction.hpp>
@@ -356,15 +357,16 @@ TEST_F(SessionResourceTest, RecoveryRecordsAnOutsideWriteAsAHeuristic) {
   EXPECT_TRUE(rm_->recover(dead.node()).empty());
 }
 
+// A store that fails every compensation while `fail` is set.
+struct FailingStore : MemorySessionStore {
+  std::atomic<bool> fail{false};
+  std::optional<Entry> read_entry(const std::string& s, const std::string& n) override {
+    if (fail) throw ResourceError("store unreachable");
+    return MemorySessionStore::read_entry(s, n);
+  }
+};
+
 TEST_F(SessionResourceTest, AbortNeverThrowsWhenTheStoreFails) {
-  // A store that fails every compensation: the fences stay for recovery.
-  struct FailingStore : MemorySessionStore {
-    std::atomic<bool> fail{false};
-    std::optional<Entry> read_entry(const std::string& s, const std::string& n) override {
-      if (fail) throw ResourceError("store unreachable");
-      return MemorySessionStore::read_entry(s, n);
-    }
-  };
   auto failing = std::make_shared<FailingStore>();
   SessionResourceOptions o;
   o.decision_log = log_;
@@ -381,6 +383,32 @@ TEST_F(SessionResourceTest, AbortNeverThrowsWhenTheStoreFails) {
   EXPECT_EQ(rm->rollback_prepared(Xid{Xid::kFormatId, g, "sessions"}),
             RecoverableResource::Outcome::done);
   EXPECT_EQ(failing->get(sid_, "k"), std::nullopt);
+}
+
+// Rule: an abort that cannot compensate (the store out of reach) is finished by the re-driver as
+// soon as the store answers again: the aborted value does not stay in the store, fenced, until a
+// restart's recovery or the fence's lease (the seed's "vanished at some apparently random time").
+TEST_F(SessionResourceTest, AnAbortThatCannotCompensateIsFinishedByTheRedriverWhenTheStoreAnswers) {
+  auto failing = std::make_shared<FailingStore>();
+  SessionResourceOptions o;
+  o.decision_log = log_;
+  auto rm = SessionResource::create(failing, o);
+  ExplicitTransactionManager tm(mopts());
+  ASSERT_TRUE(failing->compare_and_swap(sid_, "k", std::nullopt, Entry{"before", 1, 0, std::nullopt}));
+  Transaction& txn = tm.begin();
+  rm->set(txn, sid_, "k", "aborted");
+  const Gtrid g = txn.gtrid();
+  failing->fail = true;
+  tm.abort();
+  EXPECT_EQ(failing->get(sid_, "k"), "aborted") << "nothing could be compensated yet";
+  ASSERT_EQ(log_->redriver().owed().size(), 1u) << "the abort's branch is owed by the re-driver";
+  EXPECT_FALSE(log_->redriver().owed()[0].commit);
+  failing->fail = false;  // the store answers again; no restart, no recovery run
+  ASSERT_TRUE(log_->redriver().wait_idle(std::chrono::seconds(60)));
+  EXPECT_EQ(failing->get(sid_, "k"), "before");
+  EXPECT_TRUE(failing->list_fenced_by(g).empty());
+  EXPECT_TRUE(rm->recover(g.node()).empty());
+  EXPECT_TRUE(log_->heuristics().empty());
 }
 
 // A store whose next write lands and then fails as if the reply had been lost (a connection

@@ -120,10 +120,13 @@
 //   storage syncs its commit mark exactly then.)
 // - tpc_abort and abort are noexcept and idempotent. A rollback that fails (I/O) is reported
 //   with txn.report_rollback_failure(*this, error): the coordinator logs it and carries on with
-//   the other RMs; after a tpc_abort of a recoverable RM it hands the branch, which may still
-//   be prepared and hold its locks, to the re-driver (rollback_prepared(xid) until it
-//   succeeds); anything left is rolled back by recovery (presumed abort: no commit record
-//   means roll back). The failed commit's own error is not replaced.
+//   the other RMs; after a tpc_abort of a recoverable RM, or an abort of one that drew the
+//   transaction's id (txn.xid_for: a compensating store fences its writes with it), it hands
+//   the branch, which may still be prepared and hold its locks, or still hold its writes, to
+//   the re-driver (rollback_prepared(xid) until it succeeds); anything left is rolled back by
+//   recovery (presumed abort: no commit record means roll back). The failed commit's own error
+//   is not replaced. An abort that fails while a savepoint is rolled back (the RM joined after
+//   the savepoint) fails the transaction: it could not go on without committing what was left.
 // - "Heuristic" outcome: reserved for an RM that decided on its own (rolled back what the log
 //   says is committed, or the reverse) and for a compensation that found someone else's value.
 //   Not an I/O error. Found by recovery or the re-driver, it is the Outcome of commit_prepared
@@ -183,7 +186,8 @@
 //   RM in joining order, after-abort hooks, after_completion.
 // - Savepoint rollback: ResourceSavepoint::rollback() of the savepoint's RMs in joining order;
 //   then abort() on the RMs that joined after the savepoint, in joining order (they leave the
-//   transaction).
+//   transaction; one whose abort fails fails the transaction, which rolls back as a failed
+//   commit does, without asking it twice).
 // These are the Zope `transaction` package's orders, where Zope calls each once; what xact does
 // differently, and why, is listed in tests/conformance/test_zope_traces.cpp, which compares the
 // two packages' call traces.

@@ -141,7 +141,9 @@ class Savepoint {
   Savepoint() = default;
   /// Throws UsageError if the savepoint is no longer valid (a rollback to an earlier one, or the
   /// transaction ended) or was optimistic over an RM without savepoint support. A participant
-  /// whose rollback fails poisons the transaction (commit_failed) and the error is rethrown.
+  /// whose rollback fails, or one that joined after the savepoint and whose abort fails (it
+  /// reported a failed rollback), poisons the transaction (commit_failed: everything is rolled
+  /// back) and the error is rethrown.
   void rollback();
   bool valid() const noexcept;
 

@@ -442,8 +442,8 @@ void SessionResource::roll_back(Transaction& txn) noexcept {
     undo_from(*st, 0);
     if (st->uncertain) compensate_fenced(st->gtrid, st->heuristics);
   } catch (...) {
-    // Logged by the transaction; after a tpc_abort its re-driver compensates by id
-    // (rollback_prepared), and recovery does after a restart.
+    // Logged by the transaction, whose re-driver then compensates by id (rollback_prepared)
+    // as soon as the store answers; recovery does after a restart.
     txn.report_rollback_failure(
         *this, "could not undo the session writes of transaction " + st->gtrid.to_hex() + " (" +
                    error_message(std::current_exception()) + "); their fences stay in " +

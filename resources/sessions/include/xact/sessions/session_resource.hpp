@@ -22,8 +22,9 @@
 //  - recovery (RecoverableResource): recover() lists the owners of this node's fences;
 //    commit_prepared drops the fences, rollback_prepared compensates them from the before-images
 //    (presumed abort: the decision log decides).
-// abort and tpc_abort never throw: a store that fails during an undo leaves the fences for
-// recovery, which compensates them from the before-images.
+// abort and tpc_abort never throw: a store that fails during an undo leaves the fences, which
+// the transaction's re-driver compensates from the before-images (rollback_prepared) as soon as
+// the store answers, and recovery after a restart.
 //
 // Thread-safety: one SessionResource serves any number of transactions on any threads; each
 // transaction's state lives in the transaction (Transaction::data).
