@@ -219,7 +219,8 @@ TransactionManager& current_manager() noexcept {
 }
 
 ManagerBinding::ManagerBinding(TransactionManager& manager) noexcept
-    : previous_(bound_manager), thread_(std::this_thread::get_id()),
+    : previous_(bound_manager),
+      thread_(std::this_thread::get_id()),
       uncaught_(std::uncaught_exceptions()) {
   bound_manager = &manager;
 }

@@ -394,7 +394,8 @@ TEST_F(SessionResourceTest, AnAbortThatCannotCompensateIsFinishedByTheRedriverWh
   o.decision_log = log_;
   auto rm = SessionResource::create(failing, o);
   ExplicitTransactionManager tm(mopts());
-  ASSERT_TRUE(failing->compare_and_swap(sid_, "k", std::nullopt, Entry{"before", 1, 0, std::nullopt}));
+  ASSERT_TRUE(
+      failing->compare_and_swap(sid_, "k", std::nullopt, Entry{"before", 1, 0, std::nullopt}));
   Transaction& txn = tm.begin();
   rm->set(txn, sid_, "k", "aborted");
   const Gtrid g = txn.gtrid();
