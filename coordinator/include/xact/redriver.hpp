@@ -2,9 +2,10 @@
 //
 // A branch whose tpc_finish failed after the decision (a pending completion: the server was
 // gone, the network broke) stays prepared and keeps its locks; so does a prepared branch whose
-// tpc_abort failed, and a compensating store's writes whose abort could not undo them. Until someone commits or rolls it back, every transaction that touches its
-// rows waits for a lock timeout. Start-up recovery would finish it, but only after a restart;
-// the re-driver finishes it as soon as the resource answers again, without one.
+// tpc_abort failed (and a compensating store's writes whose abort could not undo them stay
+// fenced). Until someone commits or rolls it back, every transaction that touches its rows waits
+// for a lock timeout. Start-up recovery would finish it, but only after a restart; the re-driver
+// finishes it as soon as the resource answers again, without one.
 //
 // The transaction hands each such branch, with its live resource manager, to the re-driver of
 // its decision log (DecisionLog::redriver(); nothing to register). The re-driver's thread calls
