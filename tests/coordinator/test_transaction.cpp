@@ -1408,10 +1408,12 @@ TEST_F(TransactionTest, ALaterJoinerThatCannotBeAbortedAtASavepointRollbackFails
   RecordingOptions stuck;
   stuck.fail_at = Step::abort;
   auto late = rm("late", stuck);
+  auto fine = rm("fine");  // joins after the savepoint too, and aborts
   auto& txn = tm_.begin();
   a->set(txn, "1");
   Savepoint sp = txn.savepoint();
   late->set(txn, "2");
+  fine->set(txn, "2");
   (void)txn.xid_for(*late);  // as a compensating resource does to fence its write
   const auto handed = Redriver::process().stats().handed_off;
   try {
@@ -1429,6 +1431,7 @@ TEST_F(TransactionTest, ALaterJoinerThatCannotBeAbortedAtASavepointRollbackFails
   EXPECT_EQ(Redriver::process().stats().handed_off, handed + 1);
   EXPECT_EQ(log_->of("late"), (Calls{"abort", "rollback_prepared"}))
       << "aborted once, then rolled back by id by the re-driver";
+  EXPECT_EQ(log_->of("fine"), (Calls{"abort"})) << "aborted once, at the savepoint rollback";
   EXPECT_FALSE(a->committed());
   EXPECT_FALSE(late->committed());
 }
