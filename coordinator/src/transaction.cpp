@@ -1001,10 +1001,10 @@ void Transaction::rollback_to(detail::SavepointState& sp) {
     // commit it, or its rollback by id would undo what comes next). It fails and rolls back;
     // the joiners whose abort failed stay participants so that theirs is re-driven, the others
     // leave (aborted once).
-    participants_.erase(std::remove_if(participants_.begin() + sp.participants_at,
-                                       participants_.end(),
-                                       [](const auto& p) { return !p->rollback_failure; }),
-                        participants_.end());
+    participants_.erase(
+        std::remove_if(participants_.begin() + sp.participants_at, participants_.end(),
+                       [](const auto& p) { return !p->rollback_failure; }),
+        participants_.end());
     std::rethrow_exception(fail_commit(abort_failure));
   }
   participants_.resize(sp.participants_at);
