@@ -1,5 +1,6 @@
-// The re-driver (see <xact/redriver.hpp>): one thread per decision log (and one for the
-// transactions without a log), started by the first hand-off.
+// The re-driver (see <xact/redriver.hpp>): one worker thread per resource that is owed a
+// branch, started by the hand-off that makes it owed and ended when it owes nothing, so that a
+// resource whose calls hang holds up only its own branches.
 #include <xact/redriver.hpp>
 
 #include <algorithm>
@@ -45,7 +46,8 @@ struct Redriver::State {
     bool keep_record = false;  // a heuristic could not be recorded: recovery must see it again
     std::shared_ptr<ResourceManager> decision_store;
   };
-  // Back-off is per resource: a server that is down is asked about one branch per wait.
+  // Back-off is per resource: a server that is down is asked about one branch per wait. An
+  // entry exists while the resource's worker runs.
   struct Resource {
     std::chrono::milliseconds backoff{0};
     Clock::time_point next_at{};
@@ -62,16 +64,15 @@ struct Redriver::State {
   std::mutex mu;
   std::condition_variable work_cv;  // new work, or stop
   mutable std::condition_variable idle_cv;
-  std::condition_variable exited_cv;                     // the thread ended
+  std::condition_variable exited_cv;                     // a worker ended
   RedriverOptions options;                               // guarded by mu
   std::map<std::uint64_t, Item> items;                   // guarded by mu; by hand-off order
   std::map<Gtrid, Txn> txns;                             // guarded by mu
   std::map<const ResourceManager*, Resource> resources;  // guarded by mu
   std::uint64_t next_id = 1;
   Stats stats;
+  std::size_t workers = 0;  // guarded by mu: worker threads running
   bool stop = false;
-  bool started = false;
-  bool exited = false;
   std::minstd_rand rng{std::random_device{}()};
 
   // The decision log, used outside `mu` for its own I/O; nulled (under log_mu) at shutdown so a
@@ -83,7 +84,7 @@ struct Redriver::State {
   std::size_t finishing = 0;  // guarded by mu
   bool idle() const { return items.empty() && finishing == 0; }
 
-  void run();
+  void work(const ResourceManager* rm);
   Clock::duration jittered(std::chrono::milliseconds backoff);
   void apply(const std::vector<Result>& results, const ResourceManager* rm);
   void finish_txn(const Gtrid& gtrid, std::vector<std::pair<Gtrid, Txn>>& ended);
@@ -186,9 +187,6 @@ void Redriver::State::apply(const std::vector<Result>& results, const ResourceMa
     items.erase(it);
     finish_txn(gtrid, ended);
   }
-  bool any_left = false;
-  for (const auto& [id, i] : items) any_left = any_left || i.rm.get() == rm;
-  if (!any_left) resources.erase(rm);
   stats.owed = items.size();
   if (!ended.empty()) {
     // The log's I/O and the last resource's marker deletion run without `mu`: hand-offs from
@@ -202,6 +200,7 @@ void Redriver::State::apply(const std::vector<Result>& results, const ResourceMa
       if (auto t = txns.find(gtrid); t != txns.end() && t->second.remaining == 0) txns.erase(t);
     }
   }
+  if (idle()) idle_cv.notify_all();
 }
 
 void Redriver::State::finish_txn(const Gtrid& gtrid, std::vector<std::pair<Gtrid, Txn>>& ended) {
@@ -225,29 +224,9 @@ void Redriver::State::after_txns(const std::vector<std::pair<Gtrid, Txn>>& ended
   }
 }
 
-void Redriver::State::run() {
+void Redriver::State::work(const ResourceManager* rm) {
   std::unique_lock lock(mu);
   while (!stop) {
-    if (items.empty()) {
-      if (idle()) idle_cv.notify_all();
-      work_cv.wait(lock, [&] { return stop || !items.empty(); });
-      continue;
-    }
-    const auto now = Clock::now();
-    const ResourceManager* due = nullptr;
-    auto earliest = Clock::time_point::max();
-    for (const auto& [id, item] : items) {
-      auto& r = resources[item.rm.get()];
-      if (r.next_at <= now) {
-        due = item.rm.get();
-        break;
-      }
-      earliest = std::min(earliest, r.next_at);
-    }
-    if (due == nullptr) {
-      work_cv.wait_until(lock, earliest);
-      continue;
-    }
     struct Call {
       std::uint64_t id;
       bool commit;
@@ -257,7 +236,16 @@ void Redriver::State::run() {
     };
     std::vector<Call> calls;
     for (const auto& [id, item] : items) {
-      if (item.rm.get() == due) calls.push_back({id, item.commit, item.rec, item.rm, item.xid});
+      if (item.rm.get() == rm) calls.push_back({id, item.commit, item.rec, item.rm, item.xid});
+    }
+    if (calls.empty()) {
+      resources.erase(rm);  // owes nothing: the next hand-off to it starts a new worker
+      break;
+    }
+    if (const auto at = resources[rm].next_at; at > Clock::now()) {
+      calls.clear();
+      work_cv.wait_until(lock, at);
+      continue;
     }
     lock.unlock();
     std::vector<Result> results;
@@ -276,9 +264,9 @@ void Redriver::State::run() {
     }
     calls.clear();
     lock.lock();
-    apply(results, due);
+    apply(results, rm);
   }
-  exited = true;
+  --workers;
   exited_cv.notify_all();
   idle_cv.notify_all();
 }
@@ -298,20 +286,18 @@ Redriver::~Redriver() {
     std::unique_lock lock(s.mu);
     s.stop = true;
     s.work_cv.notify_all();
-    if (s.started) {
-      if (!s.exited_cv.wait_for(lock, s.options.shutdown_grace, [&] { return s.exited; })) {
-        log(LogLevel::warning,
-            "re-driver: a resource call did not return within the shutdown grace of " +
-                std::to_string(s.options.shutdown_grace.count()) +
-                " ms; its thread is left to end on its own");
-      }
+    if (!s.exited_cv.wait_for(lock, s.options.shutdown_grace, [&] { return s.workers == 0; })) {
+      log(LogLevel::warning,
+          "re-driver: a resource call did not return within the shutdown grace of " +
+              std::to_string(s.options.shutdown_grace.count()) +
+              " ms; its thread is left to end on its own");
     }
     for (const auto& [id, item] : s.items) {
       abandoned.push_back((item.commit ? "commit of " : "rollback of ") + item.xid.to_gid() +
                           " on '" + item.resource + "'");
     }
     s.stats.abandoned += abandoned.size();
-    if (s.exited || !s.started) {
+    if (s.workers == 0) {
       // The resource managers are released here, not by a thread that may outlive main.
       s.items.clear();
       s.txns.clear();
@@ -353,7 +339,7 @@ void Redriver::hand_off(const Gtrid& gtrid, bool commit, std::vector<Branch> bra
           "re-driver: shutting down; the branches of " + gtrid.to_hex() + " are left to recovery");
       return;
     }
-    std::size_t taken = 0;
+    std::vector<State::Item> taken;
     for (auto& b : branches) {
       RecoverableResource* rec = b.rm ? b.rm->recoverable() : nullptr;
       if (rec == nullptr) {
@@ -365,33 +351,42 @@ void Redriver::hand_off(const Gtrid& gtrid, bool commit, std::vector<Branch> bra
         }
         continue;
       }
-      State::Item item;
+      State::Item& item = taken.emplace_back();
       item.gtrid = gtrid;
       item.commit = commit;
       item.rec = rec;
       item.resource = b.rm->resource_name();
       item.xid = std::move(b.xid);
       item.last_error = std::move(b.error);
-      auto [r, inserted] = s.resources.try_emplace(b.rm.get());
-      if (inserted) r->second.backoff = s.options.initial_backoff;
       item.rm = std::move(b.rm);
+    }
+    if (taken.empty()) return;
+    // A worker for each resource that owes nothing yet. They wait for `mu` until the branches
+    // are in; if one cannot start, nothing is taken over (a started one finds nothing and ends).
+    std::vector<const ResourceManager*> fresh;
+    for (const State::Item& item : taken) {
+      const ResourceManager* rm = item.rm.get();
+      if (!s.resources.contains(rm) && std::find(fresh.begin(), fresh.end(), rm) == fresh.end()) {
+        fresh.push_back(rm);
+      }
+    }
+    for (const ResourceManager* rm : fresh) {
+      std::thread([state = state_, rm] { state->work(rm); }).detach();
+      ++s.workers;
+    }
+    for (const ResourceManager* rm : fresh) s.resources[rm].backoff = s.options.initial_backoff;
+    for (State::Item& item : taken) {
       log(LogLevel::info,
           "re-driver: took over the " + std::string(commit ? "commit" : "rollback") + " of " +
               item.xid.to_gid() + " on resource '" + item.resource + "' (" + item.last_error + ")");
       s.items.emplace(s.next_id++, std::move(item));
-      ++taken;
     }
-    if (taken == 0) return;
     auto& txn = s.txns[gtrid];
-    txn.remaining += taken;
+    txn.remaining += taken.size();
     txn.commit = commit;
     if (decision_store) txn.decision_store = std::move(decision_store);
-    s.stats.handed_off += taken;
+    s.stats.handed_off += taken.size();
     s.stats.owed = s.items.size();
-    if (!s.started) {
-      s.started = true;
-      std::thread([state = state_] { state->run(); }).detach();
-    }
     s.work_cv.notify_all();
   } catch (...) {
     log(LogLevel::error, "re-driver: could not take over the branches of " + gtrid.to_hex() + " (" +

@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <set>
+#include <thread>
 
 namespace xact {
 namespace {
@@ -99,6 +100,11 @@ class Server : public ResourceManager, public RecoverableResource {
   bool is_prepared(const Xid& x) {
     std::lock_guard lock(mu_);
     return prepared_.count(x) > 0;
+  }
+  // A branch prepared here by a transaction no longer in this process.
+  void add_prepared(const Xid& x) {
+    std::lock_guard lock(mu_);
+    prepared_.insert(x);
   }
   bool is_committed(const Xid& x) {
     std::lock_guard lock(mu_);
@@ -300,6 +306,58 @@ TEST_F(RedriverTest, ShutdownDoesNotWaitForAResourceThatNeverAnswers) {
   ASSERT_TRUE(b_->wait_hanging());
   redriver.reset();  // returns after the grace although the call never came back
   b_->release();     // lets the left-over thread end
+}
+
+// Availability: a resource whose calls hang (a server that accepts and never answers) holds up
+// only its own branches; another resource's owed branch, handed off after it, is finished
+// meanwhile (its locks are not held until the first server answers).
+TEST_F(RedriverTest, AResourceWhoseCallsHangDoesNotHoldUpAnotherResourcesBranches) {
+  auto redriver = std::make_unique<Redriver>(nullptr, RedriverOptions{1ms, 20ms, 2000ms});
+  Xid xa, xb;
+  xa.gtrid = Gtrid(NodeId::random(), 1, 3);
+  xa.bqual = "a";
+  xb.gtrid = Gtrid(NodeId::random(), 1, 4);
+  xb.bqual = "b";
+  a_->add_prepared(xa);
+  b_->add_prepared(xb);
+  a_->hang();
+  redriver->hand_off(xa.gtrid, /*commit=*/true, {{a_, xa, "test"}});
+  ASSERT_TRUE(a_->wait_hanging());
+  redriver->hand_off(xb.gtrid, /*commit=*/false, {{b_, xb, "test"}});
+  const auto deadline = std::chrono::steady_clock::now() + kPatience;
+  while (!b_->is_rolled_back(xb) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_TRUE(b_->is_rolled_back(xb)) << "b's rollback waited for a's hanging call";
+  EXPECT_TRUE(a_->is_prepared(xa));
+  ASSERT_EQ(redriver->owed().size(), 1u);
+  EXPECT_EQ(redriver->owed()[0].resource, "a");
+  EXPECT_TRUE(redriver->owns(xa.gtrid));
+  EXPECT_FALSE(redriver->owns(xb.gtrid));
+  a_->release();
+  ASSERT_TRUE(redriver->wait_idle(kPatience));
+  EXPECT_TRUE(a_->is_committed(xa));
+  EXPECT_EQ(redriver->stats().finished, 2u);
+}
+
+// A resource that owed nothing any more and is owed again is re-driven again (its worker ended
+// with its last branch; the next hand-off starts another).
+TEST_F(RedriverTest, AResourceOwedAgainAfterItsBranchesFinishedIsRedrivenAgain) {
+  auto redriver = std::make_unique<Redriver>(nullptr, RedriverOptions{1ms, 20ms, 2000ms});
+  for (std::uint64_t i = 0; i < 20; ++i) {
+    Xid x;
+    x.gtrid = Gtrid(NodeId::random(), 1, 10 + i);
+    x.bqual = "a";
+    a_->add_prepared(x);
+    redriver->hand_off(x.gtrid, /*commit=*/i % 2 == 0, {{a_, x, "test"}});
+    if (i % 3 == 0) {
+      ASSERT_TRUE(redriver->wait_idle(kPatience)) << "branch " << i;
+      EXPECT_FALSE(a_->is_prepared(x));
+    }
+  }
+  ASSERT_TRUE(redriver->wait_idle(kPatience));
+  EXPECT_EQ(redriver->stats().finished, 20u);
+  EXPECT_EQ(redriver->stats().heuristics, 0u);
 }
 
 TEST_F(RedriverTest, ABranchOfAResourceThatCannotFinishByIdIsLoggedNotOwed) {

@@ -8,11 +8,13 @@
 // finishes it as soon as the resource answers again, without one.
 //
 // The transaction hands each such branch, with its live resource manager, to the re-driver of
-// its decision log (DecisionLog::redriver(); nothing to register). The re-driver's thread calls
-// RecoverableResource::commit_prepared / rollback_prepared (which the SQL resources run on a
-// fresh pooled connection) until the resource answers, backing off per resource from
-// initial_backoff to max_backoff (doubling, jittered) so that a dead server is asked about one
-// branch per wait, not about every branch. Then:
+// its decision log (DecisionLog::redriver(); nothing to register). Each resource that is owed a
+// branch has a worker thread of its own (started by the hand-off, ended when the resource owes
+// nothing), so a resource whose calls hang (a server that accepts and never answers) holds up
+// only its own branches. The worker calls RecoverableResource::commit_prepared /
+// rollback_prepared (which the SQL resources run on a fresh pooled connection) until the
+// resource answers, backing off from initial_backoff to max_backoff (doubling, jittered) so that
+// a dead server is asked about one branch per wait, not about every branch. Then:
 //   - done, or unknown id (an earlier attempt committed it before its connection broke, or an
 //     administrator finished it: counted as done and logged), ends the branch;
 //   - a heuristic outcome is recorded in the decision log (as recovery does) and logged;
@@ -31,16 +33,17 @@
 //     rollbacks), Redriver::process() owns the work: one re-driver per process, created on first
 //     use and stopped at exit. Its work is known only to this process, as the pending
 //     completions of a transaction without a log always were.
-// Shutdown: the destructor asks the thread to stop and waits at most shutdown_grace for a
-// resource call in progress; work still owed is logged and left to recovery at the next start.
+// Shutdown: the destructor asks the workers to stop and waits at most shutdown_grace for the
+// resource calls in progress; work still owed is logged and left to recovery at the next start.
 // It never throws and never waits for a resource beyond the grace.
 //
 // A resource manager that is not a RecoverableResource cannot be re-driven (there is no call
 // that finishes a branch by id): its pending completion is logged as owed to recovery.
 //
 // Thread-safety: every member function is thread-safe. The resource calls happen on the
-// re-driver's own thread, concurrently with the application's use of the same resource managers
-// (which the protocol already requires to be thread-safe, as recovery calls them too).
+// re-driver's worker threads (one resource's calls one at a time), concurrently with other
+// resources' calls and with the application's use of the same resource managers (which the
+// protocol already requires to be thread-safe, as recovery calls them too).
 #pragma once
 
 #include <chrono>
