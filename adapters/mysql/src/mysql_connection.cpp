@@ -61,6 +61,7 @@ struct MySqlConnection::Impl {
   std::optional<ConnectOptions> options;  // set when xact opened it (so it can reconnect)
   bool pooled = false;                    // made by a resource's pool: may reconnect
   std::string context;
+  std::string session;  // see server_session(); set by connect()
   bool broken = false;
   std::exception_ptr poison;  // the deadlock or lock wait timeout that ended the branch's use
   bool poison_is_deadlock = false;
@@ -154,6 +155,16 @@ struct MySqlConnection::Impl {
         const long long s = std::max<long long>(1, o.lock_wait_timeout->count());
         st->execute(
             ::sql::SQLString("SET SESSION innodb_lock_wait_timeout = " + std::to_string(s)));
+      }
+      // The client's address and port, as the server lists it, tell this session from one
+      // that got the same id after a server restart.
+      std::unique_ptr<::sql::ResultSet> rs(
+          st->executeQuery("SELECT ID, HOST FROM information_schema.PROCESSLIST "
+                           "WHERE ID = CONNECTION_ID()"));
+      session.clear();
+      if (rs->next()) {
+        session = "id=" + std::to_string(rs->getUInt64(1)) +
+                  " host=" + std::string(rs->getString(2).asStdString());
       }
     } catch (...) {
       owned.reset();
@@ -412,6 +423,8 @@ void MySqlConnection::finish_by_id(const std::string& xa_id, const Xid& xid, boo
 }
 
 void MySqlConnection::reconnect() { impl_->connect(); }
+
+std::string MySqlConnection::server_session() const { return impl_->session; }
 
 const std::string& MySqlConnection::context() const noexcept { return impl_->context; }
 

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <map>
 #include <mutex>
+#include <thread>
 
 #include <xact/diagnostics.hpp>
 #include <xact/errors.hpp>
@@ -272,6 +274,45 @@ void MySqlResource::rollback_prepared_branch(sql::Connection& conn, const Xid& x
   } catch (const TransientError&) {
     // XA_RB*: the prepared branch is rolled back, which is what was asked
   }
+}
+
+bool MySqlResource::server_session_running(sql::Connection& conn, const std::string& session) {
+  // MySqlConnection::server_session(): "id=N host=H".
+  const auto host_at = session.find(" host=");
+  std::int64_t id = 0;
+  if (session.rfind("id=", 0) == 0 && host_at != std::string::npos) {
+    try {
+      id = std::stoll(session.substr(3, host_at - 3));
+    } catch (const std::exception&) {
+      id = 0;
+    }
+  }
+  if (id <= 0)
+    throw ResourceError(context() + ": cannot read the server session '" + session + "'");
+  const std::string host = session.substr(host_at + 6);
+  MySqlConnection& c = my(conn);
+  const auto running = [&] {
+    return !c.execute("SELECT 1 FROM information_schema.PROCESSLIST WHERE ID = $1 AND HOST = $2",
+                      {id, host})
+                .empty();
+  };
+  if (!running()) return false;
+  if (host.find(':') == std::string::npos) return true;
+  // The session of a lost connection has nothing more to do for anyone: end it rather than
+  // wait until it notices its client is gone (a half-open TCP connection can take hours), and
+  // give it a moment to go.
+  try {
+    c.run_protocol("KILL CONNECTION " + std::to_string(id), sql::Phase::statement);
+  } catch (const sql::ConnectionLost&) {
+    throw;
+  } catch (const xact::Error&) {
+    // ended meanwhile (unknown thread id): the next look says so
+  }
+  for (int look = 0; look < 50; ++look) {
+    if (!running()) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
 }
 
 std::vector<Xid> MySqlResource::prepared_branches(sql::Connection& conn) {

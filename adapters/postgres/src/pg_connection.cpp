@@ -172,6 +172,7 @@ struct PgConnection::Impl {
   pqxx::connection_base* conn = nullptr;
   std::unique_ptr<NoticeRouter> notices;  // declared after `owned`: unregisters first
   std::string context;
+  std::string session;  // see server_session(); empty until known
   bool broken = false;
 };
 
@@ -194,10 +195,12 @@ std::unique_ptr<PgConnection> PgConnection::open(const std::string& conninfo,
   impl->notices = std::make_unique<NoticeRouter>(*impl->conn, impl->context);
   std::unique_ptr<PgConnection> c(new PgConnection(std::move(impl)));
 
-  // One round trip for the check and every setting, all values bound.
+  // One round trip for the check, the session's name and every setting, all values bound.
   std::string query =
       "SELECT current_setting('max_prepared_transactions'), "
-      "set_config('bytea_output', 'hex', false), set_config('application_name', $1, false)";
+      "set_config('bytea_output', 'hex', false), set_config('application_name', $1, false), "
+      "pg_backend_pid(), (SELECT floor(extract(epoch FROM backend_start) * 1000000)::bigint "
+      "FROM pg_stat_activity WHERE pid = pg_backend_pid())";
   sql::Params params{settings.application_name};
   if (settings.lock_timeout) {
     query += ", set_config('lock_timeout', $2, false)";
@@ -209,7 +212,10 @@ std::unique_ptr<PgConnection> PgConnection::open(const std::string& conninfo,
   } catch (const sql::ConnectionLost& e) {
     throw sql::ConnectionLost(c->impl_->context + ": cannot set up a new connection: " + e.what());
   }
-  check_max_prepared_transactions(r.one().get<std::string>(0), c->impl_->context);
+  const sql::Row& row = r.one();
+  check_max_prepared_transactions(row.get<std::string>(0), c->impl_->context);
+  c->impl_->session = "pid=" + std::to_string(row.get<std::int64_t>(3)) +
+                      " start=" + std::to_string(row.get<std::int64_t>(4));
   return c;
 }
 
@@ -219,6 +225,7 @@ std::shared_ptr<PgConnection> PgConnection::borrow(pqxx::connection_base& native
   impl->context = std::move(context);
   impl->conn = &native;
   inhibit_reactivation(native);
+  if (const int pid = native.backendpid(); pid != 0) impl->session = "pid=" + std::to_string(pid);
   return std::shared_ptr<PgConnection>(new PgConnection(std::move(impl)));
 }
 
@@ -298,6 +305,8 @@ bool PgConnection::ping() noexcept {
 }
 
 bool PgConnection::broken() const noexcept { return impl_->broken || !impl_->conn->is_open(); }
+
+std::string PgConnection::server_session() const { return impl_->session; }
 
 pqxx::connection_base& PgConnection::native() noexcept { return *impl_->conn; }
 

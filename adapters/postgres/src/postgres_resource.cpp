@@ -2,6 +2,9 @@
 
 #include <libpq-fe.h>
 
+#include <cinttypes>
+#include <cstdio>
+
 #include <pqxx/connection_base>
 
 #include <xact/errors.hpp>
@@ -148,8 +151,7 @@ void PostgresResource::prepare_branch(sql::Connection& conn, const Xid& xid) {
   // statement aborted, and libpqxx 6.4 does not show the command tag. The SELECT before it,
   // in the same round trip, fails there instead (25P02), and the PREPARE is not run.
   try {
-    pg(conn).run_protocol("SELECT 1; PREPARE TRANSACTION " + quoted_gid(xid),
-                          sql::Phase::prepare);
+    pg(conn).run_protocol("SELECT 1; PREPARE TRANSACTION " + quoted_gid(xid), sql::Phase::prepare);
   } catch (const sql::SqlError& e) {
     if (e.sqlstate() != "25P02") throw;
     throw sql::SqlError(context() +
@@ -176,6 +178,31 @@ void PostgresResource::commit_prepared_branch(sql::Connection& conn, const Xid& 
 
 void PostgresResource::rollback_prepared_branch(sql::Connection& conn, const Xid& xid) {
   pg(conn).run_protocol("ROLLBACK PREPARED " + quoted_gid(xid), sql::Phase::rollback_prepared);
+}
+
+bool PostgresResource::server_session_running(sql::Connection& conn, const std::string& session) {
+  // PgConnection::server_session(): "pid=P start=S" or "pid=P".
+  std::int64_t pid = 0;
+  std::int64_t start = 0;
+  const int fields = std::sscanf(session.c_str(), "pid=%" SCNd64 " start=%" SCNd64, &pid, &start);
+  if (fields < 1 || pid <= 0) {
+    throw ResourceError(context() + ": cannot read the server session '" + session + "'");
+  }
+  if (fields == 1) {
+    // A pid alone may by now name another backend: wait for it, never end it.
+    return !pg(conn).execute("SELECT 1 FROM pg_stat_activity WHERE pid = $1", {pid}).empty();
+  }
+  // The backend of a lost connection has nothing more to do for anyone: end it rather than
+  // wait until it notices its client is gone (a half-open TCP connection can take hours).
+  // PostgreSQL 14 and later wait up to the timeout for it to exit (true once it has).
+  PgConnection& c = pg(conn);
+  const bool waits = c.server_version() >= 140000;
+  const sql::Result r =
+      c.execute(std::string("SELECT pg_terminate_backend(pid") + (waits ? ", 1000" : "") +
+                    ") FROM pg_stat_activity WHERE pid = $1 AND "
+                    "floor(extract(epoch FROM backend_start) * 1000000)::bigint = $2",
+                {pid, start});
+  return !r.empty() && !(waits && r.one().get<bool>(0));
 }
 
 std::vector<Xid> PostgresResource::prepared_branches(sql::Connection& conn) {

@@ -97,7 +97,9 @@
 //   abort hooks, and commit() throws a TransientError (retryable) with the InDoubtError nested.
 //   An RM that lost its connection during PREPARE does not know whether its branch is prepared:
 //   its tpc_abort rolls it back by id on a fresh connection (ROLLBACK PREPARED, XA ROLLBACK;
-//   an unknown id is fine), and recovery rolls back what it cannot reach (presumed abort).
+//   an unknown id is fine once the server session that received the PREPARE has ended, since
+//   until then it may still complete it: xact::sql ends that session first), and recovery
+//   rolls back what it cannot reach (presumed abort).
 // - tpc_vote: returning Vote::yes is a promise: the RM's work is DURABLE and it can commit or
 //   roll back later on request, even after a crash of the RM's process or server or of the
 //   coordinator (PREPARE TRANSACTION, XA PREPARE, a prepared record in a storage file).

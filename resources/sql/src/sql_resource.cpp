@@ -402,6 +402,15 @@ void SqlResource::tpc_abort_branch(Transaction& txn) {
       // and the branch is not prepared; if the connection broke, it may be: roll it back by
       // id too.
       const bool unknown = b->conn() == nullptr || b->conn()->broken();
+      if (unknown && b->conn() != nullptr) {
+        // The session that received the PREPARE may still complete it: rollback_prepared
+        // waits for that session to end before it takes "no such id" as final.
+        std::string session = b->conn()->server_session();
+        if (!session.empty()) {
+          std::lock_guard lock(lost_prepares_mu_);
+          lost_prepares_[b->xid.to_gid()] = std::move(session);
+        }
+      }
       b->state = Branch::State::active;
       end_unprepared(*b);
       if (!unknown) return;
@@ -523,12 +532,32 @@ RecoverableResource::Outcome SqlResource::commit_prepared(const Xid& xid) {
 }
 
 RecoverableResource::Outcome SqlResource::rollback_prepared(const Xid& xid) {
-  try {
-    on_any_connection([&](Connection& c) { rollback_prepared_branch(c, xid); });
-  } catch (const UnknownIdError&) {
-    return Outcome::unknown_id;
+  const std::string gid = xid.to_gid();
+  std::string session;  // of a PREPARE that lost its connection, if this is one
+  {
+    std::lock_guard lock(lost_prepares_mu_);
+    if (auto it = lost_prepares_.find(gid); it != lost_prepares_.end()) session = it->second;
   }
-  return Outcome::done;
+  Outcome outcome = Outcome::done;
+  try {
+    on_any_connection([&](Connection& c) {
+      if (!session.empty() && server_session_running(c, session)) {
+        throw ResourceError("resource '" + name_ + "': the server session that received the " +
+                            "PREPARE of " + gid + " (" + session +
+                            ") still runs, so the branch may still become prepared; its " +
+                            std::string(rollback_prepared_statement()) +
+                            " is tried again once that session has ended");
+      }
+      rollback_prepared_branch(c, xid);
+    });
+  } catch (const UnknownIdError&) {
+    outcome = Outcome::unknown_id;
+  }
+  if (!session.empty()) {
+    std::lock_guard lock(lost_prepares_mu_);
+    lost_prepares_.erase(gid);
+  }
+  return outcome;
 }
 
 }  // namespace xact::sql

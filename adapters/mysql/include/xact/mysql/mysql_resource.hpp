@@ -105,6 +105,10 @@ class MySqlResource final : public sql::SqlResource {
   std::vector<Xid> prepared_branches(sql::Connection& conn) override;
   void set_savepoint(sql::Connection& conn, const std::string& name) override;
   void rollback_to_savepoint(sql::Connection& conn, const std::string& name) override;
+  /// The process list: a session named by id and a TCP client address and port is killed
+  /// (KILL CONNECTION) and counts as running until it has gone; one whose client came over a
+  /// socket ("localhost": its id may have been given anew after a restart) is waited for.
+  bool server_session_running(sql::Connection& conn, const std::string& session) override;
   std::exception_ptr map_error(const std::exception_ptr& error,
                                sql::Phase phase) const noexcept override;
   /// MySQL rolls back only the failed statement (a duplicate key, say): the application may

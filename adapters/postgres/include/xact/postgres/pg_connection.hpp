@@ -68,6 +68,10 @@ class PgConnection final : public sql::Connection {
   bool ping() noexcept override;
   bool broken() const noexcept override;
   std::string_view dialect() const noexcept override { return "postgresql"; }
+  /// "pid=P start=S": the backend's pid and its start in microseconds since the epoch, read
+  /// when open() connected (the pair names one backend exactly); "pid=P" for a borrowed
+  /// connection (libpq knows the pid; its start would cost a round trip per enlistment).
+  std::string server_session() const override;
 
   /// The libpqxx connection, for what xact::sql does not cover. Inside a branch run statements
   /// only through a pqxx::nontransaction (a pqxx::work would send a second BEGIN and commit the

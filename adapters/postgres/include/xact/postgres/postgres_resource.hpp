@@ -111,6 +111,9 @@ class PostgresResource final : public sql::SqlResource {
   std::vector<Xid> prepared_branches(sql::Connection& conn) override;
   void set_savepoint(sql::Connection& conn, const std::string& name) override;
   void rollback_to_savepoint(sql::Connection& conn, const std::string& name) override;
+  /// pg_stat_activity: a backend named by pid and start is terminated (pg_terminate_backend)
+  /// and counts as running until it has gone; one named by pid alone is waited for.
+  bool server_session_running(sql::Connection& conn, const std::string& session) override;
   std::exception_ptr map_error(const std::exception_ptr& error,
                                sql::Phase phase) const noexcept override;
 

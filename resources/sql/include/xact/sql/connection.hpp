@@ -16,6 +16,7 @@
 // Thread-safety: a Connection is used by one thread at a time.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 #include <xact/sql/result.hpp>
@@ -42,6 +43,14 @@ class Connection {
 
   /// "postgresql", "mysql", "sqlite".
   virtual std::string_view dialect() const noexcept = 0;
+
+  /// This connection's session on the server, in its adapter's own notation, taken when it
+  /// connected (PostgreSQL: the backend's pid and start time; MySQL/MariaDB: the connection id
+  /// and the client's address as the server saw it); empty when unknown. Still valid after the
+  /// connection broke: a resource whose PREPARE lost its connection asks the server whether
+  /// that session still runs, i.e. whether the prepare may still complete
+  /// (SqlResource::rollback_prepared).
+  virtual std::string server_session() const { return {}; }
 };
 
 }  // namespace xact::sql

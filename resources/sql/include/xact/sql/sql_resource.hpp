@@ -35,6 +35,14 @@
 //   abort never throws (a connection that cannot roll back is closed, which rolls back). A
 //   ROLLBACK PREPARED that fails makes tpc_abort throw the mapped error after the branch has
 //   ended here, so the coordinator hands the branch to its re-driver (<xact/redriver.hpp>).
+// - A PREPARE that lost its connection may still complete on the server: the session that
+//   received it runs on until it notices the client is gone. Its rollback by id (tpc_abort,
+//   then the re-driver's rollback_prepared) therefore first asks the server whether that
+//   session (Connection::server_session) still exists. If the adapter can name it exactly it
+//   ends it (pg_terminate_backend, KILL CONNECTION) and waits up to a second for it to go;
+//   while it still runs, the rollback throws and the re-driver tries again later. Only once the
+//   session is gone does an unknown id mean the branch was never prepared. (A session the
+//   adapter cannot name counts as gone: a MySQL connection the application enlisted.)
 // - One participant alone commits in one phase (plain COMMIT, no prepare, no log record).
 // - Savepoints map to the database's savepoints; a savepoint taken before the branch began
 //   rolls the whole branch back.
@@ -52,8 +60,10 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include <xact/resource_manager.hpp>
@@ -196,6 +206,16 @@ class SqlResource : public ResourceManager,
   /// Whether a failed statement aborts the whole database transaction (PostgreSQL: yes; then
   /// only a savepoint rollback or the end of the branch is possible).
   virtual bool failed_statement_aborts_branch() const noexcept { return true; }
+  /// Whether the server session `session` (a Connection::server_session() of a connection to
+  /// this database, not empty) still exists, asked on `conn`; the adapter first ends it (and
+  /// gives it a moment to go) when `session` names it exactly. After this returns false, the
+  /// session runs no statement any more: a PREPARE it received has completed or never will. The
+  /// default (false) suits an adapter whose connections have no server sessions.
+  virtual bool server_session_running(Connection& conn, const std::string& session) {
+    (void)conn;
+    (void)session;
+    return false;
+  }
   /// The dialect's names of the statements that finish a prepared branch, for messages
   /// (MySQL/MariaDB: XA COMMIT / XA ROLLBACK).
   virtual std::string_view commit_prepared_statement() const noexcept { return "COMMIT PREPARED"; }
@@ -218,6 +238,10 @@ class SqlResource : public ResourceManager,
 
   std::string name_;
   std::shared_ptr<ConnectionPool> pool_;
+  // Branches whose PREPARE lost its connection, by gid: the server session that received it.
+  // rollback_prepared waits for the session to end before it takes "no such id" as final.
+  std::mutex lost_prepares_mu_;
+  std::unordered_map<std::string, std::string> lost_prepares_;
 };
 
 }  // namespace xact::sql

@@ -1,0 +1,133 @@
+// A PREPARE TRANSACTION whose connection broke while the server still had it. The server may
+// complete the prepare after the client gave up: the backend that received it runs on until it
+// notices its client is gone. A TcpProxy between the resource and the server holds the PREPARE
+// back and closes the client's side; the server's side stays open. Rule: the branch is never
+// left prepared (holding its locks until a recovery run) because its rollback by id found no
+// such id before the prepare completed: the rollback waits for that backend to end, and ends it
+// itself when it can name it exactly.
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+#include <xact/manager.hpp>
+#include <xact/redriver.hpp>
+#include <xact/testing/tcp_proxy.hpp>
+
+#include "pg_test_support.hpp"
+
+namespace xact::pgtest {
+namespace {
+
+using namespace std::chrono_literals;
+using postgres::PostgresResource;
+
+// `uri` ("postgresql://user:pw@host:port/db") with its host and port replaced by the proxy's.
+std::string through_proxy(const std::string& uri, std::uint16_t port) {
+  const auto at = uri.rfind('@');
+  const auto slash = uri.find('/', at);
+  return uri.substr(0, at + 1) + "127.0.0.1:" + std::to_string(port) + uri.substr(slash);
+}
+
+std::uint16_t port_of(const std::string& uri) {
+  const auto at = uri.rfind('@');
+  const auto colon = uri.find(':', at);
+  return static_cast<std::uint16_t>(std::stoi(uri.substr(colon + 1)));
+}
+
+class PostgresLostPrepareTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    XACT_REQUIRE_PG();
+    t1_ = std::make_unique<TempTable>(pg_env()->uri);
+    t2_ = std::make_unique<TempTable>(pg_env()->uri2);
+    db1_ = std::make_unique<Plain>(pg_env()->uri);
+    proxy_ = std::make_unique<testing::TcpProxy>(port_of(pg_env()->uri));
+    proxied_uri_ = through_proxy(pg_env()->uri, proxy_->port());
+    rm2_ = PostgresResource::create(options(pg_env()->uri2));
+  }
+  void TearDown() override {
+    tm_.abort();
+    EXPECT_TRUE(Redriver::process().wait_idle(30s));
+  }
+
+  bool prepared(const std::string& gid) {
+    const auto gids = db1_->prepared_gids();
+    return std::find(gids.begin(), gids.end(), gid) != gids.end();
+  }
+  std::size_t owed_to(const std::string& resource) {
+    std::size_t n = 0;
+    for (const auto& o : Redriver::process().owed()) n += o.resource == resource ? 1 : 0;
+    return n;
+  }
+
+  // Writes k=v through `rm` (behind the proxy) and on the second database, and commits with
+  // link 0's PREPARE held back and its client cut; returns the proxied branch's gid. The
+  // commit must fail: the vote was lost.
+  std::string commit_with_lost_prepare(PostgresResource& rm) {
+    Transaction& txn = tm_.begin();
+    put(rm, txn, t1_->name(), "k", "lost");
+    put(*rm2_, txn, t2_->name(), "k", "lost");
+    const std::string gid = txn.xid_for(rm).to_gid();
+    EXPECT_EQ(proxy_->links(), 1u) << "the branch's connection should be the proxy's first";
+    proxy_->cut_at_send(0);  // the next statement on it is the PREPARE
+    EXPECT_THROW(tm_.commit(), Error);
+    EXPECT_TRUE(proxy_->wait_cut(0, 10s));
+    return gid;
+  }
+
+  std::unique_ptr<TempTable> t1_, t2_;
+  std::unique_ptr<Plain> db1_;
+  std::unique_ptr<testing::TcpProxy> proxy_;
+  std::string proxied_uri_;
+  std::shared_ptr<PostgresResource> rm2_;
+  ExplicitTransactionManager tm_{ManagerOptions{.allow_unlogged_decisions = true}};
+};
+
+TEST_F(PostgresLostPrepareTest, APrepareThatArrivesAfterTheClientGaveUpIsNeverLeftPrepared) {
+  auto rm = PostgresResource::create(options(proxied_uri_));
+  const std::string gid = commit_with_lost_prepare(*rm);
+  // The backend of the lost connection has not received the PREPARE yet and still runs. Now
+  // it gets it, then its end of file: left alone, it prepares the branch, which nobody would
+  // roll back until a recovery run, because the rollback by id already found no such id. (The
+  // rollback terminates such a backend instead, and stays owed until it has gone.)
+  proxy_->deliver_held(0);
+  ASSERT_TRUE(proxy_->wait_server_closed(0, 10s)) << "the backend of the lost PREPARE never ended";
+  ASSERT_TRUE(Redriver::process().wait_idle(30s));
+  EXPECT_FALSE(prepared(gid)) << gid << " was left prepared";
+  if (prepared(gid)) rm->rollback_prepared(*Xid::from_gid(gid));  // unblocks TempTable's DROP
+  EXPECT_EQ(db1_->value(t1_->name(), "k"), std::nullopt);
+  EXPECT_EQ(Plain(pg_env()->uri2).value(t2_->name(), "k"), std::nullopt);
+}
+
+TEST_F(PostgresLostPrepareTest, ABackendKnownOnlyByItsPidIsWaitedForAndWhatItPreparedRolledBack) {
+  // An enlisted libpqxx connection: xact knows its backend's pid, not its start, so it never
+  // terminates the backend (the pid may name another one by now) and waits for it to end.
+  auto rm = PostgresResource::create(options(pg_env()->uri));
+  pqxx::connection native(proxied_uri_);
+  Transaction& txn = tm_.begin();
+  rm->enlist(txn, native);
+  put(*rm, txn, t1_->name(), "k", "lost");
+  put(*rm2_, txn, t2_->name(), "k", "lost");
+  const std::string gid = txn.xid_for(*rm).to_gid();
+  ASSERT_EQ(proxy_->links(), 1u);
+  proxy_->cut_at_send(0);
+  EXPECT_THROW(tm_.commit(), Error);
+  ASSERT_TRUE(proxy_->wait_cut(0, 10s));
+
+  // The backend still runs (idle, its PREPARE not received): the rollback stays owed.
+  std::this_thread::sleep_for(300ms);
+  EXPECT_TRUE(proxy_->server_open(0));
+  EXPECT_EQ(owed_to(rm->resource_name()), 1u)
+      << "the rollback took 'no such id' as final while the backend could still prepare";
+
+  // The backend now prepares the branch and ends: the owed rollback finds it and rolls it back.
+  proxy_->deliver_held(0);
+  ASSERT_TRUE(proxy_->wait_server_closed(0, 10s)) << "the backend of the lost PREPARE never ended";
+  ASSERT_TRUE(Redriver::process().wait_idle(30s));
+  EXPECT_FALSE(prepared(gid)) << gid << " was left prepared";
+  if (prepared(gid)) rm->rollback_prepared(*Xid::from_gid(gid));  // unblocks TempTable's DROP
+  EXPECT_EQ(db1_->value(t1_->name(), "k"), std::nullopt);
+}
+
+}  // namespace
+}  // namespace xact::pgtest
