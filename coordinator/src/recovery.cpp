@@ -197,6 +197,18 @@ void Recovery::decide_prepared(RecoveryReport& report, bool dry_run) {
   for (auto& [name, reg] : regs) {
     auto* rec = reg->target.recoverable.get();
     if (rec == nullptr) continue;
+    if (!dry_run) {
+      try {
+        rec->end_orphaned_prepares(log_->node_id(),
+                                   [this](const Gtrid& gtrid) { return log_->in_flight(gtrid); });
+      } catch (...) {
+        log(LogLevel::warning, "recovery: resource '" + name +
+                                   "': a session left running a PREPARE could not be ended (" +
+                                   error_message(std::current_exception()) +
+                                   "); a branch it prepares after this run stays prepared until "
+                                   "the next run");
+      }
+    }
     std::vector<Xid> prepared;
     try {
       prepared = rec->recover(log_->node_id());

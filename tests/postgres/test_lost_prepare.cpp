@@ -4,14 +4,19 @@
 // back and closes the client's side; the server's side stays open. Rule: the branch is never
 // left prepared (holding its locks until a recovery run) because its rollback by id found no
 // such id before the prepare completed: the rollback waits for that backend to end, and ends it
-// itself when it can name it exactly.
+// itself when it can name it exactly. And start-up recovery ends a backend that a process which
+// died left running a PREPARE, before it lists the prepared branches.
 #include <algorithm>
 #include <chrono>
 #include <thread>
 
+#include <xact/decision_log.hpp>
+#include <xact/io/env.hpp>
 #include <xact/manager.hpp>
+#include <xact/recovery.hpp>
 #include <xact/redriver.hpp>
 #include <xact/testing/tcp_proxy.hpp>
+#include <xact/testing/temp_dir.hpp>
 
 #include "pg_test_support.hpp"
 
@@ -127,6 +132,61 @@ TEST_F(PostgresLostPrepareTest, ABackendKnownOnlyByItsPidIsWaitedForAndWhatItPre
   EXPECT_FALSE(prepared(gid)) << gid << " was left prepared";
   if (prepared(gid)) rm->rollback_prepared(*Xid::from_gid(gid));  // unblocks TempTable's DROP
   EXPECT_EQ(db1_->value(t1_->name(), "k"), std::nullopt);
+}
+
+TEST_F(PostgresLostPrepareTest, StartUpRecoveryEndsABackendLeftRunningAPrepareByAProcessThatDied) {
+  // A PREPARE that takes a while: a deferred constraint trigger sleeps when it fires, which is
+  // at PREPARE TRANSACTION.
+  const std::string fn = unique_name("slow_prepare");
+  db1_->run("CREATE FUNCTION " + fn +
+            "() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(3); RETURN NULL; "
+            "END $$");
+  db1_->run("CREATE CONSTRAINT TRIGGER " + fn + " AFTER INSERT ON " + t1_->name() +
+            " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION " + fn + "()");
+  testing::TempDir dir;
+  auto log = std::shared_ptr<DecisionLog>(DecisionLog::open(io::Env::posix(), dir.path()));
+  track_node(log->node_id());
+  auto rm = PostgresResource::create(options(pg_env()->uri));
+
+  // The process that died: a branch of this node, written, its PREPARE sent and still running
+  // on the server. Its transaction is not running here (released), as after a restart.
+  const Gtrid gtrid = log->new_gtrid();
+  log->release(gtrid);
+  const Xid xid{Xid::kFormatId, gtrid, rm->resource_name()};
+  const std::string gid = xid.to_gid();
+  std::thread orphan([&] {
+    try {
+      pqxx::connection c(pg_env()->uri);
+      pqxx::nontransaction tx(c);
+      tx.exec("BEGIN");
+      tx.exec("INSERT INTO " + t1_->name() + " (k, v) VALUES ('k', 'orphan')");
+      tx.exec("SELECT 1; PREPARE TRANSACTION '" + gid + "'");
+    } catch (const std::exception&) {
+      // terminated by recovery
+    }
+  });
+  const auto preparing = [&] {
+    return db1_->count(
+        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND "
+        "query LIKE '%PREPARE TRANSACTION ''" +
+        gid + "''%'");
+  };
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (preparing() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_EQ(preparing(), 1);
+
+  Recovery recovery(log);
+  recovery.register_resource(rm);
+  const RecoveryReport report = recovery.run();
+  EXPECT_TRUE(report.complete()) << report.describe();
+  orphan.join();  // had the backend been left alone, its PREPARE completes now
+  EXPECT_FALSE(prepared(gid)) << gid << " was left prepared after recovery";
+  if (prepared(gid)) rm->rollback_prepared(xid);
+  EXPECT_EQ(db1_->value(t1_->name(), "k"), std::nullopt);
+  db1_->run("DROP TRIGGER " + fn + " ON " + t1_->name());
+  db1_->run("DROP FUNCTION " + fn + "()");
 }
 
 }  // namespace

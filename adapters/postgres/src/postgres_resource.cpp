@@ -205,6 +205,30 @@ bool PostgresResource::server_session_running(sql::Connection& conn, const std::
   return !r.empty() && !(waits && r.one().get<bool>(0));
 }
 
+std::vector<sql::SqlResource::PreparingSession> PostgresResource::sessions_preparing(
+    sql::Connection& conn) {
+  // prepare_branch's statement: "SELECT 1; PREPARE TRANSACTION '<gid>'".
+  static constexpr std::string_view kPrepare = "PREPARE TRANSACTION '";
+  const sql::Result r = pg(conn).execute(
+      "SELECT pid, floor(extract(epoch FROM backend_start) * 1000000)::bigint, query "
+      "FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND "
+      "pid <> pg_backend_pid() AND query LIKE '%PREPARE TRANSACTION ''xact-%'");
+  std::vector<PreparingSession> out;
+  for (const auto& row : r) {
+    const auto query = row.get<std::string>(2);
+    const auto at = query.find(kPrepare);
+    if (at == std::string::npos) continue;
+    const auto begin = at + kPrepare.size();
+    const auto end = query.find('\'', begin);
+    if (end == std::string::npos) continue;
+    auto xid = Xid::from_gid(std::string_view(query).substr(begin, end - begin));
+    if (!xid) continue;
+    out.push_back({std::move(*xid), "pid=" + std::to_string(row.get<std::int64_t>(0)) +
+                                        " start=" + std::to_string(row.get<std::int64_t>(1))});
+  }
+  return out;
+}
+
 std::vector<Xid> PostgresResource::prepared_branches(sql::Connection& conn) {
   const sql::Result r = pg(conn).run_protocol(
       "SELECT gid FROM pg_prepared_xacts WHERE database = current_database() AND gid LIKE "

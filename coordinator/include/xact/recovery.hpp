@@ -7,7 +7,9 @@
 //      counts as done and is reported as "already finished": normal after a crash, since the
 //      done record is not forced (a branch an administrator finished by hand looks the same).
 //      When every branch is done, the done record is written.
-//   2. every other id the resource holds prepared for this node is decided: committed if a
+//   2. every other id the resource holds prepared for this node is decided (first, outside a
+//      dry run, the resource ends the server sessions a dead process left running a PREPARE of
+//      this node's branches: RecoverableResource::end_orphaned_prepares): committed if a
 //      registered last resource (DecisionStore) holds its decision; left waiting if a last
 //      resource cannot be read now (never presumed aborted then); rolled back otherwise
 //      (presumed abort: no commit record means no commit). When the log tolerated damage that

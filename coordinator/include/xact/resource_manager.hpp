@@ -268,6 +268,7 @@
 #include <compare>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -412,6 +413,19 @@ class RecoverableResource {
     heuristic_mixed,     ///< the branch had been partly committed, partly rolled back
   };
   virtual ~RecoverableResource() = default;
+  /// Called by recovery (not in a dry run) just before recover(node). A session on the RM's
+  /// server that is still running a PREPARE of a branch of `node` for this RM, of a
+  /// transaction `running_here` says is not running in this process, was left by a process
+  /// that died in the middle of it (or lost its connection): it may complete the PREPARE
+  /// after recover() listed the prepared ids, and the branch would stay prepared until the
+  /// next run. The RM ends such sessions and waits for them to go; it throws when some still
+  /// run (recovery logs it and goes on). The default does nothing: for an RM whose prepare
+  /// runs in the calling process.
+  virtual void end_orphaned_prepares(const NodeId& node,
+                                     const std::function<bool(const Gtrid&)>& running_here) {
+    (void)node;
+    (void)running_here;
+  }
   /// Ids this RM holds prepared whose gtrid belongs to `node`. Throws when unreachable.
   virtual std::vector<Xid> recover(const NodeId& node) = 0;
   /// Ids this RM holds prepared for any node, with this RM's branch qualifier: what an

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <any>
+#include <chrono>
+#include <thread>
 
 #include <xact/diagnostics.hpp>
 #include <xact/errors.hpp>
@@ -501,6 +503,29 @@ bool SqlResource::should_retry(const std::exception_ptr& error) const noexcept {
 
 // ---- recovery
 // ---------------------------------------------------------------------------------------
+
+void SqlResource::end_orphaned_prepares(const NodeId& node,
+                                        const std::function<bool(const Gtrid&)>& running_here) {
+  on_any_connection([&](Connection& c) {
+    for (int round = 1;; ++round) {
+      std::string still;  // the gids whose session still runs
+      for (const auto& s : sessions_preparing(c)) {
+        if (s.xid.gtrid.node() != node || s.xid.bqual != name_ || running_here(s.xid.gtrid)) {
+          continue;
+        }
+        if (server_session_running(c, s.session)) still += " " + s.xid.to_gid();
+      }
+      if (still.empty()) return;
+      if (round == 10) {
+        throw ResourceError("resource '" + name_ +
+                            "': sessions left running a PREPARE by a process that is gone still "
+                            "run after ten tries to end them:" +
+                            still);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100 * round));
+    }
+  });
+}
 
 std::vector<Xid> SqlResource::recover(const NodeId& node) {
   std::vector<Xid> all;

@@ -114,6 +114,9 @@ class PostgresResource final : public sql::SqlResource {
   /// pg_stat_activity: a backend named by pid and start is terminated (pg_terminate_backend)
   /// and counts as running until it has gone; one named by pid alone is waited for.
   bool server_session_running(sql::Connection& conn, const std::string& session) override;
+  /// pg_stat_activity: the active backends of this database whose statement is xact's
+  /// PREPARE TRANSACTION (readable for backends of one's own role).
+  std::vector<PreparingSession> sessions_preparing(sql::Connection& conn) override;
   std::exception_ptr map_error(const std::exception_ptr& error,
                                sql::Phase phase) const noexcept override;
 

@@ -150,6 +150,11 @@ class SqlResource : public ResourceManager,
   void commit_one_phase(Transaction& txn, const CommitRecord* decision) override;
   /// Ids of this database's prepared branches that belong to `node` and to this resource
   /// (bqual == resource_name()). Throws the mapped error when the database cannot be reached.
+  /// Ends the sessions the adapter finds running a PREPARE of this resource's branches of
+  /// `node` (sessions_preparing) that are not running here, and waits for them to go (throws
+  /// ResourceError after about ten seconds).
+  void end_orphaned_prepares(const NodeId& node,
+                             const std::function<bool(const Gtrid&)>& running_here) override;
   std::vector<Xid> recover(const NodeId& node) override;
   /// Every node's prepared branches with this resource's name as branch qualifier.
   std::vector<Xid> recover_all_nodes() override;
@@ -215,6 +220,18 @@ class SqlResource : public ResourceManager,
     (void)conn;
     (void)session;
     return false;
+  }
+  /// A server session running a PREPARE (see sessions_preparing).
+  struct PreparingSession {
+    Xid xid;              ///< of the branch it is preparing
+    std::string session;  ///< as server_session_running takes it
+  };
+  /// The sessions of other connections that are running a PREPARE of an xact branch in this
+  /// database now. The default (none) suits an adapter whose connections have no server
+  /// sessions.
+  virtual std::vector<PreparingSession> sessions_preparing(Connection& conn) {
+    (void)conn;
+    return {};
   }
   /// The dialect's names of the statements that finish a prepared branch, for messages
   /// (MySQL/MariaDB: XA COMMIT / XA ROLLBACK).
