@@ -484,6 +484,7 @@ CommitOutcome Transaction::commit() {
   try {
     phase_ = Phase::before_commit;
     run_before_commit_hooks();
+    completion_announced_ = true;
     if (synchronizers_) {
       for (const auto& weak : *synchronizers_) {
         if (auto s = weak.lock()) s->before_completion(*this);
@@ -761,6 +762,10 @@ std::exception_ptr Transaction::fail_commit(std::exception_ptr error) noexcept {
   }
   detail::count(detail::Counter::aborts);
   run_abort_hooks(true);
+  // The synchronizers hear before_completion before the rollback, as in abort(), if a failed
+  // before-commit hook or savepoint rollback ended the transaction before they heard it.
+  if (!completion_announced_) notify_synchronizers(true);
+  completion_announced_ = true;
   // In commit order, whatever the order of joining (a failure in a before-commit hook comes
   // before the sort in commit_participants).
   std::stable_sort(participants_.begin(), participants_.end(),
@@ -834,6 +839,7 @@ void Transaction::abort() noexcept {
   phase_ = Phase::rolling_back;
   invalidate_savepoints_from(0);
   run_abort_hooks(true);
+  completion_announced_ = true;
   notify_synchronizers(true);
   std::vector<Redriver::Branch> unrolled;
   for (auto& p : participants_) {

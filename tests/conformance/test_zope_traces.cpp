@@ -12,9 +12,10 @@
 //   R2  each data manager sees each call at most once per transaction: no abort after a commit
 //       (Zope aborts every joined manager after running after-commit or after-abort hooks), no
 //       second rollback when the application aborts a failed commit.
-//   R3  a failed commit rolls back completely by itself: the abort hooks run then, once, and the
-//       synchronizers' after_completion is called once per transaction; the application's
-//       abort() afterwards only ends the transaction.
+//   R3  a failed commit (or savepoint rollback) rolls back completely by itself: the abort hooks
+//       run then, once, and the synchronizers' before_completion and after_completion are
+//       called once per transaction; the application's abort() afterwards only ends the
+//       transaction.
 //   R4  a failure in phase 2 does not undo the decision: a tpc_finish that fails leaves the
 //       transaction committed with a pending completion (Zope calls tpc_abort on every manager
 //       after the decision, and reports the commit as failed).
@@ -43,6 +44,7 @@
 
 #include <gtest/gtest.h>
 
+#include <xact/attempts.hpp>
 #include <xact/errors.hpp>
 #include <xact/manager.hpp>
 #include <xact/run.hpp>
@@ -379,6 +381,79 @@ Trace run_xact(const std::string& scenario) {
         },
         no_wait(3));
     w.note("app.committed");
+  } else if (scenario == "two_commits") {
+    World::work(w.tm().begin(), w.dm("a"));
+    w.commit_and_note();
+    World::work(w.tm().begin(), w.dm("b"));
+    w.commit_and_note();
+  } else if (scenario == "doomed_abort") {
+    auto& txn = w.tm().begin();
+    World::work(txn, w.dm("a"));
+    txn.doom();
+    w.tm().abort();
+    w.note("app.aborted");
+  } else if (scenario == "commit_after_failed_commit" || scenario == "join_after_failed_commit" ||
+             scenario == "savepoint_after_failed_commit") {
+    const std::string what = scenario.substr(0, scenario.find('_'));
+    auto& txn = w.tm().begin();
+    World::work(txn, w.dm("a", {.fail_at = Step::tpc_vote}));
+    try {
+      w.tm().commit();
+    } catch (const std::exception&) {
+      w.note("app.commit_failed");
+    }
+    try {
+      if (what == "commit") {
+        w.tm().commit();
+      } else if (what == "join") {
+        World::work(txn, w.dm("b"));
+      } else {
+        txn.savepoint();
+      }
+      w.note("app." + what + "_accepted");
+    } catch (const std::exception&) {
+      w.note("app." + what + "_refused");
+    }
+    w.tm().abort();
+    w.note("app.aborted");
+  } else if (scenario == "savepoint_rollback_fails") {
+    auto& txn = w.tm().begin();
+    World::work(txn, w.dm("a", {.fail_at = Step::savepoint_rollback}));
+    World::work(txn, w.dm("b"));
+    auto sp = txn.savepoint();
+    w.note("app.savepoint");
+    try {
+      sp.rollback();
+      w.note("app.rolled_back");
+    } catch (const std::exception&) {
+      w.note("app.rollback_failed");
+    }
+    w.commit_and_note();
+  } else if (scenario == "after_commit_hook_fails") {
+    auto& txn = w.tm().begin();
+    World::work(txn, w.dm("a"));
+    txn.add_after_commit_hook([&w](bool ok) {
+      w.note(std::string("hook.after_commit_failing:") + (ok ? "true" : "false"));
+      throw std::runtime_error("hook failed");
+    });
+    txn.add_after_commit_hook(
+        [&w](bool ok) { w.note(std::string("hook.after_commit:") + (ok ? "true" : "false")); });
+    w.commit_and_note();
+  } else if (scenario == "attempts_retry") {
+    int tries = 0;
+    for (Attempts a(w.tm(), no_wait(3)); a.next();) {
+      try {
+        w.note("app.attempt");
+        ++tries;
+        World::work(a.transaction(), w.dm("a", {.retry_everything = true,
+                                                .fail_at = tries == 1 ? Step::tpc_vote
+                                                                      : Step::none}));
+        a.commit();
+      } catch (...) {
+        a.failed(std::current_exception());
+      }
+    }
+    w.note("app.committed");
   } else {
     ADD_FAILURE() << "no xact scenario " << scenario;
   }
@@ -436,13 +511,15 @@ const std::vector<std::string> kAgreeing = {
     "hooks_add_hooks", "abort_hooks_add_hooks", "doomed", "savepoint_rollback",
     "savepoint_rollback_later_joiners", "savepoint_nested",
     "synchronizer_registered_in_transaction", "synchronizer_unregistered_in_transaction",
-    "retry_transient", "retry_vote_conflict",
+    "retry_transient", "retry_vote_conflict", "two_commits", "doomed_abort",
+    "commit_after_failed_commit", "join_after_failed_commit", "savepoint_after_failed_commit",
+    "after_commit_hook_fails", "attempts_retry",
     // clang-format on
 };
 // The scenarios with a rule of their own (tests below).
-const std::vector<std::string> kDiffering = {"finish_fails", "before_commit_hook_fails",
-                                             "abort_hooks_on_failed_commit",
-                                             "savepoint_unsupported", "join_twice"};
+const std::vector<std::string> kDiffering = {
+    "finish_fails",          "before_commit_hook_fails", "abort_hooks_on_failed_commit",
+    "savepoint_unsupported", "join_twice",               "savepoint_rollback_fails"};
 
 const Trace& zope(const std::string& scenario) {
   static const Trace none;
@@ -519,7 +596,21 @@ TEST_F(ZopeTraces, R5_AFailingBeforeCommitHookFailsTheCommit) {
   EXPECT_TRUE(contains(z, "a.tpc_finish b.tpc_finish") && contains(z, "app.committed"))
       << "the reference no longer shows the defect: " << show(z);
   EXPECT_EQ(show(run_xact("before_commit_hook_fails")),
-            "sync.new_transaction hook.before_commit a.abort b.abort sync.after_completion "
+            "sync.new_transaction hook.before_commit sync.before_completion a.abort b.abort "
+            "sync.after_completion app.commit_failed app.aborted");
+}
+
+// R3, a failed savepoint rollback: the transaction cannot go on (what the participant holds is
+// unknown), so it fails and rolls back at once, telling the synchronizers before and after as
+// abort() does; the commit that follows is refused without a call, and abort() only ends the
+// transaction. Zope marks the transaction failed and rolls back only in that abort().
+TEST_F(ZopeTraces, R3_AFailedSavepointRollbackRollsTheTransactionBackAtOnce) {
+  const Trace& z = zope("savepoint_rollback_fails");
+  EXPECT_TRUE(contains(z, "app.rollback_failed app.commit_failed sync.before_completion a.abort"))
+      << "the reference no longer rolls back in abort(): " << show(z);
+  EXPECT_EQ(show(run_xact("savepoint_rollback_fails")),
+            "sync.new_transaction a.savepoint b.savepoint app.savepoint a.savepoint_rollback "
+            "sync.before_completion a.abort b.abort sync.after_completion app.rollback_failed "
             "app.commit_failed app.aborted");
 }
 

@@ -12,6 +12,7 @@ application saw. The C++ test runs the same scenarios through xact and compares.
 
 Usage: zope_traces.py [scenario ...]    (default: every scenario)
 """
+import logging
 import sys
 
 import transaction
@@ -371,6 +372,99 @@ def retry_vote_conflict(tm, log):
     log.add("app.committed")
 
 
+def two_commits(tm, log):
+    txn = tm.begin()
+    txn.join(DataManager("a", log))
+    commit_and_note(tm, log)
+    txn = tm.begin()
+    txn.join(DataManager("b", log))
+    commit_and_note(tm, log)
+
+
+def doomed_abort(tm, log):
+    txn = tm.begin()
+    txn.join(DataManager("a", log))
+    txn.doom()
+    tm.abort()
+    log.add("app.aborted")
+
+
+def _after_failed_commit(what):
+    """A failed commit, then the application tries `what` before it aborts."""
+    def scenario(tm, log):
+        txn = tm.begin()
+        txn.join(DataManager("a", log, fail_at="tpc_vote"))
+        try:
+            tm.commit()
+        except Exception:
+            log.add("app.commit_failed")
+        try:
+            if what == "commit":
+                tm.commit()
+            elif what == "join":
+                txn.join(DataManager("b", log))
+            else:
+                txn.savepoint()
+            log.add("app.%s_accepted" % what)
+        except Exception:
+            log.add("app.%s_refused" % what)
+        tm.abort()
+        log.add("app.aborted")
+    return scenario
+
+
+class FailingSavepointDataManager(DataManager):
+    """Its savepoints' rollback fails."""
+
+    def savepoint(self):
+        self._call("savepoint")
+        return _FailingSavepoint(self)
+
+
+class _FailingSavepoint(_Savepoint):
+    def rollback(self):
+        self.dm.log.add("%s.savepoint_rollback" % self.dm.name)
+        raise Failure("%s.savepoint_rollback failed" % self.dm.name)
+
+
+def savepoint_rollback_fails(tm, log):
+    txn = tm.begin()
+    txn.join(FailingSavepointDataManager("a", log))
+    txn.join(DataManager("b", log))
+    sp = txn.savepoint()
+    log.add("app.savepoint")
+    try:
+        sp.rollback()
+        log.add("app.rolled_back")
+    except Exception:
+        log.add("app.rollback_failed")
+    commit_and_note(tm, log)
+
+
+def after_commit_hook_fails(tm, log):
+    txn = tm.begin()
+    txn.join(DataManager("a", log))
+
+    def failing(ok):
+        log.add("hook.after_commit_failing:%s" % str(ok).lower())
+        raise Failure("hook failed")
+    txn.addAfterCommitHook(failing)
+    txn.addAfterCommitHook(lambda ok: log.add("hook.after_commit:%s" % str(ok).lower()))
+    commit_and_note(tm, log)
+
+
+def attempts_retry(tm, log):
+    """tm.attempts(): the first attempt's vote fails and the manager says retry."""
+    tries = [0]
+    for attempt in tm.attempts(3):
+        with attempt as txn:
+            tries[0] += 1
+            log.add("app.attempt")
+            txn.join(DataManager("a", log, fail_at="tpc_vote" if tries[0] == 1 else None,
+                                 retry=True))
+    log.add("app.committed")
+
+
 SCENARIOS = {
     "commit": commit,
     "commit_one": commit_one,
@@ -397,10 +491,20 @@ SCENARIOS = {
     "join_twice": join_twice,
     "retry_transient": retry_transient,
     "retry_vote_conflict": retry_vote_conflict,
+    "two_commits": two_commits,
+    "doomed_abort": doomed_abort,
+    "commit_after_failed_commit": _after_failed_commit("commit"),
+    "join_after_failed_commit": _after_failed_commit("join"),
+    "savepoint_after_failed_commit": _after_failed_commit("savepoint"),
+    "savepoint_rollback_fails": savepoint_rollback_fails,
+    "after_commit_hook_fails": after_commit_hook_fails,
+    "attempts_retry": attempts_retry,
 }
 
 
 def main(argv):
+    # The package logs what it swallows (a failing after-commit hook): not part of a trace.
+    logging.basicConfig(handlers=[logging.NullHandler()])
     names = argv[1:] or list(SCENARIOS)
     for name in names:
         if name not in SCENARIOS:

@@ -18,7 +18,9 @@ class Synchronizer {
  public:
   virtual ~Synchronizer() = default;
   virtual void new_transaction(Transaction&) {}
-  /// Before commit (after the before-commit hooks) and before abort.
+  /// Before commit (after the before-commit hooks) and before abort, once per transaction; a
+  /// commit that fails in a before-commit hook, or a savepoint rollback that fails, rolls the
+  /// transaction back at once and tells it then.
   virtual void before_completion(Transaction&) {}
   /// After commit, failed commit or abort: exactly once per transaction.
   virtual void after_completion(Transaction&) {}

@@ -318,6 +318,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   TransactionStatus status_ = TransactionStatus::active;
   Phase phase_ = Phase::idle;
   bool doom_pending_ = false;            // doomed (or aborted) while status_ is committing
+  bool completion_announced_ = false;    // the synchronizers were told before_completion
   std::vector<std::string> late_joins_;  // refused during phase 1: they fail the commit
   std::vector<std::unique_ptr<detail::Participant>> participants_;
   std::vector<std::shared_ptr<detail::SavepointState>> savepoints_;
