@@ -445,9 +445,9 @@ Trace run_xact(const std::string& scenario) {
       try {
         w.note("app.attempt");
         ++tries;
-        World::work(a.transaction(), w.dm("a", {.retry_everything = true,
-                                                .fail_at = tries == 1 ? Step::tpc_vote
-                                                                      : Step::none}));
+        World::work(a.transaction(),
+                    w.dm("a", {.retry_everything = true,
+                               .fail_at = tries == 1 ? Step::tpc_vote : Step::none}));
         a.commit();
       } catch (...) {
         a.failed(std::current_exception());
@@ -517,9 +517,12 @@ const std::vector<std::string> kAgreeing = {
     // clang-format on
 };
 // The scenarios with a rule of their own (tests below).
-const std::vector<std::string> kDiffering = {
-    "finish_fails",          "before_commit_hook_fails", "abort_hooks_on_failed_commit",
-    "savepoint_unsupported", "join_twice",               "savepoint_rollback_fails"};
+const std::vector<std::string> kDiffering = {"finish_fails",
+                                             "before_commit_hook_fails",
+                                             "abort_hooks_on_failed_commit",
+                                             "savepoint_unsupported",
+                                             "join_twice",
+                                             "savepoint_rollback_fails"};
 
 const Trace& zope(const std::string& scenario) {
   static const Trace none;
