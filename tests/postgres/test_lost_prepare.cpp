@@ -8,6 +8,7 @@
 // died left running a PREPARE, before it lists the prepared branches.
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <thread>
 
 #include <xact/decision_log.hpp>
@@ -65,11 +66,14 @@ class PostgresLostPrepareTest : public ::testing::Test {
     return n;
   }
 
-  // Writes k=v through `rm` (behind the proxy) and on the second database, and commits with
-  // link 0's PREPARE held back and its client cut; returns the proxied branch's gid. The
-  // commit must fail: the vote was lost.
-  std::string commit_with_lost_prepare(PostgresResource& rm) {
+  // Writes k through `rm` (behind the proxy) and on the second database, and commits with the
+  // PREPARE on the proxy's link 0 held back and its client cut: the commit must fail (the vote
+  // was lost). `enlist`, when given, enlists the branch's connection first. Returns the gid of
+  // rm's branch.
+  std::string commit_with_lost_prepare(PostgresResource& rm,
+                                       const std::function<void(Transaction&)>& enlist = {}) {
     Transaction& txn = tm_.begin();
+    if (enlist) enlist(txn);
     put(rm, txn, t1_->name(), "k", "lost");
     put(*rm2_, txn, t2_->name(), "k", "lost");
     const std::string gid = txn.xid_for(rm).to_gid();
@@ -78,6 +82,18 @@ class PostgresLostPrepareTest : public ::testing::Test {
     EXPECT_THROW(tm_.commit(), Error);
     EXPECT_TRUE(proxy_->wait_cut(0, 10s));
     return gid;
+  }
+  // Once the held PREPARE went to the server: its backend ends, the re-driver owes nothing, and
+  // nothing of the branch is left, prepared or written. (A branch left prepared is rolled back
+  // here, or TempTable's DROP would wait for its lock.)
+  void expect_nothing_left(PostgresResource& rm, const std::string& gid) {
+    ASSERT_TRUE(proxy_->wait_server_closed(0, 10s))
+        << "the backend of the lost PREPARE never ended";
+    ASSERT_TRUE(Redriver::process().wait_idle(30s));
+    EXPECT_FALSE(prepared(gid)) << gid << " was left prepared";
+    if (prepared(gid)) rm.rollback_prepared(*Xid::from_gid(gid));
+    EXPECT_EQ(db1_->value(t1_->name(), "k"), std::nullopt);
+    EXPECT_EQ(Plain(pg_env()->uri2).value(t2_->name(), "k"), std::nullopt);
   }
 
   std::unique_ptr<TempTable> t1_, t2_;
@@ -96,12 +112,7 @@ TEST_F(PostgresLostPrepareTest, APrepareThatArrivesAfterTheClientGaveUpIsNeverLe
   // roll back until a recovery run, because the rollback by id already found no such id. (The
   // rollback terminates such a backend instead, and stays owed until it has gone.)
   proxy_->deliver_held(0);
-  ASSERT_TRUE(proxy_->wait_server_closed(0, 10s)) << "the backend of the lost PREPARE never ended";
-  ASSERT_TRUE(Redriver::process().wait_idle(30s));
-  EXPECT_FALSE(prepared(gid)) << gid << " was left prepared";
-  if (prepared(gid)) rm->rollback_prepared(*Xid::from_gid(gid));  // unblocks TempTable's DROP
-  EXPECT_EQ(db1_->value(t1_->name(), "k"), std::nullopt);
-  EXPECT_EQ(Plain(pg_env()->uri2).value(t2_->name(), "k"), std::nullopt);
+  expect_nothing_left(*rm, gid);
 }
 
 TEST_F(PostgresLostPrepareTest, ABackendKnownOnlyByItsPidIsWaitedForAndWhatItPreparedRolledBack) {
@@ -109,15 +120,8 @@ TEST_F(PostgresLostPrepareTest, ABackendKnownOnlyByItsPidIsWaitedForAndWhatItPre
   // terminates the backend (the pid may name another one by now) and waits for it to end.
   auto rm = PostgresResource::create(options(pg_env()->uri));
   pqxx::connection native(proxied_uri_);
-  Transaction& txn = tm_.begin();
-  rm->enlist(txn, native);
-  put(*rm, txn, t1_->name(), "k", "lost");
-  put(*rm2_, txn, t2_->name(), "k", "lost");
-  const std::string gid = txn.xid_for(*rm).to_gid();
-  ASSERT_EQ(proxy_->links(), 1u);
-  proxy_->cut_at_send(0);
-  EXPECT_THROW(tm_.commit(), Error);
-  ASSERT_TRUE(proxy_->wait_cut(0, 10s));
+  const std::string gid =
+      commit_with_lost_prepare(*rm, [&](Transaction& txn) { rm->enlist(txn, native); });
 
   // The backend still runs (idle, its PREPARE not received): the rollback stays owed.
   std::this_thread::sleep_for(300ms);
@@ -127,11 +131,7 @@ TEST_F(PostgresLostPrepareTest, ABackendKnownOnlyByItsPidIsWaitedForAndWhatItPre
 
   // The backend now prepares the branch and ends: the owed rollback finds it and rolls it back.
   proxy_->deliver_held(0);
-  ASSERT_TRUE(proxy_->wait_server_closed(0, 10s)) << "the backend of the lost PREPARE never ended";
-  ASSERT_TRUE(Redriver::process().wait_idle(30s));
-  EXPECT_FALSE(prepared(gid)) << gid << " was left prepared";
-  if (prepared(gid)) rm->rollback_prepared(*Xid::from_gid(gid));  // unblocks TempTable's DROP
-  EXPECT_EQ(db1_->value(t1_->name(), "k"), std::nullopt);
+  expect_nothing_left(*rm, gid);
 }
 
 TEST_F(PostgresLostPrepareTest, StartUpRecoveryEndsABackendLeftRunningAPrepareByAProcessThatDied) {
