@@ -157,14 +157,19 @@ struct MySqlConnection::Impl {
             ::sql::SQLString("SET SESSION innodb_lock_wait_timeout = " + std::to_string(s)));
       }
       // The client's address and port, as the server lists it, tell this session from one
-      // that got the same id after a server restart.
-      std::unique_ptr<::sql::ResultSet> rs(
-          st->executeQuery("SELECT ID, HOST FROM information_schema.PROCESSLIST "
-                           "WHERE ID = CONNECTION_ID()"));
+      // that got the same id after a server restart. A server without the table (MySQL may
+      // drop it some day) leaves the session unnamed: a lost PREPARE is then final at once.
       session.clear();
-      if (rs->next()) {
-        session = "id=" + std::to_string(rs->getUInt64(1)) +
-                  " host=" + std::string(rs->getString(2).asStdString());
+      try {
+        std::unique_ptr<::sql::ResultSet> rs(
+            st->executeQuery("SELECT ID, HOST FROM information_schema.PROCESSLIST "
+                             "WHERE ID = CONNECTION_ID()"));
+        if (rs->next()) {
+          session = "id=" + std::to_string(rs->getUInt64(1)) +
+                    " host=" + std::string(rs->getString(2).asStdString());
+        }
+      } catch (const ::sql::SQLException& e) {
+        if (is_connection_lost(e.getErrorCode())) throw;
       }
     } catch (...) {
       owned.reset();
