@@ -4,9 +4,10 @@
 // session stays open. Rule: the branch is never left prepared because its rollback by id found
 // no such branch before the prepare completed: the rollback kills the session that received the
 // PREPARE (named exactly by its id and the client's address and port) and stays owed until that
-// session has gone.
+// session has gone; the same on a connection the application enlisted.
 #include <algorithm>
 #include <chrono>
+#include <functional>
 
 #include <xact/manager.hpp>
 #include <xact/redriver.hpp>
@@ -20,25 +21,21 @@ namespace {
 using namespace std::chrono_literals;
 using mysql::MySqlResource;
 
-TEST(MySqlLostPrepareTest, AnXaPrepareThatArrivesAfterTheClientGaveUpIsNeverLeftPrepared) {
-  XACT_REQUIRE_MYSQL();
+// Commits a transaction over `rm` (its connection through `proxy`, enlisted by `enlist` when
+// given) and a second database with XA PREPARE held back and the client cut; then lets the
+// server have the PREPARE, and checks that nothing of the branch is left, prepared or written.
+void commit_with_lost_prepare_leaves_nothing(testing::TcpProxy& proxy, MySqlResource& rm,
+                                             const std::function<void(Transaction&)>& enlist = {}) {
   TempTable t1;
   TempTable t2("k VARCHAR(64) PRIMARY KEY, v VARCHAR(255)", "InnoDB", my_env()->db2);
-  testing::TcpProxy proxy(my_env()->connect.port, my_env()->connect.host == "localhost"
-                                                      ? "127.0.0.1"
-                                                      : my_env()->connect.host);
-  mysql::MySqlOptions o = options();
-  o.connect.host = "127.0.0.1";
-  o.connect.port = proxy.port();
-  o.connect.unix_socket.clear();
-  auto rm = MySqlResource::create(o);
   auto rm2 = MySqlResource::create(options({}, my_env()->db2));
   ExplicitTransactionManager tm{ManagerOptions{.allow_unlogged_decisions = true}};
 
   Transaction& txn = tm.begin();
-  put(*rm, txn, t1.name(), "k", "lost");
+  if (enlist) enlist(txn);
+  put(rm, txn, t1.name(), "k", "lost");
   put(*rm2, txn, t2.name(), "k", "lost");
-  const Xid xid = txn.xid_for(*rm);
+  const Xid xid = txn.xid_for(rm);
   ASSERT_EQ(proxy.links(), 1u) << "the branch's connection should be the proxy's first";
   proxy.cut_at_send(0, /*forward_first=*/1);  // XA END goes through, XA PREPARE is held
   EXPECT_THROW(tm.commit(), Error);
@@ -54,9 +51,39 @@ TEST(MySqlLostPrepareTest, AnXaPrepareThatArrivesAfterTheClientGaveUpIsNeverLeft
   const auto branches = Plain().xact_branches();
   EXPECT_EQ(std::count(branches.begin(), branches.end(), xid), 0)
       << xid.to_gid() << " was left prepared";
-  if (std::count(branches.begin(), branches.end(), xid) != 0) rm->rollback_prepared(xid);
+  if (std::count(branches.begin(), branches.end(), xid) != 0) rm.rollback_prepared(xid);
   EXPECT_EQ(Plain().value(t1.name(), "k"), std::nullopt);
   EXPECT_EQ(Plain(my_env()->db2).value(t2.name(), "k"), std::nullopt);
+}
+
+mysql::ConnectOptions through(const testing::TcpProxy& proxy) {
+  mysql::ConnectOptions o = connect_options();
+  o.host = "127.0.0.1";
+  o.port = proxy.port();
+  o.unix_socket.clear();
+  return o;
+}
+
+std::string server_host() {
+  return my_env()->connect.host == "localhost" ? "127.0.0.1" : my_env()->connect.host;
+}
+
+TEST(MySqlLostPrepareTest, AnXaPrepareThatArrivesAfterTheClientGaveUpIsNeverLeftPrepared) {
+  XACT_REQUIRE_MYSQL();
+  testing::TcpProxy proxy(my_env()->connect.port, server_host());
+  mysql::MySqlOptions o = options();
+  o.connect = through(proxy);
+  auto rm = MySqlResource::create(o);
+  commit_with_lost_prepare_leaves_nothing(proxy, *rm);
+}
+
+TEST(MySqlLostPrepareTest, OnAConnectionTheApplicationEnlistedToo) {
+  XACT_REQUIRE_MYSQL();
+  testing::TcpProxy proxy(my_env()->connect.port, server_host());
+  auto rm = MySqlResource::create(options());
+  auto own = mysql::MySqlConnection::open(through(proxy), "the application's connection");
+  commit_with_lost_prepare_leaves_nothing(
+      proxy, *rm, [&](Transaction& txn) { rm->enlist(txn, own->native()); });
 }
 
 }  // namespace

@@ -49,6 +49,24 @@ std::string read_stream(std::istream* in) {
   return std::string(std::istreambuf_iterator<char>(*owned), std::istreambuf_iterator<char>());
 }
 
+// MySqlConnection::server_session() of the connection `st` runs on. The client's address and
+// port, as the server lists it, tell this session from one that got the same id after a server
+// restart. A server without the table (MySQL may drop it some day) leaves the session unnamed:
+// a lost PREPARE is then final at once.
+std::string read_session(::sql::Statement& st) {
+  try {
+    std::unique_ptr<::sql::ResultSet> rs(st.executeQuery(
+        "SELECT ID, HOST FROM information_schema.PROCESSLIST WHERE ID = CONNECTION_ID()"));
+    if (rs->next()) {
+      return "id=" + std::to_string(rs->getUInt64(1)) +
+             " host=" + std::string(rs->getString(2).asStdString());
+    }
+  } catch (const ::sql::SQLException& e) {
+    if (is_connection_lost(e.getErrorCode())) throw;
+  }
+  return {};
+}
+
 }  // namespace
 
 std::string_view to_string(Isolation isolation) {
@@ -156,21 +174,7 @@ struct MySqlConnection::Impl {
         st->execute(
             ::sql::SQLString("SET SESSION innodb_lock_wait_timeout = " + std::to_string(s)));
       }
-      // The client's address and port, as the server lists it, tell this session from one
-      // that got the same id after a server restart. A server without the table (MySQL may
-      // drop it some day) leaves the session unnamed: a lost PREPARE is then final at once.
-      session.clear();
-      try {
-        std::unique_ptr<::sql::ResultSet> rs(
-            st->executeQuery("SELECT ID, HOST FROM information_schema.PROCESSLIST "
-                             "WHERE ID = CONNECTION_ID()"));
-        if (rs->next()) {
-          session = "id=" + std::to_string(rs->getUInt64(1)) +
-                    " host=" + std::string(rs->getString(2).asStdString());
-        }
-      } catch (const ::sql::SQLException& e) {
-        if (is_connection_lost(e.getErrorCode())) throw;
-      }
+      session = read_session(*st);
     } catch (...) {
       owned.reset();
       conn = nullptr;
@@ -214,6 +218,7 @@ std::shared_ptr<MySqlConnection> MySqlConnection::borrow(::sql::Connection& nati
     native.setClientOption("MYSQL_OPT_RECONNECT", &off);
     std::unique_ptr<::sql::Statement> st(native.createStatement());
     st->execute(::sql::SQLString(isolation_sql(isolation)));
+    impl->session = read_session(*st);
   } catch (...) {
     std::rethrow_exception(map_error(std::current_exception(), sql::Phase::connect, impl->context));
   }

@@ -99,7 +99,7 @@ class MySqlConnection final : public sql::Connection {
   std::string_view dialect() const noexcept override { return "mysql"; }
   /// "id=N host=H": the connection id and the client's address as the server's process list
   /// shows it ("127.0.0.1:40312" over TCP, "localhost" over a socket), read when xact
-  /// connected; empty for a borrowed connection.
+  /// connected or borrowed it; empty when the server has no information_schema.PROCESSLIST.
   std::string server_session() const override;
 
   /// The Connector/C++ connection, for what xact::sql does not cover. Inside a branch, never

@@ -42,7 +42,7 @@
 //   ends it (pg_terminate_backend, KILL CONNECTION) and waits up to a second for it to go;
 //   while it still runs, the rollback throws and the re-driver tries again later. Only once the
 //   session is gone does an unknown id mean the branch was never prepared. (A session the
-//   adapter cannot name counts as gone: a MySQL connection the application enlisted.)
+//   adapter cannot name counts as gone: on a MySQL server without a process list table.)
 // - One participant alone commits in one phase (plain COMMIT, no prepare, no log record).
 // - Savepoints map to the database's savepoints; a savepoint taken before the branch began
 //   rolls the whole branch back.
