@@ -410,14 +410,17 @@ TEST_F(ConnectionTest, SnapshotIsolationHoldsUnderConcurrentWriters) {
     c->root()->set("b", std::make_shared<Counter>());
     tm.commit();
   }
-  std::atomic<bool> stop{false};
+  // The reader reads until both writers are done (and at least 500 times), whatever the
+  // scheduler does: a reader that stopped the writers after a fixed number of reads could, on a
+  // loaded machine, finish before either had committed once.
+  std::atomic<int> writing{2};
   std::atomic<int> commits{0};
   std::vector<std::thread> writers;
   for (int t = 0; t < 2; ++t) {
     writers.emplace_back([&, t] {
       ExplicitTransactionManager tm;
       auto c = open(tm);
-      for (int i = 0; i < 200 && !stop; ++i) {
+      for (int i = 0; i < 20; ++i) {
         try {
           xact::run(tm, [&](Transaction&) {
             c->root()->get<Counter>("a")->add(t + 1);
@@ -427,12 +430,14 @@ TEST_F(ConnectionTest, SnapshotIsolationHoldsUnderConcurrentWriters) {
         } catch (const TransientError&) {
         }
       }
+      --writing;
     });
   }
+  int reads = 0;
   std::thread reader([&] {
     ExplicitTransactionManager tm;
     auto c = db_->open({.read_only = true, .manager = &tm});
-    for (int i = 0; i < 500; ++i) {
+    for (; reads < 500 || writing > 0; ++reads) {
       tm.begin();
       const auto a = c->root()->get<Counter>("a")->value();
       std::this_thread::yield();
@@ -440,11 +445,10 @@ TEST_F(ConnectionTest, SnapshotIsolationHoldsUnderConcurrentWriters) {
       EXPECT_EQ(a + b, 0) << "a snapshot mixed two commits";
       tm.abort();
     }
-    stop = true;
   });
   reader.join();
   for (auto& w : writers) w.join();
-  EXPECT_GT(commits.load(), 0);
+  EXPECT_GT(commits.load(), 0) << "no writer committed (" << reads << " reads)";
 }
 
 TEST_F(ConnectionTest, HistoricalConnectionReadsAsOfAnOldTransaction) {
