@@ -128,7 +128,9 @@ PackReport Databases::pack(const std::string& name, Tid pack_tid, DatabasesPackO
   }
   std::unordered_set<Oid> referenced;
   while (!todo.empty()) {
-    const auto [i, oid] = todo.front();
+    // Not a structured binding: the lambda below captures these, which clang < 16 cannot.
+    const std::size_t i = todo.front().first;
+    const Oid oid = todo.front().second;
     todo.pop_front();
     const auto rev = all[i]->storage().load(oid, at[i]);
     if (!rev) continue;  // a dangling reference: `xact databases check` reports those

@@ -442,7 +442,7 @@ std::uint64_t FileStorage::Impl::claimed_after(std::uint64_t offset) {
   if (!claims) {
     // One pass over everything after the first damage, kept as suffix maxima: every later
     // question is a binary search.
-    claims.emplace();
+    claims = Claims{};  // not emplace(): clang 14 finds no default constructor for it
     io::RecordReader r(*reader, io::ScanOptions{.start = offset});
     while (auto record = r.next()) {
       if (auto claim = fs::claimed_durable_end(*record)) {

@@ -543,7 +543,10 @@ VerifyReport FileStorage::verify(const std::string& path, io::Env* env_ptr) {
   v.prepared = undecided.size();
   v.objects = current.size();
   // Every reference points to an object that exists at the end.
-  for (const auto& [oid, c] : current) {
+  for (const auto& entry : current) {
+    // Not a structured binding: the lambda below captures these, which clang < 16 cannot.
+    const Oid& oid = entry.first;
+    const auto& c = entry.second;
     std::string bytes(fs::kEntryHeaderSize + c.length, '\0');
     bytes.resize(file->read(c.offset, bytes));
     if (!fs::entry_valid(bytes, oid)) {
