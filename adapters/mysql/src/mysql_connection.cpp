@@ -79,7 +79,7 @@ struct MySqlConnection::Impl {
   std::optional<ConnectOptions> options;  // set when xact opened it (so it can reconnect)
   bool pooled = false;                    // made by a resource's pool: may reconnect
   std::string context;
-  std::string session;  // see server_session(); set by connect()
+  std::string session;  // see server_session(); set by connect() and borrow()
   bool broken = false;
   std::exception_ptr poison;  // the deadlock or lock wait timeout that ended the branch's use
   bool poison_is_deadlock = false;

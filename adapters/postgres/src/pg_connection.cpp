@@ -214,8 +214,7 @@ std::unique_ptr<PgConnection> PgConnection::open(const std::string& conninfo,
   }
   const sql::Row& row = r.one();
   check_max_prepared_transactions(row.get<std::string>(0), c->impl_->context);
-  c->impl_->session = "pid=" + std::to_string(row.get<std::int64_t>(3)) +
-                      " start=" + std::to_string(row.get<std::int64_t>(4));
+  c->impl_->session = session_name(row.get<std::int64_t>(3), row.get<std::int64_t>(4));
   return c;
 }
 
@@ -225,7 +224,7 @@ std::shared_ptr<PgConnection> PgConnection::borrow(pqxx::connection_base& native
   impl->context = std::move(context);
   impl->conn = &native;
   inhibit_reactivation(native);
-  if (const int pid = native.backendpid(); pid != 0) impl->session = "pid=" + std::to_string(pid);
+  if (const int pid = native.backendpid(); pid != 0) impl->session = session_name(pid, {});
   return std::shared_ptr<PgConnection>(new PgConnection(std::move(impl)));
 }
 
@@ -307,6 +306,12 @@ bool PgConnection::ping() noexcept {
 bool PgConnection::broken() const noexcept { return impl_->broken || !impl_->conn->is_open(); }
 
 std::string PgConnection::server_session() const { return impl_->session; }
+
+std::string PgConnection::session_name(std::int64_t pid, std::optional<std::int64_t> start) {
+  std::string name = "pid=" + std::to_string(pid);
+  if (start) name += " start=" + std::to_string(*start);
+  return name;
+}
 
 pqxx::connection_base& PgConnection::native() noexcept { return *impl_->conn; }
 

@@ -181,7 +181,7 @@ void PostgresResource::rollback_prepared_branch(sql::Connection& conn, const Xid
 }
 
 bool PostgresResource::server_session_running(sql::Connection& conn, const std::string& session) {
-  // PgConnection::server_session(): "pid=P start=S" or "pid=P".
+  // PgConnection::session_name's notation: "pid=P start=S" or "pid=P".
   std::int64_t pid = 0;
   std::int64_t start = 0;
   const int fields = std::sscanf(session.c_str(), "pid=%" SCNd64 " start=%" SCNd64, &pid, &start);
@@ -223,8 +223,8 @@ std::vector<sql::SqlResource::PreparingSession> PostgresResource::sessions_prepa
     if (end == std::string::npos) continue;
     auto xid = Xid::from_gid(std::string_view(query).substr(begin, end - begin));
     if (!xid) continue;
-    out.push_back({std::move(*xid), "pid=" + std::to_string(row.get<std::int64_t>(0)) +
-                                        " start=" + std::to_string(row.get<std::int64_t>(1))});
+    out.push_back({std::move(*xid),
+                   PgConnection::session_name(row.get<std::int64_t>(0), row.get<std::int64_t>(1))});
   }
   return out;
 }

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -84,6 +85,9 @@ class PgConnection final : public sql::Connection {
   friend class PostgresResource;
   struct Impl;
   explicit PgConnection(std::unique_ptr<Impl> impl);
+
+  /// server_session()'s notation for a backend: "pid=P start=S", or "pid=P" without a start.
+  static std::string session_name(std::int64_t pid, std::optional<std::int64_t> start);
 
   /// A protocol statement xact itself composed (BEGIN ..., PREPARE TRANSACTION '<gid>', ...),
   /// sent as a simple query: several statements may follow each other. Never application
