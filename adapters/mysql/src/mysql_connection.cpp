@@ -58,8 +58,7 @@ std::string read_session(::sql::Statement& st) {
     std::unique_ptr<::sql::ResultSet> rs(st.executeQuery(
         "SELECT ID, HOST FROM information_schema.PROCESSLIST WHERE ID = CONNECTION_ID()"));
     if (rs->next()) {
-      return "id=" + std::to_string(rs->getUInt64(1)) +
-             " host=" + std::string(rs->getString(2).asStdString());
+      return MySqlConnection::session_name(rs->getUInt64(1), rs->getString(2).asStdString());
     }
   } catch (const ::sql::SQLException& e) {
     if (is_connection_lost(e.getErrorCode())) throw;
@@ -435,6 +434,10 @@ void MySqlConnection::finish_by_id(const std::string& xa_id, const Xid& xid, boo
 void MySqlConnection::reconnect() { impl_->connect(); }
 
 std::string MySqlConnection::server_session() const { return impl_->session; }
+
+std::string MySqlConnection::session_name(std::uint64_t id, std::string_view host) {
+  return "id=" + std::to_string(id) + " host=" + std::string(host);
+}
 
 const std::string& MySqlConnection::context() const noexcept { return impl_->context; }
 

@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <chrono>
 #include <map>
 #include <mutex>
 #include <thread>
+
+#include <boost/algorithm/hex.hpp>
 
 #include <xact/diagnostics.hpp>
 #include <xact/errors.hpp>
@@ -63,6 +66,33 @@ std::string xa_xid(const Xid& xid) {
   }
   return "X'" + hex(xid.gtrid.bytes()) + "',X'" + hex(xid.bqual) + "'," +
          std::to_string(xid.format_id);
+}
+
+std::optional<Xid> xid_in_xa_statement(std::string_view text, std::string_view verb) {
+  // verb X'<hex>',X'<hex>',<digits>
+  const auto hex_literal = [&text](std::string_view prefix) -> std::optional<std::string> {
+    if (text.substr(0, prefix.size()) != prefix) return std::nullopt;
+    text.remove_prefix(prefix.size());
+    const auto end = text.find('\'');
+    if (end == std::string_view::npos) return std::nullopt;
+    std::string bytes;
+    try {
+      boost::algorithm::unhex(text.begin(), text.begin() + end, std::back_inserter(bytes));
+    } catch (const boost::algorithm::hex_decode_error&) {
+      return std::nullopt;
+    }
+    text.remove_prefix(end + 1);
+    return bytes;
+  };
+  const auto gtrid = hex_literal(std::string(verb) + "X'");
+  if (!gtrid) return std::nullopt;
+  const auto bqual = hex_literal(",X'");
+  if (!bqual || text.substr(0, 1) != ",") return std::nullopt;
+  text.remove_prefix(1);
+  std::uint32_t format_id = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), format_id);
+  if (ec != std::errc() || end == text.data()) return std::nullopt;
+  return Xid::from_xa(format_id, *gtrid + *bqual, gtrid->size(), bqual->size());
 }
 
 bool is_transactional_engine(std::string_view engine) noexcept {
@@ -313,6 +343,22 @@ bool MySqlResource::server_session_running(sql::Connection& conn, const std::str
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return true;
+}
+
+std::vector<sql::SqlResource::PreparingSession> MySqlResource::sessions_preparing(
+    sql::Connection& conn) {
+  static constexpr std::string_view kPrepare = "XA PREPARE ";  // prepare_branch's statement
+  const sql::Result r = my(conn).execute(
+      "SELECT ID, HOST, INFO FROM information_schema.PROCESSLIST WHERE "
+      "ID <> CONNECTION_ID() AND COMMAND = 'Query' AND INFO LIKE 'XA PREPARE %'");
+  std::vector<PreparingSession> out;
+  for (const auto& row : r) {
+    if (auto xid = xid_in_xa_statement(row.get<std::string>(2), kPrepare)) {
+      out.push_back({std::move(*xid), MySqlConnection::session_name(row.get<std::uint64_t>(0),
+                                                                    row.get<std::string>(1))});
+    }
+  }
+  return out;
 }
 
 std::vector<Xid> MySqlResource::prepared_branches(sql::Connection& conn) {

@@ -24,6 +24,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -101,6 +102,8 @@ class MySqlConnection final : public sql::Connection {
   /// shows it ("127.0.0.1:40312" over TCP, "localhost" over a socket), read when xact
   /// connected or borrowed it; empty when the server has no information_schema.PROCESSLIST.
   std::string server_session() const override;
+  /// server_session()'s notation for a process-list entry.
+  static std::string session_name(std::uint64_t id, std::string_view host);
 
   /// The Connector/C++ connection, for what xact::sql does not cover. Inside a branch, never
   /// run transaction control on it (COMMIT, ROLLBACK, XA ..., setAutoCommit).

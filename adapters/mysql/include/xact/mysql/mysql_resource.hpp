@@ -54,6 +54,7 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -109,6 +110,9 @@ class MySqlResource final : public sql::SqlResource {
   /// (KILL CONNECTION) and counts as running until it has gone; one whose client came over a
   /// socket ("localhost": its id may have been given anew after a restart) is waited for.
   bool server_session_running(sql::Connection& conn, const std::string& session) override;
+  /// The process list: the other sessions whose statement is an XA PREPARE of an xact id (a
+  /// user without the PROCESS privilege sees its own sessions only: connect as the same user).
+  std::vector<PreparingSession> sessions_preparing(sql::Connection& conn) override;
   std::exception_ptr map_error(const std::exception_ptr& error,
                                sql::Phase phase) const noexcept override;
   /// MySQL rolls back only the failed statement (a duplicate key, say): the application may
@@ -132,6 +136,9 @@ class MySqlResource final : public sql::SqlResource {
 
 /// "X'<gtrid hex>',X'<bqual hex>',<formatID>": how an xid is written in XA statements.
 std::string xa_xid(const Xid& xid);
+/// The id of ours that `text` (an XA statement's text, such as "XA PREPARE " + xa_xid(xid))
+/// names right after `verb` ("XA PREPARE "); nullopt for any other text.
+std::optional<Xid> xid_in_xa_statement(std::string_view text, std::string_view verb);
 
 /// Engines whose tables take part in transactions (ROLLBACK undoes their changes): InnoDB (and
 /// XtraDB, which reports itself as InnoDB), MyRocks (ROCKSDB), TokuDB, NDB.
