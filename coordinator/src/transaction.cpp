@@ -873,7 +873,9 @@ void Transaction::report_rollback_failure(ResourceManager& rm, std::exception_pt
     const std::string name = p != nullptr ? p->name : rm.resource_name();
     if (!error) error = std::make_exception_ptr(ResourceError("rollback failed"));
     const bool handed_over = p != nullptr && !gtrid_.empty() && rm.recoverable() != nullptr;
-    log(LogLevel::error,
+    // Handed over, the rollback is still on its way (a lost PREPARE's session that has not
+    // ended yet, a server restarting): a warning. Left for a restart: an error.
+    log(handed_over ? LogLevel::warning : LogLevel::error,
         "resource '" + name + "': rollback of " + describe() + " failed: " + error_message(error) +
             (handed_over ? " (the re-driver rolls back by id what was left behind)"
                          : " (recovery rolls back what was left behind, after a restart)"));
