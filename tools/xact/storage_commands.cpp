@@ -17,6 +17,7 @@
 #include <set>
 
 #include <xact/errors.hpp>
+#include <xact/io/env.hpp>
 #include <xact/objectstore/codec.hpp>
 #include <xact/objectstore/file_storage.hpp>
 
@@ -189,9 +190,10 @@ std::chrono::system_clock::time_point parse_utc(const std::string& text,
 std::optional<std::string> lock_holder(const std::string& path) {
   try {
     auto probe = io::Env::posix().lock_file(path + ".lock");
-  } catch (const StorageError& locked) {
-    const std::string message = locked.what();
-    if (message.find(" is locked by ") != std::string::npos) return message;
+  } catch (const io::FileLockedError& locked) {
+    return std::string(locked.what());
+  } catch (const StorageError&) {
+    // not held: the failure has another reason
   }
   return std::nullopt;
 }
