@@ -23,6 +23,10 @@
 //       `return` in a `finally` of Transaction._call_hooks).
 //   R6  a savepoint that cannot be taken is refused before anything is asked and changes
 //       nothing (Zope fails the whole transaction).
+//   R7  a tpc_abort that fails hands the branch to the re-driver, which rolls it back by id
+//       (Zope logs the failure and leaves the branch prepared).
+//   R8  abort() never throws: a failed abort of one participant is reported, the others are
+//       aborted (Zope makes the same calls, then re-raises the first failure).
 // Not compared: Zope's get() opens a transaction without telling the synchronizers
 // (new_transaction); xact's get() begins one like begin() does, so every transaction is
 // announced.
@@ -169,6 +173,14 @@ class World {
     }
   }
   Trace trace() const { return log_->entries(); }
+  // Waits (up to a minute) for `event`, a call the re-driver makes on its own thread.
+  void wait_for(const std::string& event) const {
+    for (int i = 0; i < 6000; ++i) {
+      const Trace t = trace();
+      if (std::find(t.begin(), t.end(), event) != t.end()) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
 
  private:
   std::shared_ptr<CallLog> log_;
@@ -227,13 +239,23 @@ Trace run_xact(const std::string& scenario) {
     failing(w, Step::tpc_finish, "a");
     // a's pending completion is the re-driver's, on its own thread, at a time of its own: wait
     // for its call (the trace then holds it somewhere after a.tpc_finish; R4 checks where).
-    const auto redriven = [&w] {
-      const Trace t = w.trace();
-      return std::find(t.begin(), t.end(), "a.commit_prepared") != t.end();
-    };
-    for (int i = 0; i < 6000 && !redriven(); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    w.wait_for("a.commit_prepared");
+  } else if (scenario == "tpc_abort_fails") {
+    auto& txn = w.tm().begin();
+    w.add_hooks(txn, false);
+    World::work(txn, w.dm("b", {.fail_at = Step::tpc_vote}));
+    World::work(txn, w.dm("a", {.fail_at = Step::tpc_abort}));
+    w.commit_and_note();
+    w.wait_for("a.rollback_prepared");  // the re-driver's, as in finish_fails (R7 checks where)
+  } else if (scenario == "abort_fails") {
+    auto& txn = w.tm().begin();
+    w.add_hooks(txn, true);
+    World::work(txn, w.dm("b"));
+    World::work(txn, w.dm("a", {.fail_at = Step::abort}));
+    w.tm().abort();  // never throws (R8)
+    w.note("app.aborted");
+    World::work(w.tm().begin(), w.dm("c"));
+    w.commit_and_note();
   } else if (scenario == "before_commit_hook_fails") {
     auto& txn = w.tm().begin();
     World::work(txn, w.dm("b"));
@@ -522,7 +544,9 @@ const std::vector<std::string> kDiffering = {"finish_fails",
                                              "abort_hooks_on_failed_commit",
                                              "savepoint_unsupported",
                                              "join_twice",
-                                             "savepoint_rollback_fails"};
+                                             "savepoint_rollback_fails",
+                                             "tpc_abort_fails",
+                                             "abort_fails"};
 
 const Trace& zope(const std::string& scenario) {
   static const Trace none;
@@ -654,6 +678,32 @@ TEST_F(ZopeTraces, R3_AFailedCommitRunsItsAbortHooksOnceAroundTheRollback) {
             "b.tpc_begin a.commit b.commit a.tpc_vote b.tpc_vote hook.before_abort a.tpc_abort "
             "b.tpc_abort hook.after_abort sync.after_completion hook.after_commit:false "
             "app.commit_failed app.aborted");
+}
+
+// R7: a tpc_abort that fails leaves the branch to the re-driver, which rolls it back by id
+// (rollback_prepared, on its own thread, any time after the failed call); the calls the
+// application's thread makes are Zope's. Zope logs the failure and leaves the branch prepared.
+TEST_F(ZopeTraces, R7_AFailedTpcAbortIsFinishedByTheRedriver) {
+  const Trace& z = zope("tpc_abort_fails");
+  EXPECT_FALSE(contains(z, "a.rollback_prepared"));
+  Trace xact = run_xact("tpc_abort_fails");
+  const auto redriven = std::find(xact.begin(), xact.end(), "a.rollback_prepared");
+  ASSERT_NE(redriven, xact.end()) << "the re-driver never rolled a back: " << show(xact);
+  EXPECT_NE(std::find(xact.begin(), redriven, "a.tpc_abort"), redriven)
+      << "a was rolled back by id before its own tpc_abort: " << show(xact);
+  xact.erase(redriven);
+  EXPECT_EQ(show(xact), show(apply_rules(z)));
+}
+
+// R8: abort() never throws: a participant whose abort fails is reported (logged; rolled back by
+// id when its branch has an id), the others are still aborted, and the hooks and synchronizers
+// run as in Zope. Zope re-raises the first failure after the same calls.
+TEST_F(ZopeTraces, R8_AbortNeverThrows) {
+  Trace z = apply_rules(zope("abort_fails"));
+  const auto raised = std::find(z.begin(), z.end(), "app.abort_failed");
+  ASSERT_NE(raised, z.end()) << "the reference no longer raises from abort(): " << show(z);
+  *raised = "app.aborted";
+  EXPECT_EQ(show(run_xact("abort_fails")), show(z));
 }
 
 }  // namespace

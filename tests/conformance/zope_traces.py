@@ -465,6 +465,31 @@ def attempts_retry(tm, log):
     log.add("app.committed")
 
 
+def tpc_abort_fails(tm, log):
+    """b votes no; a's tpc_abort then fails too."""
+    txn = tm.begin()
+    add_hooks(txn, log, abort_hooks=False)
+    txn.join(DataManager("b", log, fail_at="tpc_vote"))
+    txn.join(DataManager("a", log, fail_at="tpc_abort"))
+    commit_and_note(tm, log)
+
+
+def abort_fails(tm, log):
+    """a's abort fails in the application's abort()."""
+    txn = tm.begin()
+    add_hooks(txn, log)
+    txn.join(DataManager("b", log))
+    txn.join(DataManager("a", log, fail_at="abort"))
+    try:
+        tm.abort()
+        log.add("app.aborted")
+    except Exception:
+        log.add("app.abort_failed")
+    txn = tm.begin()
+    txn.join(DataManager("c", log))
+    commit_and_note(tm, log)
+
+
 SCENARIOS = {
     "commit": commit,
     "commit_one": commit_one,
@@ -499,6 +524,8 @@ SCENARIOS = {
     "savepoint_rollback_fails": savepoint_rollback_fails,
     "after_commit_hook_fails": after_commit_hook_fails,
     "attempts_retry": attempts_retry,
+    "tpc_abort_fails": tpc_abort_fails,
+    "abort_fails": abort_fails,
 }
 
 
