@@ -27,6 +27,8 @@
 //       (Zope logs the failure and leaves the branch prepared).
 //   R8  abort() never throws: a failed abort of one participant is reported, the others are
 //       aborted (Zope makes the same calls, then re-raises the first failure).
+//   R9  an after-abort hook that throws stops nothing: the next hooks run and the synchronizers
+//       are told (Zope skips both and raises from abort()).
 // Not compared: Zope's get() opens a transaction without telling the synchronizers
 // (new_transaction); xact's get() begins one like begin() does, so every transaction is
 // announced.
@@ -247,6 +249,45 @@ Trace run_xact(const std::string& scenario) {
     World::work(txn, w.dm("a", {.fail_at = Step::tpc_abort}));
     w.commit_and_note();
     w.wait_for("a.rollback_prepared");  // the re-driver's, as in finish_fails (R7 checks where)
+  } else if (scenario == "savepoint_invalidated") {
+    auto& txn = w.tm().begin();
+    World::work(txn, w.dm("a"));
+    auto sp1 = txn.savepoint();
+    auto sp2 = txn.savepoint();
+    w.note("app.savepoints");
+    sp1.rollback();
+    w.note("app.rolled_back");
+    try {
+      sp2.rollback();
+      w.note("app.rolled_back");
+    } catch (const UsageError&) {
+      w.note("app.rollback_refused");
+    }
+    sp1.rollback();
+    w.note("app.rolled_back");
+    w.commit_and_note();
+  } else if (scenario == "before_abort_hook_fails" || scenario == "after_abort_hook_fails") {
+    const bool before = scenario == "before_abort_hook_fails";
+    const std::string kind = before ? "before_abort" : "after_abort";
+    auto& txn = w.tm().begin();
+    World::work(txn, w.dm("b"));
+    World::work(txn, w.dm("a"));
+    const auto add = [&](std::function<void()> hook) {
+      if (before) {
+        txn.add_before_abort_hook(std::move(hook));
+      } else {
+        txn.add_after_abort_hook(std::move(hook));
+      }
+    };
+    add([&w, kind] {
+      w.note("hook." + kind + "_failing");
+      throw std::runtime_error("hook failed");
+    });
+    add([&w, kind] { w.note("hook." + kind); });
+    w.tm().abort();
+    w.note("app.aborted");
+    World::work(w.tm().begin(), w.dm("c"));
+    w.commit_and_note();
   } else if (scenario == "abort_fails") {
     auto& txn = w.tm().begin();
     w.add_hooks(txn, true);
@@ -535,7 +576,8 @@ const std::vector<std::string> kAgreeing = {
     "synchronizer_registered_in_transaction", "synchronizer_unregistered_in_transaction",
     "retry_transient", "retry_vote_conflict", "two_commits", "doomed_abort",
     "commit_after_failed_commit", "join_after_failed_commit", "savepoint_after_failed_commit",
-    "after_commit_hook_fails", "attempts_retry",
+    "after_commit_hook_fails", "attempts_retry", "savepoint_invalidated",
+    "before_abort_hook_fails",
     // clang-format on
 };
 // The scenarios with a rule of their own (tests below).
@@ -546,7 +588,8 @@ const std::vector<std::string> kDiffering = {"finish_fails",
                                              "join_twice",
                                              "savepoint_rollback_fails",
                                              "tpc_abort_fails",
-                                             "abort_fails"};
+                                             "abort_fails",
+                                             "after_abort_hook_fails"};
 
 const Trace& zope(const std::string& scenario) {
   static const Trace none;
@@ -704,6 +747,20 @@ TEST_F(ZopeTraces, R8_AbortNeverThrows) {
   ASSERT_NE(raised, z.end()) << "the reference no longer raises from abort(): " << show(z);
   *raised = "app.aborted";
   EXPECT_EQ(show(run_xact("abort_fails")), show(z));
+}
+
+// R9: an after-abort hook that throws is logged; the hooks after it still run, the
+// synchronizers hear of the end, and abort() does not throw (R8). Zope skips the remaining hooks
+// and after_completion, and raises.
+TEST_F(ZopeTraces, R9_AFailingAfterAbortHookStopsNothing) {
+  const Trace z = apply_rules(zope("after_abort_hook_fails"));
+  EXPECT_TRUE(contains(z, "hook.after_abort_failing app.abort_failed"))
+      << "the reference no longer stops at the failing hook: " << show(z);
+  EXPECT_EQ(show(run_xact("after_abort_hook_fails")),
+            "sync.new_transaction sync.before_completion b.abort a.abort "
+            "hook.after_abort_failing hook.after_abort sync.after_completion app.aborted "
+            "sync.new_transaction sync.before_completion c.tpc_begin c.commit c.tpc_vote "
+            "c.tpc_finish sync.after_completion app.committed");
 }
 
 }  // namespace

@@ -490,6 +490,49 @@ def abort_fails(tm, log):
     commit_and_note(tm, log)
 
 
+def savepoint_invalidated(tm, log):
+    """Rolling back to a savepoint invalidates the later ones; it stays usable itself."""
+    txn = tm.begin()
+    txn.join(DataManager("a", log))
+    sp1 = txn.savepoint()
+    sp2 = txn.savepoint()
+    log.add("app.savepoints")
+    sp1.rollback()
+    log.add("app.rolled_back")
+    try:
+        sp2.rollback()
+        log.add("app.rolled_back")
+    except Exception:
+        log.add("app.rollback_refused")
+    sp1.rollback()
+    log.add("app.rolled_back")
+    commit_and_note(tm, log)
+
+
+def _abort_hook_fails(before):
+    def scenario(tm, log):
+        txn = tm.begin()
+        txn.join(DataManager("b", log))
+        txn.join(DataManager("a", log))
+        add = txn.addBeforeAbortHook if before else txn.addAfterAbortHook
+        kind = "before_abort" if before else "after_abort"
+
+        def failing():
+            log.add("hook.%s_failing" % kind)
+            raise Failure("hook failed")
+        add(failing)
+        add(lambda: log.add("hook.%s" % kind))
+        try:
+            tm.abort()
+            log.add("app.aborted")
+        except Exception:
+            log.add("app.abort_failed")
+        txn = tm.begin()
+        txn.join(DataManager("c", log))
+        commit_and_note(tm, log)
+    return scenario
+
+
 SCENARIOS = {
     "commit": commit,
     "commit_one": commit_one,
@@ -526,6 +569,9 @@ SCENARIOS = {
     "attempts_retry": attempts_retry,
     "tpc_abort_fails": tpc_abort_fails,
     "abort_fails": abort_fails,
+    "savepoint_invalidated": savepoint_invalidated,
+    "before_abort_hook_fails": _abort_hook_fails(True),
+    "after_abort_hook_fails": _abort_hook_fails(False),
 }
 
 
