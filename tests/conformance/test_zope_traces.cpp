@@ -29,6 +29,12 @@
 //       aborted (Zope makes the same calls, then re-raises the first failure).
 //   R9  an after-abort hook that throws stops nothing: the next hooks run and the synchronizers
 //       are told (Zope skips both and raises from abort()).
+//   R10 a synchronizer's new_transaction that throws is logged; begin() succeeds (Zope raises
+//       from begin() although the transaction is begun and commits).
+//   R11 a synchronizer's before_completion that throws at commit fails the commit, which rolls
+//       back at once as in R3 (Zope raises before any call and rolls back in abort()).
+//   R12 a synchronizer's after_completion that throws changes no outcome (Zope reports a
+//       committed transaction as failed and runs its abort hooks).
 // Not compared: Zope's get() opens a transaction without telling the synchronizers
 // (new_transaction); xact's get() begins one like begin() does, so every transaction is
 // announced.
@@ -113,17 +119,27 @@ const Reference& reference() {
 // --- the same scenarios through xact
 // --------------------------------------------------------------
 
+// Records its calls; fails once at `fail_at` ("new_transaction", ...) when given.
 class TraceSynchronizer final : public Synchronizer {
  public:
-  explicit TraceSynchronizer(std::shared_ptr<CallLog> log, std::string name = "sync")
-      : log_(std::move(log)), name_(std::move(name)) {}
-  void new_transaction(Transaction&) override { log_->add(name_ + ".new_transaction"); }
-  void before_completion(Transaction&) override { log_->add(name_ + ".before_completion"); }
-  void after_completion(Transaction&) override { log_->add(name_ + ".after_completion"); }
+  explicit TraceSynchronizer(std::shared_ptr<CallLog> log, std::string name = "sync",
+                             std::string fail_at = {})
+      : log_(std::move(log)), name_(std::move(name)), fail_at_(std::move(fail_at)) {}
+  void new_transaction(Transaction&) override { called("new_transaction"); }
+  void before_completion(Transaction&) override { called("before_completion"); }
+  void after_completion(Transaction&) override { called("after_completion"); }
 
  private:
+  void called(const std::string& call) {
+    log_->add(name_ + "." + call);
+    if (call == fail_at_) {
+      fail_at_.clear();
+      throw std::runtime_error(name_ + "." + call + " failed");
+    }
+  }
   std::shared_ptr<CallLog> log_;
   std::string name_;
+  std::string fail_at_;
 };
 
 // One scenario's world: a non-explicit manager (begin() aborts an open transaction, as Zope's
@@ -288,6 +304,27 @@ Trace run_xact(const std::string& scenario) {
     w.note("app.aborted");
     World::work(w.tm().begin(), w.dm("c"));
     w.commit_and_note();
+  } else if (scenario.rfind("synchronizer_", 0) == 0 && scenario.size() > 19 &&
+             scenario.substr(scenario.size() - 6) == "_fails") {
+    const std::string call = scenario.substr(13, scenario.size() - 13 - 6);
+    auto sync2 = std::make_shared<TraceSynchronizer>(w.log(), "sync2", call);
+    w.tm().register_synchronizer(sync2);
+    Transaction* txn = nullptr;
+    try {
+      txn = &w.tm().begin();
+      w.note("app.begun");
+    } catch (const std::exception&) {
+      w.note("app.begin_failed");
+      txn = &w.tm().get();
+    }
+    w.add_hooks(*txn, true);
+    World::work(*txn, w.dm("b"));
+    World::work(*txn, w.dm("a"));
+    w.commit_and_note();
+    World::work(w.tm().begin(), w.dm("c"));
+    w.tm().abort();
+    w.note("app.aborted");
+    w.tm().unregister_synchronizer(*sync2);
   } else if (scenario == "abort_fails") {
     auto& txn = w.tm().begin();
     w.add_hooks(txn, true);
@@ -589,7 +626,10 @@ const std::vector<std::string> kDiffering = {"finish_fails",
                                              "savepoint_rollback_fails",
                                              "tpc_abort_fails",
                                              "abort_fails",
-                                             "after_abort_hook_fails"};
+                                             "after_abort_hook_fails",
+                                             "synchronizer_new_transaction_fails",
+                                             "synchronizer_before_completion_fails",
+                                             "synchronizer_after_completion_fails"};
 
 const Trace& zope(const std::string& scenario) {
   static const Trace none;
@@ -761,6 +801,51 @@ TEST_F(ZopeTraces, R9_AFailingAfterAbortHookStopsNothing) {
             "hook.after_abort_failing hook.after_abort sync.after_completion app.aborted "
             "sync.new_transaction sync.before_completion c.tpc_begin c.commit c.tpc_vote "
             "c.tpc_finish sync.after_completion app.committed");
+}
+
+// R10: a synchronizer whose new_transaction throws is logged; begin() returns the transaction.
+// Zope raises from begin(), although the transaction was begun, is current, and commits.
+TEST_F(ZopeTraces, R10_AFailingNewTransactionIsLoggedAndBeginSucceeds) {
+  Trace z = apply_rules(zope("synchronizer_new_transaction_fails"));
+  const auto raised = std::find(z.begin(), z.end(), "app.begin_failed");
+  ASSERT_NE(raised, z.end()) << "the reference no longer raises from begin(): " << show(z);
+  *raised = "app.begun";
+  EXPECT_EQ(show(run_xact("synchronizer_new_transaction_fails")), show(z));
+}
+
+// R11: a synchronizer whose before_completion throws at commit fails the commit, which rolls
+// back at once (R3: abort hooks and after_completion then, once) and tells the after-commit
+// hooks false, as every failed commit does. Zope raises from commit() before any call and rolls
+// back only in the application's abort(), without telling the after-commit hooks.
+TEST_F(ZopeTraces, R11_AFailingBeforeCompletionFailsTheCommit) {
+  const Trace z = apply_rules(zope("synchronizer_before_completion_fails"));
+  EXPECT_TRUE(contains(z, "sync2.before_completion app.commit_failed hook.before_abort"))
+      << "the reference no longer fails before any call: " << show(z);
+  EXPECT_EQ(show(run_xact("synchronizer_before_completion_fails")),
+            "sync.new_transaction sync2.new_transaction app.begun hook.before_commit "
+            "sync.before_completion sync2.before_completion hook.before_abort a.abort b.abort "
+            "hook.after_abort sync.after_completion sync2.after_completion "
+            "hook.after_commit:false app.commit_failed app.aborted sync.new_transaction "
+            "sync2.new_transaction sync.before_completion sync2.before_completion c.abort "
+            "sync.after_completion sync2.after_completion app.aborted");
+}
+
+// R12: a synchronizer whose after_completion throws changes no outcome: a committed transaction
+// is committed, its after-commit hooks hear true and no abort hook runs. Zope reports the commit
+// as failed and runs the abort hooks after it committed.
+TEST_F(ZopeTraces, R12_AFailingAfterCompletionChangesNoOutcome) {
+  const Trace z = apply_rules(zope("synchronizer_after_completion_fails"));
+  EXPECT_TRUE(contains(z,
+                       "b.tpc_finish sync.after_completion sync2.after_completion "
+                       "app.commit_failed hook.before_abort"))
+      << "the reference no longer reports the commit as failed: " << show(z);
+  EXPECT_EQ(show(run_xact("synchronizer_after_completion_fails")),
+            "sync.new_transaction sync2.new_transaction app.begun hook.before_commit "
+            "sync.before_completion sync2.before_completion a.tpc_begin b.tpc_begin a.commit "
+            "b.commit a.tpc_vote b.tpc_vote a.tpc_finish b.tpc_finish sync.after_completion "
+            "sync2.after_completion hook.after_commit:true app.committed sync.new_transaction "
+            "sync2.new_transaction sync.before_completion sync2.before_completion c.abort "
+            "sync.after_completion sync2.after_completion app.aborted");
 }
 
 }  // namespace

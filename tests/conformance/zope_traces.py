@@ -533,6 +533,57 @@ def _abort_hook_fails(before):
     return scenario
 
 
+class FailingSynchronizer(Synchronizer2):
+    """sync2, whose callback `fail_at` fails once."""
+
+    def __init__(self, log, fail_at):
+        Synchronizer2.__init__(self, log)
+        self.fail_at = fail_at
+
+    def _maybe_fail(self, call):
+        if self.fail_at == call:
+            self.fail_at = None
+            raise Failure("sync2.%s failed" % call)
+
+    def newTransaction(self, txn):
+        Synchronizer2.newTransaction(self, txn)
+        self._maybe_fail("new_transaction")
+
+    def beforeCompletion(self, txn):
+        Synchronizer2.beforeCompletion(self, txn)
+        self._maybe_fail("before_completion")
+
+    def afterCompletion(self, txn):
+        Synchronizer2.afterCompletion(self, txn)
+        self._maybe_fail("after_completion")
+
+
+def _synchronizer_fails(call):
+    """sync2 fails once at `call`; two transactions: one committed, then one aborted."""
+    def scenario(tm, log):
+        sync2 = FailingSynchronizer(log, call)
+        tm.registerSynch(sync2)
+        try:
+            txn = tm.begin()
+            log.add("app.begun")
+        except Exception:
+            log.add("app.begin_failed")
+            txn = tm.get()
+        add_hooks(txn, log)
+        txn.join(DataManager("b", log))
+        txn.join(DataManager("a", log))
+        commit_and_note(tm, log)
+        txn = tm.begin()
+        txn.join(DataManager("c", log))
+        try:
+            tm.abort()
+            log.add("app.aborted")
+        except Exception:
+            log.add("app.abort_failed")
+        tm.unregisterSynch(sync2)
+    return scenario
+
+
 SCENARIOS = {
     "commit": commit,
     "commit_one": commit_one,
@@ -572,6 +623,9 @@ SCENARIOS = {
     "savepoint_invalidated": savepoint_invalidated,
     "before_abort_hook_fails": _abort_hook_fails(True),
     "after_abort_hook_fails": _abort_hook_fails(False),
+    "synchronizer_new_transaction_fails": _synchronizer_fails("new_transaction"),
+    "synchronizer_before_completion_fails": _synchronizer_fails("before_completion"),
+    "synchronizer_after_completion_fails": _synchronizer_fails("after_completion"),
 }
 
 
