@@ -26,7 +26,8 @@
 //   R7  a tpc_abort that fails hands the branch to the re-driver, which rolls it back by id
 //       (Zope logs the failure and leaves the branch prepared).
 //   R8  abort() never throws: a failed abort of one participant is reported, the others are
-//       aborted (Zope makes the same calls, then re-raises the first failure).
+//       aborted (Zope makes the same calls, then re-raises the first failure); an explicit
+//       manager's abort() without a transaction does nothing (Zope raises NoTransaction).
 //   R9  an after-abort hook that throws stops nothing: the next hooks run and the synchronizers
 //       are told (Zope skips both and raises from abort()).
 //   R10 a synchronizer's new_transaction that throws is logged; begin() succeeds (Zope raises
@@ -325,6 +326,34 @@ Trace run_xact(const std::string& scenario) {
     w.tm().abort();
     w.note("app.aborted");
     w.tm().unregister_synchronizer(*sync2);
+  } else if (scenario == "explicit") {
+    // An explicit manager of its own, with a synchronizer on the same trace.
+    ExplicitTransactionManager etm{World::unlogged()};
+    auto sync = std::make_shared<TraceSynchronizer>(w.log());
+    etm.register_synchronizer(sync);
+    const auto attempt = [&w](const std::string& what, const std::function<void()>& call) {
+      try {
+        call();
+        w.note("app." + what);
+      } catch (const UsageError&) {
+        w.note("app." + what + "_refused");
+      }
+    };
+    attempt("get", [&] { etm.get(); });
+    attempt("commit", [&] { etm.commit(); });
+    attempt("abort", [&] { etm.abort(); });
+    World::work(etm.begin(), w.dm("a"));
+    attempt("begin", [&] { etm.begin(); });
+    try {
+      etm.commit();
+      w.note("app.committed");
+    } catch (const std::exception&) {
+      w.note("app.commit_failed");
+    }
+    attempt("get", [&] { etm.get(); });
+    etm.begin();
+    attempt("abort", [&] { etm.abort(); });
+    attempt("abort", [&] { etm.abort(); });
   } else if (scenario == "abort_fails") {
     auto& txn = w.tm().begin();
     w.add_hooks(txn, true);
@@ -629,7 +658,8 @@ const std::vector<std::string> kDiffering = {"finish_fails",
                                              "after_abort_hook_fails",
                                              "synchronizer_new_transaction_fails",
                                              "synchronizer_before_completion_fails",
-                                             "synchronizer_after_completion_fails"};
+                                             "synchronizer_after_completion_fails",
+                                             "explicit"};
 
 const Trace& zope(const std::string& scenario) {
   static const Trace none;
@@ -787,6 +817,16 @@ TEST_F(ZopeTraces, R8_AbortNeverThrows) {
   ASSERT_NE(raised, z.end()) << "the reference no longer raises from abort(): " << show(z);
   *raised = "app.aborted";
   EXPECT_EQ(show(run_xact("abort_fails")), show(z));
+}
+
+// R8 in explicit mode: abort() without a transaction does nothing; get(), commit() and a second
+// begin() are refused as in Zope (UsageError). Zope raises NoTransaction from that abort().
+TEST_F(ZopeTraces, R8_AnExplicitManagersAbortWithoutATransactionDoesNothing) {
+  Trace z = apply_rules(zope("explicit"));
+  const auto refused = std::count(z.begin(), z.end(), "app.abort_refused");
+  ASSERT_EQ(refused, 2) << "the reference no longer refuses abort() twice: " << show(z);
+  std::replace(z.begin(), z.end(), std::string("app.abort_refused"), std::string("app.abort"));
+  EXPECT_EQ(show(run_xact("explicit")), show(z));
 }
 
 // R9: an after-abort hook that throws is logged; the hooks after it still run, the

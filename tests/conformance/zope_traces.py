@@ -16,7 +16,7 @@ import logging
 import sys
 
 import transaction
-from transaction.interfaces import TransientError
+from transaction.interfaces import AlreadyInTransaction, NoTransaction, TransientError
 
 
 class Failure(Exception):
@@ -584,6 +584,31 @@ def _synchronizer_fails(call):
     return scenario
 
 
+def explicit(tm, log):
+    """An explicit manager (its own, with the synchronizer): nothing without begin()."""
+    etm = transaction.TransactionManager(explicit=True)
+    sync = Synchronizer(log)
+    etm.registerSynch(sync)
+
+    def attempt(what, call):
+        try:
+            call()
+            log.add("app.%s" % what)
+        except (NoTransaction, AlreadyInTransaction):
+            log.add("app.%s_refused" % what)
+    attempt("get", etm.get)
+    attempt("commit", etm.commit)
+    attempt("abort", etm.abort)
+    txn = etm.begin()
+    txn.join(DataManager("a", log))
+    attempt("begin", etm.begin)
+    commit_and_note(etm, log)
+    attempt("get", etm.get)
+    etm.begin()
+    attempt("abort", etm.abort)
+    attempt("abort", etm.abort)
+
+
 SCENARIOS = {
     "commit": commit,
     "commit_one": commit_one,
@@ -626,6 +651,7 @@ SCENARIOS = {
     "synchronizer_new_transaction_fails": _synchronizer_fails("new_transaction"),
     "synchronizer_before_completion_fails": _synchronizer_fails("before_completion"),
     "synchronizer_after_completion_fails": _synchronizer_fails("after_completion"),
+    "explicit": explicit,
 }
 
 
