@@ -21,8 +21,9 @@
 //       after the decision, and reports the commit as failed).
 //   R5  an exception from a before-commit hook fails the commit (Zope 3.0 swallows it: a
 //       `return` in a `finally` of Transaction._call_hooks).
-//   R6  a savepoint that cannot be taken is refused before anything is asked and changes
-//       nothing (Zope fails the whole transaction).
+//   R6  a savepoint that cannot be taken, or an optimistic one that cannot be rolled back, is
+//       refused before anything is asked and changes nothing (Zope fails the whole
+//       transaction).
 //   R7  a tpc_abort that fails hands the branch to the re-driver, which rolls it back by id
 //       (Zope logs the failure and leaves the branch prepared).
 //   R8  abort() never throws: a failed abort of one participant is reported, the others are
@@ -481,6 +482,19 @@ Trace run_xact(const std::string& scenario) {
       w.note("app.savepoint_refused");
     }
     w.commit_and_note();
+  } else if (scenario == "savepoint_optimistic") {
+    auto& txn = w.tm().begin();
+    World::work(txn, w.dm("b"));
+    World::work(txn, w.dm("a", {.savepoints = false}));
+    auto sp = txn.savepoint(/*optimistic=*/true);
+    w.note("app.savepoint");
+    try {
+      sp.rollback();
+      w.note("app.rolled_back");
+    } catch (const std::exception&) {
+      w.note("app.rollback_failed");
+    }
+    w.commit_and_note();
   } else if (scenario == "join_twice") {
     auto& txn = w.tm().begin();
     auto a = w.dm("a");
@@ -659,7 +673,8 @@ const std::vector<std::string> kDiffering = {"finish_fails",
                                              "synchronizer_new_transaction_fails",
                                              "synchronizer_before_completion_fails",
                                              "synchronizer_after_completion_fails",
-                                             "explicit"};
+                                             "explicit",
+                                             "savepoint_optimistic"};
 
 const Trace& zope(const std::string& scenario) {
   static const Trace none;
@@ -766,6 +781,19 @@ TEST_F(ZopeTraces, R6_ARefusedSavepointChangesNothing) {
             "sync.new_transaction app.savepoint_refused sync.before_completion a.tpc_begin "
             "b.tpc_begin a.commit b.commit a.tpc_vote b.tpc_vote a.tpc_finish b.tpc_finish "
             "sync.after_completion app.committed");
+}
+
+// R6, an optimistic savepoint over a participant without savepoints: taken, but its rollback is
+// refused before any participant is asked, and changes nothing: the transaction goes on and
+// commits. Zope rolls the others back first, then fails the transaction.
+TEST_F(ZopeTraces, R6_AnOptimisticSavepointsImpossibleRollbackChangesNothing) {
+  const Trace& z = zope("savepoint_optimistic");
+  EXPECT_TRUE(contains(z, "b.savepoint_rollback app.rollback_failed app.commit_failed"))
+      << "the reference no longer fails the transaction: " << show(z);
+  EXPECT_EQ(show(run_xact("savepoint_optimistic")),
+            "sync.new_transaction b.savepoint app.savepoint app.rollback_failed "
+            "sync.before_completion a.tpc_begin b.tpc_begin a.commit b.commit a.tpc_vote "
+            "b.tpc_vote a.tpc_finish b.tpc_finish sync.after_completion app.committed");
 }
 
 // R2, joining twice: a second join of the same manager is a no-op, so it sees each call once.

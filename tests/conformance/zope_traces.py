@@ -338,6 +338,21 @@ def savepoint_unsupported(tm, log):
     commit_and_note(tm, log)
 
 
+def savepoint_optimistic(tm, log):
+    """An optimistic savepoint over a manager without savepoints: taken; its rollback fails."""
+    txn = tm.begin()
+    txn.join(DataManager("b", log))
+    txn.join(NoSavepointDataManager("a", log))
+    sp = txn.savepoint(optimistic=True)
+    log.add("app.savepoint")
+    try:
+        sp.rollback()
+        log.add("app.rolled_back")
+    except Exception:
+        log.add("app.rollback_failed")
+    commit_and_note(tm, log)
+
+
 def join_twice(tm, log):
     txn = tm.begin()
     a = DataManager("a", log)
@@ -652,6 +667,7 @@ SCENARIOS = {
     "synchronizer_before_completion_fails": _synchronizer_fails("before_completion"),
     "synchronizer_after_completion_fails": _synchronizer_fails("after_completion"),
     "explicit": explicit,
+    "savepoint_optimistic": savepoint_optimistic,
 }
 
 
