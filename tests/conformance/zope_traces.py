@@ -290,6 +290,8 @@ def savepoint_nested(tm, log):
         log.add("app.rolled_back")
     except Exception:
         log.add("app.invalid_savepoint")
+    sp1.rollback()  # still valid: a rollback to it invalidates only the later ones
+    log.add("app.rolled_back")
     commit_and_note(tm, log)
 
 
@@ -505,25 +507,6 @@ def abort_fails(tm, log):
     commit_and_note(tm, log)
 
 
-def savepoint_invalidated(tm, log):
-    """Rolling back to a savepoint invalidates the later ones; it stays usable itself."""
-    txn = tm.begin()
-    txn.join(DataManager("a", log))
-    sp1 = txn.savepoint()
-    sp2 = txn.savepoint()
-    log.add("app.savepoints")
-    sp1.rollback()
-    log.add("app.rolled_back")
-    try:
-        sp2.rollback()
-        log.add("app.rolled_back")
-    except Exception:
-        log.add("app.rollback_refused")
-    sp1.rollback()
-    log.add("app.rolled_back")
-    commit_and_note(tm, log)
-
-
 def _abort_hook_fails(before):
     def scenario(tm, log):
         txn = tm.begin()
@@ -660,7 +643,6 @@ SCENARIOS = {
     "attempts_retry": attempts_retry,
     "tpc_abort_fails": tpc_abort_fails,
     "abort_fails": abort_fails,
-    "savepoint_invalidated": savepoint_invalidated,
     "before_abort_hook_fails": _abort_hook_fails(True),
     "after_abort_hook_fails": _abort_hook_fails(False),
     "synchronizer_new_transaction_fails": _synchronizer_fails("new_transaction"),
