@@ -126,6 +126,34 @@ def commit_and_note(tm, log):
         log.add("app.aborted")
 
 
+def savepoint_rollback_and_commit(tm, log, txn, optimistic=False):
+    """A savepoint, a rollback to it (a failure noted), then commit()."""
+    sp = txn.savepoint(optimistic=optimistic)
+    log.add("app.savepoint")
+    try:
+        sp.rollback()
+        log.add("app.rolled_back")
+    except Exception:
+        log.add("app.rollback_failed")
+    commit_and_note(tm, log)
+
+
+def abort_and_note(tm, log):
+    """abort(); what it raises is noted."""
+    try:
+        tm.abort()
+        log.add("app.aborted")
+    except Exception:
+        log.add("app.abort_failed")
+
+
+def commit_another(tm, log):
+    """The next transaction: c joins and it commits (it must be unaffected)."""
+    txn = tm.begin()
+    txn.join(DataManager("c", log))
+    commit_and_note(tm, log)
+
+
 # --- scenarios: each takes a fresh manager (a synchronizer registered) and the log -------------
 
 def commit(tm, log):
@@ -345,14 +373,7 @@ def savepoint_optimistic(tm, log):
     txn = tm.begin()
     txn.join(DataManager("b", log))
     txn.join(NoSavepointDataManager("a", log))
-    sp = txn.savepoint(optimistic=True)
-    log.add("app.savepoint")
-    try:
-        sp.rollback()
-        log.add("app.rolled_back")
-    except Exception:
-        log.add("app.rollback_failed")
-    commit_and_note(tm, log)
+    savepoint_rollback_and_commit(tm, log, txn, optimistic=True)
 
 
 def join_twice(tm, log):
@@ -448,14 +469,7 @@ def savepoint_rollback_fails(tm, log):
     txn = tm.begin()
     txn.join(FailingSavepointDataManager("a", log))
     txn.join(DataManager("b", log))
-    sp = txn.savepoint()
-    log.add("app.savepoint")
-    try:
-        sp.rollback()
-        log.add("app.rolled_back")
-    except Exception:
-        log.add("app.rollback_failed")
-    commit_and_note(tm, log)
+    savepoint_rollback_and_commit(tm, log, txn)
 
 
 def after_commit_hook_fails(tm, log):
@@ -497,14 +511,8 @@ def abort_fails(tm, log):
     add_hooks(txn, log)
     txn.join(DataManager("b", log))
     txn.join(DataManager("a", log, fail_at="abort"))
-    try:
-        tm.abort()
-        log.add("app.aborted")
-    except Exception:
-        log.add("app.abort_failed")
-    txn = tm.begin()
-    txn.join(DataManager("c", log))
-    commit_and_note(tm, log)
+    abort_and_note(tm, log)
+    commit_another(tm, log)
 
 
 def _abort_hook_fails(before):
@@ -520,14 +528,8 @@ def _abort_hook_fails(before):
             raise Failure("hook failed")
         add(failing)
         add(lambda: log.add("hook.%s" % kind))
-        try:
-            tm.abort()
-            log.add("app.aborted")
-        except Exception:
-            log.add("app.abort_failed")
-        txn = tm.begin()
-        txn.join(DataManager("c", log))
-        commit_and_note(tm, log)
+        abort_and_note(tm, log)
+        commit_another(tm, log)
     return scenario
 
 
@@ -573,11 +575,7 @@ def _synchronizer_fails(call):
         commit_and_note(tm, log)
         txn = tm.begin()
         txn.join(DataManager("c", log))
-        try:
-            tm.abort()
-            log.add("app.aborted")
-        except Exception:
-            log.add("app.abort_failed")
+        abort_and_note(tm, log)
         tm.unregisterSynch(sync2)
     return scenario
 
