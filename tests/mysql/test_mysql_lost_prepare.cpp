@@ -98,28 +98,31 @@ TEST(MySqlLostPrepareTest, OnAConnectionTheApplicationEnlistedToo) {
       proxy, *rm, [&](Transaction& txn) { rm->enlist(txn, own->native()); });
 }
 
-// FLUSH TABLES WITH READ LOCK held by the server's root over its socket (the test user lacks
-// RELOAD; scripts/servers.sh runs the server as this machine's root): commits and XA PREPAREs
-// of every session wait until release().
-class GlobalReadLock {
+// MariaDB's BACKUP STAGE BLOCK_COMMIT held by the server's root over its socket (the test user
+// lacks RELOAD; scripts/servers.sh runs the server as this machine's root): commits and XA
+// PREPAREs of every session wait until release(). Unlike FLUSH TABLES WITH READ LOCK it flushes
+// no table, so it does not wait for other tests' running statements.
+class CommitBlock {
  public:
-  GlobalReadLock() {
+  CommitBlock() {
     const char* sock = std::getenv("XACT_MYSQL_SOCKET");
     if (sock == nullptr) return;
     root_ = "mariadb --no-defaults -uroot -S '" + std::string(sock) + "'";
-    // -n: each result is written as soon as it comes, so the id arrives once the lock is held.
-    holder_ = popen((root_ + " -n -N -e 'FLUSH TABLES WITH READ LOCK; SELECT CONNECTION_ID(); "
-                             "SELECT SLEEP(60)' 2>/dev/null")
-                        .c_str(),
-                    "r");
+    // -n: each result is written as soon as it comes, so the id arrives once commits are blocked.
+    holder_ =
+        popen((root_ +
+               " -n -N -e 'BACKUP STAGE START; BACKUP STAGE BLOCK_COMMIT; SELECT CONNECTION_ID(); "
+               "SELECT SLEEP(60)' 2>/dev/null")
+                  .c_str(),
+              "r");
     char line[64] = {};
     if (holder_ != nullptr && std::fgets(line, sizeof line, holder_) != nullptr) {
       id_ = std::atol(line);
     }
   }
-  ~GlobalReadLock() { release(); }
-  GlobalReadLock(const GlobalReadLock&) = delete;
-  GlobalReadLock& operator=(const GlobalReadLock&) = delete;
+  ~CommitBlock() { release(); }
+  CommitBlock(const CommitBlock&) = delete;
+  CommitBlock& operator=(const CommitBlock&) = delete;
   bool held() const { return id_ > 0; }
   void release() {
     if (id_ > 0) {
@@ -145,7 +148,7 @@ TEST(MySqlLostPrepareTest, StartUpRecoveryEndsASessionLeftRunningAnXaPrepareByAP
   auto rm = MySqlResource::create(options());
 
   // The process that died: a branch of this node, written and ended, its XA PREPARE sent and
-  // still running on the server (waiting for the global read lock: an XA PREPARE runs no user
+  // still running on the server (waiting for the commit block: an XA PREPARE runs no user
   // code, but may wait for the disk as long). Its transaction is not running here (released),
   // as after a restart. It came over TCP, so its session is named exactly.
   const Gtrid gtrid = log->new_gtrid();
@@ -160,10 +163,9 @@ TEST(MySqlLostPrepareTest, StartUpRecoveryEndsASessionLeftRunningAnXaPrepareByAP
   orphan_st->execute("XA START " + id);
   orphan_st->execute("INSERT INTO " + t.name() + " (k, v) VALUES ('k', 'orphan')");
   orphan_st->execute("XA END " + id);
-  GlobalReadLock lock;
+  CommitBlock lock;
   if (!lock.held()) {
-    if (under_ci())
-      FAIL() << "cannot take FLUSH TABLES WITH READ LOCK as root over XACT_MYSQL_SOCKET";
+    if (under_ci()) FAIL() << "cannot run BACKUP STAGE BLOCK_COMMIT as root over XACT_MYSQL_SOCKET";
     GTEST_SKIP() << "needs root on the server's socket (XACT_MYSQL_SOCKET)";
   }
   std::thread orphan([&] {
@@ -185,7 +187,7 @@ TEST(MySqlLostPrepareTest, StartUpRecoveryEndsASessionLeftRunningAnXaPrepareByAP
   while (preparing() == 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(10ms);
   }
-  ASSERT_EQ(preparing(), 1) << "the XA PREPARE should be waiting for the global read lock";
+  ASSERT_EQ(preparing(), 1) << "the XA PREPARE should be waiting for the commit block";
 
   Recovery recovery(log);
   recovery.register_resource(rm);
