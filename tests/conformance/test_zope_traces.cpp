@@ -568,6 +568,23 @@ Trace run_xact(const std::string& scenario) {
     txn.add_after_commit_hook(
         [&w](bool ok) { w.note(std::string("hook.after_commit:") + (ok ? "true" : "false")); });
     w.commit_and_note();
+  } else if (scenario == "attempts_not_retryable" || scenario == "attempts_exhausted") {
+    const bool retry = scenario == "attempts_exhausted";
+    try {
+      for (Attempts a(w.tm(), no_wait(2)); a.next();) {
+        try {
+          w.note("app.attempt");
+          World::work(a.transaction(),
+                      w.dm("a", {.retry_everything = retry, .fail_at = Step::tpc_vote}));
+          a.commit();
+        } catch (...) {
+          a.failed(std::current_exception());
+        }
+      }
+      w.note("app.committed");
+    } catch (const std::exception&) {
+      w.note("app.gave_up");
+    }
   } else if (scenario == "attempts_retry") {
     int tries = 0;
     for (Attempts a(w.tm(), no_wait(3)); a.next();) {
@@ -648,7 +665,7 @@ const std::vector<std::string> kAgreeing = {
     "synchronizer_registered_in_transaction", "synchronizer_unregistered_in_transaction",
     "retry_transient", "retry_vote_conflict", "two_commits", "doomed_abort",
     "commit_after_failed_commit", "join_after_failed_commit", "savepoint_after_failed_commit",
-    "after_commit_hook_fails", "attempts_retry",
+    "after_commit_hook_fails", "attempts_retry", "attempts_not_retryable", "attempts_exhausted",
     "before_abort_hook_fails",
     // clang-format on
 };

@@ -496,6 +496,21 @@ def attempts_retry(tm, log):
     log.add("app.committed")
 
 
+def _attempts_give_up(retry):
+    def scenario(tm, log):
+        """tm.attempts(2): every vote fails; retryable or not, the error reaches the caller."""
+        try:
+            for attempt in tm.attempts(2):
+                with attempt as txn:
+                    log.add("app.attempt")
+                    dm = DataManager("a", log, fail_at="tpc_vote", retry=retry)
+                    txn.join(dm)
+            log.add("app.committed")
+        except Failure:
+            log.add("app.gave_up")
+    return scenario
+
+
 def tpc_abort_fails(tm, log):
     """b votes no; a's tpc_abort then fails too."""
     txn = tm.begin()
@@ -639,6 +654,8 @@ SCENARIOS = {
     "savepoint_rollback_fails": savepoint_rollback_fails,
     "after_commit_hook_fails": after_commit_hook_fails,
     "attempts_retry": attempts_retry,
+    "attempts_not_retryable": _attempts_give_up(False),
+    "attempts_exhausted": _attempts_give_up(True),
     "tpc_abort_fails": tpc_abort_fails,
     "abort_fails": abort_fails,
     "before_abort_hook_fails": _abort_hook_fails(True),
