@@ -37,6 +37,7 @@
 //       back at once as in R3 (Zope raises before any call and rolls back in abort()).
 //   R12 a synchronizer's after_completion that throws changes no outcome (Zope reports a
 //       committed transaction as failed and runs its abort hooks).
+//   R13 a transaction doomed by a before-commit hook is not committed (Zope commits it).
 // Not compared: Zope's get() opens a transaction without telling the synchronizers
 // (new_transaction); xact's get() begins one like begin() does, so every transaction is
 // announced.
@@ -585,6 +586,14 @@ Trace run_xact(const std::string& scenario) {
     } catch (const std::exception&) {
       w.note("app.gave_up");
     }
+  } else if (scenario == "hook_dooms") {
+    auto& txn = w.tm().begin();
+    World::work(txn, w.dm("a"));
+    txn.add_before_commit_hook([&w, &txn] {
+      w.note("hook.before_commit");
+      txn.doom();
+    });
+    w.commit_and_note();
   } else if (scenario == "attempts_retry") {
     int tries = 0;
     for (Attempts a(w.tm(), no_wait(3)); a.next();) {
@@ -683,7 +692,8 @@ const std::vector<std::string> kDiffering = {"finish_fails",
                                              "synchronizer_before_completion_fails",
                                              "synchronizer_after_completion_fails",
                                              "explicit",
-                                             "savepoint_optimistic"};
+                                             "savepoint_optimistic",
+                                             "hook_dooms"};
 
 const Trace& zope(const std::string& scenario) {
   static const Trace none;
@@ -921,6 +931,17 @@ TEST_F(ZopeTraces, R12_AFailingAfterCompletionChangesNoOutcome) {
             "sync2.after_completion hook.after_commit:true app.committed sync.new_transaction "
             "sync2.new_transaction sync.before_completion sync2.before_completion c.abort "
             "sync.after_completion sync2.after_completion app.aborted");
+}
+
+// R13: a transaction doomed by a before-commit hook is not committed: the commit fails and rolls
+// back (R3). Zope checks for doom only before running the hooks, and commits it.
+TEST_F(ZopeTraces, R13_ATransactionDoomedByABeforeCommitHookIsNotCommitted) {
+  const Trace& z = zope("hook_dooms");
+  EXPECT_TRUE(contains(z, "a.tpc_finish") && contains(z, "app.committed"))
+      << "the reference no longer commits the doomed transaction: " << show(z);
+  EXPECT_EQ(show(run_xact("hook_dooms")),
+            "sync.new_transaction hook.before_commit sync.before_completion a.abort "
+            "sync.after_completion app.commit_failed app.aborted");
 }
 
 }  // namespace

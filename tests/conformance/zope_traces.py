@@ -511,6 +511,18 @@ def _attempts_give_up(retry):
     return scenario
 
 
+def hook_dooms(tm, log):
+    """A before-commit hook dooms the transaction."""
+    txn = tm.begin()
+    txn.join(DataManager("a", log))
+
+    def hook():
+        log.add("hook.before_commit")
+        txn.doom()
+    txn.addBeforeCommitHook(hook)
+    commit_and_note(tm, log)
+
+
 def tpc_abort_fails(tm, log):
     """b votes no; a's tpc_abort then fails too."""
     txn = tm.begin()
@@ -656,6 +668,7 @@ SCENARIOS = {
     "attempts_retry": attempts_retry,
     "attempts_not_retryable": _attempts_give_up(False),
     "attempts_exhausted": _attempts_give_up(True),
+    "hook_dooms": hook_dooms,
     "tpc_abort_fails": tpc_abort_fails,
     "abort_fails": abort_fails,
     "before_abort_hook_fails": _abort_hook_fails(True),
