@@ -142,10 +142,10 @@ void Redriver::State::apply(const std::vector<Result>& results, const ResourceMa
       if (!r.unreachable) {
         std::size_t owed_here = 0;
         for (const auto& [id, i] : items) owed_here += i.rm.get() == rm ? 1 : 0;
-        log(LogLevel::warning, "re-driver: resource '" + item.resource + "' does not answer (" +
-                                   res.error + "); " + std::to_string(owed_here) +
-                                   " branch(es) owed to it are retried with back-off until it "
-                                   "does");
+        log(LogLevel::warning, "re-driver: resource '" + item.resource +
+                                   "' cannot finish a branch now (" + res.error + "); " +
+                                   std::to_string(owed_here) +
+                                   " branch(es) owed to it are retried with back-off");
       }
       r.unreachable = true;
       r.next_at = now + jittered(r.backoff);
@@ -154,8 +154,8 @@ void Redriver::State::apply(const std::vector<Result>& results, const ResourceMa
       continue;
     }
     if (r.unreachable) {
-      log(LogLevel::info,
-          "re-driver: resource '" + item.resource + "' answers again; finishing what it owes");
+      log(LogLevel::info, "re-driver: resource '" + item.resource +
+                              "' finishes branches again; finishing what it owes");
       r.unreachable = false;
     }
     r.backoff = options.initial_backoff;

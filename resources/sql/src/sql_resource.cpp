@@ -513,6 +513,12 @@ void SqlResource::end_orphaned_prepares(const NodeId& node,
         if (s.xid.gtrid.node() != node || s.xid.bqual != name_ || running_here(s.xid.gtrid)) {
           continue;
         }
+        if (round == 1) {
+          log(LogLevel::warning, "resource '" + name_ + "': the server session " + s.session +
+                                     " still runs the PREPARE of " + s.xid.to_gid() +
+                                     ", sent by a process that is gone: recovery ends it (or "
+                                     "waits for it) before it lists the prepared branches");
+        }
         if (server_session_running(c, s.session)) still += " " + s.xid.to_gid();
       }
       if (still.empty()) return;
