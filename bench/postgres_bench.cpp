@@ -131,8 +131,9 @@ class Xact {
       std::filesystem::remove_all(setup().log_dir);
       log_ = xact::DecisionLog::open(xact::io::Env::posix(), setup().log_dir);
     }
-    tm_ = std::make_unique<xact::ExplicitTransactionManager>(
-        xact::ManagerOptions{log_, std::nullopt});
+    xact::ManagerOptions mo{log_, std::nullopt};
+    mo.allow_unlogged_decisions = !o.log;  // the "no log" row measures exactly that risk
+    tm_ = std::make_unique<xact::ExplicitTransactionManager>(std::move(mo));
     a_ = resource(setup().uri1, "pg:bench1", o.detect_read_only);
     b_ = resource(setup().uri2, "pg:bench2", o.detect_read_only);
     two_phase();  // opens both pools' connections, as the by-hand side connects first
