@@ -17,6 +17,19 @@ function(xact_configure_sanitizers)
     add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
     add_link_options(-fsanitize=thread)
   endif()
+  # libFuzzer steers by the coverage of the code it reaches: every library a fuzz target links
+  # gets the coverage and comparison hooks (fuzzer-no-link); only the targets link libFuzzer's
+  # main (-fsanitize=fuzzer, tests/fuzz/CMakeLists.txt). Other executables of such a build link
+  # the hooks' default definitions from ASan's runtime: combine with XACT_SANITIZE_ADDRESS.
+  if(XACT_FUZZ)
+    if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+      message(FATAL_ERROR "XACT_FUZZ needs clang (libFuzzer): configure with CXX=clang++")
+    endif()
+    if(XACT_SANITIZE_THREAD)
+      message(FATAL_ERROR "XACT_FUZZ cannot be combined with XACT_SANITIZE_THREAD")
+    endif()
+    add_compile_options(-fsanitize=fuzzer-no-link)
+  endif()
 endfunction()
 
 # xact_add_library(NAME <module> [STATIC] SOURCES ... [PUBLIC_DEPS ...] [PRIVATE_DEPS ...])
