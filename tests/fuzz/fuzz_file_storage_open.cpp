@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <stdexcept>
 #include <string>
 
 #include <xact/diagnostics.hpp>
@@ -125,7 +126,7 @@ Contents contents(const os::FileStorage& s) {
 // Everything a reader can ask of an open storage; StorageError is an answer.
 void read_all(os::FileStorage& s) {
   try {
-    s.open_report().describe();
+    xact::fuzz::note("opened", std::runtime_error(s.open_report().describe()));
     s.describe();
     s.last_transaction();
     s.recover_all_nodes();

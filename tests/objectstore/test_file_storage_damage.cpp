@@ -56,8 +56,8 @@ FileStorageOptions options(io::Env& env) {
 struct Original {
   std::string data;
   std::string index;
-  std::string older_data;    ///< the file after half of the commits
-  std::string older_index;   ///< the index saved then
+  std::string older_data;   ///< the file after half of the commits
+  std::string older_index;  ///< the index saved then
   Contents final;
   std::uint64_t last_start = 0;  ///< where the last record starts
   /// After each commit: where its record ends, and the contents then.
@@ -190,8 +190,7 @@ TEST(FileStorageDamageMatrix, EveryAcknowledgedCommitIsPresentOrOpenRefusesSayin
   for (std::uint64_t at = 0; at < o.index.size(); ++at) {
     std::string i = o.index;
     i[at] = static_cast<char>(i[at] ^ (1 << (at % 8)));
-    check("index bit flipped at " + std::to_string(at), o.data, i, o.data.size(),
-          o.data.size());
+    check("index bit flipped at " + std::to_string(at), o.data, i, o.data.size(), o.data.size());
   }
   check("index deleted", o.data, std::nullopt, o.data.size(), o.data.size());
   check("index replaced by an older copy", o.data, o.older_index, o.data.size(), o.data.size());
@@ -271,6 +270,57 @@ TEST(FileStorageMutation, OpenAndVerifyOfRandomlyDamagedFilesNeverCrashOrEscape)
   }
   RecordProperty("rounds", rounds);
   EXPECT_GT(rounds, 0);
+}
+
+// Found by fuzz_file_storage_open. A torn tail that open accepts (damage followed only by
+// writes that claim nothing durable: the last, never-synced batch) in a file cut inside its
+// last preallocated chunk: open takes it as a crash, so commits go on in the rest of the
+// chunk. Its own writes must not turn the file into one the next open refuses as truncated.
+TEST(FileStorageTornTail, AnAcceptedTornTailInACutChunkStillOpensAfterTheNextCommits) {
+  io::MemEnv env;
+  env.create_dir("/db");
+  std::vector<std::uint64_t> ends;
+  {
+    FileStorageOptions o = options(env);
+    o.sync = SyncMode::none;  // every record claims only the header durable
+    auto s = FileStorage::open(kPath, o);
+    for (int i = 0; i < 4; ++i) {
+      CommitRequest r;
+      auto cur = s->load(1);
+      r.writes.push_back({1, cur ? cur->serial : kNoTid, obj(i)});
+      s->commit_one_phase(std::move(r));
+      ends.push_back(s->stats().end_of_data);
+    }
+    s->close();
+  }
+  // The third commit's record damaged, the fourth intact, the file cut after it (no index).
+  std::string data = env.read_file(kPath);
+  ASSERT_EQ(data.size() % kChunk, 0u);
+  data[ends[1] + 20] ^= 0x40;
+  data.resize(ends[3] + 10);
+  ASSERT_NE(data.size() % kChunk, 0u);
+  env.remove_file(kIndex);
+  {
+    auto f = env.new_writable_file(kPath);
+    f->append(data);
+    f->sync();
+    f->close();
+  }
+  Tid tid = kNoTid;
+  {
+    auto s = FileStorage::open(kPath, options(env));
+    ASSERT_GT(s->open_report().cut_off_bytes, 0u) << s->open_report().describe();
+    CommitRequest r;
+    r.writes.push_back({2, kNoTid, obj(42)});
+    tid = s->commit_one_phase(std::move(r));
+    s->close();
+  }
+  env.remove_file(kIndex);  // as after a crash before close: only the data file vouches for it
+  auto s = FileStorage::open(kPath, options(env));
+  const auto revision = s->load(2);
+  ASSERT_TRUE(revision);
+  EXPECT_EQ(revision->serial, tid);
+  EXPECT_EQ(revision->data, obj(42));
 }
 
 }  // namespace

@@ -211,6 +211,18 @@ void FileStorage::Impl::open() {
   if (!options.read_only) {
     writer = env.new_appendable_file(path);
     capacity = writer->size();
+    if (header.chunk > 0 && capacity % header.chunk != 0) {
+      // A size inside a chunk that open accepted (a torn tail after damage, a crash while
+      // growing, salvage): restored to a whole chunk before anything is written, or the next
+      // records would fill that chunk's rest and the next open would read the size as a
+      // truncation of them.
+      const std::uint64_t whole = round_up(capacity, header.chunk);
+      write_zeros(*writer, capacity, whole);
+      report.repaired.push_back("zero-filled the file from " + std::to_string(capacity) + " to " +
+                                std::to_string(whole) +
+                                " bytes, the end of its last preallocated chunk");
+      capacity = whole;
+    }
     // What this process reads may be in the page cache only (a previous process may have died
     // before its fsync): synced once here, so the durable end this writer claims is true.
     if (options.sync == SyncMode::full) writer->sync();

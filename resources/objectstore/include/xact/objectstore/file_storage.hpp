@@ -16,9 +16,9 @@
 // Committing. prepare() appends a prepared record and fsyncs it (a yes vote); finish()
 // appends a commit mark carrying the tid, with an fsync (shared with concurrent writers) unless
 // the decision is recorded elsewhere (finish(id, false): the coordinator's commit record or a
-// last resource's decision table; any later durable write then covers the mark); commit_one_phase() appends one
-// committed record with one fsync. Concurrent committers share fsyncs (group commit). After
-// a failed write or fsync the storage is fail-stop: every later write throws StorageError
+// last resource's decision table; any later durable write then covers the mark); commit_one_phase()
+// appends one committed record with one fsync. Concurrent committers share fsyncs (group commit).
+// After a failed write or fsync the storage is fail-stop: every later write throws StorageError
 // until it is opened again.
 //
 // Thread-safety: every method is thread-safe. A FileStorage is meant to be shared.
@@ -108,7 +108,8 @@ struct FileStorageOpenReport {
   std::string tail_file;
   /// Damaged ranges dropped because FileStorageOptions::salvage was set.
   std::vector<io::DroppedRange> salvaged;
-  /// Leftovers of an interrupted pack that open() cleaned up or completed.
+  /// Leftovers of an interrupted pack that open() cleaned up or completed, and the zeros a
+  /// read-write open added to end the file on a whole preallocated chunk.
   std::vector<std::string> repaired;
   /// One line for logs.
   std::string describe() const;
