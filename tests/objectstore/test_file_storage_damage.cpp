@@ -16,6 +16,8 @@
 #include <gtest/gtest.h>
 
 #include <xact/errors.hpp>
+#include <xact/io/coding.hpp>
+#include <xact/io/crc32c.hpp>
 #include <xact/io/mem_env.hpp>
 #include <xact/objectstore/codec.hpp>
 
@@ -321,6 +323,50 @@ TEST(FileStorageTornTail, AnAcceptedTornTailInACutChunkStillOpensAfterTheNextCom
   ASSERT_TRUE(revision);
   EXPECT_EQ(revision->serial, tid);
   EXPECT_EQ(revision->data, obj(42));
+}
+
+// Found by fuzz_file_storage_open. The writer grows the file by the chunk its header records,
+// so a header whose checksum matches but whose chunk is impossible must be refused, not used:
+// growing a small file to a whole chunk of 2^40 bytes is a huge allocation or a huge write.
+TEST(FileStorageHeader, AHeaderWithAnImpossibleChunkIsReportedNotUsedToGrowTheFile) {
+  io::MemEnv env;
+  env.create_dir("/db");
+  {
+    auto s = FileStorage::open(kPath, options(env));
+    CommitRequest r;
+    r.writes.push_back({1, kNoTid, obj(1)});
+    s->commit_one_phase(std::move(r));
+    s->close();
+  }
+  // The header record's payload starts at offset 9; its chunk field is at byte 52 of it.
+  std::string data = env.read_file(kPath);
+  const std::uint32_t n = io::coding::load_u32(data.data() + 4);
+  io::coding::store_u64(data.data() + io::kRecordHeaderSize + 52, std::uint64_t{1} << 40);
+  io::coding::store_u32(data.data(),
+                        io::mask_crc(io::crc32c(std::string_view(data).substr(4, 9 + n))));
+  data.resize(data.size() - 100);  // a size inside that chunk: open would pad it
+  env.remove_file(kIndex);
+  {
+    auto f = env.new_writable_file(kPath);
+    f->append(data);
+    f->sync();
+    f->close();
+  }
+  for (const bool read_only : {true, false}) {
+    FileStorageOptions o = options(env);
+    o.read_only = read_only;
+    try {
+      FileStorage::open(kPath, o);
+      ADD_FAILURE() << "opened a file whose header claims 1 TiB chunks (read_only " << read_only
+                    << ")";
+    } catch (const StorageError& e) {
+      EXPECT_NE(std::string(e.what()).find(kPath), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("header"), std::string::npos) << e.what();
+    }
+  }
+  FileStorageOptions o = options(env);
+  o.preallocate_bytes = std::uint64_t{1} << 40;
+  EXPECT_THROW(FileStorage::open("/db/other.xfs", o), UsageError);
 }
 
 }  // namespace

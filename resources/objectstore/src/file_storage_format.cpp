@@ -47,7 +47,7 @@ std::optional<FileHeader> decode_file_header(std::string_view payload) {
   if (!d.get_bytes(kFileMagic.size(), magic) || magic != kFileMagic || !d.get_u32(h.version) ||
       h.version != kFormatVersion || !d.get_bytes(h.file_id.size(), id) || !d.get_u64(created) ||
       !d.get_u64(h.next_oid) || !d.get_u64(h.durable_end) || !d.get_u64(h.chunk) ||
-      !d.get_bytes(h.packed_from.size(), from) || !d.done()) {
+      !d.get_bytes(h.packed_from.size(), from) || !d.done() || h.chunk > kMaxChunk) {
     return std::nullopt;
   }
   std::memcpy(h.file_id.data(), id.data(), id.size());

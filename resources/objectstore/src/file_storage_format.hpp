@@ -36,6 +36,10 @@ inline constexpr std::string_view kIndexMagic = "XACTOIDX";
 inline constexpr std::uint32_t kFormatVersion = 2;
 inline constexpr std::uint32_t kIndexVersion = 1;
 
+/// The largest preallocation chunk. The writer grows the file by the chunk its header records,
+/// so a larger value there is damage (a checksum that happened to match), not a size to write.
+inline constexpr std::uint64_t kMaxChunk = 1ull << 30;
+
 /// oid (8) + prev serial (8) + prev offset (8) + length (4) + masked crc (4).
 inline constexpr std::size_t kEntryHeaderSize = 32;
 /// Where, inside an entry, the fields patched under the commit lock are.
@@ -82,6 +86,7 @@ struct FileHeader {
 };
 /// A header record's payload has a fixed size, so pack can rewrite it in place.
 std::string encode_file_header(const FileHeader& header);
+/// nullopt when malformed, of another version, or with a chunk above kMaxChunk.
 std::optional<FileHeader> decode_file_header(std::string_view payload);
 /// The format version of a header payload with the right magic (nullopt: not a storage file).
 std::optional<std::uint32_t> file_header_version(std::string_view payload);

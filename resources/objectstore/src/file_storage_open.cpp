@@ -112,6 +112,12 @@ void FileStorage::Impl::refuse_missing_file() {
 void FileStorage::Impl::create_file() {
   // Under a temporary name until the header is durable, so FILE never exists without one.
   const std::string temp = path + ".tmp";
+  if (options.preallocate_bytes > fs::kMaxChunk) {
+    throw UsageError("FileStorageOptions::preallocate_bytes of " +
+                     std::to_string(options.preallocate_bytes) + " for " + what() +
+                     " is larger than the limit of " + std::to_string(fs::kMaxChunk >> 20) +
+                     " MiB");
+  }
   header.file_id = fs::random_file_id();
   header.created_us = env.now_micros();
   header.chunk = options.preallocate_bytes;

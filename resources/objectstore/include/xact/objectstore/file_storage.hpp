@@ -77,7 +77,8 @@ struct FileStorageOptions {
   bool create = true;
   SyncMode sync = SyncMode::full;
   /// The file grows in zero-filled chunks of this size, so a commit's fdatasync overwrites
-  /// allocated blocks and need not record a new file size. 0 disables preallocation.
+  /// allocated blocks and need not record a new file size. 0 disables preallocation; at most
+  /// 1 GiB (creating a file with more throws UsageError).
   std::uint64_t preallocate_bytes = 16u << 20;
   /// Open despite damage in the middle of the file (damaged bytes followed by valid records):
   /// the damaged records are dropped and listed in the open report. Without it open throws
