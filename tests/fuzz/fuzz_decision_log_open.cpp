@@ -5,8 +5,9 @@
 // outcome, checkpoints, and opens the log again.
 //
 // Input: byte 0 holds flags (bit 0: fix up the segment's checksums after the mutation, see
-// fuzz_frames.hpp), byte 1 the length of the node-id file, byte 2 the segment's sequence
-// number (its file name); then the node-id file, then the segment.
+// fuzz_frames.hpp; bit 1: no segment file, only the node-id file), byte 1 the length of the node-id
+// file, byte 2 the segment's sequence number (its file name); then the node-id file, then the
+// segment.
 //
 // A finding is anything but StorageError escaping, a crash, a hang, a huge allocation, or
 // silently wrong data: a log that opened read-write must open again (without tolerating

@@ -324,6 +324,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
   std::string data = input.substr(0, std::min(split, input.size()));
   std::string index = split < input.size() ? input.substr(split) : std::string();
   if (flags & kFixChecksums) fix_checksums(data, index);
+  // A header's chunk may be up to 1 GiB, and a read-write open pads a file cut inside its chunk
+  // to a whole one: correct, but seconds of zeros in a MemEnv per input. Past 64 KiB the same
+  // code only runs slower, so such inputs are left out.
+  constexpr std::size_t kChunkAt = xact::io::kRecordHeaderSize + 52;
+  if (data.size() >= kChunkAt + 8 &&
+      xact::io::coding::load_u64(data.data() + kChunkAt) > (std::uint64_t{64} << 10)) {
+    return 0;
+  }
   run(flags, data, split < input.size() ? &index : nullptr);
   return 0;
 }
