@@ -4,16 +4,16 @@
 
 #include <atomic>
 #include <cstring>
-#include <functional>
-#include <span>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <random>
+#include <span>
 #include <thread>
 
-#include <boost/endian/conversion.hpp>
 #include <gtest/gtest.h>
+#include <boost/endian/conversion.hpp>
 
 #include <xact/errors.hpp>
 #include <xact/io/fault_injection_env.hpp>
@@ -899,6 +899,27 @@ TEST_F(FileStorageTest, ATruncatedPreallocatedFileIsRefusedEvenAtARecordBoundary
   }
   env_.write_file(kPath, full);
   EXPECT_EQ(contents(*open(o)).size(), 20u);
+}
+
+// A chunk smaller than the header record (89 bytes): the new file is padded to a whole chunk
+// too, or its size alone reads as a truncation at the next open (noticed while fuzzing).
+TEST_F(FileStorageTest, ANewFileWithAChunkSmallerThanItsHeaderOpensAgain) {
+  FileStorageOptions o = mem_options(env_);
+  for (const std::uint64_t chunk : {7u, 50u}) {
+    SCOPED_TRACE(chunk);
+    for (const auto& f : {kPath, kPath + ".index"}) {
+      if (env_.exists(f)) env_.remove_file(f);
+    }
+    o.preallocate_bytes = chunk;
+    open(o)->close();
+    EXPECT_EQ(env_.read_file(kPath).size() % chunk, 0u);
+    env_.remove_file(kPath + ".index");
+    {
+      auto s = open(o);
+      put(*s, 1, 1);
+    }
+    EXPECT_EQ(contents(*open(o)).size(), 1u);
+  }
 }
 
 TEST_F(FileStorageTest, AFileMovedAwayAfterACompletedPackIsNotReplacedByItsOldCopy) {

@@ -126,9 +126,8 @@ void FileStorage::Impl::create_file() {
   auto file = env.new_writable_file(temp);
   const std::string record = io::encode_record(fs::kHeaderRecord, fs::encode_file_header(header));
   file->write_at(0, record);
-  if (options.preallocate_bytes > record.size()) {
-    write_zeros(*file, record.size(), options.preallocate_bytes);
-  }
+  // A whole chunk, even one smaller than the header: the file's size is evidence.
+  write_zeros(*file, record.size(), round_up(record.size(), header.chunk));
   file->sync();
   file->close();
   env.rename_file(temp, path);
