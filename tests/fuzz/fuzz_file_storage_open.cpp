@@ -22,7 +22,6 @@
 #include <stdexcept>
 #include <string>
 
-#include <xact/diagnostics.hpp>
 #include <xact/errors.hpp>
 #include <xact/io/mem_env.hpp>
 #include <xact/objectstore/file_storage.hpp>
@@ -307,14 +306,7 @@ void make_corpus(const std::filesystem::path& dir) {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  xact::set_log_sink([](xact::LogLevel, std::string_view) {});
-  if (const char* dir = std::getenv("XACT_FUZZ_MAKE_CORPUS")) {
-    make_corpus(dir);
-    std::exit(0);
-  }
-  return 0;
-}
+extern "C" int LLVMFuzzerInitialize(int*, char***) { return xact::fuzz::initialize(make_corpus); }
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t size) {
   if (size < 3) return 0;

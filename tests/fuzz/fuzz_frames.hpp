@@ -11,10 +11,12 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <string_view>
 
+#include <xact/diagnostics.hpp>
 #include <xact/io/coding.hpp>
 #include <xact/io/crc32c.hpp>
 #include <xact/io/mem_env.hpp>
@@ -27,6 +29,18 @@ namespace xact::fuzz {
 inline void note(const char* where, const std::exception& e) {
   static const bool verbose = std::getenv("XACT_FUZZ_VERBOSE") != nullptr;
   if (verbose) std::fprintf(stderr, "%s: %s\n", where, e.what());
+}
+
+/// LLVMFuzzerInitialize of every target: the library's log silenced, and with
+/// XACT_FUZZ_MAKE_CORPUS=<dir> the target's seed files written there (`make_corpus`) instead of
+/// fuzzing.
+inline int initialize(void (*make_corpus)(const std::filesystem::path& dir)) {
+  set_log_sink([](LogLevel, std::string_view) {});
+  if (const char* dir = std::getenv("XACT_FUZZ_MAKE_CORPUS")) {
+    make_corpus(dir);
+    std::exit(0);
+  }
+  return 0;
 }
 
 inline void put_file(io::MemEnv& env, const std::string& path, std::string_view bytes) {
